@@ -1,0 +1,258 @@
+"""Decode · classify · pseudonymise · deduplicate · chain · append: one batch at a time.
+
+This knows nothing of Kafka: it takes source messages (topic, partition, offset, key,
+value) and turns them into one ledger transaction in which every offset is accounted
+for, as an accepted row, a duplicate of an earlier ``event_id`` or a quarantined
+message with its raw bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ledger.chain import GENESIS, chain_rows
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.reference import ReferenceData, classify
+from ledger.store import (
+    DISCLOSURE_COLUMNS,
+    DUPLICATE_COLUMNS,
+    QUARANTINE_COLUMNS,
+    Batch,
+    ChainHead,
+    Ledger,
+    chain_id_for,
+    table_from_rows,
+)
+from schemas.codec import EventCodec
+from schemas.errors import DecodeError, ReferenceDataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class IngestStats:
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+    def add(self, other: IngestStats) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+
+    @property
+    def total(self) -> int:
+        return self.accepted + self.duplicates + self.quarantined
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def canonical_context(context: dict[str, str]) -> str:
+    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Ingestor:
+    """Turns batches of source messages into ledger transactions (the single writer)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        keys: SubjectKeyStore,
+        reference: ReferenceData,
+        *,
+        codec: EventCodec | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.ledger = ledger
+        self.keys = keys
+        self.reference = reference
+        self.codec = codec or EventCodec()
+        self._clock_ms = clock_ms
+        self._heads: dict[str, ChainHead] = {}
+        self._reference_stored = ledger.has_reference_version(reference.version)
+
+    def ingest(self, messages: Sequence[SourceMessage]) -> IngestStats:
+        """Append one batch in one transaction; returns what became of its messages."""
+        stats = IngestStats()
+        if not messages:
+            return stats
+        now = self._clock_ms()
+        candidates: list[tuple[SourceMessage, int, dict[str, Any], Any]] = []
+        quarantined: list[dict[str, Any]] = []
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            position = (message.topic, message.partition)
+            next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
+            try:
+                version, record = self.codec.decode(message.value)
+                classification = classify(
+                    self.reference,
+                    recipient_id=record["recipient"]["id"],
+                    recipient_category=record["recipient"]["category"],
+                    data_categories=record["data_categories"],
+                    purpose=record["purpose"],
+                    occurred_at_ms=record["occurred_at"],
+                )
+            except (DecodeError, ReferenceDataError) as exc:
+                quarantined.append(_quarantine_row(message, str(exc), now))
+                continue
+            candidates.append((message, version, record, classification))
+
+        # Deduplicate by event_id: against the ledger, set-wise, and within the batch.
+        ids = pa.array([record["event_id"] for _, _, record, _ in candidates], pa.string())
+        known = self.ledger.find_event_ids(ids)
+        first_in_batch: dict[str, int] = {}
+        accepted: list[tuple[SourceMessage, int, dict[str, Any], Any]] = []
+        later_duplicates: list[tuple[SourceMessage, str, int]] = []
+        duplicate_rows: list[dict[str, Any]] = []
+        for candidate in candidates:
+            message, _, record, _ = candidate
+            event_id = record["event_id"]
+            if event_id in known:
+                chain, seq = known[event_id]
+                duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
+            elif event_id in first_in_batch:
+                later_duplicates.append((message, event_id, first_in_batch[event_id]))
+            else:
+                first_in_batch[event_id] = len(accepted)
+                accepted.append(candidate)
+
+        pseudonyms = self.keys.pseudonyms(
+            [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
+        )
+        rows = self._rows(accepted, pseudonyms, now)
+        for message, event_id, index in later_duplicates:
+            original = rows[index]
+            duplicate_rows.append(
+                _duplicate_row(message, event_id, original["chain_id"], original["seq"], now)
+            )
+
+        batch = Batch(
+            accepted=_disclosure_table(rows),
+            quarantined=table_from_rows(quarantined, QUARANTINE_COLUMNS),
+            duplicates=table_from_rows(duplicate_rows, DUPLICATE_COLUMNS),
+            next_offsets=next_offsets,
+            reference_tables={} if self._reference_stored else self.reference.to_arrow_tables(),
+        )
+        heads_before = dict(self._heads)
+        try:
+            self.ledger.append_batch(batch)
+        except BaseException:
+            self._heads = heads_before  # the transaction rolled back; so do the heads
+            raise
+        self._reference_stored = True
+        stats.accepted = len(rows)
+        stats.duplicates = len(duplicate_rows)
+        stats.quarantined = len(quarantined)
+        if quarantined:
+            log.warning("quarantined %d message(s); see the quarantine table", len(quarantined))
+        return stats
+
+    def _rows(
+        self,
+        accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Any]],
+        pseudonyms: Sequence[str],
+        now: int,
+    ) -> list[dict[str, Any]]:
+        by_chain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        ordered: list[dict[str, Any]] = []
+        for (message, version, record, classification), pseudonym in zip(
+            accepted, pseudonyms, strict=True
+        ):
+            chain = chain_id_for(message.topic, message.partition)
+            row = {
+                "chain_id": chain,
+                "seq": 0,
+                "topic": message.topic,
+                "kafka_partition": message.partition,
+                "kafka_offset": message.offset,
+                "event_id": record["event_id"],
+                "occurred_at_ms": record["occurred_at"],
+                "subject_pseudonym": pseudonym,
+                "subject_type": record["subject"]["type"],
+                "recipient_id": record["recipient"]["id"],
+                "recipient_category": record["recipient"]["category"],
+                "data_categories": list(record["data_categories"]),
+                "purpose": record["purpose"],
+                "legal_basis": record["legal_basis"],
+                "disclosure_kind": record["disclosure_kind"],
+                "producer_service": record["producer"]["service"],
+                "producer_version": record["producer"]["version"],
+                "context": canonical_context(record["context"]),
+                "schema_version": version,
+                "reference_version": self.reference.version,
+                "ccpa_letters": list(classification.ccpa_letters),
+                "business_purpose": classification.business_purpose,
+                "sensitive": classification.sensitive,
+                "declared": classification.declared,
+                "flags": list(classification.flags),
+                "ingested_at_ms": now,
+            }
+            by_chain[chain].append(row)
+            ordered.append(row)
+        missing = [c for c in by_chain if c not in self._heads]
+        self._heads.update(self.ledger.chain_heads(missing))
+        for chain, chain_rows_ in by_chain.items():
+            head = self._heads.get(chain, ChainHead(0, GENESIS))
+            for i, row in enumerate(chain_rows_, start=head.seq + 1):
+                row["seq"] = i
+            leaves, links = chain_rows(chain_rows_, head.chain_hash)
+            for row, leaf, link in zip(chain_rows_, leaves, links, strict=True):
+                row["leaf_hash"] = leaf
+                row["chain_hash"] = link
+            self._heads[chain] = ChainHead(head.seq + len(chain_rows_), links[-1])
+        return ordered
+
+
+def _quarantine_row(message: SourceMessage, error: str, now: int) -> dict[str, Any]:
+    return {
+        "topic": message.topic,
+        "kafka_partition": message.partition,
+        "kafka_offset": message.offset,
+        "message_key": message.key,
+        "message_value": message.value,
+        "error": error,
+        "quarantined_at": now,
+    }
+
+
+def _duplicate_row(
+    message: SourceMessage, event_id: str, chain: str, seq: int, now: int
+) -> dict[str, Any]:
+    return {
+        "topic": message.topic,
+        "kafka_partition": message.partition,
+        "kafka_offset": message.offset,
+        "event_id": event_id,
+        "original_chain_id": chain,
+        "original_seq": seq,
+        "recorded_at": now,
+    }
+
+
+def _disclosure_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in DISCLOSURE_COLUMNS.names}
+    renamed = {"occurred_at": "occurred_at_ms", "ingested_at": "ingested_at_ms"}
+    for name, values in columns.items():
+        source = renamed.get(name, name)
+        values.extend(row[source] for row in rows)
+    return pa.table(columns, schema=DISCLOSURE_COLUMNS)

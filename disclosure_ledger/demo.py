@@ -1,0 +1,105 @@
+"""The main job, end to end on real parts: local broker, simulated traffic published to
+Kafka, consumed into a DuckDB ledger, verified, and the CCPA report written.
+
+Running it again re-publishes the same simulated events (same seed, same day): the
+consumer resumes from the ledger's offsets and records every one as a duplicate, so the
+ledger, its verification and the report stay as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from consumers.consumer import consume
+from consumers.pipeline import Ingestor
+from disclosure_ledger.local_broker import LocalBroker
+from disclosure_ledger.settings import Settings, load_settings
+from disclosure_ledger.simulate import simulate
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.reference import load_reference
+from ledger.store import Ledger
+from ledger.verify import verify_ledger
+from producers.publisher import DisclosurePublisher
+from producers.topics import ensure_topic
+from reports.ccpa import ccpa_report, render_ccpa
+from reports.window import report_window
+from schemas.errors import ChainError, PublishError
+
+log = logging.getLogger(__name__)
+
+DEMO_PARTITIONS = 3
+
+
+def _demo_secret(settings: Settings, demo_dir: Path) -> bytes:
+    if settings.subject_secret is not None:
+        return settings.subject_secret.get_secret_value().encode()
+    path = demo_dir / "subject-secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+        print(
+            f"demo: generated a THROWAWAY subject secret in {path}; production deployments "
+            "set DISCLOSURE_LEDGER_SUBJECT_SECRET(_FILE) and keep it safe"
+        )
+    return path.read_text().strip().encode()
+
+
+def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> int:
+    settings = load_settings()
+    as_of = as_of or datetime.now(UTC).date()
+    start, end = report_window(as_of)
+    demo_dir = settings.state_dir / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+
+    if settings.kafka_bootstrap_servers:
+        bootstrap = settings.kafka_bootstrap_servers
+        print(f"demo: using the Kafka cluster at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
+    else:
+        broker = LocalBroker(
+            state_dir=settings.state_dir,
+            port=settings.broker_port,
+            controller_port=settings.controller_port,
+            heap=settings.broker_heap,
+        )
+        bootstrap = broker.start()
+        print(f"demo: local Kafka broker running at {bootstrap} (stop: disclosure-ledger broker stop)")
+
+    topic = settings.topic
+    ensure_topic(bootstrap, topic, DEMO_PARTITIONS)
+    with DisclosurePublisher(bootstrap, topic) as publisher:
+        published = publisher.publish_many(simulate(events, seed, start, end))
+    if not published.ok:
+        raise PublishError(f"{len(published.undelivered)} simulated events were not delivered")
+    print(f"demo: published {published.delivered} simulated events to {topic}")
+
+    ledger_path = demo_dir / "ledger.duckdb"
+    reference = load_reference()
+    with (
+        Ledger(ledger_path) as ledger,
+        SubjectKeyStore(demo_dir / "ledger.duckdb.keys.sqlite", _demo_secret(settings, demo_dir))
+        as keys,
+    ):
+        stats = consume(bootstrap, topic, Ingestor(ledger, keys, reference), until_idle=3.0)
+    print(
+        f"demo: ingested {stats.total} messages into {ledger_path}: {stats.accepted} appended, "
+        f"{stats.duplicates} duplicates, {stats.quarantined} quarantined"
+    )
+
+    with Ledger(ledger_path, read_only=True) as ledger:
+        verified = verify_ledger(ledger)
+        if not verified.ok:
+            for failure in verified.failures:
+                print(f"FAIL {failure}")
+            raise ChainError(f"{ledger_path} does not verify: {len(verified.failures)} failure(s)")
+        print(f"demo: verified {verified.rows} rows in {len(verified.chains)} chains")
+        report = ccpa_report(ledger, as_of)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for fmt in ("md", "json"):
+        path = out_dir / f"ccpa-{as_of.isoformat()}.{fmt}"
+        path.write_text(render_ccpa(report, fmt), encoding="utf-8")
+        print(f"demo: CCPA report written to {path}")
+    return 0

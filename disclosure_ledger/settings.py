@@ -1,0 +1,40 @@
+"""One settings object. Nothing else in the project reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import DEFAULT_TOPIC
+
+
+class Settings(BaseSettings):
+    """Connection and deployment settings, from ``DISCLOSURE_LEDGER_*`` variables.
+
+    ``KAFKA_BOOTSTRAP_SERVERS`` is also read as is, so an existing cluster can be named
+    the way every Kafka tool names it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DISCLOSURE_LEDGER_", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "DISCLOSURE_LEDGER_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    topic: str = DEFAULT_TOPIC
+    # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
+    state_dir: Path = Path(".local")
+    broker_port: int = 19092
+    controller_port: int = 19093
+    broker_heap: str = "512m"
+    # Secret that keys the subject-key lookup (see ledger/pseudonyms.py).
+    subject_secret: SecretStr | None = None
+    subject_secret_file: Path | None = None
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,291 @@
+"""The DuckDB ledger file: append-only disclosures, offsets, quarantine, duplicates.
+
+One writer per file (DuckDB's own file lock, turned into :class:`LedgerLockedError`);
+readers open it read-only. Each :meth:`Ledger.append_batch` is one transaction holding the
+batch's rows *and* the next offset of every source partition it read, so the ledger, not
+Kafka, says where to resume. Bulk writes go through Arrow tables, never ``executemany``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from schemas.errors import LedgerError, LedgerLockedError
+
+FORMAT_VERSION = "1"
+
+DISCLOSURE_COLUMNS = pa.schema(
+    [
+        ("chain_id", pa.string()),
+        ("seq", pa.int64()),
+        ("topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("event_id", pa.string()),
+        ("occurred_at", pa.timestamp("ms")),
+        ("subject_pseudonym", pa.string()),
+        ("subject_type", pa.string()),
+        ("recipient_id", pa.string()),
+        ("recipient_category", pa.string()),
+        ("data_categories", pa.list_(pa.string())),
+        ("purpose", pa.string()),
+        ("legal_basis", pa.string()),
+        ("disclosure_kind", pa.string()),
+        ("producer_service", pa.string()),
+        ("producer_version", pa.string()),
+        ("context", pa.string()),
+        ("schema_version", pa.int32()),
+        ("reference_version", pa.string()),
+        ("ccpa_letters", pa.list_(pa.string())),
+        ("business_purpose", pa.string()),
+        ("sensitive", pa.bool_()),
+        ("declared", pa.bool_()),
+        ("flags", pa.list_(pa.string())),
+        ("ingested_at", pa.timestamp("ms")),
+        ("leaf_hash", pa.binary(32)),
+        ("chain_hash", pa.binary(32)),
+    ]
+)
+
+QUARANTINE_COLUMNS = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("message_key", pa.binary()),
+        ("message_value", pa.binary()),
+        ("error", pa.string()),
+        ("quarantined_at", pa.timestamp("ms")),
+    ]
+)
+
+DUPLICATE_COLUMNS = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("event_id", pa.string()),
+        ("original_chain_id", pa.string()),
+        ("original_seq", pa.int64()),
+        ("recorded_at", pa.timestamp("ms")),
+    ]
+)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS ledger_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS disclosures (
+    chain_id VARCHAR NOT NULL, seq BIGINT NOT NULL,
+    topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,
+    event_id UUID NOT NULL, occurred_at TIMESTAMP NOT NULL,
+    subject_pseudonym VARCHAR NOT NULL, subject_type VARCHAR NOT NULL,
+    recipient_id VARCHAR NOT NULL, recipient_category VARCHAR NOT NULL,
+    data_categories VARCHAR[] NOT NULL, purpose VARCHAR NOT NULL,
+    legal_basis VARCHAR NOT NULL, disclosure_kind VARCHAR NOT NULL,
+    producer_service VARCHAR NOT NULL, producer_version VARCHAR NOT NULL,
+    context VARCHAR NOT NULL, schema_version INTEGER NOT NULL,
+    reference_version VARCHAR NOT NULL, ccpa_letters VARCHAR[] NOT NULL,
+    business_purpose VARCHAR NOT NULL, sensitive BOOLEAN NOT NULL, declared BOOLEAN NOT NULL,
+    flags VARCHAR[] NOT NULL, ingested_at TIMESTAMP NOT NULL,
+    leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL, PRIMARY KEY (topic, kafka_partition)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,
+    message_key BLOB, message_value BLOB, error VARCHAR NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS duplicates (
+    topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,
+    event_id UUID NOT NULL, original_chain_id VARCHAR NOT NULL, original_seq BIGINT NOT NULL,
+    recorded_at TIMESTAMP NOT NULL
+);
+"""
+
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+def chain_id_for(topic: str, partition: int) -> str:
+    """One chain per source partition."""
+    return f"{topic}/{partition}"
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int
+    chain_hash: bytes
+
+
+@dataclass
+class Batch:
+    """What one transaction appends. Tables follow the ``*_COLUMNS`` schemas."""
+
+    accepted: pa.Table
+    quarantined: pa.Table
+    duplicates: pa.Table
+    next_offsets: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    reference_tables: Mapping[str, pa.Table] = field(default_factory=dict)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+class Ledger:
+    """A ledger file opened as its one writer, or read-only."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise LedgerError(
+                f"ledger file {self.path} does not exist; check --ledger, or ingest into it "
+                "first with `disclosure-ledger consume`"
+            )
+        try:
+            self.con = duckdb.connect(
+                str(self.path),
+                read_only=read_only,
+                config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+            )
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                holder = _LOCK_HOLDER.search(text)
+                who = f"process {holder.group(1)}" if holder else "another process"
+                raise LedgerLockedError(
+                    f"ledger file {self.path} is held by {who}: one writer per ledger file, and "
+                    "readers wait until it stops (DuckDB allows one writing process, or any "
+                    f"number of read-only ones). DuckDB said: {text}"
+                ) from exc
+            raise LedgerError(f"cannot open ledger file {self.path}: {text}") from exc
+        except duckdb.Error as exc:
+            raise LedgerError(
+                f"cannot open ledger file {self.path}: {exc}; is it a DuckDB ledger file?"
+            ) from exc
+        if not read_only:
+            self.con.execute(_DDL)
+            self.con.execute(
+                "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
+                [FORMAT_VERSION],
+            )
+        else:
+            tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if "disclosures" not in tables:
+                self.con.close()
+                raise LedgerError(f"{self.path} is a DuckDB file but not a disclosure ledger")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads ---------------------------------------------------------------------------
+    def stored_offsets(self, topic: str) -> dict[int, int]:
+        rows = self.con.execute(
+            "SELECT kafka_partition, next_offset FROM offsets WHERE topic = ?", [topic]
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def chain_heads(self, chain_ids: Sequence[str]) -> dict[str, ChainHead]:
+        if not chain_ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
+            "WHERE chain_id IN (SELECT unnest(?)) GROUP BY chain_id",
+            [list(chain_ids)],
+        ).fetchall()
+        return {c: ChainHead(int(s), bytes(h)) for c, s, h in rows}
+
+    def find_event_ids(self, event_ids: pa.Array) -> dict[str, tuple[str, int]]:
+        """Which of these event ids the ledger already holds, with their (chain, seq)."""
+        if len(event_ids) == 0:
+            return {}
+        probe = pa.table({"event_id": event_ids})  # noqa: F841 - read by DuckDB by name
+        rows = self.con.execute(
+            "SELECT d.event_id::VARCHAR, d.chain_id, d.seq FROM disclosures d "
+            "SEMI JOIN probe p ON d.event_id = p.event_id::UUID"
+        ).fetchall()
+        return {e: (c, int(s)) for e, c, s in rows}
+
+    def has_reference_version(self, version: str) -> bool:
+        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "ref_versions" not in tables:
+            return False
+        found = self.con.execute(
+            "SELECT count(*) FROM ref_versions WHERE reference_version = ?", [version]
+        ).fetchone()
+        return bool(found and found[0])
+
+    # -- the one write -------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def append_batch(self, batch: Batch) -> None:
+        """Append rows, quarantine, duplicates and next offsets in one transaction."""
+        if self.read_only:
+            raise LedgerError(f"ledger {self.path} is open read-only; it cannot be appended to")
+        accepted = batch.accepted  # noqa: F841 - DuckDB reads these Arrow tables by name
+        quarantined = batch.quarantined  # noqa: F841
+        duplicated = batch.duplicates  # noqa: F841
+        offsets = pa.table(  # noqa: F841
+            {
+                "topic": [t for t, _ in batch.next_offsets],
+                "kafka_partition": pa.array([p for _, p in batch.next_offsets], pa.int32()),
+                "next_offset": pa.array(list(batch.next_offsets.values()), pa.int64()),
+            }
+        )
+        with self._transaction() as con:
+            for name, table in batch.reference_tables.items():
+                _append_reference(con, name, table)
+            if batch.accepted.num_rows:
+                con.execute("INSERT INTO disclosures BY NAME SELECT * FROM accepted")
+            if batch.quarantined.num_rows:
+                con.execute("INSERT INTO quarantine BY NAME SELECT * FROM quarantined")
+            if batch.duplicates.num_rows:
+                con.execute("INSERT INTO duplicates BY NAME SELECT * FROM duplicated")
+            if batch.next_offsets:
+                con.execute(
+                    "INSERT INTO offsets BY NAME SELECT *, now()::TIMESTAMP AS updated_at "
+                    "FROM offsets ON CONFLICT (topic, kafka_partition) DO UPDATE SET "
+                    "next_offset = excluded.next_offset, updated_at = excluded.updated_at"
+                )
+
+
+def _append_reference(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Reference tables are versioned: created on first use, appended per new version."""
+    if not re.fullmatch(r"ref_[a-z_]+", name):
+        raise LedgerError(f"reference table name {name!r} must look like ref_something")
+    view = f"_incoming_{name}"
+    con.register(view, table)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM {view} LIMIT 0")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+def table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """A small Arrow table from row dicts (quarantine and duplicates are few)."""
+    return pa.Table.from_pylist(list(rows), schema=schema)

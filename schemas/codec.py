@@ -1,0 +1,262 @@
+"""Avro single-object encoding of DisclosureEvent: the wire contract every producer keeps.
+
+A message value is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
+writer schema's parsing canonical form + the Avro binary record (Avro specification,
+"Single-object encoding"). Writer schemas are resolved by fingerprint from the ``.avsc``
+files shipped in this package. Avro implementations disagree on the canonical form of a
+primitive that carries a logical type (Java and fastavro write ``"long"``, the Python
+``avro`` package ``{"type":"long"}``), so every shipped schema answers to both
+fingerprints.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+
+from schemas.errors import DecodeError
+
+MAGIC = b"\xc3\x01"
+HEADER_LENGTH = 10
+SCHEMA_FILE = re.compile(r"^disclosure_event\.v(\d+)\.avsc$")
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+_CRC64_EMPTY = 0xC15D213AA4D7A795
+
+
+def _crc64_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        fp = byte
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
+        table.append(fp)
+    return tuple(table)
+
+
+_CRC64_TABLE = _crc64_table()
+
+
+def crc64_avro(data: bytes) -> bytes:
+    """CRC-64-AVRO of ``data`` as the 8 little-endian bytes single-object encoding uses."""
+    fp = _CRC64_EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _CRC64_TABLE[(fp ^ byte) & 0xFF]
+    return fp.to_bytes(8, "little")
+
+
+_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+_KEEP = ("name", "type", "fields", "symbols", "items", "values", "size")
+
+
+def parsing_canonical_form(schema: Any, *, logical_as_object: bool = False) -> str:
+    """The Avro parsing canonical form of a schema given as parsed JSON.
+
+    ``logical_as_object=True`` reproduces the Python ``avro`` package, which keeps a
+    primitive with a logical type as ``{"type":"long"}`` instead of ``"long"``.
+    """
+
+    def full(name: str, namespace: str | None) -> str:
+        return name if "." in name or not namespace else f"{namespace}.{name}"
+
+    def walk(node: Any, namespace: str | None, seen: set[str]) -> str:
+        if isinstance(node, str):
+            if node in _PRIMITIVES:
+                return json.dumps(node)
+            return json.dumps(full(node, namespace))
+        if isinstance(node, list):
+            return "[" + ",".join(walk(branch, namespace, seen) for branch in node) + "]"
+        kind = node["type"]
+        if isinstance(kind, str) and kind in _PRIMITIVES:
+            if logical_as_object and "logicalType" in node:
+                return '{"type":' + json.dumps(kind) + "}"
+            return json.dumps(kind)
+        if not isinstance(kind, str):
+            return walk(kind, namespace, seen)
+        parts: list[str] = []
+        inner_namespace = namespace
+        if "name" in node:
+            name = full(node["name"], node.get("namespace", namespace))
+            inner_namespace = name.rpartition(".")[0] or None
+            if name in seen:
+                return json.dumps(name)
+            seen.add(name)
+        for key in _KEEP:
+            if key not in node:
+                continue
+            value = node[key]
+            if key == "name":
+                rendered = json.dumps(full(value, node.get("namespace", namespace)))
+            elif key == "type":
+                rendered = json.dumps(kind)
+            elif key == "fields":
+                rendered = (
+                    "["
+                    + ",".join(
+                        '{"name":'
+                        + json.dumps(field["name"])
+                        + ',"type":'
+                        + walk(field["type"], inner_namespace, seen)
+                        + "}"
+                        for field in value
+                    )
+                    + "]"
+                )
+            elif key == "symbols":
+                rendered = "[" + ",".join(json.dumps(s) for s in value) + "]"
+            elif key in ("items", "values"):
+                rendered = walk(value, inner_namespace, seen)
+            else:
+                rendered = str(int(value))
+            parts.append(json.dumps(key) + ":" + rendered)
+        return "{" + ",".join(parts) + "}"
+
+    return walk(schema, None, set())
+
+
+def _strip_logical_types(node: Any) -> Any:
+    """A copy of the schema without logical types: the decoder's fast path reads raw
+    longs and strings (fastavro decodes about twice as fast without conversions)."""
+    if isinstance(node, list):
+        return [_strip_logical_types(n) for n in node]
+    if isinstance(node, dict):
+        return {k: _strip_logical_types(v) for k, v in node.items() if k != "logicalType"}
+    return node
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    version: int
+    source: str
+    schema_json: Mapping[str, Any]
+    fingerprints: tuple[bytes, ...]
+
+    @property
+    def fingerprint(self) -> bytes:
+        """The fingerprint this project's producers write (Java and fastavro's form)."""
+        return self.fingerprints[0]
+
+
+@cache
+def shipped_schemas() -> tuple[SchemaVersion, ...]:
+    """Every ``disclosure_event.vN.avsc`` shipped in this package, oldest first."""
+    found: list[SchemaVersion] = []
+    for entry in resources.files("schemas").iterdir():
+        match = SCHEMA_FILE.match(entry.name)
+        if not match:
+            continue
+        schema_json = json.loads(entry.read_text(encoding="utf-8"))
+        forms = (
+            parsing_canonical_form(schema_json),
+            parsing_canonical_form(schema_json, logical_as_object=True),
+        )
+        prints = tuple(dict.fromkeys(crc64_avro(f.encode()) for f in forms))
+        found.append(SchemaVersion(int(match.group(1)), entry.name, schema_json, prints))
+    if not found:
+        raise DecodeError("no disclosure_event.vN.avsc shipped in the schemas package")
+    return tuple(sorted(found, key=lambda s: s.version))
+
+
+def latest_schema() -> SchemaVersion:
+    return shipped_schemas()[-1]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    version: int
+    writer: Any
+    reader: Any
+
+
+class EventCodec:
+    """Encodes with the newest shipped schema; decodes any shipped version by fingerprint.
+
+    Decoded records keep raw wire values: ``occurred_at`` as epoch milliseconds and
+    ``event_id`` as text; :meth:`decode` checks the values Avro's types cannot.
+    """
+
+    def __init__(self) -> None:
+        latest = latest_schema()
+        self._write_schema = fastavro.parse_schema(dict(latest.schema_json))
+        self._header = MAGIC + latest.fingerprint
+        reader_schema = fastavro.parse_schema(_strip_logical_types(latest.schema_json))
+        self._readers: dict[bytes, _Reader] = {}
+        for version in shipped_schemas():
+            writer = fastavro.parse_schema(_strip_logical_types(version.schema_json))
+            same = version.version == latest.version
+            entry = _Reader(version.version, writer, None if same else reader_schema)
+            for fp in version.fingerprints:
+                self._readers[fp] = entry
+
+    @property
+    def header(self) -> bytes:
+        return self._header
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """Single-object encoding of a record shaped as the schema (fastavro values)."""
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        fastavro.schemaless_writer(buffer, self._write_schema, dict(record))
+        return buffer.getvalue()
+
+    def decode(self, value: bytes | None) -> tuple[int, dict[str, Any]]:
+        """(writer schema version, record) or :class:`DecodeError` saying what is wrong."""
+        if value is None:
+            raise DecodeError("message has no value (a tombstone); a disclosure needs one")
+        if len(value) < HEADER_LENGTH:
+            raise DecodeError(
+                f"message is {len(value)} bytes, shorter than the 10-byte single-object "
+                "header: it was truncated or is not Avro single-object encoded"
+            )
+        if value[:2] != MAGIC:
+            raise DecodeError(
+                f"message starts with {value[:2].hex()} instead of c301: it is not Avro "
+                "single-object encoded (was it sent as JSON or with a schema-registry header?)"
+            )
+        entry = self._readers.get(value[2:HEADER_LENGTH])
+        if entry is None:
+            raise DecodeError(
+                f"writer schema fingerprint {value[2:HEADER_LENGTH].hex()} is not one of the "
+                "shipped schemas; publish with a schema from schemas/ or ship the new "
+                "version there first"
+            )
+        body = io.BytesIO(value)
+        body.seek(HEADER_LENGTH)
+        try:
+            record = fastavro.schemaless_reader(body, entry.writer, entry.reader)
+        except Exception as exc:  # fastavro raises many types for a corrupt body
+            raise DecodeError(
+                f"Avro body does not match schema v{entry.version}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if body.tell() != len(value):
+            raise DecodeError(
+                f"Avro body has {len(value) - body.tell()} trailing bytes after the record: "
+                f"it does not match schema v{entry.version}"
+            )
+        if not isinstance(record, dict):
+            raise DecodeError("Avro body did not decode to a record")
+        check_values(record)
+        return entry.version, record
+
+
+def check_values(record: Mapping[str, Any]) -> None:
+    """The checks Avro types cannot make; raises DecodeError naming the field."""
+    if not UUID_TEXT.match(record["event_id"]):
+        raise DecodeError(
+            f"event_id {record['event_id']!r} is not a lower-case RFC 4122 UUID text"
+        )
+    if not record["data_categories"]:
+        raise DecodeError("data_categories is empty; a disclosure names at least one category")
+    if not record["subject"]["id"]:
+        raise DecodeError("subject.id is empty")
+    if not record["recipient"]["id"]:
+        raise DecodeError("recipient.id is empty")

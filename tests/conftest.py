@@ -1,0 +1,101 @@
+"""Shared fixtures: one broker per session, and a topic and ledger file per test.
+
+The broker is, in order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; testcontainers' Kafka module
+if a Docker engine answers; else the project's local KRaft broker (jars from Maven
+Central). Under ``CI=true`` an integration test never skips for lack of a broker: it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from disclosure_ledger.settings import load_settings
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.reference import ReferenceData, load_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = b"test-secret-" + b"0" * 20
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env()
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    settings = load_settings()
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka_bootstrap_servers
+        return
+    try:
+        if _docker_answers():
+            from testcontainers.community.kafka import KafkaContainer
+
+            # Untested here (this kind of machine has no Docker engine); the module's
+            # KRaft mode needs a Confluent image.
+            with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
+                yield container.get_bootstrap_server()
+            return
+        from disclosure_ledger.local_broker import LocalBroker
+
+        broker = LocalBroker(state_dir=ROOT / ".local", port=settings.broker_port,
+                             controller_port=settings.controller_port)
+        was_running = broker.status().running
+        address = broker.start()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no Kafka broker for the integration tests: {exc}")
+        pytest.skip(f"no Kafka broker: {exc}")
+    yield address
+    if not was_running:
+        broker.stop()
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> Callable[..., str]:
+    from producers.topics import ensure_topic
+
+    def make(partitions: int = 1) -> str:
+        name = f"test.disclosures.{uuid.uuid4().hex[:12]}"
+        ensure_topic(kafka_bootstrap, name, partitions)
+        return name
+
+    return make
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.duckdb"
+
+
+@pytest.fixture
+def key_store(tmp_path: Path) -> Iterator[SubjectKeyStore]:
+    with SubjectKeyStore(tmp_path / "ledger.duckdb.keys.sqlite", TEST_SECRET) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def reference() -> ReferenceData:
+    return load_reference()
+
+
+@pytest.fixture
+def subject_secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    secret = secrets.token_hex(32)
+    monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", secret)
+    return secret
