@@ -136,7 +136,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from producers.publisher import DisclosurePublisher
+    from producers.publisher import DisclosurePublisher, PublishResult
 
     source = "<stdin>" if args.file == "-" else args.file
     stream = sys.stdin if args.file == "-" else Path(args.file).open(encoding="utf-8")  # noqa: SIM115
@@ -144,8 +144,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
         events, problems = read_events(iter(stream), source)
     for problem in problems:
         print(f"invalid, not sent: {problem}", file=sys.stderr)
-    with DisclosurePublisher(_bootstrap(args), args.topic) as publisher:
-        result = publisher.publish_many(events)
+    result = PublishResult()
+    if events:
+        with DisclosurePublisher(_bootstrap(args), args.topic) as publisher:
+            result = publisher.publish_many(events)
     for miss in result.undelivered:
         print(f"not delivered: event {miss.event.event_id}: {miss.error}", file=sys.stderr)
     if args.undelivered and result.undelivered:
