@@ -9,12 +9,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
 from pydantic import ValidationError
 
+from disclosure_ledger.settings import Settings, load_settings
+from ledger.pseudonyms import SubjectKeyStore
 from schemas import DEFAULT_TOPIC
 from schemas.errors import DisclosureLedgerError, EventValidationError
 from schemas.model import DisclosureEvent
@@ -25,9 +28,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 # -- helpers shared by commands ---------------------------------------------------------
-def _settings():  # type: ignore[no-untyped-def]
-    from disclosure_ledger.settings import load_settings
-
+def _settings() -> Settings:
     return load_settings()
 
 
@@ -58,11 +59,15 @@ def _datetime(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _open_output(path: Path | None) -> TextIO:
+@contextmanager
+def _open_output(path: Path | None) -> Iterator[TextIO]:
+    """The named file, or standard output (which is left open)."""
     if path is None:
-        return sys.stdout
+        yield sys.stdout
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("w", encoding="utf-8")
+    with path.open("w", encoding="utf-8") as out:
+        yield out
 
 
 def read_events(lines: Iterator[str], source: str) -> tuple[list[DisclosureEvent], list[str]]:
@@ -81,9 +86,7 @@ def read_events(lines: Iterator[str], source: str) -> tuple[list[DisclosureEvent
     return events, problems
 
 
-def _subject_keys(ledger_path: Path, key_store: Path | None):  # type: ignore[no-untyped-def]
-    from ledger.pseudonyms import SubjectKeyStore
-
+def _subject_keys(ledger_path: Path, key_store: Path | None) -> SubjectKeyStore:
     settings = _settings()
     secret: bytes | None = None
     if settings.subject_secret is not None:
@@ -130,7 +133,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
     else:
         status = broker.status()
         state = f"running (pid {status.pid})" if status.running else "not running"
-        print(f"broker {state} at {status.bootstrap}; data {status.data_dir}; log {status.log_file}")
+        print(
+            f"broker {state} at {status.bootstrap}; data {status.data_dir}; log {status.log_file}"
+        )
         return 0 if status.running else 3
     return 0
 
@@ -200,7 +205,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
-        log.info("%s received: finishing the current batch, then stopping", signal.Signals(signum).name)
+        log.info(
+            "%s received: finishing the current batch, then stopping", signal.Signals(signum).name
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -298,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     def kafka_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--bootstrap-servers",
-            help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else the local broker)",
+            help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else local broker)",
         )
         sub.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
 
@@ -326,9 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("consume", cmd_consume, "Ingest the topic into a ledger file.")
     kafka_options(sub)
     ledger_option(sub)
-    sub.add_argument("--until-idle", type=float, help="exit after this many seconds with nothing new")
+    sub.add_argument(
+        "--until-idle", type=float, help="exit after this many seconds with nothing new"
+    )
     sub.add_argument("--batch-size", type=int, default=10_000, help="messages per transaction")
-    sub.add_argument("--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)")
+    sub.add_argument(
+        "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
+    )
     sub.add_argument("--reference", type=Path, help="reference data directory (default: shipped)")
 
     sub = add("verify", cmd_verify, "Recompute the hash chains and account for every offset.")
@@ -350,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("reference", cmd_reference, "Show or check the reference data.")
     sub.add_argument("action", choices=["show", "check"])
     sub.add_argument(
-        "section", nargs="?", default="recipients",
+        "section",
+        nargs="?",
+        default="recipients",
         choices=["recipients", "categories", "purposes", "flows"],
     )
     sub.add_argument("--reference", type=Path, help="reference data directory (default: shipped)")

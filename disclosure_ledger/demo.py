@@ -65,7 +65,9 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
             heap=settings.broker_heap,
         )
         bootstrap = broker.start()
-        print(f"demo: local Kafka broker running at {bootstrap} (stop: disclosure-ledger broker stop)")
+        print(
+            f"demo: local Kafka broker running at {bootstrap} (stop: disclosure-ledger broker stop)"
+        )
 
     topic = settings.topic
     ensure_topic(bootstrap, topic, DEMO_PARTITIONS)
@@ -79,8 +81,9 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
     reference = load_reference()
     with (
         Ledger(ledger_path) as ledger,
-        SubjectKeyStore(demo_dir / "ledger.duckdb.keys.sqlite", _demo_secret(settings, demo_dir))
-        as keys,
+        SubjectKeyStore(
+            demo_dir / "ledger.duckdb.keys.sqlite", _demo_secret(settings, demo_dir)
+        ) as keys,
     ):
         stats = consume(bootstrap, topic, Ingestor(ledger, keys, reference), until_idle=3.0)
     print(

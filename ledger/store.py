@@ -156,7 +156,11 @@ class Ledger:
             self.con = duckdb.connect(
                 str(self.path),
                 read_only=read_only,
-                config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                config={
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                    "python_enable_replacements": False,
+                },
             )
         except duckdb.IOException as exc:
             text = str(exc)
@@ -180,7 +184,9 @@ class Ledger:
                 [FORMAT_VERSION],
             )
         else:
-            tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            tables = {
+                r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
             if "disclosures" not in tables:
                 self.con.close()
                 raise LedgerError(f"{self.path} is a DuckDB file but not a disclosure ledger")
@@ -215,15 +221,20 @@ class Ledger:
         """Which of these event ids the ledger already holds, with their (chain, seq)."""
         if len(event_ids) == 0:
             return {}
-        probe = pa.table({"event_id": event_ids})  # noqa: F841 - read by DuckDB by name
-        rows = self.con.execute(
-            "SELECT d.event_id::VARCHAR, d.chain_id, d.seq FROM disclosures d "
-            "SEMI JOIN probe p ON d.event_id = p.event_id::UUID"
-        ).fetchall()
+        self.con.register("_probe_event_ids", pa.table({"event_id": event_ids}))
+        try:
+            rows = self.con.execute(
+                "SELECT d.event_id::VARCHAR, d.chain_id, d.seq FROM disclosures d "
+                "SEMI JOIN _probe_event_ids p ON d.event_id = p.event_id::UUID"
+            ).fetchall()
+        finally:
+            self.con.unregister("_probe_event_ids")
         return {e: (c, int(s)) for e, c, s in rows}
 
     def has_reference_version(self, version: str) -> bool:
-        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {
+            r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
         if "ref_versions" not in tables:
             return False
         found = self.con.execute(
@@ -246,31 +257,40 @@ class Ledger:
         """Append rows, quarantine, duplicates and next offsets in one transaction."""
         if self.read_only:
             raise LedgerError(f"ledger {self.path} is open read-only; it cannot be appended to")
-        accepted = batch.accepted  # noqa: F841 - DuckDB reads these Arrow tables by name
-        quarantined = batch.quarantined  # noqa: F841
-        duplicated = batch.duplicates  # noqa: F841
-        offsets = pa.table(  # noqa: F841
-            {
-                "topic": [t for t, _ in batch.next_offsets],
-                "kafka_partition": pa.array([p for _, p in batch.next_offsets], pa.int32()),
-                "next_offset": pa.array(list(batch.next_offsets.values()), pa.int64()),
-            }
-        )
-        with self._transaction() as con:
-            for name, table in batch.reference_tables.items():
-                _append_reference(con, name, table)
-            if batch.accepted.num_rows:
-                con.execute("INSERT INTO disclosures BY NAME SELECT * FROM accepted")
-            if batch.quarantined.num_rows:
-                con.execute("INSERT INTO quarantine BY NAME SELECT * FROM quarantined")
-            if batch.duplicates.num_rows:
-                con.execute("INSERT INTO duplicates BY NAME SELECT * FROM duplicated")
-            if batch.next_offsets:
-                con.execute(
-                    "INSERT INTO offsets BY NAME SELECT *, now()::TIMESTAMP AS updated_at "
-                    "FROM offsets ON CONFLICT (topic, kafka_partition) DO UPDATE SET "
-                    "next_offset = excluded.next_offset, updated_at = excluded.updated_at"
-                )
+        incoming = {
+            "_incoming_disclosures": batch.accepted,
+            "_incoming_quarantine": batch.quarantined,
+            "_incoming_duplicates": batch.duplicates,
+            "_incoming_offsets": pa.table(
+                {
+                    "topic": pa.array([t for t, _ in batch.next_offsets], pa.string()),
+                    "kafka_partition": pa.array([p for _, p in batch.next_offsets], pa.int32()),
+                    "next_offset": pa.array(list(batch.next_offsets.values()), pa.int64()),
+                }
+            ),
+        }
+        for name, table in incoming.items():
+            self.con.register(name, table)
+        try:
+            with self._transaction() as con:
+                for name, table in batch.reference_tables.items():
+                    _append_reference(con, name, table)
+                for target, source in (
+                    ("disclosures", "_incoming_disclosures"),
+                    ("quarantine", "_incoming_quarantine"),
+                    ("duplicates", "_incoming_duplicates"),
+                ):
+                    if incoming[source].num_rows:
+                        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
+                if batch.next_offsets:
+                    con.execute(
+                        "INSERT INTO offsets BY NAME SELECT *, now()::TIMESTAMP AS updated_at "
+                        "FROM _incoming_offsets ON CONFLICT (topic, kafka_partition) DO UPDATE "
+                        "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
+                    )
+        finally:
+            for name in incoming:
+                self.con.unregister(name)
 
 
 def _append_reference(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

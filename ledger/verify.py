@@ -62,9 +62,9 @@ def _verify_chains(
     progress: Callable[[int], None] | None,
 ) -> None:
     select = ", ".join(_READ_AS.get(name, name) for name in LEAF_FIELDS)
-    reader = ledger.con.execute(
+    reader = ledger.con.sql(
         f"SELECT {select}, leaf_hash, chain_hash FROM disclosures ORDER BY chain_id, seq"
-    ).fetch_record_batch(batch_rows)
+    ).to_arrow_reader(batch_rows)
     chain: str | None = None
     expected_seq = 1
     previous = GENESIS
@@ -148,9 +148,7 @@ ORDER BY 2, 3, 4
 
 
 def _verify_offsets(ledger: Ledger, result: VerifyResult) -> None:
-    for kind, topic, partition, first, last, outcomes in ledger.con.execute(
-        _ACCOUNTING
-    ).fetchall():
+    for kind, topic, partition, first, last, outcomes in ledger.con.execute(_ACCOUNTING).fetchall():
         span = f"offset {first}" if first == last else f"offsets {first} to {last}"
         detail = f"{span} of {topic} partition {partition}"
         if outcomes:

@@ -96,7 +96,9 @@ class DisclosurePublisher:
         except KafkaError as exc:
             raise PublishError(f"event {event.event_id} was not acknowledged: {exc}") from exc
 
-    def publish_many(self, events: Iterable[DisclosureEvent], timeout: float = 60.0) -> PublishResult:
+    def publish_many(
+        self, events: Iterable[DisclosureEvent], timeout: float = 60.0
+    ) -> PublishResult:
         """Send events and wait for every acknowledgement; report each one not delivered."""
         result = PublishResult()
         pending: list[tuple[DisclosureEvent, Any]] = []

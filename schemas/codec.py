@@ -234,8 +234,7 @@ class EventCodec:
             record = fastavro.schemaless_reader(body, entry.writer, entry.reader)
         except Exception as exc:  # fastavro raises many types for a corrupt body
             raise DecodeError(
-                f"Avro body does not match schema v{entry.version}: "
-                f"{type(exc).__name__}: {exc}"
+                f"Avro body does not match schema v{entry.version}: {type(exc).__name__}: {exc}"
             ) from exc
         if body.tell() != len(value):
             raise DecodeError(
@@ -251,9 +250,7 @@ class EventCodec:
 def check_values(record: Mapping[str, Any]) -> None:
     """The checks Avro types cannot make; raises DecodeError naming the field."""
     if not UUID_TEXT.match(record["event_id"]):
-        raise DecodeError(
-            f"event_id {record['event_id']!r} is not a lower-case RFC 4122 UUID text"
-        )
+        raise DecodeError(f"event_id {record['event_id']!r} is not a lower-case RFC 4122 UUID text")
     if not record["data_categories"]:
         raise DecodeError("data_categories is empty; a disclosure names at least one category")
     if not record["subject"]["id"]:

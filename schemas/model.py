@@ -123,9 +123,9 @@ class DisclosureEvent(_Frozen):
         """One JSON line, timestamp in RFC 3339 UTC with millisecond precision."""
         data = self.model_dump(mode="json")
         data["occurred_at"] = (
-            self.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"
-            )
+            self.occurred_at.astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
         )
         import json
 

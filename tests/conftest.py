@@ -53,8 +53,11 @@ def kafka_bootstrap() -> Iterator[str]:
             return
         from disclosure_ledger.local_broker import LocalBroker
 
-        broker = LocalBroker(state_dir=ROOT / ".local", port=settings.broker_port,
-                             controller_port=settings.controller_port)
+        broker = LocalBroker(
+            state_dir=ROOT / ".local",
+            port=settings.broker_port,
+            controller_port=settings.controller_port,
+        )
         was_running = broker.status().running
         address = broker.start()
     except Exception as exc:

@@ -69,8 +69,10 @@ def test_record_written_by_the_avro_package_decodes(codec: EventCodec) -> None:
         avro.io.BinaryEncoder(buffer),
     )
     version, record = codec.decode(buffer.getvalue())
+    assert version == latest_schema().version
     assert record["event_id"] == event_id
-    assert record["occurred_at"] == int(datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC).timestamp() * 1000)
+    moment = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    assert record["occurred_at"] == int(moment.timestamp() * 1000)
     assert record["subject"]["type"] == "guest"
 
 
@@ -84,8 +86,14 @@ def test_record_written_by_the_avro_package_decodes(codec: EventCodec) -> None:
         (lambda v: v + b"\x00\x00", "trailing bytes"),
         (lambda v: b'{"event_id": "x"}', "instead of c301"),
     ],
-    ids=["truncated-header", "wrong-magic", "unknown-fingerprint", "truncated-body",
-         "trailing-bytes", "json-not-avro"],
+    ids=[
+        "truncated-header",
+        "wrong-magic",
+        "unknown-fingerprint",
+        "truncated-body",
+        "trailing-bytes",
+        "json-not-avro",
+    ],
 )
 def test_poison_messages_say_what_is_wrong(codec: EventCodec, mangle, message: str) -> None:  # type: ignore[no-untyped-def]
     value = codec.encode(make_event().to_avro())

@@ -1,0 +1,190 @@
+"""The ingest pipeline on raw bytes and a real DuckDB file (no broker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from consumers.pipeline import Ingestor, SourceMessage
+from ledger.chain import GENESIS, link_hash
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.reference import ReferenceData
+from ledger.store import Ledger
+from ledger.verify import verify_ledger
+from schemas.codec import EventCodec
+from tests.unit.events import make_event
+
+TOPIC = "t.disclosures"
+CODEC = EventCodec()
+
+
+def _message(offset: int, value: bytes | None, partition: int = 0) -> SourceMessage:
+    return SourceMessage(TOPIC, partition, offset, b"key", value)
+
+
+def _encoded(**changes: object) -> bytes:
+    return CODEC.encode(make_event(**changes).to_avro())
+
+
+def _ingestor(ledger: Ledger, keys: SubjectKeyStore, reference: ReferenceData) -> Ingestor:
+    return Ingestor(ledger, keys, reference, clock_ms=lambda: 1_767_225_600_000)
+
+
+def test_batch_becomes_chained_rows_and_offsets(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    values = [_encoded(subject={"id": f"member-{i}", "type": "member"}) for i in range(3)]
+    with Ledger(ledger_path) as ledger:
+        stats = _ingestor(ledger, key_store, reference).ingest(
+            [_message(i, v) for i, v in enumerate(values)]
+        )
+        assert (stats.accepted, stats.duplicates, stats.quarantined) == (3, 0, 0)
+        rows = ledger.con.execute(
+            "SELECT seq, kafka_offset, leaf_hash, chain_hash, reference_version, ccpa_letters "
+            "FROM disclosures ORDER BY seq"
+        ).fetchall()
+        assert [(r[0], r[1]) for r in rows] == [(1, 0), (2, 1), (3, 2)]
+        previous = GENESIS
+        for row in rows:
+            assert bytes(row[3]) == link_hash(previous, bytes(row[2]))
+            previous = bytes(row[3])
+        assert rows[0][4] == reference.version
+        assert rows[0][5] == sorted(reference.ccpa_letters("user.financial"))
+        assert ledger.stored_offsets(TOPIC) == {0: 3}
+        assert verify_ledger(ledger).ok
+
+
+def test_duplicates_within_and_across_batches_point_at_the_original(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    first = _encoded()
+    with Ledger(ledger_path) as ledger:
+        ingestor = _ingestor(ledger, key_store, reference)
+        ingestor.ingest([_message(0, first), _message(1, first)])
+        ingestor.ingest([_message(2, first)])
+        assert ledger.con.execute("SELECT count(*) FROM disclosures").fetchone() == (1,)
+        duplicates = ledger.con.execute(
+            "SELECT kafka_offset, original_chain_id, original_seq FROM duplicates ORDER BY 1"
+        ).fetchall()
+        assert duplicates == [(1, f"{TOPIC}/0", 1), (2, f"{TOPIC}/0", 1)]
+        assert ledger.stored_offsets(TOPIC) == {0: 3}
+        assert verify_ledger(ledger).ok
+
+
+def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    poison = b"\xc3\x01garbage"
+    unregistered = _encoded(recipient={"id": "acme-analytics", "category": "service_provider"})
+    unknown_key = _encoded(data_categories=["user.not_a_category"])
+    with Ledger(ledger_path) as ledger:
+        stats = _ingestor(ledger, key_store, reference).ingest(
+            [
+                _message(0, poison),
+                _message(1, _encoded()),
+                _message(2, unregistered),
+                _message(3, unknown_key),
+                _message(4, None),
+            ]
+        )
+        assert (stats.accepted, stats.quarantined) == (1, 4)
+        rows = ledger.con.execute(
+            "SELECT kafka_offset, message_value, error FROM quarantine ORDER BY 1"
+        ).fetchall()
+        assert rows[0][1] == poison
+        assert rows[1][1] == unregistered
+        assert "acme-analytics" in rows[1][2] and "recipients.yaml" in rows[1][2]
+        assert "user.not_a_category" in rows[2][2] and "categories.yaml" in rows[2][2]
+        assert "no value" in rows[3][2]
+        assert ledger.stored_offsets(TOPIC) == {0: 5}
+        assert verify_ledger(ledger).ok
+
+
+def test_restart_continues_each_chain_where_the_ledger_left_it(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    with Ledger(ledger_path) as ledger:
+        _ingestor(ledger, key_store, reference).ingest(
+            [_message(0, _encoded()), _message(0, _encoded(), partition=1)]
+        )
+    with Ledger(ledger_path) as ledger:
+        _ingestor(ledger, key_store, reference).ingest([_message(1, _encoded())])
+        assert ledger.con.execute(
+            "SELECT chain_id, seq, kafka_offset FROM disclosures ORDER BY ALL"
+        ).fetchall() == [(f"{TOPIC}/0", 1, 0), (f"{TOPIC}/0", 2, 1), (f"{TOPIC}/1", 1, 0)]
+        assert verify_ledger(ledger).ok
+
+
+def test_no_raw_subject_id_in_any_column_of_any_table(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    secret_id = "member-8843-unique-raw-id"
+    with Ledger(ledger_path) as ledger:
+        _ingestor(ledger, key_store, reference).ingest(
+            [_message(0, _encoded(subject={"id": secret_id, "type": "member"}))]
+        )
+        tables = [
+            r[0] for r in ledger.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        ]
+        for table in tables:
+            if table == "quarantine":
+                continue  # holds raw bytes of rejected messages by design
+            hits = ledger.con.execute(
+                f"SELECT count(*) FROM {table} t WHERE contains(CAST(t AS VARCHAR), ?)",
+                [secret_id],
+            ).fetchone()
+            assert hits == (0,), table
+        pseudonym = ledger.con.execute("SELECT subject_pseudonym FROM disclosures").fetchone()
+        assert pseudonym == (key_store.pseudonym("member", secret_id),)
+
+
+def test_tampering_is_detected(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    with Ledger(ledger_path) as ledger:
+        _ingestor(ledger, key_store, reference).ingest([_message(i, _encoded()) for i in range(4)])
+    con = duckdb.connect(str(ledger_path))
+    con.execute("UPDATE disclosures SET recipient_id = 'someone-else' WHERE seq = 2")
+    con.execute("DELETE FROM disclosures WHERE seq = 4")
+    con.close()
+    with Ledger(ledger_path, read_only=True) as ledger:
+        result = verify_ledger(ledger)
+    kinds = {(f.kind, f.seq) for f in result.failures}
+    assert ("row altered", 2) in kinds
+    assert any(f.kind == "offset missing" and "offset 3 " in f.detail for f in result.failures)
+    assert not result.ok
+
+
+def test_second_writer_is_refused_naming_file_and_process(ledger_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from schemas.errors import LedgerLockedError
+
+    with Ledger(ledger_path):
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from ledger.store import Ledger\n"
+                "try:\n    Ledger(Path(sys.argv[1]))\nexcept Exception as e:\n"
+                "    print(type(e).__name__, e)",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    assert probe.stdout.startswith(LedgerLockedError.__name__)
+    assert str(ledger_path) in probe.stdout and "process" in probe.stdout
+
+
+@pytest.mark.parametrize("read_only", [True])
+def test_missing_ledger_file_is_a_clear_error(tmp_path: Path, read_only: bool) -> None:
+    from schemas.errors import LedgerError
+
+    with pytest.raises(LedgerError, match="does not exist"):
+        Ledger(tmp_path / "nope.duckdb", read_only=read_only)
