@@ -1,0 +1,49 @@
+"""The report window: the 12 calendar months before ``as_of``, in UTC.
+
+``report_window(as_of)`` is ``[as_of minus 12 calendar months, as_of)``: the start is in,
+``as_of`` itself is out. A date means midnight UTC at the start of that day; a naive
+datetime is taken as UTC; an aware one is converted to UTC. From 29 February the start is
+clamped to 28 February of the year before (there is no 29 February then).
+
+The ledger stores ``occurred_at`` as a naive UTC ``TIMESTAMP``; :func:`naive_utc` gives
+the bound to compare it with (an aware bound would be compared in the session time zone).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+
+def as_utc(moment: date | datetime) -> datetime:
+    """A date (midnight UTC) or datetime (naive means UTC) as an aware UTC datetime."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    return datetime.combine(moment, time(0), tzinfo=UTC)
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time ``months`` calendar months earlier, clamped to month end."""
+    index = moment.year * 12 + (moment.month - 1) - months
+    year, month = divmod(index, 12)
+    month += 1
+    day = min(moment.day, _days_in_month(year, month))
+    return moment.replace(year=year, month=month, day=day)
+
+
+def report_window(as_of: date | datetime) -> tuple[datetime, datetime]:
+    """``(start, end)`` of ``[as_of - 12 calendar months, as_of)`` as aware UTC datetimes."""
+    end = as_utc(as_of)
+    return months_before(end, 12), end
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """An aware datetime as the naive UTC value the ledger's TIMESTAMP columns hold."""
+    return as_utc(moment).replace(tzinfo=None)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 12:
+        return 31
+    return (date(year, month + 1, 1) - date(year, month, 1)).days
