@@ -1,0 +1,187 @@
+"""Publish and ingest throughput against the real local broker (issue 7).
+
+    .venv/bin/python -m bench.bench_ingest [--events 1000000] [--runs 3]
+
+Per run, on fresh 4-partition topics: (1) publish N simulated events through the
+producer library, and beside it the ceiling, kafka-python sending the same pre-encoded
+bytes with the same producer settings; (2) ingest that backlog into an empty ledger in a
+separate process (decode, classify, pseudonymise, chain, append, store offsets), and
+beside it the ceiling, a bare kafka-python consumer that only polls the topic to the end.
+Prints medians and writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from disclosure_ledger.local_broker import LocalBroker
+from disclosure_ledger.settings import load_settings
+from disclosure_ledger.simulate import simulate
+from producers.publisher import PRODUCER_DEFAULTS, DisclosurePublisher
+from producers.topics import ensure_topic
+from schemas.codec import EventCodec
+
+PARTITIONS = 4
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _bootstrap() -> str:
+    settings = load_settings()
+    if settings.kafka_bootstrap_servers:
+        return settings.kafka_bootstrap_servers
+    return LocalBroker(
+        state_dir=settings.state_dir,
+        port=settings.broker_port,
+        controller_port=settings.controller_port,
+        heap=settings.broker_heap,
+    ).start()
+
+
+def _topic(bootstrap: str, kind: str) -> str:
+    name = f"bench.{kind}.{uuid.uuid4().hex[:8]}"
+    ensure_topic(bootstrap, name, PARTITIONS)
+    return name
+
+
+def _bare_consume(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        max_poll_records=10_000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    seen = 0
+    started = time.perf_counter()
+    while seen < expected:
+        for records in consumer.poll(timeout_ms=1000).values():
+            seen += len(records)
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return seconds
+
+
+def run(events_n: int, runs: int) -> dict[str, Any]:
+    bootstrap = _bootstrap()
+    start, end = datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    t = time.perf_counter()
+    events = list(simulate(events_n, 1, start, end))
+    print(f"simulated {events_n} events in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    codec = EventCodec()
+    encoded = [(e.subject.id.encode(), codec.encode(e.to_avro())) for e in events]
+    figures: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "publish_eps",
+            "publish_ceiling_eps",
+            "ingest_eps",
+            "ingest_ceiling_eps",
+            "ingest_peak_rss_mb",
+        )
+    }
+    topics: list[str] = []
+    for run_no in range(1, runs + 1):
+        topic = _topic(bootstrap, "lib")
+        topics.append(topic)
+        t = time.perf_counter()
+        with DisclosurePublisher(bootstrap, topic) as publisher:
+            result = publisher.publish_many(events)
+        assert result.ok, result.undelivered[:3]
+        figures["publish_eps"].append(events_n / (time.perf_counter() - t))
+
+        raw_topic = _topic(bootstrap, "raw")
+        topics.append(raw_topic)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
+        t = time.perf_counter()
+        for key, value in encoded:
+            producer.send(raw_topic, key=key, value=value)
+        producer.flush()
+        figures["publish_ceiling_eps"].append(events_n / (time.perf_counter() - t))
+        producer.close()
+
+        with tempfile.TemporaryDirectory() as folder:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.ingest_worker",
+                    bootstrap,
+                    topic,
+                    str(Path(folder) / "ledger.duckdb"),
+                    str(events_n),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        worker = json.loads(out.stdout.strip().splitlines()[-1])
+        assert worker["events"] == events_n, worker
+        figures["ingest_eps"].append(events_n / worker["seconds"])
+        figures["ingest_peak_rss_mb"].append(worker["peak_rss_mb"])
+        figures["ingest_ceiling_eps"].append(events_n / _bare_consume(bootstrap, topic, events_n))
+        print(
+            f"run {run_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items()),
+            file=sys.stderr,
+        )
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.delete_topics(topics)
+    admin.close()
+    medians = {k: statistics.median(v) for k, v in figures.items()}
+    return {
+        "benchmark": "ingest",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "events": events_n,
+        "runs": runs,
+        "medians": medians,
+        "all_runs": figures,
+        "publish_ratio": medians["publish_eps"] / medians["publish_ceiling_eps"],
+        "ingest_ratio": medians["ingest_eps"] / medians["ingest_ceiling_eps"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    result = run(args.events, args.runs)
+    m = result["medians"]
+    print(
+        f"\ningest benchmark, {result['events']:,} events, median of {result['runs']} runs, "
+        f"{result['cores']} cores, {result['date']}"
+    )
+    print(f"{'figure':<28}{'value':>14}{'ceiling':>14}{'ratio':>8}")
+    print(
+        f"{'publish (events/s)':<28}{m['publish_eps']:>14,.0f}{m['publish_ceiling_eps']:>14,.0f}"
+        f"{result['publish_ratio']:>8.0%}"
+    )
+    print(
+        f"{'ingest (events/s)':<28}{m['ingest_eps']:>14,.0f}{m['ingest_ceiling_eps']:>14,.0f}"
+        f"{result['ingest_ratio']:>8.0%}"
+    )
+    print(f"{'ingest peak RSS (MB)':<28}{m['ingest_peak_rss_mb']:>14,.0f}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""One timed ingest, in its own process so its peak resident memory is its own.
+
+python -m bench.ingest_worker BOOTSTRAP TOPIC LEDGER EXPECTED  -> prints one JSON line
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+from consumers.consumer import consume
+from consumers.pipeline import Ingestor
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.reference import load_reference
+from ledger.store import Ledger
+
+
+def main() -> None:
+    bootstrap, topic, ledger_path, expected = sys.argv[1:5]
+    reference = load_reference()
+    stop = threading.Event()
+    path = Path(ledger_path)
+    with (
+        Ledger(path) as ledger,
+        SubjectKeyStore(path.with_name(path.name + ".keys.sqlite"), b"b" * 32) as keys,
+    ):
+        ingestor = Ingestor(ledger, keys, reference)
+        done = {"n": 0}
+        original = ingestor.ingest
+
+        def counting(messages):  # type: ignore[no-untyped-def]
+            stats = original(messages)
+            done["n"] += stats.total
+            if done["n"] >= int(expected):
+                stop.set()
+            return stats
+
+        ingestor.ingest = counting  # type: ignore[method-assign]
+        started = time.perf_counter()
+        stats = consume(bootstrap, topic, ingestor, until_idle=30.0, stop=stop)
+        seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "events": stats.total,
+                "accepted": stats.accepted,
+                "seconds": seconds,
+                "peak_rss_mb": peak_kib / 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
