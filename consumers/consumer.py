@@ -1,7 +1,28 @@
 """The Kafka side of ingestion: assign every partition, resume from the ledger's offsets,
 poll in batches, hand each batch to the :class:`~consumers.pipeline.Ingestor`.
 
-Kafka's committed group offsets are never read: the ledger says where to resume.
+Kafka's committed group offsets are never read: the ledger says where to resume. What
+this loop promises, and how:
+
+- **Nothing lost, nothing doubled.** Each batch is one ledger transaction holding its
+  rows and the next offset of every partition it read. A crash anywhere (even SIGKILL in
+  the middle of a commit) leaves the ledger at the end of the last committed batch, and
+  the next run starts exactly there.
+- **Graceful stop.** ``stop`` (set by the CLI on SIGTERM or SIGINT) is checked between
+  batches: the batch in hand is committed, the broker connection closed, and
+  :func:`consume` returns normally.
+- **Broker outages.** When the broker stops answering, the loop stops polling and probes
+  it with a backoff (:class:`Backoff`, doubling up to a cap), logging one warning per
+  attempt, sleeping in between (no busy loop), until it answers; then it seeks every
+  partition back to the ledger's stored offsets and carries on. ``until_idle`` counts
+  only time during which the broker answered and every partition was read to its end,
+  so an outage never passes for "caught up". ``max_outage`` (default: none) turns a
+  long outage into a :class:`~schemas.errors.ConsumeError`.
+- **Dead letters (optional).** With ``dead_letter_topic``, every quarantined message is
+  also copied there once its batch has committed, with headers naming its source topic,
+  partition, offset and error, as Kafka Connect's dead-letter queue does. The ledger's
+  quarantine table stays the record; the copy is best effort (a crash between the commit
+  and the copy loses the copy, never the quarantine row).
 """
 
 from __future__ import annotations
@@ -9,9 +30,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
@@ -29,25 +52,131 @@ CONSUMER_DEFAULTS = {
     "fetch_max_wait_ms": 200,
     "reconnect_backoff_ms": 200,
     "reconnect_backoff_max_ms": 5_000,
+    "request_timeout_ms": 15_000,
 }
+
+# Header names of Kafka Connect's dead-letter queue (errors.deadletterqueue.context...).
+DLQ_HEADER_PREFIX = "__connect.errors."
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds to wait before reconnection attempt ``n``: ``initial`` doubling to ``maximum``."""
+
+    initial: float = 0.5
+    maximum: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.maximum, self.initial * 2 ** max(0, attempt - 1)))
 
 
 @dataclass
 class ConsumeStats(IngestStats):
     batches: int = 0
     partitions: list[int] = field(default_factory=list)
+    outages: int = 0
+    reconnect_attempts: int = 0
+    dead_lettered: int = 0
 
 
-def _connect(bootstrap_servers: str, max_batch: int) -> KafkaConsumer:
-    try:
-        return KafkaConsumer(
-            bootstrap_servers=bootstrap_servers, max_poll_records=max_batch, **CONSUMER_DEFAULTS
+class _Outage:
+    """Counts the attempts and time of one period without a broker, and gives up when
+    ``max_outage`` is exceeded."""
+
+    def __init__(self, bootstrap_servers: str, backoff: Backoff, max_outage: float | None) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.backoff = backoff
+        self.max_outage = max_outage
+        self.started = time.monotonic()
+        self.attempts = 0
+
+    def wait_after(self, error: BaseException, stop: threading.Event, where: str) -> bool:
+        """Log this failed attempt and sleep before the next; False if stop was set."""
+        self.attempts += 1
+        down = time.monotonic() - self.started
+        if self.max_outage is not None and down >= self.max_outage:
+            raise ConsumeError(
+                f"Kafka at {self.bootstrap_servers} has not answered for {down:.0f} s "
+                f"({self.attempts} attempts; last error: {_describe(error)}); giving up after "
+                f"--max-outage {self.max_outage:g} s. {where}. Start the broker (or check "
+                "KAFKA_BOOTSTRAP_SERVERS) and run consume again: it resumes there"
+            )
+        delay = self.backoff.delay(self.attempts)
+        log.warning(
+            "Kafka at %s unreachable (attempt %d, down %.1f s): %s; retrying in %.1f s. %s",
+            self.bootstrap_servers,
+            self.attempts,
+            down,
+            _describe(error),
+            delay,
+            where,
         )
-    except KafkaError as exc:
-        raise ConsumeError(
-            f"cannot reach Kafka at {bootstrap_servers}: {exc}; start the local broker with "
-            "`disclosure-ledger broker start` or set KAFKA_BOOTSTRAP_SERVERS"
-        ) from exc
+        return not stop.wait(delay)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    name = type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+def _open_consumer(bootstrap_servers: str, max_batch: int, timeout_s: float) -> Any:
+    """A KafkaConsumer, or KafkaError if the broker did not answer within ``timeout_s``.
+
+    kafka-python connects in ``__init__`` and, when that fails, leaves its network thread
+    running; building in two steps lets us close it on that path too.
+    """
+    consumer = KafkaConsumer.__new__(KafkaConsumer)
+    try:
+        consumer.__init__(
+            bootstrap_servers=bootstrap_servers,
+            max_poll_records=max_batch,
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+            **CONSUMER_DEFAULTS,
+        )
+    except BaseException:
+        client = getattr(consumer, "_client", None)
+        if client is not None:
+            client.close()
+        raise
+    return consumer
+
+
+def _connect(
+    bootstrap_servers: str,
+    max_batch: int,
+    stop: threading.Event,
+    backoff: Backoff,
+    max_outage: float | None,
+    probe_timeout: float,
+    stats: ConsumeStats,
+) -> Any | None:
+    """Connect, retrying with backoff while the broker is away; None if stopped first."""
+    outage: _Outage | None = None
+    while not stop.is_set():
+        try:
+            consumer = _open_consumer(bootstrap_servers, max_batch, probe_timeout)
+        except KafkaError as exc:
+            if outage is None:
+                outage = _Outage(bootstrap_servers, backoff, max_outage)
+                stats.outages += 1
+            stats.reconnect_attempts += 1
+            where = (
+                "Nothing read yet; start the local broker with `disclosure-ledger broker "
+                "start` or set KAFKA_BOOTSTRAP_SERVERS"
+            )
+            if not outage.wait_after(exc, stop, where):
+                return None
+            continue
+        if outage is not None:
+            log.info(
+                "Kafka at %s answers after %.1f s and %d attempt(s)",
+                bootstrap_servers,
+                time.monotonic() - outage.started,
+                outage.attempts,
+            )
+        return consumer
+    return None
 
 
 def consume(
@@ -59,28 +188,73 @@ def consume(
     max_batch: int = 10_000,
     linger: float = 0.2,
     stop: threading.Event | None = None,
+    backoff: Backoff | None = None,
+    max_outage: float | None = None,
+    probe_timeout: float = 5.0,
+    dead_letter_topic: str | None = None,
 ) -> ConsumeStats:
-    """Ingest ``topic`` until ``stop`` is set or nothing new arrived for ``until_idle`` s.
+    """Ingest ``topic`` until ``stop`` is set, or until every partition has been read to
+    its end and nothing new arrived for ``until_idle`` seconds.
 
-    Every batch is one ledger transaction; a stop between batches loses nothing.
+    Every batch is one ledger transaction; a stop or crash between batches loses nothing.
+    While the broker is unreachable this retries with ``backoff`` (see the module
+    docstring) and raises :class:`ConsumeError` only after ``max_outage`` seconds.
     """
     stop = stop or threading.Event()
+    backoff = backoff or Backoff()
     stats = ConsumeStats()
-    consumer = _connect(bootstrap_servers, max_batch)
-    assigned: set[int] = set()
-    last_refresh = 0.0
+    consumer = _connect(
+        bootstrap_servers, max_batch, stop, backoff, max_outage, probe_timeout, stats
+    )
+    if consumer is None:
+        return stats
+    dead_letters = (
+        _DeadLetters(bootstrap_servers, dead_letter_topic, probe_timeout)
+        if dead_letter_topic
+        else None
+    )
+    assigned: list[TopicPartition] = []
+    reseek = False
+    last_refresh = last_probe = 0.0
     last_activity = time.monotonic()
+    caught_up = False
     try:
         while not stop.is_set():
-            if time.monotonic() - last_refresh > (1.0 if not assigned else 10.0):
-                assigned = _assign(consumer, topic, ingestor, assigned)
-                last_refresh = time.monotonic()
-            messages = _poll_batch(consumer, max_batch, linger) if assigned else []
+            try:
+                if reseek or time.monotonic() - last_refresh > (1.0 if not assigned else 10.0):
+                    if not assigned:  # fails within probe_timeout when the broker is away
+                        consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
+                    assigned = _assign(consumer, topic, ingestor, assigned, reseek=reseek)
+                    reseek, last_refresh = False, time.monotonic()
+                messages = _poll_batch(consumer, max_batch, linger) if assigned else []
+                if not messages and time.monotonic() - last_probe >= 1.0:
+                    # Nothing new: is the broker still there, and is every partition read?
+                    caught_up = _caught_up(consumer, assigned, probe_timeout)
+                    last_probe = time.monotonic()
+            except KafkaError as exc:
+                if not _ride_out(
+                    consumer,
+                    exc,
+                    stop,
+                    backoff,
+                    max_outage,
+                    probe_timeout,
+                    bootstrap_servers,
+                    topic,
+                    ingestor,
+                    stats,
+                ):
+                    break
+                # Back: start again exactly where the ledger says, whatever was buffered.
+                reseek, caught_up = True, False
+                last_activity = time.monotonic()
+                continue
             if messages:
                 result = ingestor.ingest(messages)
                 stats.add(result)
                 stats.batches += 1
                 last_activity = time.monotonic()
+                caught_up = False
                 log.info(
                     "batch of %d: %d accepted, %d duplicate, %d quarantined",
                     result.total,
@@ -88,23 +262,80 @@ def consume(
                     result.duplicates,
                     result.quarantined,
                 )
+                if dead_letters is not None and result.quarantined:
+                    stats.dead_lettered += dead_letters.forward(ingestor, messages)
                 continue
-            if until_idle is not None and time.monotonic() - last_activity >= until_idle:
+            if (
+                until_idle is not None
+                and caught_up
+                and time.monotonic() - last_activity >= until_idle
+            ):
+                log.info("caught up with %s and idle for %.1f s: stopping", topic, until_idle)
                 break
             if not assigned:
                 stop.wait(0.5)
+        if stop.is_set():
+            log.info("stopped on request; the ledger holds every batch read so far")
     finally:
         consumer.close()
-    stats.partitions = sorted(assigned)
+        if dead_letters is not None:
+            dead_letters.close()
+    stats.partitions = sorted(tp.partition for tp in assigned)
     return stats
 
 
+def _ride_out(
+    consumer: Any,
+    error: BaseException,
+    stop: threading.Event,
+    backoff: Backoff,
+    max_outage: float | None,
+    probe_timeout: float,
+    bootstrap_servers: str,
+    topic: str,
+    ingestor: Ingestor,
+    stats: ConsumeStats,
+) -> bool:
+    """Probe the broker with backoff until it answers (True) or stop is set (False)."""
+    outage = _Outage(bootstrap_servers, backoff, max_outage)
+    stats.outages += 1
+    where = f"The ledger resumes {topic} at {ingestor.ledger.stored_offsets(topic)}"
+    while True:
+        stats.reconnect_attempts += 1
+        if not outage.wait_after(error, stop, where):
+            return False
+        try:
+            consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
+        except KafkaError as exc:
+            error = exc
+            continue
+        log.info(
+            "Kafka at %s answers again after %.1f s and %d attempt(s); resuming from the "
+            "ledger's offsets",
+            bootstrap_servers,
+            time.monotonic() - outage.started,
+            outage.attempts,
+        )
+        return True
+
+
 def _assign(
-    consumer: KafkaConsumer, topic: str, ingestor: Ingestor, assigned: set[int]
-) -> set[int]:
-    """Assign every partition of the topic; new ones start where the ledger says."""
+    consumer: Any,
+    topic: str,
+    ingestor: Ingestor,
+    assigned: list[TopicPartition],
+    *,
+    reseek: bool = False,
+) -> list[TopicPartition]:
+    """Assign every partition of the topic, each starting where the ledger says.
+
+    Without ``reseek``, nothing changes unless the topic gained partitions.
+    """
     partitions = consumer.partitions_for_topic(topic)
-    if not partitions or set(partitions) == assigned:
+    if not partitions:
+        return assigned
+    current = {tp.partition for tp in assigned}
+    if set(partitions) == current and not reseek:
         return assigned
     stored = ingestor.ledger.stored_offsets(topic)
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -115,10 +346,21 @@ def _assign(
         else:
             consumer.seek_to_beginning(tp)
     log.info("assigned %s partitions %s; resuming at %s", topic, sorted(partitions), stored)
-    return set(partitions)
+    return tps
 
 
-def _poll_batch(consumer: KafkaConsumer, max_batch: int, linger: float) -> list[SourceMessage]:
+def _caught_up(consumer: Any, assigned: Sequence[TopicPartition], timeout: float) -> bool:
+    """Whether every assigned partition has been read to its end; KafkaError if the
+    broker does not answer within ``timeout``."""
+    if not assigned:
+        consumer.bootstrap(timeout_ms=int(timeout * 1000), refresh=True)
+        return True
+    timeout_ms = int(timeout * 1000)
+    ends = consumer.end_offsets(list(assigned), timeout_ms=timeout_ms)
+    return all(consumer.position(tp, timeout_ms=timeout_ms) >= ends[tp] for tp in assigned)
+
+
+def _poll_batch(consumer: Any, max_batch: int, linger: float) -> list[SourceMessage]:
     """Poll until ``max_batch`` messages or ``linger`` seconds; in offset order per partition."""
     messages: list[SourceMessage] = []
     deadline = time.monotonic() + linger
@@ -136,3 +378,80 @@ def _poll_batch(consumer: KafkaConsumer, max_batch: int, linger: float) -> list[
                 SourceMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
             )
     return messages
+
+
+class _DeadLetters:
+    """Copies quarantined messages to a dead-letter topic, Kafka Connect style."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, timeout: float) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.timeout = timeout
+        self._producer: Any | None = None
+
+    def _connect(self) -> Any:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap_servers,
+                acks="all",
+                bootstrap_timeout_ms=int(self.timeout * 1000),
+                max_block_ms=int(self.timeout * 1000),
+            )
+        return self._producer
+
+    def forward(self, ingestor: Ingestor, messages: Sequence[SourceMessage]) -> int:
+        """Send this committed batch's quarantined messages; returns how many were acked."""
+        spans: dict[tuple[str, int], tuple[int, int]] = {}
+        for m in messages:
+            low, high = spans.get((m.topic, m.partition), (m.offset, m.offset))
+            spans[(m.topic, m.partition)] = (min(low, m.offset), max(high, m.offset))
+        rows: list[tuple[Any, ...]] = []
+        for (topic, partition), (low, high) in spans.items():
+            rows.extend(
+                ingestor.ledger.con.execute(
+                    "SELECT topic, kafka_partition, kafka_offset, message_key, message_value, "
+                    "error FROM quarantine WHERE topic = ? AND kafka_partition = ? "
+                    "AND kafka_offset BETWEEN ? AND ? ORDER BY kafka_offset",
+                    [topic, partition, low, high],
+                ).fetchall()
+            )
+        try:
+            producer = self._connect()
+            futures = [
+                producer.send(
+                    self.topic,
+                    key=None if key is None else bytes(key),
+                    value=None if value is None else bytes(value),
+                    headers=[
+                        (DLQ_HEADER_PREFIX + "topic", str(topic).encode()),
+                        (DLQ_HEADER_PREFIX + "partition", str(partition).encode()),
+                        (DLQ_HEADER_PREFIX + "offset", str(offset).encode()),
+                        (DLQ_HEADER_PREFIX + "exception.message", str(error).encode()),
+                    ],
+                )
+                for topic, partition, offset, key, value, error in rows
+            ]
+            producer.flush(timeout=self.timeout)
+        except KafkaError as exc:
+            log.error(
+                "could not copy %d quarantined message(s) to dead-letter topic %s: %s; they "
+                "stay in the ledger's quarantine table",
+                len(rows),
+                self.topic,
+                _describe(exc),
+            )
+            return 0
+        delivered = sum(1 for f in futures if f.succeeded())
+        if delivered < len(rows):
+            log.error(
+                "%d of %d quarantined message(s) were not copied to dead-letter topic %s; "
+                "they stay in the ledger's quarantine table",
+                len(rows) - delivered,
+                len(rows),
+                self.topic,
+            )
+        return delivered
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=self.timeout)

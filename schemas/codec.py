@@ -3,10 +3,12 @@
 A message value is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
 writer schema's parsing canonical form + the Avro binary record (Avro specification,
 "Single-object encoding"). Writer schemas are resolved by fingerprint from the ``.avsc``
-files shipped in this package. Avro implementations disagree on the canonical form of a
-primitive that carries a logical type (Java and fastavro write ``"long"``, the Python
-``avro`` package ``{"type":"long"}``), so every shipped schema answers to both
-fingerprints.
+files shipped in this package, and every record is read with the newest of them as the
+reader schema (Avro schema resolution), so the consumer sees one shape whichever
+compatible version a producer wrote (``schemas/compat.py`` checks that they are). Avro
+implementations disagree on the canonical form of a primitive that carries a logical type
+(Java and fastavro write ``"long"``, the Python ``avro`` package ``{"type":"long"}``), so
+every shipped schema answers to both fingerprints.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import fastavro
 
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, SchemaError
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = 10
@@ -122,13 +125,13 @@ def parsing_canonical_form(schema: Any, *, logical_as_object: bool = False) -> s
     return walk(schema, None, set())
 
 
-def _strip_logical_types(node: Any) -> Any:
+def without_logical_types(node: Any) -> Any:
     """A copy of the schema without logical types: the decoder's fast path reads raw
     longs and strings (fastavro decodes about twice as fast without conversions)."""
     if isinstance(node, list):
-        return [_strip_logical_types(n) for n in node]
+        return [without_logical_types(n) for n in node]
     if isinstance(node, dict):
-        return {k: _strip_logical_types(v) for k, v in node.items() if k != "logicalType"}
+        return {k: without_logical_types(v) for k, v in node.items() if k != "logicalType"}
     return node
 
 
@@ -145,24 +148,41 @@ class SchemaVersion:
         return self.fingerprints[0]
 
 
-@cache
-def shipped_schemas() -> tuple[SchemaVersion, ...]:
-    """Every ``disclosure_event.vN.avsc`` shipped in this package, oldest first."""
+def schema_version(version: int, source: str, schema_json: Mapping[str, Any]) -> SchemaVersion:
+    """A parsed schema with both fingerprints implementations compute for it."""
+    forms = (
+        parsing_canonical_form(schema_json),
+        parsing_canonical_form(schema_json, logical_as_object=True),
+    )
+    prints = tuple(dict.fromkeys(crc64_avro(f.encode()) for f in forms))
+    return SchemaVersion(version, source, schema_json, prints)
+
+
+def schema_versions_in(directory: Traversable) -> tuple[SchemaVersion, ...]:
+    """Every ``disclosure_event.vN.avsc`` in ``directory``, oldest first.
+
+    Raises :class:`SchemaError` naming the file that is not JSON.
+    """
     found: list[SchemaVersion] = []
-    for entry in resources.files("schemas").iterdir():
+    for entry in directory.iterdir():
         match = SCHEMA_FILE.match(entry.name)
         if not match:
             continue
-        schema_json = json.loads(entry.read_text(encoding="utf-8"))
-        forms = (
-            parsing_canonical_form(schema_json),
-            parsing_canonical_form(schema_json, logical_as_object=True),
-        )
-        prints = tuple(dict.fromkeys(crc64_avro(f.encode()) for f in forms))
-        found.append(SchemaVersion(int(match.group(1)), entry.name, schema_json, prints))
+        try:
+            schema_json = json.loads(entry.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise SchemaError(f"{entry.name} is not valid JSON: {exc}") from exc
+        found.append(schema_version(int(match.group(1)), entry.name, schema_json))
+    return tuple(sorted(found, key=lambda s: s.version))
+
+
+@cache
+def shipped_schemas() -> tuple[SchemaVersion, ...]:
+    """Every ``disclosure_event.vN.avsc`` shipped in this package, oldest first."""
+    found = schema_versions_in(resources.files("schemas"))
     if not found:
         raise DecodeError("no disclosure_event.vN.avsc shipped in the schemas package")
-    return tuple(sorted(found, key=lambda s: s.version))
+    return found
 
 
 def latest_schema() -> SchemaVersion:
@@ -177,24 +197,40 @@ class _Reader:
 
 
 class EventCodec:
-    """Encodes with the newest shipped schema; decodes any shipped version by fingerprint.
+    """Encodes with the newest shipped schema (or ``write_version``); decodes any shipped
+    version by fingerprint, resolving it against the newest one.
 
     Decoded records keep raw wire values: ``occurred_at`` as epoch milliseconds and
-    ``event_id`` as text; :meth:`decode` checks the values Avro's types cannot.
+    ``event_id`` as text; :meth:`decode` checks the values Avro's types cannot. A record
+    written with an older version comes back shaped as the newest, fields it lacks
+    filled with their defaults (``legal_reference`` is ``None`` for a v1 event).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, write_version: int | None = None) -> None:
+        versions = {v.version: v for v in shipped_schemas()}
         latest = latest_schema()
-        self._write_schema = fastavro.parse_schema(dict(latest.schema_json))
-        self._header = MAGIC + latest.fingerprint
-        reader_schema = fastavro.parse_schema(_strip_logical_types(latest.schema_json))
+        if write_version is not None and write_version not in versions:
+            raise SchemaError(
+                f"write_version {write_version} is not a shipped schema version "
+                f"(shipped: {sorted(versions)})"
+            )
+        writes = versions[write_version or latest.version]
+        self._write_version = writes.version
+        self._write_schema = fastavro.parse_schema(dict(writes.schema_json))
+        self._header = MAGIC + writes.fingerprint
+        reader_schema = fastavro.parse_schema(without_logical_types(latest.schema_json))
         self._readers: dict[bytes, _Reader] = {}
-        for version in shipped_schemas():
-            writer = fastavro.parse_schema(_strip_logical_types(version.schema_json))
+        for version in versions.values():
+            writer = fastavro.parse_schema(without_logical_types(version.schema_json))
             same = version.version == latest.version
             entry = _Reader(version.version, writer, None if same else reader_schema)
             for fp in version.fingerprints:
                 self._readers[fp] = entry
+
+    @property
+    def write_version(self) -> int:
+        """The schema version :meth:`encode` writes."""
+        return self._write_version
 
     @property
     def header(self) -> bytes:
@@ -233,8 +269,10 @@ class EventCodec:
         try:
             record = fastavro.schemaless_reader(body, entry.writer, entry.reader)
         except Exception as exc:  # fastavro raises many types for a corrupt body
+            where = locate_body_error(_writer_json(entry.version), value, HEADER_LENGTH)
             raise DecodeError(
-                f"Avro body does not match schema v{entry.version}: {type(exc).__name__}: {exc}"
+                f"Avro body does not match schema v{entry.version}: "
+                + (where or f"{type(exc).__name__}: {exc}")
             ) from exc
         if body.tell() != len(value):
             raise DecodeError(
@@ -257,3 +295,147 @@ def check_values(record: Mapping[str, Any]) -> None:
         raise DecodeError("subject.id is empty")
     if not record["recipient"]["id"]:
         raise DecodeError("recipient.id is empty")
+    if record.get("legal_reference") == "":
+        raise DecodeError(
+            "legal_reference is an empty string; a producer sends null when it has none"
+        )
+
+
+def _writer_json(version: int) -> Mapping[str, Any]:
+    return next(v.schema_json for v in shipped_schemas() if v.version == version)
+
+
+class _BodyError(Exception):
+    """Where and why a binary Avro body stops matching its schema."""
+
+
+def locate_body_error(schema: Any, data: bytes, start: int = 0) -> str | None:
+    """Walk the Avro binary encoding of one record and name the first field it breaks.
+
+    Returns e.g. ``"field recipient.category: enum index 32 is not one of the 8
+    RecipientCategory symbols"``, or ``None`` when the body reads cleanly (then the
+    caller's own error stands). Only used on the error path: the fast decoder is
+    fastavro's.
+    """
+    names: dict[str, Any] = {}
+    position = start
+
+    def fail(path: str, problem: str) -> _BodyError:
+        return _BodyError(f"field {path or '(record)'}: {problem}")
+
+    def read_long(path: str) -> int:
+        nonlocal position
+        shift = 0
+        accumulated = 0
+        while True:
+            if position >= len(data):
+                raise fail(path, "the message ends inside this field (truncated)")
+            byte = data[position]
+            position += 1
+            accumulated |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (accumulated >> 1) ^ -(accumulated & 1)
+            shift += 7
+            if shift > 63:
+                raise fail(path, "a variable-length integer runs longer than 10 bytes")
+
+    def read_bytes(path: str, count: int) -> bytes:
+        nonlocal position
+        if count < 0:
+            raise fail(path, f"negative length {count}")
+        if position + count > len(data):
+            raise fail(
+                path,
+                f"declares {count} bytes but only {len(data) - position} remain "
+                "(truncated, or not this schema)",
+            )
+        chunk = data[position : position + count]
+        position += count
+        return chunk
+
+    def full_name(name: str, namespace: str | None) -> str:
+        return name if "." in name or not namespace else f"{namespace}.{name}"
+
+    def walk(node: Any, path: str, namespace: str | None) -> None:
+        if isinstance(node, str):
+            if node in _PRIMITIVES:
+                return read_primitive(node, path)
+            named = names.get(full_name(node, namespace)) or names.get(node)
+            if named is None:
+                raise fail(path, f"schema names unknown type {node}")
+            return walk(named, path, namespace)
+        if isinstance(node, list):
+            index = read_long(path)
+            if not 0 <= index < len(node):
+                raise fail(path, f"union branch {index} does not exist (0 to {len(node) - 1})")
+            return walk(node[index], path, namespace)
+        kind = node["type"]
+        if not isinstance(kind, str) or kind in _PRIMITIVES:
+            return walk(kind, path, namespace)
+        if "name" in node:
+            name = full_name(node["name"], node.get("namespace", namespace))
+            names[name] = node
+            namespace = name.rpartition(".")[0] or None
+        if kind in ("record", "error"):
+            for field in node["fields"]:
+                walk(field["type"], f"{path}.{field['name']}" if path else field["name"], namespace)
+        elif kind == "enum":
+            index = read_long(path)
+            symbols = node["symbols"]
+            if not 0 <= index < len(symbols):
+                unknown = "an unknown symbol" + ("" if "default" in node else ", and no default")
+                raise fail(
+                    path,
+                    f"enum index {index} is outside the {len(symbols)} {node['name']} "
+                    f"symbols ({unknown})",
+                )
+        elif kind in ("array", "map"):
+            item = 0
+            while True:
+                count = read_long(path)
+                if count == 0:
+                    return None
+                if count < 0:
+                    count = -count
+                    read_long(path)  # the block's size in bytes
+                for _ in range(count):
+                    if kind == "map":
+                        read_primitive("string", f"{path} key")
+                        walk(node["values"], f"{path}[{item}]", namespace)
+                    else:
+                        walk(node["items"], f"{path}[{item}]", namespace)
+                    item += 1
+        elif kind == "fixed":
+            read_bytes(path, int(node["size"]))
+        return None
+
+    def read_primitive(kind: str, path: str) -> None:
+        if kind == "null":
+            return
+        if kind == "boolean":
+            value = read_bytes(path, 1)
+            if value not in (b"\x00", b"\x01"):
+                raise fail(path, f"boolean byte {value.hex()} is neither 00 nor 01")
+        elif kind in ("int", "long"):
+            read_long(path)
+        elif kind == "float":
+            read_bytes(path, 4)
+        elif kind == "double":
+            read_bytes(path, 8)
+        else:
+            text = read_bytes(path, read_long(path))
+            if kind == "string":
+                try:
+                    text.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise fail(path, "string is not valid UTF-8") from None
+
+    try:
+        walk(schema, "", None)
+    except _BodyError as exc:
+        return str(exc)
+    except (KeyError, TypeError, ValueError):  # a schema we cannot walk: say nothing
+        return None
+    if position != len(data):
+        return f"{len(data) - position} trailing bytes after the record"
+    return None

@@ -1,4 +1,5 @@
-"""The producer-side model of one disclosure event, mirroring ``disclosure_event.v1.avsc``.
+"""The producer-side model of one disclosure event, mirroring the newest shipped schema
+(``disclosure_event.v2.avsc``).
 
 Producers validate with it before encoding; the consumer does not use it on its hot path
 (the Avro schema already checks types). ``tests/unit/test_model_schema_agree.py`` proves
@@ -93,6 +94,8 @@ class DisclosureEvent(_Frozen):
     disclosure_kind: DisclosureKind = DisclosureKind.business_purpose
     producer: Producer
     context: dict[str, str] = Field(default_factory=dict)
+    # v2: the contract, court order or statute the disclosure relies on; None if unknown.
+    legal_reference: Annotated[str, Field(min_length=1)] | None = None
 
     @field_validator("occurred_at")
     @classmethod
@@ -117,6 +120,7 @@ class DisclosureEvent(_Frozen):
             "disclosure_kind": self.disclosure_kind.value,
             "producer": {"service": self.producer.service, "version": self.producer.version},
             "context": dict(self.context),
+            "legal_reference": self.legal_reference,
         }
 
     def to_json_line(self) -> str:
