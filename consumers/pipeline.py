@@ -8,7 +8,6 @@ message with its raw bytes.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import defaultdict
@@ -19,7 +18,9 @@ from typing import Any
 import pyarrow as pa
 
 from ledger.chain import GENESIS, chain_rows
-from ledger.pseudonyms import SubjectKeyStore
+from ledger.checkpoints import Checkpoint, Checkpointer
+from ledger.context_crypto import encrypt_context
+from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
 from ledger.reference import ReferenceData, classify
 from ledger.store import (
     DISCLOSURE_COLUMNS,
@@ -66,10 +67,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def canonical_context(context: dict[str, str]) -> str:
-    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 class Ingestor:
     """Turns batches of source messages into ledger transactions (the single writer)."""
 
@@ -81,12 +78,14 @@ class Ingestor:
         *,
         codec: EventCodec | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.ledger = ledger
         self.keys = keys
         self.reference = reference
         self.codec = codec or EventCodec()
         self._clock_ms = clock_ms
+        self.checkpointer = checkpointer
         self._heads: dict[str, ChainHead] = {}
         self._reference_stored = ledger.has_reference_version(reference.version)
 
@@ -136,10 +135,10 @@ class Ingestor:
                 first_in_batch[event_id] = len(accepted)
                 accepted.append(candidate)
 
-        pseudonyms = self.keys.pseudonyms(
+        subjects = self.keys.derive(
             [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
         )
-        rows = self._rows(accepted, pseudonyms, now)
+        rows = self._rows(accepted, subjects, now)
         for message, event_id, index in later_duplicates:
             original = rows[index]
             duplicate_rows.append(
@@ -165,18 +164,28 @@ class Ingestor:
         stats.quarantined = len(quarantined)
         if quarantined:
             log.warning("quarantined %d message(s); see the quarantine table", len(quarantined))
+        if self.checkpointer is not None:
+            self.checkpointer.after_batch(stats.accepted)
         return stats
+
+    def checkpoint_if_due(self) -> Checkpoint | None:
+        """When a poll brings nothing: the time-based checkpoint, if rows await one."""
+        return self.checkpointer.after_batch(0) if self.checkpointer is not None else None
+
+    def shutdown(self) -> Checkpoint | None:
+        """On a clean stop: the final checkpoint (None if no checkpointer, or nothing moved)."""
+        return self.checkpointer.shutdown() if self.checkpointer is not None else None
 
     def _rows(
         self,
         accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Any]],
-        pseudonyms: Sequence[str],
+        subjects: Sequence[SubjectSecrets],
         now: int,
     ) -> list[dict[str, Any]]:
         by_chain: dict[str, list[dict[str, Any]]] = defaultdict(list)
         ordered: list[dict[str, Any]] = []
-        for (message, version, record, classification), pseudonym in zip(
-            accepted, pseudonyms, strict=True
+        for (message, version, record, classification), subject in zip(
+            accepted, subjects, strict=True
         ):
             chain = chain_id_for(message.topic, message.partition)
             row = {
@@ -187,7 +196,7 @@ class Ingestor:
                 "kafka_offset": message.offset,
                 "event_id": record["event_id"],
                 "occurred_at_ms": record["occurred_at"],
-                "subject_pseudonym": pseudonym,
+                "subject_pseudonym": subject.pseudonym,
                 "subject_type": record["subject"]["type"],
                 "recipient_id": record["recipient"]["id"],
                 "recipient_category": record["recipient"]["category"],
@@ -197,7 +206,10 @@ class Ingestor:
                 "disclosure_kind": record["disclosure_kind"],
                 "producer_service": record["producer"]["service"],
                 "producer_version": record["producer"]["version"],
-                "context": canonical_context(record["context"]),
+                # Encrypted under the subject's key: erasing the key erases the context too.
+                "context": encrypt_context(
+                    subject.context_key, record["event_id"], record["context"]
+                ),
                 "schema_version": version,
                 "reference_version": self.reference.version,
                 "ccpa_letters": list(classification.ccpa_letters),

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     # Secret that keys the subject-key lookup (see ledger/pseudonyms.py).
     subject_secret: SecretStr | None = None
     subject_secret_file: Path | None = None
+    # Ed25519 key that signs checkpoints (see ledger/checkpoints.py): PEM or 64 hex digits,
+    # in the variable itself or in the file it names. Never stored in the ledger.
+    checkpoint_signing_key: SecretStr | None = None
+    checkpoint_signing_key_file: Path | None = None
+    # The matching public key, for `verify` when --public-key is not given.
+    checkpoint_public_key_file: Path | None = None
+    # A checkpoint every this many appended rows or seconds, whichever comes first.
+    checkpoint_every_rows: int = Field(default=100_000, ge=1)
+    checkpoint_every_seconds: float = Field(default=300.0, gt=0)
 
 
 def load_settings() -> Settings:

@@ -1,23 +1,60 @@
-"""Recompute every leaf and link of every chain, and account for every offset.
+"""Recompute every leaf and link of every chain, check every checkpoint, account for every
+offset, and report every failure with its chain, sequence and kind.
 
-``verify_ledger`` streams the ledger in Arrow batches (it never loads it whole) and
-returns every failure it finds, each with its chain, sequence and kind.
+How it stays fast on a large ledger: one streaming scan reads the rows in the order they
+were appended (which is sequence order within each chain, as the consumer appends them)
+and, per Arrow batch, recomputes the leaves and checks links, sequence numbers and offset
+order with the native helper ``ledger._leafhash`` (the encoding of :mod:`ledger.chain`,
+OpenSSL's SHA-256, the GIL released), while a second thread keeps DuckDB reading the next
+batch. Without the helper the same checks run in pure Python, slower. Only a chain in
+which something is wrong is read again, in sequence order, to say precisely what: a row
+altered, deleted, inserted, or rows reordered. Checkpoints are then checked against the
+chains (truncated below a checkpoint, rewritten since one, bad signature) and the offsets
+accounted for.
+
+Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reordered``,
+``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
+signature``, ``offset missing``, ``offset doubled``, ``offset beyond stored position``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.chain import GENESIS, LEAF_FIELDS, leaf_hash, link_hash
+from ledger.checkpoints import Checkpoint, ledger_checkpoint_lines, parse_checkpoint
 from ledger.store import Ledger
+from schemas.errors import LedgerError
 
-# How each leaf field is read back from its column.
+try:  # the native helper, built from ledger/_leafhash.c at install time when possible
+    from ledger import _leafhash as _native  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - exercised where no C compiler was available
+    _native = None
+
+NATIVE = _native is not None
+
+# How each leaf field is read back from its column, as the encoding needs it.
 _READ_AS = {
-    "event_id": "event_id::VARCHAR AS event_id",
-    "occurred_at_ms": "epoch_ms(occurred_at) AS occurred_at_ms",
-    "ingested_at_ms": "epoch_ms(ingested_at) AS ingested_at_ms",
+    "event_id": "event_id::VARCHAR",
+    "occurred_at_ms": "epoch_ms(occurred_at)",
+    "ingested_at_ms": "epoch_ms(ingested_at)",
+    "kafka_partition": "kafka_partition::BIGINT",
+    "schema_version": "schema_version::BIGINT",
 }
+LEAF_SELECT = ", ".join(f"{_READ_AS.get(name, name)} AS {name}" for name in LEAF_FIELDS)
+
+# Where checkpoint failures are reported, in place of a chain id.
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -37,79 +74,532 @@ class VerifyResult:
     rows: int = 0
     chains: dict[str, tuple[int, str]] = field(default_factory=dict)  # chain -> (length, head)
     failures: list[Failure] = field(default_factory=list)
+    checkpoints: int = 0  # checkpoint lines checked against the chains
+    signatures_checked: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
 
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Checkpoint lines and where they came from (for the failure messages)."""
+
+    name: str
+    lines: Sequence[str]
+
+
 def verify_ledger(
     ledger: Ledger,
     *,
-    batch_rows: int = 100_000,
-    progress: Callable[[int], None] | None = None,
+    checkpoints: Sequence[CheckpointSource] = (),
+    public_key: Ed25519PublicKey | None = None,
+    batch_rows: int = 262_144,
+    progress: Callable[[int, int], None] | None = None,
+    native: bool | None = None,
 ) -> VerifyResult:
+    """Verify ``ledger``; ``progress(rows_done, rows_total)`` is called after each batch.
+
+    ``checkpoints`` are checked in addition to the ledger's own ``checkpoints`` table;
+    signatures are checked when ``public_key`` is given (else a note says they were not).
+    """
     result = VerifyResult()
-    _verify_chains(ledger, result, batch_rows, progress)
-    _verify_offsets(ledger, result)
+    use_native = NATIVE if native is None else native and NATIVE
+    scan = _Scan(ledger, use_native)
+    scan.run(batch_rows, progress)
+    result.rows = scan.rows
+    for chain in sorted(scan.chains):
+        state = scan.chains[chain]
+        if state.dirty:
+            _diagnose_chain(ledger, chain, scan.leaf_bad.get(chain, set()), result, use_native)
+        else:
+            result.chains[chain] = (state.seq, state.head.hex())
+            for seq, _ in sorted(scan.leaf_bad.get(chain, set())):
+                result.failures.append(_altered(chain, seq))
+    _verify_whole_milliseconds(ledger, result)
+    sources = [CheckpointSource("the ledger's checkpoints table", ledger_checkpoint_lines(ledger))]
+    _verify_checkpoints(ledger, [*sources, *checkpoints], public_key, result)
+    clean = not scan.leaf_bad and not any(state.dirty for state in scan.chains.values())
+    _verify_offsets(ledger, result, accepted_unique=clean)
     return result
 
 
-def _verify_chains(
+# -- the streaming scan ------------------------------------------------------------------
+@dataclass
+class _ChainState:
+    seq: int = 0
+    offset: int = -1
+    head: bytes = GENESIS
+    dirty: bool = False  # something is out of order or unlinked: diagnose in seq order
+
+
+class _Scan:
+    def __init__(self, ledger: Ledger, native: bool) -> None:
+        self.ledger = ledger
+        self.native = native
+        self.rows = 0
+        self.chains: dict[str, _ChainState] = {}
+        self.leaf_bad: dict[str, set[tuple[int, int]]] = {}  # chain -> {(seq, offset)}
+        self.pool: ThreadPoolExecutor | None = None
+
+    def run(self, batch_rows: int, progress: Callable[[int, int], None] | None) -> None:
+        total = int(self.ledger.con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])
+        sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash FROM disclosures"
+        reader = self.ledger.con.sql(sql).to_arrow_reader(batch_rows)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-leaves") as pool:
+            self.pool = pool
+            for batch in _read_ahead(reader):
+                self._batch(batch)
+                self.rows += batch.num_rows
+                if progress is not None:
+                    progress(self.rows, total)
+
+    def _batch(self, batch: pa.RecordBatch) -> None:
+        batch = _unsliced(batch)
+        encoded = pc.dictionary_encode(batch.column(0))
+        names = [str(c) for c in encoded.dictionary.to_pylist()]
+        states = [self.chains.setdefault(name, _ChainState()) for name in names]
+        seq, offset, leaf, link = (batch.column(i) for i in _LINK_COLUMNS)
+        bad_leaves = self._leaf_mismatches(batch)
+        bad_links, bad_order = _check_links(
+            batch.num_rows, encoded.indices, seq, offset, leaf, link, states, self.native
+        )
+        codes = encoded.indices
+        for index in bad_leaves:
+            self.leaf_bad.setdefault(names[codes[index].as_py()], set()).add(
+                (seq[index].as_py(), offset[index].as_py())
+            )
+        for index in {*bad_links, *bad_order}:
+            states[codes[index].as_py()].dirty = True  # read it again, in seq order
+
+    def _leaf_mismatches(self, batch: pa.RecordBatch) -> list[int]:
+        n = batch.num_rows
+        if not self.native:
+            rows = batch.to_pylist()
+            return [i for i, row in enumerate(rows) if leaf_hash(row) != row["leaf_hash"]]
+        specs = [_spec(batch.column(i)) for i in range(len(LEAF_FIELDS))]
+        stored = _spec(batch.column(len(LEAF_FIELDS)))
+        # Two halves on two threads: the helper releases the GIL while it hashes.
+        half = n // 2
+        if self.pool is None or half < 4096:
+            return list(_native.leaf_mismatches(specs, n, stored, 0, n))
+        low = self.pool.submit(_native.leaf_mismatches, specs, n, stored, 0, half)
+        high: list[int] = _native.leaf_mismatches(specs, n, stored, half, n)
+        return [*low.result(), *high]
+
+
+_LINK_COLUMNS = (1, 4, len(LEAF_FIELDS), len(LEAF_FIELDS) + 1)  # seq, offset, leaf, link
+
+
+def _read_ahead(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """Batches from ``reader``, read one ahead on another thread so DuckDB keeps working."""
+    batches: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=2)
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                batches.put(batch)
+        except BaseException as exc:  # handed to the consumer, raised there
+            batches.put(exc)
+            return
+        batches.put(None)
+
+    thread = threading.Thread(target=produce, name="verify-reader", daemon=True)
+    thread.start()
+    while True:
+        item = batches.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise LedgerError(f"cannot read the ledger: {item}") from item
+        yield item
+    thread.join()
+
+
+def _unsliced(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if all(column.offset == 0 for column in batch.columns):
+        return batch
+    return pa.Table.from_batches([batch]).combine_chunks().to_batches()[0]
+
+
+def _spec(array: pa.Array) -> tuple[Any, ...]:
+    """A column as the native helper takes it (see ledger/_leafhash.c)."""
+    if array.offset:
+        array = pa.concat_arrays([array])
+    buffers = array.buffers()
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        return (1, buffers[0], buffers[1], buffers[2])
+    if pa.types.is_int64(kind):
+        return (2, buffers[0], buffers[1])
+    if pa.types.is_boolean(kind):
+        return (3, buffers[0], buffers[1])
+    if pa.types.is_list(kind) and pa.types.is_string(kind.value_type):
+        if array.values.offset:
+            raise LedgerError("a sliced list column reached the leaf encoder")
+        return (4, buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
+    raise LedgerError(f"the leaf encoder has no encoding for Arrow type {kind}")
+
+
+def native_leaf_hashes(table: pa.Table) -> list[bytes]:
+    """Leaf hashes of rows read with :data:`LEAF_SELECT`, by the native helper."""
+    if _native is None:
+        raise LedgerError("the native leaf encoder ledger._leafhash was not built")
+    batch = table.select(list(LEAF_FIELDS)).combine_chunks().to_batches()
+    if not batch:
+        return []
+    digests: bytes = _native.leaf_hashes([_spec(c) for c in batch[0].columns], table.num_rows)
+    return [digests[i : i + 32] for i in range(0, len(digests), 32)]
+
+
+def _verify_whole_milliseconds(ledger: Ledger, result: VerifyResult) -> None:
+    """The leaf encodes times in milliseconds, so a sub-millisecond part is an edit."""
+    rows = ledger.con.execute(
+        "SELECT chain_id, seq FROM disclosures WHERE epoch_us(occurred_at) % 1000 <> 0 "
+        "OR epoch_us(ingested_at) % 1000 <> 0 ORDER BY ALL"
+    ).fetchall()
+    for chain, seq in rows:
+        result.failures.append(
+            Failure(
+                str(chain),
+                int(seq),
+                "row altered",
+                "a timestamp has a sub-millisecond part; the consumer writes whole milliseconds",
+            )
+        )
+
+
+def native_link_hashes(previous: bytes, leaves: Sequence[bytes]) -> list[bytes]:
+    """Chain hashes of consecutive leaves after ``previous``, by the native helper."""
+    if _native is None:
+        raise LedgerError("the native leaf encoder ledger._leafhash was not built")
+    links: bytes = _native.link_hashes(previous, b"".join(leaves))
+    return [links[i : i + 32] for i in range(0, len(links), 32)]
+
+
+# -- diagnosis of a chain that is out of order or unlinked ---------------------------------
+def _altered(chain: str, seq: int) -> Failure:
+    return Failure(
+        chain, seq, "row altered", "the row's content does not match its stored leaf hash"
+    )
+
+
+def _diagnose_chain(
     ledger: Ledger,
+    chain: str,
+    leaf_bad: set[tuple[int, int]],
     result: VerifyResult,
-    batch_rows: int,
-    progress: Callable[[int], None] | None,
+    native: bool,
 ) -> None:
-    select = ", ".join(_READ_AS.get(name, name) for name in LEAF_FIELDS)
-    reader = ledger.con.sql(
-        f"SELECT {select}, leaf_hash, chain_hash FROM disclosures ORDER BY chain_id, seq"
-    ).to_arrow_reader(batch_rows)
-    chain: str | None = None
-    expected_seq = 1
-    previous = GENESIS
-    for record_batch in reader:
-        columns = record_batch.to_pydict()
-        names = list(columns)
-        for values in zip(*columns.values(), strict=True):
-            row = dict(zip(names, values, strict=True))
-            if row["chain_id"] != chain:
-                if chain is not None:
-                    result.chains[chain] = (expected_seq - 1, previous.hex())
-                chain, expected_seq, previous = row["chain_id"], 1, GENESIS
-            seq = row["seq"]
-            if seq != expected_seq:
-                kind = "row deleted" if seq > expected_seq else "row inserted"
-                result.failures.append(
-                    Failure(str(chain), seq, kind, f"expected sequence {expected_seq}, found {seq}")
+    """Read one chain in seq order and say what is wrong with it, row by row."""
+    table = (
+        ledger.con.sql(
+            "SELECT seq, kafka_offset, leaf_hash, chain_hash FROM disclosures "
+            f"WHERE chain_id = {_quote(chain)} ORDER BY seq, kafka_offset"
+        )
+        .to_arrow_table()
+        .combine_chunks()
+    )
+    n = table.num_rows
+    seq_col, offset_col = table.column("seq").chunk(0), table.column("kafka_offset").chunk(0)
+    leaf_col, link_col = table.column("leaf_hash").chunk(0), table.column("chain_hash").chunk(0)
+    zeros = pa.array([0] * n, pa.int32())
+    bad_links, bad_order = _check_links(
+        n, zeros, seq_col, offset_col, leaf_col, link_col, [_ChainState()], native
+    )
+
+    def seq_at(i: int) -> int:
+        return int(seq_col[i].as_py()) if i >= 0 else 0
+
+    def offset_at(i: int) -> int:
+        return int(offset_col[i].as_py()) if i >= 0 else -1
+
+    failures: list[Failure] = []
+    explained: set[int] = set()  # positions whose link failure a finding already explains
+    excused_leaf: set[tuple[int, int]] = set()
+    for i in bad_order:
+        seq, offset, previous_seq = seq_at(i), offset_at(i), seq_at(i - 1)
+        if seq == previous_seq:
+            failures.append(Failure(chain, seq, "row inserted", f"a second row numbered seq {seq}"))
+            explained.update((i, i + 1))
+            excused_leaf.add((seq, offset))
+        elif seq > previous_seq + 1:
+            gap = (
+                f"seq {previous_seq + 1}"
+                if seq == previous_seq + 2
+                else f"seqs {previous_seq + 1} to {seq - 1}"
+            )
+            failures.append(
+                Failure(chain, previous_seq + 1, "row deleted", f"{gap} missing before seq {seq}")
+            )
+            explained.add(i)
+        elif offset == offset_at(i - 1):
+            failures.append(
+                Failure(
+                    chain,
+                    seq,
+                    "row inserted",
+                    f"claims Kafka offset {offset}, which seq {previous_seq} already holds",
                 )
-            leaf = leaf_hash(row)
-            if leaf != row["leaf_hash"]:
-                result.failures.append(
-                    Failure(
-                        str(chain), seq, "row altered", "stored leaf hash does not match the row"
-                    )
+            )
+            explained.update((i, i + 1))
+            excused_leaf.add((seq, offset))
+    if bad_order:
+        reordered = _reordered(ledger, chain, table)
+        if reordered is not None:
+            failure, positions, intact = reordered
+            failures.append(failure)
+            for position in positions:
+                explained.update((position, position + 1))
+                if intact:
+                    excused_leaf.add((seq_at(position), offset_at(position)))
+    failed_links = set(bad_links)
+    for i in bad_links:
+        if i + 1 in failed_links and (seq_at(i), offset_at(i)) not in leaf_bad:
+            explained.add(i + 1)  # only row i's stored chain hash changed: i + 1 follows it
+    for i in bad_links:
+        if i not in explained:
+            failures.append(
+                Failure(
+                    chain,
+                    seq_at(i),
+                    "row altered",
+                    f"its chain hash does not follow from seq {seq_at(i - 1)} and its leaf: "
+                    "this row or the one before it was replaced with recomputed hashes",
                 )
-            link = link_hash(previous, row["leaf_hash"])
-            if link != row["chain_hash"]:
-                result.failures.append(
-                    Failure(
-                        str(chain),
-                        seq,
-                        "chain broken",
-                        "chain hash does not link to the previous row (rows reordered, "
-                        "inserted or removed before it)",
-                    )
-                )
-            previous = row["chain_hash"]
-            expected_seq = seq + 1
-            result.rows += 1
-        if progress is not None:
-            progress(result.rows)
-    if chain is not None:
-        result.chains[chain] = (expected_seq - 1, previous.hex())
+            )
+    for seq, _ in leaf_bad - excused_leaf:
+        failures.append(_altered(chain, seq))
+    failures.sort(key=lambda f: (f.seq or 0, f.kind))
+    result.failures.extend(failures)
+    head = bytes(link_col[n - 1].as_py()) if n else GENESIS
+    result.chains[chain] = (seq_at(n - 1) if n else 0, head.hex())
 
 
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_SLOT = struct.Struct("=qq32s")  # a chain's state for the helper: seq, offset, hash
+
+
+def _check_links(
+    n: int,
+    codes: pa.Array,
+    seq: pa.Array,
+    offset: pa.Array,
+    leaf: pa.Array,
+    link: pa.Array,
+    states: Sequence[_ChainState],
+    native: bool,
+) -> tuple[list[int], list[int]]:
+    """Rows (in the order given, row i of chain ``states[codes[i]]``) whose link fails, and
+    whose seq does not follow the previous by one or whose offset does not exceed the
+    previous; ``states`` are left as they are after the last row."""
+    if native:
+        packed = bytearray(b"".join(_SLOT.pack(st.seq, st.offset, st.head) for st in states))
+        if not pa.types.is_int32(codes.type) or codes.offset:
+            raise LedgerError("chain codes must be an unsliced int32 array")
+        codes_spec = (2, None, codes.buffers()[1])  # int32, read as such by link_check
+        bad_links, bad_order = _native.link_check(
+            n, codes_spec, _spec(seq), _spec(offset), _spec(leaf), _spec(link), packed
+        )
+        for i, state in enumerate(states):
+            state.seq, state.offset, state.head = _SLOT.unpack_from(packed, i * _SLOT.size)
+        return list(bad_links), list(bad_order)
+    bad_links, bad_order = [], []
+    for i, (c, s, o, lf, ch) in enumerate(
+        zip(
+            codes.to_pylist(),
+            seq.to_pylist(),
+            offset.to_pylist(),
+            leaf.to_pylist(),
+            link.to_pylist(),
+            strict=True,
+        )
+    ):
+        state = states[c]
+        if s != state.seq + 1 or o <= state.offset:
+            bad_order.append(i)
+        if link_hash(state.head, lf) != ch:
+            bad_links.append(i)
+        state.seq, state.offset, state.head = s, o, ch
+    return bad_links, bad_order
+
+
+def _reordered(
+    ledger: Ledger, chain: str, table: pa.Table
+) -> tuple[Failure, list[int], bool] | None:
+    """Rows whose place in seq order differs from their place in Kafka offset order."""
+    by_offset = pc.sort_indices(
+        table, sort_keys=[("kafka_offset", "ascending"), ("seq", "ascending")]
+    )
+    ranks = pa.array(range(table.num_rows), pa.uint64())
+    displaced_ranks = pc.indices_nonzero(pc.not_equal(by_offset, ranks)).to_pylist()
+    if not displaced_ranks:
+        return None
+    order = by_offset.to_pylist()
+    displaced = sorted(order[r] for r in displaced_ranks)
+    seqs = table.column("seq")
+    offsets = table.column("kafka_offset")
+    leaves = table.column("leaf_hash")
+    links = table.column("chain_hash")
+    shown = ", ".join(str(seqs[p].as_py()) for p in displaced[:10])
+    more = f" and {len(displaced) - 10} more" if len(displaced) > 10 else ""
+    failure = Failure(
+        chain,
+        int(seqs[displaced[0]].as_py()),
+        "rows reordered",
+        f"rows at seq {shown}{more} are not in Kafka offset order",
+    )
+    # Were the rows only moved? Then in offset order, numbered by their rank, every leaf and
+    # link over the displaced stretch holds as it was written.
+    first, last = min(displaced_ranks), max(displaced_ranks)
+    stretch = order[first : last + 1]
+    keys = [(int(seqs[p].as_py()), int(offsets[p].as_py())) for p in stretch]
+    rows = _full_rows(ledger, chain, keys)
+    previous = bytes(links[first - 1].as_py()) if first else GENESIS
+    intact = True
+    for rank, (position, key) in enumerate(zip(stretch, keys, strict=True), start=first):
+        row = rows.get(key)
+        leaf, link = bytes(leaves[position].as_py()), bytes(links[position].as_py())
+        if row is None:
+            intact = False
+            break
+        row["seq"] = int(seqs[rank].as_py())
+        if leaf_hash(row) != leaf or link_hash(previous, leaf) != link:
+            intact = False
+            break
+        previous = link
+    return failure, displaced, intact
+
+
+def _full_rows(
+    ledger: Ledger, chain: str, wanted: list[tuple[int, int]]
+) -> dict[tuple[int, int], dict[str, Any]]:
+    probe = pa.table(
+        {
+            "seq": pa.array([s for s, _ in wanted], pa.int64()),
+            "kafka_offset": pa.array([o for _, o in wanted], pa.int64()),
+        }
+    )
+    ledger.con.register("_verify_probe", probe)
+    try:
+        table = ledger.con.sql(
+            f"SELECT {LEAF_SELECT} FROM disclosures d SEMI JOIN _verify_probe p "
+            "ON d.seq = p.seq AND d.kafka_offset = p.kafka_offset "
+            f"WHERE d.chain_id = {_quote(chain)}"
+        ).to_arrow_table()
+    finally:
+        ledger.con.unregister("_verify_probe")
+    return {(row["seq"], row["kafka_offset"]): row for row in table.to_pylist()}
+
+
+# -- checkpoints -------------------------------------------------------------------------
+def _verify_checkpoints(
+    ledger: Ledger,
+    sources: Sequence[CheckpointSource],
+    public_key: Ed25519PublicKey | None,
+    result: VerifyResult,
+) -> None:
+    trusted: dict[str, tuple[Checkpoint, str]] = {}  # line -> (checkpoint, where)
+    for source in sources:
+        for number, line in enumerate(source.lines, start=1):
+            where = f"{source.name}, checkpoint {number}"
+            if line in trusted:
+                continue
+            try:
+                checkpoint = parse_checkpoint(line)
+            except LedgerError as exc:
+                result.failures.append(
+                    Failure(CHECKPOINTS, None, "bad signature", f"{where} is malformed: {exc}")
+                )
+                continue
+            if public_key is not None:
+                problem = checkpoint.verify(public_key)
+                if problem is not None:
+                    result.failures.append(
+                        Failure(
+                            CHECKPOINTS,
+                            None,
+                            "bad signature",
+                            f"{where} ({checkpoint.at}): {problem}",
+                        )
+                    )
+                    continue
+            trusted[line] = (checkpoint, where)
+    result.signatures_checked = public_key is not None
+    result.checkpoints = len(trusted)
+    if trusted and public_key is None:
+        result.notes.append(
+            f"{len(trusted)} checkpoint(s) compared with the chains but their signatures were "
+            "NOT checked: pass --public-key"
+        )
+    heads = [
+        (head.chain_id, head.length, head.head, checkpoint.at, where)
+        for checkpoint, where in trusted.values()
+        for head in checkpoint.heads
+        if head.length > 0
+    ]
+    if not heads:
+        return
+    probe = pa.table(
+        {
+            "chain_id": pa.array([h[0] for h in heads], pa.string()),
+            "length": pa.array([h[1] for h in heads], pa.int64()),
+            "position": pa.array(list(range(len(heads))), pa.int64()),
+        }
+    )
+    ledger.con.register("_verify_heads", probe)
+    try:
+        found = ledger.con.execute(
+            "SELECT p.position, list(d.chain_hash) FILTER (WHERE d.chain_hash IS NOT NULL) "
+            "FROM _verify_heads p LEFT JOIN disclosures d "
+            "ON d.chain_id = p.chain_id AND d.seq = p.length GROUP BY p.position"
+        ).fetchall()
+    finally:
+        ledger.con.unregister("_verify_heads")
+    at_length = {int(pos): [bytes(h) for h in (hashes or [])] for pos, hashes in found}
+    matched: dict[str, list[tuple[int, str]]] = {}
+    problems: list[tuple[int, str, int, bytes, str, str]] = []
+    for position, (chain, length, head, at, where) in enumerate(heads):
+        if head in at_length.get(position, []):
+            matched.setdefault(chain, []).append((length, at))
+        else:
+            problems.append((position, chain, length, head, at, where))
+    reported: set[tuple[str, str, int]] = set()
+    for _, chain, length, head, at, where in sorted(problems, key=lambda p: (p[1], p[2])):
+        current = result.chains.get(chain, (0, GENESIS.hex()))[0]
+        good = [m for m in matched.get(chain, []) if m[0] < length]
+        since = (
+            f"; rows up to seq {max(good)[0]} still match the checkpoint of {max(good)[1]}"
+            if good
+            else ""
+        )
+        if current < length:
+            kind = "chain truncated below a checkpoint"
+            seq = current + 1
+            detail = (
+                f"{where} ({at}) recorded {length} rows with head {head.hex()[:16]}…; the "
+                f"ledger holds {current}{since}"
+            )
+        else:
+            kind = "chain rewritten since a checkpoint"
+            seq = length
+            detail = (
+                f"{where} ({at}) recorded head {head.hex()[:16]}… at seq {length}; the row "
+                f"there now has another chain hash{since}"
+            )
+        key = (chain, kind, seq)
+        if key in reported:
+            continue
+        reported.add(key)
+        result.failures.append(Failure(chain, seq, kind, detail))
+
+
+# -- offsets -----------------------------------------------------------------------------
 _ACCOUNTING = """
 WITH accounted AS (
     SELECT topic, kafka_partition, kafka_offset, 'accepted' AS outcome FROM disclosures
@@ -147,7 +637,39 @@ ORDER BY 2, 3, 4
 """
 
 
-def _verify_offsets(ledger: Ledger, result: VerifyResult) -> None:
+_ALL_ACCOUNTED = """
+WITH counted AS (
+    SELECT topic, kafka_partition, count(*) AS n, min(kafka_offset) AS lo,
+           max(kafka_offset) AS hi FROM disclosures GROUP BY ALL
+    UNION ALL SELECT topic, kafka_partition, count(*), min(kafka_offset), max(kafka_offset)
+    FROM duplicates GROUP BY ALL
+    UNION ALL SELECT topic, kafka_partition, count(*), min(kafka_offset), max(kafka_offset)
+    FROM quarantine GROUP BY ALL
+),
+per AS (SELECT topic, kafka_partition, sum(n) AS n, min(lo) AS lo, max(hi) AS hi
+        FROM counted GROUP BY ALL),
+small AS (SELECT topic, kafka_partition, kafka_offset FROM duplicates
+          UNION ALL SELECT topic, kafka_partition, kafka_offset FROM quarantine)
+SELECT
+    (SELECT count(*) FROM per FULL JOIN offsets o USING (topic, kafka_partition)
+     WHERE per.n IS NULL OR o.next_offset IS NULL OR per.n <> per.hi - per.lo + 1
+        OR per.hi + 1 <> o.next_offset)
+  + (SELECT count(*) FROM (SELECT 1 FROM small GROUP BY ALL HAVING count(*) > 1))
+  + (SELECT count(*) FROM disclosures d SEMI JOIN small s
+     ON d.topic = s.topic AND d.kafka_partition = s.kafka_partition
+        AND d.kafka_offset = s.kafka_offset)
+"""
+
+
+def _verify_offsets(ledger: Ledger, result: VerifyResult, *, accepted_unique: bool) -> None:
+    """Every offset accepted, a duplicate or quarantined, exactly once.
+
+    When the scan found every chain's offsets strictly increasing (``accepted_unique``),
+    counts settle it: no two records share an offset and, per partition, as many records
+    as offsets from the first to the stored next one. Only otherwise is the detailed
+    query run that names each missing or doubled offset."""
+    if accepted_unique and ledger.con.execute(_ALL_ACCOUNTED).fetchall() == [(0,)]:
+        return
     for kind, topic, partition, first, last, outcomes in ledger.con.execute(_ACCOUNTING).fetchall():
         span = f"offset {first}" if first == last else f"offsets {first} to {last}"
         detail = f"{span} of {topic} partition {partition}"

@@ -7,9 +7,19 @@ from ledger.chain import GENESIS, LEAF_FIELDS, chain_rows, encode_value, leaf_ha
 
 def _row(**changes: object) -> dict[str, object]:
     row: dict[str, object] = {name: "x" for name in LEAF_FIELDS}
-    row.update(seq=1, kafka_partition=0, kafka_offset=0, occurred_at_ms=0, schema_version=1,
-               ingested_at_ms=0, sensitive=False, declared=True, data_categories=["a"],
-               ccpa_letters=["A"], flags=[])
+    row.update(
+        seq=1,
+        kafka_partition=0,
+        kafka_offset=0,
+        occurred_at_ms=0,
+        schema_version=1,
+        ingested_at_ms=0,
+        sensitive=False,
+        declared=True,
+        data_categories=["a"],
+        ccpa_letters=["A"],
+        flags=[],
+    )
     row.update(changes)
     return row
 

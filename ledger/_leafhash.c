@@ -1,0 +1,498 @@
+/* Native helper for ledger/verify.py: the leaf encoding of ledger/chain.py and the
+ * chain links, computed over whole Arrow columns with the GIL released.
+ *
+ * It implements nothing new: the encoding is the one documented in ledger/chain.py and the
+ * README ("Verifying a ledger"), hashing is OpenSSL's SHA-256, and tests assert that it
+ * agrees with the pure-Python implementation byte for byte. verify.py falls back to the
+ * pure-Python path when this module was not built.
+ *
+ * Columns are passed as tuples of buffers (pyarrow.Buffer or None), unsliced:
+ *   (1, validity, offsets int32, data)                       text / binary
+ *   (2, validity, data int64)                                integer
+ *   (3, validity, data bitmap)                               boolean
+ *   (4, validity, offsets int32, child validity, child offsets int32, child data)
+ *                                                            list of text
+ */
+#define PY_SSIZE_T_CLEAN
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <Python.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The low-level interface: OpenSSL 3's one-shot SHA256() fetches the algorithm through the
+ * provider machinery on every call, which costs more than hashing a row. */
+static void sha256(const uint8_t *data, size_t len, uint8_t *out) {
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, data, len);
+    SHA256_Final(out, &ctx);
+}
+
+enum { K_TEXT = 1, K_INT = 2, K_BOOL = 3, K_LIST = 4 };
+#define MAX_BUFS 5
+
+typedef struct {
+    int kind;
+    Py_buffer views[MAX_BUFS];
+    int held[MAX_BUFS];
+    const uint8_t *ptr[MAX_BUFS];
+    Py_ssize_t len[MAX_BUFS];
+} Column;
+
+static int valid(const uint8_t *bitmap, Py_ssize_t i) {
+    return bitmap == NULL || ((bitmap[i >> 3] >> (i & 7)) & 1);
+}
+
+static void release_columns(Column *cols, Py_ssize_t n) {
+    for (Py_ssize_t c = 0; c < n; c++)
+        for (int b = 0; b < MAX_BUFS; b++)
+            if (cols[c].held[b]) PyBuffer_Release(&cols[c].views[b]);
+}
+
+static int expected_buffers(int kind) {
+    switch (kind) {
+    case K_TEXT: return 3;
+    case K_INT: return 2;
+    case K_BOOL: return 2;
+    case K_LIST: return 5;
+    default: return -1;
+    }
+}
+
+/* Parse one column tuple; buffers[0] (validity) and empty buffers may be None. */
+static int parse_column(PyObject *spec, Column *col) {
+    memset(col, 0, sizeof(*col));
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 2) {
+        PyErr_SetString(PyExc_TypeError, "a column is a tuple (kind, buffers...)");
+        return -1;
+    }
+    col->kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(spec, 0));
+    int want = expected_buffers(col->kind);
+    if (want < 0 || PyTuple_GET_SIZE(spec) != want + 1) {
+        PyErr_SetString(PyExc_ValueError, "unknown column kind or wrong number of buffers");
+        return -1;
+    }
+    for (int b = 0; b < want; b++) {
+        PyObject *obj = PyTuple_GET_ITEM(spec, b + 1);
+        if (obj == Py_None) continue;
+        if (PyObject_GetBuffer(obj, &col->views[b], PyBUF_SIMPLE) < 0) return -1;
+        col->held[b] = 1;
+        col->ptr[b] = (const uint8_t *)col->views[b].buf;
+        col->len[b] = col->views[b].len;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+} Out;
+
+static int reserve(Out *o, size_t extra) {
+    if (o->len + extra <= o->cap) return 0;
+    size_t cap = o->cap ? o->cap : 1024;
+    while (cap < o->len + extra) cap *= 2;
+    uint8_t *grown = realloc(o->buf, cap);
+    if (grown == NULL) return -1;
+    o->buf = grown;
+    o->cap = cap;
+    return 0;
+}
+
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static size_t digit_count(uint64_t v) {
+    size_t n = 1;
+    while (v >= 10000) { v /= 10000; n += 4; }
+    if (v >= 1000) return n + 3;
+    if (v >= 100) return n + 2;
+    if (v >= 10) return n + 1;
+    return n;
+}
+
+static size_t decimal(uint8_t *dst, int64_t value) {
+    uint64_t v = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    size_t sign = value < 0, n = digit_count(v), k = sign + n;
+    if (sign) dst[0] = '-';
+    uint8_t *end = dst + k;
+    while (v >= 100) {
+        unsigned pair = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--end = (uint8_t)DIGIT_PAIRS[pair + 1];
+        *--end = (uint8_t)DIGIT_PAIRS[pair];
+    }
+    if (v >= 10) {
+        *--end = (uint8_t)DIGIT_PAIRS[v * 2 + 1];
+        *--end = (uint8_t)DIGIT_PAIRS[v * 2];
+    } else {
+        *--end = (uint8_t)('0' + v);
+    }
+    return k;
+}
+
+static int put_netstring(Out *o, const uint8_t *data, size_t len) {
+    if (reserve(o, len + 24) < 0) return -1;
+    o->len += decimal(o->buf + o->len, (int64_t)len);
+    o->buf[o->len++] = ':';
+    if (len) memcpy(o->buf + o->len, data, len);
+    o->len += len;
+    o->buf[o->len++] = ',';
+    return 0;
+}
+
+static int put_null(Out *o) {
+    if (reserve(o, 2) < 0) return -1;
+    o->buf[o->len++] = 'N';
+    o->buf[o->len++] = ',';
+    return 0;
+}
+
+static int encode_cell(Out *o, const Column *c, Py_ssize_t i, Out *scratch) {
+    if (!valid(c->ptr[0], i)) return put_null(o);
+    switch (c->kind) {
+    case K_TEXT: {
+        const int32_t *off = (const int32_t *)c->ptr[1];
+        return put_netstring(o, c->ptr[2] + off[i], (size_t)(off[i + 1] - off[i]));
+    }
+    case K_INT: {
+        uint8_t digits[24];
+        size_t n = decimal(digits, ((const int64_t *)c->ptr[1])[i]);
+        return put_netstring(o, digits, n);
+    }
+    case K_BOOL: {
+        int set = (c->ptr[1][i >> 3] >> (i & 7)) & 1;
+        return set ? put_netstring(o, (const uint8_t *)"true", 4)
+                   : put_netstring(o, (const uint8_t *)"false", 5);
+    }
+    case K_LIST: {
+        /* Written in place: the netstring of the items' netstrings, so first their length. */
+        const int32_t *loff = (const int32_t *)c->ptr[1];
+        const int32_t *coff = (const int32_t *)c->ptr[3];
+        size_t inner = 0;
+        for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
+            size_t len = (size_t)(coff[j + 1] - coff[j]);
+            inner += valid(c->ptr[2], j) ? digit_count(len) + len + 2 : 2;
+        }
+        if (reserve(o, inner + 24) < 0) return -1;
+        o->len += decimal(o->buf + o->len, (int64_t)inner);
+        o->buf[o->len++] = ':';
+        for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
+            int rc = valid(c->ptr[2], j)
+                         ? put_netstring(o, c->ptr[4] + coff[j], (size_t)(coff[j + 1] - coff[j]))
+                         : put_null(o);
+            if (rc < 0) return -1;
+        }
+        o->buf[o->len++] = ',';
+        (void)scratch;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Check that every buffer is large enough for n rows, so the loop never reads past one. */
+static int check_sizes(const Column *c, Py_ssize_t n) {
+    const char *bad = NULL;
+    if (c->ptr[0] && c->len[0] * 8 < n) bad = "validity bitmap too short";
+    switch (c->kind) {
+    case K_TEXT:
+        if (!c->ptr[1] || c->len[1] < (Py_ssize_t)sizeof(int32_t) * (n + 1)) bad = "offsets too short";
+        else if (((const int32_t *)c->ptr[1])[n] > c->len[2] ||
+                 ((const int32_t *)c->ptr[1])[0] < 0) bad = "data too short";
+        break;
+    case K_INT:
+        if (!c->ptr[1] || c->len[1] < (Py_ssize_t)sizeof(int64_t) * n) bad = "data too short";
+        break;
+    case K_BOOL:
+        if (!c->ptr[1] || c->len[1] * 8 < n) bad = "bitmap too short";
+        break;
+    case K_LIST: {
+        if (!c->ptr[1] || c->len[1] < (Py_ssize_t)sizeof(int32_t) * (n + 1)) { bad = "list offsets too short"; break; }
+        int32_t items = ((const int32_t *)c->ptr[1])[n];
+        if (items < 0 || (c->ptr[2] && c->len[2] * 8 < items)) { bad = "child validity too short"; break; }
+        if (!c->ptr[3] || c->len[3] < (Py_ssize_t)sizeof(int32_t) * ((Py_ssize_t)items + 1)) { bad = "child offsets too short"; break; }
+        if (((const int32_t *)c->ptr[3])[items] > c->len[4]) bad = "child data too short";
+        break;
+    }
+    }
+    if (bad) {
+        PyErr_Format(PyExc_ValueError, "column buffers do not hold %zd rows: %s", n, bad);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_columns(PyObject *list, Py_ssize_t n, Column **out, Py_ssize_t *count) {
+    PyObject *seq = PySequence_Fast(list, "columns must be a sequence");
+    if (seq == NULL) return -1;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    Column *cols = calloc((size_t)(k ? k : 1), sizeof(Column));
+    if (cols == NULL) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t c = 0; c < k; c++) {
+        if (parse_column(PySequence_Fast_GET_ITEM(seq, c), &cols[c]) < 0 || check_sizes(&cols[c], n) < 0) {
+            release_columns(cols, c + 1);
+            free(cols);
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *out = cols;
+    *count = k;
+    return 0;
+}
+
+/* leaf_hashes(columns, n[, start, stop]) -> bytes of (stop - start) * 32:
+ * SHA-256(0x00 || encoding) of rows start .. stop - 1 of the n rows of the columns. */
+static PyObject *leaf_hashes(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *list;
+    Py_ssize_t n, start = 0, stop = -1;
+    if (!PyArg_ParseTuple(args, "On|nn", &list, &n, &start, &stop)) return NULL;
+    if (stop < 0) stop = n;
+    if (start < 0 || start > stop || stop > n) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= start <= stop <= n");
+        return NULL;
+    }
+    Column *cols;
+    Py_ssize_t k;
+    if (parse_columns(list, n, &cols, &k) < 0) return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (stop - start) * SHA256_DIGEST_LENGTH);
+    if (result == NULL) { release_columns(cols, k); free(cols); return NULL; }
+    uint8_t *digests = (uint8_t *)PyBytes_AS_STRING(result) - start * SHA256_DIGEST_LENGTH;
+    int failed = 0;
+    Out enc = {0}, scratch = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = start; i < stop && !failed; i++) {
+        enc.len = 0;
+        if (reserve(&enc, 1) < 0) { failed = 1; break; }
+        enc.buf[enc.len++] = 0x00;
+        for (Py_ssize_t c = 0; c < k; c++)
+            if (encode_cell(&enc, &cols[c], i, &scratch) < 0) { failed = 1; break; }
+        if (!failed) sha256(enc.buf, enc.len, digests + i * SHA256_DIGEST_LENGTH);
+    }
+    Py_END_ALLOW_THREADS
+    free(enc.buf);
+    free(scratch.buf);
+    release_columns(cols, k);
+    free(cols);
+    if (failed) { Py_DECREF(result); return PyErr_NoMemory(); }
+    return result;
+}
+
+/* link_hashes(previous, leaves) -> bytes: chain hashes of consecutive leaves (n * 32 bytes)
+ * after the chain hash `previous`. */
+static PyObject *link_hashes(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer prev, leaves;
+    if (!PyArg_ParseTuple(args, "y*y*", &prev, &leaves)) return NULL;
+    if (prev.len != SHA256_DIGEST_LENGTH || leaves.len % SHA256_DIGEST_LENGTH) {
+        PyBuffer_Release(&prev);
+        PyBuffer_Release(&leaves);
+        PyErr_SetString(PyExc_ValueError, "previous must be 32 bytes and leaves n * 32 bytes");
+        return NULL;
+    }
+    Py_ssize_t n = leaves.len / SHA256_DIGEST_LENGTH;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, leaves.len);
+    if (result != NULL) {
+        uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+        const uint8_t *in = leaves.buf;
+        uint8_t block[1 + 2 * SHA256_DIGEST_LENGTH];
+        block[0] = 0x01;
+        memcpy(block + 1, prev.buf, SHA256_DIGEST_LENGTH);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            memcpy(block + 1 + SHA256_DIGEST_LENGTH, in + i * SHA256_DIGEST_LENGTH, SHA256_DIGEST_LENGTH);
+            sha256(block, sizeof block, out + i * SHA256_DIGEST_LENGTH);
+            memcpy(block + 1, out + i * SHA256_DIGEST_LENGTH, SHA256_DIGEST_LENGTH);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&prev);
+    PyBuffer_Release(&leaves);
+    return result;
+}
+
+static int hash_at(const Column *c, Py_ssize_t i, const uint8_t **out) {
+    const int32_t *off = (const int32_t *)c->ptr[1];
+    if (!valid(c->ptr[0], i) || off[i + 1] - off[i] != SHA256_DIGEST_LENGTH) return 0;
+    *out = c->ptr[2] + off[i];
+    return 1;
+}
+
+static PyObject *index_list(const Py_ssize_t *items, Py_ssize_t n) {
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *item = PyLong_FromSsize_t(items[j]);
+        if (item == NULL) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, j, item);
+    }
+    return list;
+}
+
+/* leaf_mismatches(columns, n, stored_leaf, start, stop) -> [row index, ...]
+ * Rows start .. stop - 1 whose recomputed leaf differs from the stored one (or whose stored
+ * leaf is null or not 32 bytes). */
+static PyObject *leaf_mismatches(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *list, *leaf_spec;
+    Py_ssize_t n, start, stop;
+    if (!PyArg_ParseTuple(args, "OnOnn", &list, &n, &leaf_spec, &start, &stop)) return NULL;
+    if (start < 0 || start > stop || stop > n) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= start <= stop <= n");
+        return NULL;
+    }
+    Column *cols, leaf;
+    Py_ssize_t k;
+    if (parse_columns(list, n, &cols, &k) < 0) return NULL;
+    if (parse_column(leaf_spec, &leaf) < 0 || leaf.kind != K_TEXT || check_sizes(&leaf, n) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "stored leaves must be binary");
+        release_columns(&leaf, 1);
+        release_columns(cols, k);
+        free(cols);
+        return NULL;
+    }
+    Py_ssize_t *bad = malloc(sizeof(Py_ssize_t) * (size_t)(stop - start + 1));
+    Py_ssize_t nbad = 0;
+    int failed = bad == NULL;
+    Out enc = {0}, scratch = {0};
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    for (Py_ssize_t i = start; i < stop && !failed; i++) {
+        enc.len = 0;
+        if (reserve(&enc, 1) < 0) { failed = 1; break; }
+        enc.buf[enc.len++] = 0x00;
+        for (Py_ssize_t c = 0; c < k; c++)
+            if (encode_cell(&enc, &cols[c], i, &scratch) < 0) { failed = 1; break; }
+        if (failed) break;
+        sha256(enc.buf, enc.len, digest);
+        const uint8_t *stored = NULL;
+        if (!hash_at(&leaf, i, &stored) || memcmp(digest, stored, SHA256_DIGEST_LENGTH) != 0)
+            bad[nbad++] = i;
+    }
+    Py_END_ALLOW_THREADS
+    free(enc.buf);
+    free(scratch.buf);
+    release_columns(&leaf, 1);
+    release_columns(cols, k);
+    free(cols);
+    PyObject *result = failed ? PyErr_NoMemory() : index_list(bad, nbad);
+    free(bad);
+    return result;
+}
+
+/* State of one chain between calls: last seq, last offset, last stored chain hash. */
+#define SLOT (8 + 8 + SHA256_DIGEST_LENGTH)
+
+/* link_check(n, codes, seq, offset, stored_leaf, stored_chain, states) -> (link_bad, order_bad)
+ *
+ * Rows in the order given, each belonging to chain `codes[i]` (int32); `states` is a
+ * writable buffer of one SLOT per chain (int64 seq, int64 offset, 32-byte hash), read as the
+ * state before the first row and left as the state after the last. A row is out of order if
+ * its seq is not the previous one + 1 or its offset does not exceed the previous; its link
+ * fails unless stored_chain == SHA-256(0x01 || previous stored chain hash || stored leaf). */
+static PyObject *link_check(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *specs[5];
+    Py_ssize_t n;
+    Py_buffer states;
+    if (!PyArg_ParseTuple(args, "nOOOOOw*", &n, &specs[0], &specs[1], &specs[2], &specs[3],
+                          &specs[4], &states))
+        return NULL;
+    int kinds[5] = {K_INT, K_INT, K_INT, K_TEXT, K_TEXT};
+    Column cols[5];
+    int parsed = 0;
+    for (; parsed < 5; parsed++) {
+        if (parse_column(specs[parsed], &cols[parsed]) < 0) break;
+        if (parsed == 0) {  /* codes are int32: check the size here, not as int64 */
+            cols[0].kind = K_INT;
+            if (!cols[0].ptr[1] || cols[0].len[1] < (Py_ssize_t)sizeof(int32_t) * n) {
+                PyErr_SetString(PyExc_ValueError, "codes too short");
+                break;
+            }
+            continue;
+        }
+        if (cols[parsed].kind != kinds[parsed] || check_sizes(&cols[parsed], n) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "wrong column kind");
+            break;
+        }
+    }
+    if (parsed < 5) {
+        release_columns(cols, parsed + 1 > 5 ? 5 : parsed + 1);
+        PyBuffer_Release(&states);
+        return NULL;
+    }
+    Py_ssize_t slots = states.len / SLOT;
+    const int32_t *codes = (const int32_t *)cols[0].ptr[1];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (codes[i] < 0 || codes[i] >= slots) {
+            release_columns(cols, 5);
+            PyBuffer_Release(&states);
+            PyErr_SetString(PyExc_ValueError, "a chain code has no state slot");
+            return NULL;
+        }
+    }
+    Py_ssize_t *bad_link = malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    Py_ssize_t *bad_order = malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    Py_ssize_t nlink = 0, norder = 0;
+    if (bad_link && bad_order) {
+        Py_BEGIN_ALLOW_THREADS
+        uint8_t *state = (uint8_t *)states.buf;
+        const int64_t *seqs = (const int64_t *)cols[1].ptr[1];
+        const int64_t *offs = (const int64_t *)cols[2].ptr[1];
+        uint8_t block[1 + 2 * SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
+        block[0] = 0x01;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint8_t *slot = state + (Py_ssize_t)codes[i] * SLOT;
+            int64_t last_seq, last_off;
+            memcpy(&last_seq, slot, 8);
+            memcpy(&last_off, slot + 8, 8);
+            int64_t s = valid(cols[1].ptr[0], i) ? seqs[i] : INT64_MIN;
+            int64_t o = valid(cols[2].ptr[0], i) ? offs[i] : INT64_MIN;
+            if (s == INT64_MIN || o == INT64_MIN || s != last_seq + 1 || o <= last_off)
+                bad_order[norder++] = i;
+            const uint8_t *leaf = NULL, *chain = NULL;
+            if (hash_at(&cols[3], i, &leaf) && hash_at(&cols[4], i, &chain)) {
+                memcpy(block + 1, slot + 16, SHA256_DIGEST_LENGTH);
+                memcpy(block + 1 + SHA256_DIGEST_LENGTH, leaf, SHA256_DIGEST_LENGTH);
+                sha256(block, sizeof block, digest);
+                if (memcmp(digest, chain, SHA256_DIGEST_LENGTH) != 0) bad_link[nlink++] = i;
+                memcpy(slot + 16, chain, SHA256_DIGEST_LENGTH);
+            } else {
+                bad_link[nlink++] = i;
+                memset(slot + 16, 0xff, SHA256_DIGEST_LENGTH);
+            }
+            memcpy(slot, &s, 8);
+            memcpy(slot + 8, &o, 8);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    release_columns(cols, 5);
+    PyBuffer_Release(&states);
+    PyObject *result = NULL;
+    if (bad_link && bad_order) {
+        PyObject *links = index_list(bad_link, nlink);
+        PyObject *order = links ? index_list(bad_order, norder) : NULL;
+        if (links && order) result = Py_BuildValue("(NN)", links, order);
+        else { Py_XDECREF(links); Py_XDECREF(order); }
+    } else {
+        PyErr_NoMemory();
+    }
+    free(bad_link);
+    free(bad_order);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"leaf_hashes", leaf_hashes, METH_VARARGS, "SHA-256(0x00 || encoding) of every row."},
+    {"link_hashes", link_hashes, METH_VARARGS, "Chain hashes of consecutive leaves."},
+    {"leaf_mismatches", leaf_mismatches, METH_VARARGS, "Rows whose leaf differs from the stored one."},
+    {"link_check", link_check, METH_VARARGS, "Check order and links of rows of several chains."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_leafhash", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__leafhash(void) { return PyModule_Create(&module); }

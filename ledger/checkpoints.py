@@ -1,0 +1,349 @@
+"""Signed checkpoints: every chain's length and head, signed with Ed25519, kept twice.
+
+A checkpoint is one line of text (see README "Checkpoints")::
+
+    disclosure-ledger-checkpoint/1 at=2026-03-01T12:00:00.123Z ref=2026.11.0+d772838d
+    key=5f1c0e9a2b3d4c6e privacy.disclosures.v1/0=1234:<64 hex> ... sig=<128 hex>
+
+(one line; wrapped here). The signature is Ed25519 over the UTF-8 bytes of everything
+before `` sig=``. Chains are sorted by id; ``ref`` is the reference-data version the
+consumer was classifying with, percent-encoded; ``key`` is the first 16 hex digits of
+SHA-256 of the raw 32-byte public key. The line is stored in the ledger's ``checkpoints``
+table and appended to a checkpoint file outside the ledger, which can be published
+anywhere (a git repository, a ticket, an e-mail): whoever holds the public key and a copy
+of that file can later prove that the ledger still extends every checkpointed head.
+
+The private key never enters the ledger: it is read from a file or an environment
+variable named in the settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.store import Ledger
+from schemas.errors import LedgerError
+
+log = logging.getLogger(__name__)
+
+MAGIC = "disclosure-ledger-checkpoint/1"
+
+CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_at TIMESTAMP NOT NULL, reference_version VARCHAR NOT NULL,
+    key_id VARCHAR NOT NULL, chains INTEGER NOT NULL, line VARCHAR NOT NULL
+);
+"""
+
+_HEAD = re.compile(r"(?P<chain>[^\s=]+)=(?P<length>\d+):(?P<head>[0-9a-f]{64})")
+_AT = re.compile(r"at=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")
+
+
+# -- keys -------------------------------------------------------------------------------
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def generate_key_pair(private_path: Path, public_path: Path, *, overwrite: bool = False) -> str:
+    """Write a new Ed25519 key pair as PEM files (private one mode 0600); returns its key id."""
+    for path in (private_path, public_path):
+        if path.exists() and not overwrite:
+            raise LedgerError(
+                f"{path} already exists; a new key pair would orphan every checkpoint signed "
+                "with the old one. Choose other paths, or pass --force to replace it"
+            )
+    private = Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(private_pem)
+    public_path.write_bytes(public_pem)
+    return key_id(private.public_key())
+
+
+def load_signing_key(data: bytes, source: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PEM (PKCS#8) or 64 hex digits (the raw 32 bytes)."""
+    text = data.strip()
+    try:
+        if text.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(text, password=None)
+        else:
+            key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(text.decode("ascii")))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise LedgerError(
+            f"the checkpoint signing key in {source} is not an Ed25519 private key (PEM or 64 "
+            "hex digits); create one with `disclosure-ledger keys generate`"
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise LedgerError(f"the checkpoint signing key in {source} is not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM file or a file of 64 hex digits."""
+    try:
+        text = path.read_bytes().strip()
+    except OSError as exc:
+        raise LedgerError(f"cannot read the public key file {path}: {exc}") from exc
+    try:
+        if text.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(text)
+        else:
+            key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(text.decode("ascii")))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise LedgerError(
+            f"{path} is not an Ed25519 public key (PEM or 64 hex digits); it is the .pub file "
+            "that `disclosure-ledger keys generate` wrote"
+        ) from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise LedgerError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+# -- the checkpoint line -----------------------------------------------------------------
+@dataclass(frozen=True)
+class ChainHead:
+    chain_id: str
+    length: int
+    head: bytes
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    at: str  # RFC 3339 UTC with milliseconds, e.g. 2026-03-01T12:00:00.123Z
+    reference_version: str
+    key_id: str
+    heads: tuple[ChainHead, ...]
+    signature: bytes
+
+    @property
+    def body(self) -> str:
+        """The signed text: everything before `` sig=``."""
+        return _body(self.at, self.reference_version, self.key_id, self.heads)
+
+    @property
+    def line(self) -> str:
+        return f"{self.body} sig={self.signature.hex()}"
+
+    def verify(self, public_key: Ed25519PublicKey) -> str | None:
+        """None if the signature is good under ``public_key``; else what is wrong."""
+        expected = key_id(public_key)
+        if self.key_id != expected:
+            return f"signed by key {self.key_id}, not by the public key given ({expected})"
+        try:
+            public_key.verify(self.signature, self.body.encode("utf-8"))
+        except InvalidSignature:
+            return "the Ed25519 signature does not match the checkpoint's text"
+        return None
+
+
+def _body(at: str, reference_version: str, key: str, heads: Iterable[ChainHead]) -> str:
+    parts = [MAGIC, f"at={at}", f"ref={quote(reference_version, safe='+.-_:/')}", f"key={key}"]
+    parts += [f"{h.chain_id}={h.length}:{h.head.hex()}" for h in sorted(heads, key=_by_chain)]
+    return " ".join(parts)
+
+
+def _by_chain(head: ChainHead) -> str:
+    return head.chain_id
+
+
+def parse_checkpoint(line: str) -> Checkpoint:
+    """A checkpoint from its line; :class:`LedgerError` naming what is malformed."""
+    words = line.strip().split(" ")
+    if len(words) < 5 or words[0] != MAGIC:
+        raise LedgerError(f"not a {MAGIC} line")
+    at_match = _AT.fullmatch(words[1])
+    if not at_match:
+        raise LedgerError(f"second field {words[1]!r} is not at=<RFC 3339 UTC time>")
+    if not words[2].startswith("ref=") or not words[3].startswith("key="):
+        raise LedgerError("fields 3 and 4 must be ref=... and key=...")
+    if not words[-1].startswith("sig="):
+        raise LedgerError("the last field must be sig=<128 hex digits>")
+    try:
+        signature = bytes.fromhex(words[-1][4:])
+    except ValueError as exc:
+        raise LedgerError("sig= is not hex") from exc
+    heads = []
+    for word in words[4:-1]:
+        match = _HEAD.fullmatch(word)
+        if not match:
+            raise LedgerError(f"{word!r} is not <chain>=<length>:<64 hex head>")
+        heads.append(ChainHead(match["chain"], int(match["length"]), bytes.fromhex(match["head"])))
+    checkpoint = Checkpoint(
+        at=at_match.group(1),
+        reference_version=unquote(words[2][4:]),
+        key_id=words[3][4:],
+        heads=tuple(heads),
+        signature=signature,
+    )
+    if checkpoint.line != line.strip():
+        raise LedgerError("the line is not in canonical form (chain order, spacing or case)")
+    return checkpoint
+
+
+def sign_checkpoint(
+    signer: Ed25519PrivateKey, heads: Iterable[ChainHead], reference_version: str, at_ms: int
+) -> Checkpoint:
+    at = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{at_ms % 1000:03d}Z"
+    )
+    heads = tuple(sorted(heads, key=_by_chain))
+    key = key_id(signer.public_key())
+    signature = signer.sign(_body(at, reference_version, key, heads).encode("utf-8"))
+    return Checkpoint(at, reference_version, key, heads, signature)
+
+
+# -- in the ledger and in the file -------------------------------------------------------
+def current_heads(ledger: Ledger) -> tuple[ChainHead, ...]:
+    """Every chain's length (its highest seq) and head (the chain hash of that row)."""
+    rows = ledger.con.execute(
+        "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
+        "GROUP BY chain_id ORDER BY chain_id"
+    ).fetchall()
+    return tuple(sorted((ChainHead(str(c), int(n), bytes(h)) for c, n, h in rows), key=_by_chain))
+
+
+def ledger_checkpoint_lines(ledger: Ledger) -> list[str]:
+    """The checkpoint lines stored in the ledger, oldest first ([] if it has none)."""
+    tables = {r[0] for r in ledger.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "checkpoints" not in tables:
+        return []
+    rows = ledger.con.execute("SELECT line FROM checkpoints ORDER BY checkpoint_at").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def read_checkpoint_file(path: Path) -> list[str]:
+    """The non-blank lines of a checkpoint file ('#' starts a comment line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LedgerError(f"cannot read the checkpoint file {path}: {exc}") from exc
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def store_checkpoint(ledger: Ledger, checkpoint: Checkpoint, checkpoint_file: Path) -> None:
+    """Insert into the ledger's ``checkpoints`` table, then append to the file and fsync."""
+    con = ledger.con
+    con.execute(CHECKPOINTS_DDL)
+    con.execute(
+        "INSERT INTO checkpoints VALUES (strptime(?, '%Y-%m-%dT%H:%M:%S.%gZ'), ?, ?, ?, ?)",
+        [
+            checkpoint.at,
+            checkpoint.reference_version,
+            checkpoint.key_id,
+            len(checkpoint.heads),
+            checkpoint.line,
+        ],
+    )
+    checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+    with checkpoint_file.open("a", encoding="utf-8") as out:
+        out.write(checkpoint.line + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def default_checkpoint_file(ledger_path: Path) -> Path:
+    """Beside, never inside, the ledger: ``LEDGER.checkpoints``."""
+    return ledger_path.with_name(ledger_path.name + ".checkpoints")
+
+
+class Checkpointer:
+    """Writes a checkpoint every ``every_rows`` appended rows or ``every_seconds`` seconds
+    (whichever comes first, and only if rows were appended since the last one), and on a
+    clean shutdown if the chains moved since the last checkpoint.
+
+    The consumer calls :meth:`after_batch` after every committed batch (the
+    :class:`~consumers.pipeline.Ingestor` does it itself when given a checkpointer) and
+    :meth:`shutdown` when it stops cleanly.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        signer: Ed25519PrivateKey,
+        checkpoint_file: Path,
+        *,
+        reference_version: str,
+        every_rows: int = 100_000,
+        every_seconds: float = 300.0,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        if every_rows < 1 or every_seconds <= 0:
+            raise LedgerError(
+                f"checkpoint interval must be at least 1 row and more than 0 seconds, got "
+                f"{every_rows} rows and {every_seconds} s"
+            )
+        self.ledger = ledger
+        self.checkpoint_file = checkpoint_file
+        self.reference_version = reference_version
+        self.every_rows = every_rows
+        self.every_seconds = every_seconds
+        self._signer = signer
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._pending_rows = 0
+        self._last_ms = self._clock_ms()
+        self.last: Checkpoint | None = None
+        heads = current_heads(ledger)
+        lines = ledger_checkpoint_lines(ledger)
+        try:
+            covered = bool(lines) and parse_checkpoint(lines[-1]).heads == heads
+        except LedgerError:
+            covered = False
+        self._moved = bool(heads) and not covered
+
+    def after_batch(self, appended_rows: int) -> Checkpoint | None:
+        """Call after each committed batch; writes a checkpoint when one is due."""
+        self._pending_rows += appended_rows
+        if appended_rows:
+            self._moved = True
+        if not self._moved:
+            return None
+        due_by_rows = self._pending_rows >= self.every_rows
+        due_by_time = self._clock_ms() - self._last_ms >= self.every_seconds * 1000
+        return self.checkpoint() if due_by_rows or due_by_time else None
+
+    def shutdown(self) -> Checkpoint | None:
+        """Call on a clean stop: a final checkpoint, unless the last one is still current."""
+        return self.checkpoint() if self._moved else None
+
+    def checkpoint(self) -> Checkpoint:
+        """Write a checkpoint now."""
+        now = self._clock_ms()
+        checkpoint = sign_checkpoint(
+            self._signer, current_heads(self.ledger), self.reference_version, now
+        )
+        store_checkpoint(self.ledger, checkpoint, self.checkpoint_file)
+        self._pending_rows = 0
+        self._last_ms = now
+        self._moved = False
+        self.last = checkpoint
+        log.info(
+            "checkpoint at %s over %d chain(s), appended to %s",
+            checkpoint.at,
+            len(checkpoint.heads),
+            self.checkpoint_file,
+        )
+        return checkpoint

@@ -1,0 +1,75 @@
+"""Context values encrypted under the subject's key, so erasing the key erases them too.
+
+A disclosure's ``context`` map (order ids, ticket numbers, free text: anything that may carry
+personal data) is stored as ``aesgcm1:`` + base64 of ``nonce (12 bytes) || AES-256-GCM
+ciphertext and tag`` of the canonical JSON of the map (keys sorted, no spaces, UTF-8).
+
+* The key is ``HMAC-SHA-256(k_s, "disclosure-ledger/context-key/v1")``, where ``k_s`` is the
+  subject's random key in the key store (:mod:`ledger.pseudonyms`); the pseudonym uses
+  ``k_s`` itself, so the two uses never share a key.
+* The associated data is ``"disclosure-ledger/context/v1" 0x00 event_id``, so a ciphertext
+  copied onto another row does not decrypt there.
+* The nonce is random per row. The leaf hash covers the stored text, so verification never
+  needs a key, and keeps passing after a key is destroyed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from schemas.errors import LedgerError
+
+CONTEXT_PREFIX = "aesgcm1:"
+_KEY_LABEL = b"disclosure-ledger/context-key/v1"
+_AAD_LABEL = b"disclosure-ledger/context/v1\x00"
+_NONCE_BYTES = 12
+
+
+def canonical_context(context: dict[str, str]) -> str:
+    """The canonical JSON of a context map: keys sorted, no spaces, UTF-8 kept as is."""
+    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def context_key(subject_key: bytes) -> bytes:
+    """The AES-256 key for a subject's context values, derived from its key-store key."""
+    return hmac.new(subject_key, _KEY_LABEL, hashlib.sha256).digest()
+
+
+def encrypt_context(key: bytes, event_id: str, context: dict[str, str]) -> str:
+    """The stored text of ``context`` for the row of ``event_id``."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(
+        nonce, canonical_context(context).encode("utf-8"), _AAD_LABEL + event_id.encode()
+    )
+    return CONTEXT_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def decrypt_context(key: bytes, event_id: str, stored: str) -> dict[str, str]:
+    """The context map of a stored value; :class:`LedgerError` if it does not decrypt."""
+    if not stored.startswith(CONTEXT_PREFIX):
+        raise LedgerError(
+            f"the context of event {event_id} is not an {CONTEXT_PREFIX} value; it was not "
+            "written by this version of the consumer"
+        )
+    try:
+        raw = base64.b64decode(stored[len(CONTEXT_PREFIX) :], validate=True)
+        plain = AESGCM(key).decrypt(
+            raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _AAD_LABEL + event_id.encode()
+        )
+    except (InvalidTag, ValueError, binascii.Error) as exc:
+        raise LedgerError(
+            f"the context of event {event_id} does not decrypt under this subject's key: it "
+            "belongs to another subject or row, or it was altered"
+        ) from exc
+    value = json.loads(plain)
+    if not isinstance(value, dict):
+        raise LedgerError(f"the context of event {event_id} is not a JSON object")
+    return {str(k): str(v) for k, v in value.items()}

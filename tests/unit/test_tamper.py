@@ -1,0 +1,395 @@
+"""Tampering with a ledger file directly through DuckDB, one kind per test, each detected
+with the right kind and position; and random single-row edits, every one caught."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumers.pipeline import Ingestor, SourceMessage
+from ledger import verify
+from ledger.chain import GENESIS, chain_rows, encode_value, leaf_hash
+from ledger.checkpoints import (
+    CHECKPOINTS_DDL,
+    Checkpointer,
+    current_heads,
+    ledger_checkpoint_lines,
+    sign_checkpoint,
+)
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.reference import ReferenceData
+from ledger.store import Ledger
+from ledger.verify import LEAF_SELECT, CheckpointSource, VerifyResult, verify_ledger
+from schemas.codec import EventCodec
+from tests.unit.events import make_event
+
+TOPIC = "t.disclosures"
+CHAIN = f"{TOPIC}/0"
+ROWS = 8
+CODEC = EventCodec()
+SIGNER = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+NATIVE_MODES = [pytest.param(True, id="native"), pytest.param(False, id="python")]
+
+
+def _message(offset: int, partition: int = 0) -> SourceMessage:
+    event = make_event(
+        subject={"id": f"member-{offset % 3}", "type": "member"},
+        context={"note": f"row {offset}", "ticket": "T-é"},
+    )
+    return SourceMessage(TOPIC, partition, offset, b"key", CODEC.encode(event.to_avro()))
+
+
+def build_ledger(
+    path: Path,
+    keys: SubjectKeyStore,
+    reference: ReferenceData,
+    *,
+    rows: int = ROWS,
+    checkpoint_every: int = 4,
+) -> Path:
+    """A ledger of ``rows`` rows in chain t.disclosures/0 (plus 2 in chain /1), checkpointed
+    every ``checkpoint_every`` rows into ``path.checkpoints``."""
+    with Ledger(path) as ledger:
+        checkpointer = Checkpointer(
+            ledger,
+            SIGNER,
+            checkpoint_file(path),
+            reference_version=reference.version,
+            every_rows=checkpoint_every,
+        )
+        ingestor = Ingestor(ledger, keys, reference, checkpointer=checkpointer)
+        for start in range(0, rows, 2):
+            ingestor.ingest([_message(o) for o in range(start, min(start + 2, rows))])
+        ingestor.ingest([_message(0, partition=1), _message(1, partition=1)])
+        ingestor.shutdown()
+    return path
+
+
+def checkpoint_file(path: Path) -> Path:
+    return path.with_name(path.name + ".checkpoints")
+
+
+def run_verify(path: Path, *, native: bool = True, with_file: bool = True) -> VerifyResult:
+    sources = (
+        [CheckpointSource("file", checkpoint_file(path).read_text().splitlines())]
+        if with_file
+        else []
+    )
+    with Ledger(path, read_only=True) as ledger:
+        return verify_ledger(
+            ledger, checkpoints=sources, public_key=SIGNER.public_key(), native=native
+        )
+
+
+def chain_failures(result: VerifyResult) -> set[tuple[str, str, int | None]]:
+    """(chain, kind, seq) of every failure that is not offset accounting."""
+    return {(f.chain_id, f.kind, f.seq) for f in result.failures if not f.kind.startswith("offset")}
+
+
+def tamper(path: Path, *statements: str, params: list[Any] | None = None) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        for statement in statements:
+            con.execute(statement, params or [])
+    finally:
+        con.close()
+
+
+def recompute_chain(path: Path, chain: str) -> None:
+    """What a forger with the code would do: recompute every leaf and link of a chain."""
+    con = duckdb.connect(str(path))
+    try:
+        rows = (
+            con.sql(
+                f"SELECT {LEAF_SELECT} FROM disclosures WHERE chain_id = '{chain}' ORDER BY seq"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+        leaves, links = chain_rows(rows, GENESIS)
+        for row, leaf, link in zip(rows, leaves, links, strict=True):
+            con.execute(
+                "UPDATE disclosures SET leaf_hash = ?, chain_hash = ? "
+                "WHERE chain_id = ? AND seq = ? AND event_id = ?::UUID",
+                [leaf, link, chain, row["seq"], row["event_id"]],
+            )
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def ledger_file(tmp_path: Path, key_store: SubjectKeyStore, reference: ReferenceData) -> Path:
+    return build_ledger(tmp_path / "ledger.duckdb", key_store, reference)
+
+
+# -- the untouched ledger ----------------------------------------------------------------
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_an_untouched_ledger_verifies_with_its_checkpoints(ledger_file: Path, native: bool) -> None:
+    result = run_verify(ledger_file, native=native)
+    assert result.ok, [str(f) for f in result.failures]
+    assert result.rows == ROWS + 2
+    assert result.chains[CHAIN][0] == ROWS
+    assert result.checkpoints >= 3 and result.signatures_checked
+
+
+def test_python_and_native_leaf_computations_agree(ledger_file: Path, tmp_path: Path) -> None:
+    if not verify.NATIVE:
+        pytest.skip("ledger._leafhash was not built (no C compiler or OpenSSL headers)")
+    with Ledger(ledger_file, read_only=True) as ledger:
+        table = ledger.con.sql(f"SELECT {LEAF_SELECT} FROM disclosures").to_arrow_table()
+    # Edge cases the pipeline never writes but a forger could: empty and unicode text, empty
+    # lists, null list items, negative and large integers.
+    odd = dict(table.slice(0, 1).to_pylist()[0])
+    odd.update(
+        recipient_id="",
+        purpose="ünïcödé ✓ \x00 nul",
+        data_categories=[],
+        flags=["a", None, ""],
+        kafka_offset=-(2**63),
+        seq=2**62,
+        sensitive=True,
+    )
+    table = pa.concat_tables(
+        [table, pa.Table.from_pylist([odd], schema=table.schema)]
+    ).combine_chunks()
+    python = [leaf_hash(row) for row in table.to_pylist()]
+    assert verify.native_leaf_hashes(table) == python
+    assert encode_value(["a", None, ""]) == b"9:1:a,N,0:,,"
+
+
+# -- one kind of tampering per test ------------------------------------------------------
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_one_changed_value_is_row_altered_at_its_seq(ledger_file: Path, native: bool) -> None:
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET recipient_id = 'acme' WHERE chain_id = '{CHAIN}' AND seq = 3",
+    )
+    result = run_verify(ledger_file, native=native)
+    assert chain_failures(result) == {(CHAIN, "row altered", 3)}
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_a_deleted_row_is_row_deleted_at_its_seq(ledger_file: Path, native: bool) -> None:
+    tamper(ledger_file, f"DELETE FROM disclosures WHERE chain_id = '{CHAIN}' AND seq = 5")
+    result = run_verify(ledger_file, native=native)
+    assert chain_failures(result) == {(CHAIN, "row deleted", 5)}
+    assert any(f.kind == "offset missing" and "offset 4 " in f.detail for f in result.failures)
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_a_forged_row_with_a_recomputed_chain_is_row_inserted(
+    ledger_file: Path, native: bool
+) -> None:
+    # A copy of seq 3 with another recipient and event id, placed right after it (claiming
+    # the same Kafka offset), the rows after it renumbered, every hash recomputed.
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET seq = seq + 1 WHERE chain_id = '{CHAIN}' AND seq > 3",
+        f"INSERT INTO disclosures SELECT * REPLACE (4 AS seq, uuid() AS event_id, "
+        f"'acme' AS recipient_id) FROM disclosures WHERE chain_id = '{CHAIN}' AND seq = 3",
+    )
+    recompute_chain(ledger_file, CHAIN)
+    result = run_verify(ledger_file, native=native)
+    failures = chain_failures(result)
+    assert (CHAIN, "row inserted", 4) in failures
+    assert (CHAIN, "chain rewritten since a checkpoint", 4) in failures
+    assert not {f for f in failures if f[1] in {"row altered", "row deleted", "rows reordered"}}
+    assert any(f.kind == "offset doubled" for f in result.failures)
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_two_swapped_rows_are_rows_reordered(ledger_file: Path, native: bool) -> None:
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET seq = CASE seq WHEN 2 THEN 6 ELSE 2 END "
+        f"WHERE chain_id = '{CHAIN}' AND seq IN (2, 6)",
+    )
+    result = run_verify(ledger_file, native=native)
+    assert chain_failures(result) == {(CHAIN, "rows reordered", 2)}
+    (failure,) = [f for f in result.failures if f.kind == "rows reordered"]
+    assert "seq 2, 6" in failure.detail
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_swapped_rows_with_a_recomputed_chain_are_still_rows_reordered(
+    ledger_file: Path, native: bool
+) -> None:
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END "
+        f"WHERE chain_id = '{CHAIN}' AND seq IN (2, 3)",
+    )
+    recompute_chain(ledger_file, CHAIN)
+    failures = chain_failures(run_verify(ledger_file, native=native))
+    assert (CHAIN, "rows reordered", 2) in failures
+    assert (CHAIN, "chain rewritten since a checkpoint", 4) in failures
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_a_truncated_tail_is_caught_by_the_checkpoints(ledger_file: Path, native: bool) -> None:
+    tamper(ledger_file, f"DELETE FROM disclosures WHERE chain_id = '{CHAIN}' AND seq > 5")
+    result = run_verify(ledger_file, native=native)
+    assert chain_failures(result) == {(CHAIN, "chain truncated below a checkpoint", 6)}
+    (failure,) = [f for f in result.failures if f.kind.startswith("chain truncated")]
+    assert "recorded 8 rows" in failure.detail and "holds 5" in failure.detail
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_a_chain_rewritten_and_re_signed_with_a_new_key_is_caught(
+    ledger_file: Path, native: bool
+) -> None:
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET recipient_id = 'acme' WHERE chain_id = '{CHAIN}' AND seq = 6",
+    )
+    recompute_chain(ledger_file, CHAIN)
+    forger = Ed25519PrivateKey.generate()
+    with Ledger(ledger_file) as ledger:
+        lines = len(ledger_checkpoint_lines(ledger))
+        ledger.con.execute("DELETE FROM checkpoints")
+        forged = sign_checkpoint(forger, current_heads(ledger), "forged", 1_767_225_600_000)
+        ledger.con.execute(CHECKPOINTS_DDL)
+        ledger.con.execute(
+            "INSERT INTO checkpoints VALUES (now()::TIMESTAMP, 'forged', ?, 2, ?)",
+            [forged.key_id, forged.line],
+        )
+    assert lines >= 2
+    # With only the ledger: its one checkpoint is not signed by the deployment's key.
+    only_ledger = run_verify(ledger_file, native=native, with_file=False)
+    assert chain_failures(only_ledger) == {("checkpoints", "bad signature", None)}
+    # With the published checkpoint file: the chain no longer extends what was signed.
+    failures = chain_failures(run_verify(ledger_file, native=native))
+    assert (CHAIN, "chain rewritten since a checkpoint", 8) in failures
+    assert ("checkpoints", "bad signature", None) in failures
+    assert not {f for f in failures if f[1] in {"row altered", "row deleted", "row inserted"}}
+    # rows 1..4 still match the checkpoint taken at 4 rows: the detail says where to look
+    rewritten = [f for f in run_verify(ledger_file).failures if f.kind.startswith("chain rew")]
+    assert any("rows up to seq 4 still match" in f.detail for f in rewritten)
+
+
+def test_a_bad_checkpoint_line_in_the_file_is_a_bad_signature(ledger_file: Path) -> None:
+    lines = checkpoint_file(ledger_file).read_text().splitlines()
+    lines[0] = lines[0].replace("=4:", "=3:")  # the first checkpoint said 4 rows in chain 0
+    checkpoint_file(ledger_file).write_text("\n".join(lines) + "\n")
+    result = run_verify(ledger_file)
+    assert [(f.chain_id, f.kind) for f in result.failures] == [("checkpoints", "bad signature")]
+    assert "file, checkpoint 1" in result.failures[0].detail
+
+
+def test_a_sub_millisecond_timestamp_edit_is_caught(ledger_file: Path) -> None:
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET occurred_at = occurred_at + INTERVAL 250 MICROSECOND "
+        f"WHERE chain_id = '{CHAIN}' AND seq = 2",
+    )
+    assert chain_failures(run_verify(ledger_file)) == {(CHAIN, "row altered", 2)}
+
+
+def test_verify_reports_progress(ledger_file: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    with Ledger(ledger_file, read_only=True) as ledger:
+        verify_ledger(ledger, batch_rows=3, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (ROWS + 2, ROWS + 2) and len(seen) >= 3
+
+
+# -- random single-row edits -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, reference: ReferenceData) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("pristine")
+    with SubjectKeyStore(folder / "keys.sqlite", b"k" * 32) as keys:
+        yield build_ledger(folder / "ledger.duckdb", keys, reference)
+
+
+TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=8)
+
+
+def _changed(column: str, kind: str, value: Any, draw: Callable[..., Any]) -> tuple[str, Any]:
+    """A SQL expression and parameter that give ``column`` a different value."""
+    if kind in {"VARCHAR"}:
+        new = draw(TEXT.filter(lambda t: t != value))
+        return "?", new
+    if kind in {"BIGINT", "INTEGER"}:
+        delta = draw(st.integers(min_value=-5, max_value=5).filter(lambda d: d != 0))
+        return f"{column} + ?", delta
+    if kind == "BOOLEAN":
+        return "NOT " + column + " AND ?", True
+    if kind == "VARCHAR[]":
+        new = draw(st.lists(TEXT, max_size=3).filter(lambda v: v != value))
+        return "?::VARCHAR[]", new
+    if kind == "TIMESTAMP":
+        ms = draw(st.integers(min_value=-(10**9), max_value=10**9).filter(lambda d: d != 0))
+        return f"{column} + to_milliseconds(?)", ms
+    if kind == "UUID":
+        return "?::UUID", str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1))))
+    if kind == "BLOB":
+        new = draw(st.binary(min_size=32, max_size=32).filter(lambda b: b != value))
+        return "?", new
+    raise AssertionError(kind)
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_every_random_single_row_edit_is_caught(
+    pristine: Path, tmp_path: Path, data: st.DataObject
+) -> None:
+    path = tmp_path / f"edit-{uuid.uuid4().hex}.duckdb"
+    shutil.copy(pristine, path)
+    shutil.copy(checkpoint_file(pristine), checkpoint_file(path))
+    con = duckdb.connect(str(path))
+    try:
+        columns = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'disclosures' "
+            "ORDER BY column_index"
+        ).fetchall()
+        column, kind = data.draw(st.sampled_from(columns), label="column")
+        seq = data.draw(st.integers(min_value=1, max_value=ROWS), label="seq")
+        value = con.execute(
+            f"SELECT {column} FROM disclosures WHERE chain_id = ? AND seq = ?", [CHAIN, seq]
+        ).fetchall()[0][0]
+        expression, parameter = _changed(column, kind, value, data.draw)
+        con.execute(
+            f"UPDATE disclosures SET {column} = {expression} WHERE chain_id = ? AND seq = ?",
+            [parameter, CHAIN, seq],
+        )
+    finally:
+        con.close()
+    result = run_verify(path)
+    assert not result.ok, f"an edit of {column} at seq {seq} went unnoticed"
+
+
+def test_offset_accounting_still_names_a_missing_or_doubled_offset(ledger_file: Path) -> None:
+    tamper(
+        ledger_file,
+        "INSERT INTO quarantine VALUES ('t.disclosures', 0, 3, NULL, NULL, 'forged', now())",
+        "UPDATE offsets SET next_offset = next_offset + 1 WHERE kafka_partition = 1",
+    )
+    result = run_verify(ledger_file)
+    assert sorted((f.kind, f.detail.split(" of ")[0]) for f in result.failures) == [
+        ("offset doubled", "offset 3"),
+        ("offset missing", "offset 2"),
+    ]
+
+
+def test_an_edited_chain_hash_is_row_altered_at_that_row_only(ledger_file: Path) -> None:
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET chain_hash = unhex(sha256('x')) WHERE chain_id = '{CHAIN}' "
+        "AND seq = 5",
+    )
+    assert chain_failures(run_verify(ledger_file, with_file=False)) == {(CHAIN, "row altered", 5)}
