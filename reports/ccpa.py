@@ -8,11 +8,15 @@ For the window ``[as_of - 12 calendar months, as_of)`` in UTC (:mod:`reports.win
      business purposes (1798.140(e)), number of events and of distinct subjects.
 
 A row counts under every CCPA letter it was classified with at ingest (``ccpa_letters``,
-each letter once per row). Everything is computed by DuckDB in two aggregate queries read
-in one transaction; no row reaches Python. The report also states what it was computed
-from: the window, the reference-data versions of the rows counted, each chain's head
-(sequence number and hash) and the range of sequence numbers counted, and when it was
-generated.
+each letter once per row). Everything is computed by DuckDB in aggregate queries read in
+one transaction; no disclosure row reaches Python, only groups of them. The report also
+states what it was computed from (:mod:`reports.provenance`): the window, the
+reference-data versions of the rows counted, each chain's head (sequence number and hash)
+and the range of sequence numbers counted, and when it was generated.
+
+Formats: ``json`` (below), ``md`` and ``html`` (the paragraphs a privacy policy publishes,
+the tables, and in HTML an inline SVG chart of disclosures per recipient category per
+month), ``csv`` (one row per list and category, provenance in ``#`` lines above).
 
 JSON shape ``ccpa-report/1`` (stable: fields are only ever added, never renamed or
 removed; a breaking change gets ``ccpa-report/2``)::
@@ -59,36 +63,79 @@ removed; a breaking change gets ``ccpa-report/2``)::
     }
 
 ``events`` counts ledger rows (one per disclosure event); ``distinct_subjects`` counts
-distinct subject pseudonyms. The Markdown rendering reads like the paragraph a privacy
-policy publishes, followed by the tables and the provenance.
+distinct subject pseudonyms, exactly.
+
+CSV columns: ``list`` (``sold_or_shared`` or ``business_purpose``), ``letter``, ``name``,
+``disclosure_kinds``, ``recipient_categories``, ``business_purposes`` (lists joined with
+``;``), ``events``, ``distinct_subjects``.
 """
 
 from __future__ import annotations
 
-import json
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import duckdb
 
 from ledger.store import Ledger
-from reports.render import markdown_table
+from reports.chart import stacked_bars
+from reports.document import (
+    REPORT_FORMATS,
+    Document,
+    Section,
+    Table,
+    and_list,
+    provenance_meta,
+    render_csv,
+    render_markdown,
+    render_report,
+)
+from reports.provenance import (
+    ChainRange,
+    Provenance,
+    provenance_json,
+    read_provenance,
+    rfc3339,
+    window_json,
+)
 from reports.vocabulary import (
     BUSINESS_PURPOSE_NAMES,
     CCPA_CATEGORY_NAMES,
     DISCLOSURE_KIND_PHRASES,
     DISCLOSURE_KIND_TO,
+    RECIPIENT_CATEGORY_PHRASES,
     recipient_phrase,
 )
-from reports.window import naive_utc, report_window
+from reports.window import months_in, naive_utc, report_window
 from schemas.errors import ReportError
 
+__all__ = [
+    "CCPA_FORMATS",
+    "JSON_VERSION",
+    "BusinessPurpose",
+    "CategoryDisclosed",
+    "CcpaReport",
+    "ChainRange",
+    "MonthlyVolume",
+    "business_purpose_statement",
+    "ccpa_csv",
+    "ccpa_document",
+    "ccpa_json",
+    "ccpa_markdown",
+    "ccpa_report",
+    "render_ccpa",
+    "sold_or_shared_statement",
+    "window_phrase",
+]
+
 JSON_VERSION = "ccpa-report/1"
-CcpaFormat = Literal["json", "md"]
-CCPA_FORMATS: tuple[CcpaFormat, ...] = ("json", "md")
+CcpaFormat = Literal["json", "md", "html", "csv"]
+CCPA_FORMATS: tuple[str, ...] = REPORT_FORMATS
 SOLD_OR_SHARED_KINDS = ("sale", "share")
+KNOWN_KINDS = frozenset({"business_purpose", *SOLD_OR_SHARED_KINDS})
 
 
 # -- the report as values --------------------------------------------------------------------
@@ -112,76 +159,142 @@ class CategoryDisclosed:
 
 
 @dataclass(frozen=True)
-class ChainRange:
-    """A chain's head at generation time and the rows of it the report counted."""
+class MonthlyVolume:
+    """Disclosures per recipient category per month of the window (the HTML chart)."""
 
-    chain_id: str
-    head_seq: int
-    head_chain_hash: str
-    events_counted: int
-    first_seq_counted: int | None
-    last_seq_counted: int | None
+    months: tuple[str, ...]  # "2025-03", every month the window touches, in order
+    by_recipient_category: tuple[tuple[str, tuple[int, ...]], ...]  # sorted by category
 
 
 @dataclass(frozen=True)
 class CcpaReport:
-    as_of: datetime
-    window_start: datetime
-    window_end: datetime
-    generated_at: datetime
-    ledger_format_version: str | None
-    reference_versions: tuple[str, ...]
-    events_counted: int
-    first_event_at: datetime | None
-    last_event_at: datetime | None
-    chains: tuple[ChainRange, ...]
+    source: Provenance
     sold_or_shared: tuple[CategoryDisclosed, ...]
     business_purpose: tuple[CategoryDisclosed, ...]
+    monthly: MonthlyVolume
 
     @property
     def none_sold_or_shared(self) -> bool:
         return not self.sold_or_shared
 
+    # the provenance, by the names this report has always used
+    @property
+    def as_of(self) -> datetime:
+        return self.source.as_of
+
+    @property
+    def window_start(self) -> datetime:
+        assert self.source.window_start is not None
+        return self.source.window_start
+
+    @property
+    def window_end(self) -> datetime:
+        return self.source.window_end
+
+    @property
+    def generated_at(self) -> datetime:
+        return self.source.generated_at
+
+    @property
+    def ledger_format_version(self) -> str | None:
+        return self.source.ledger_format_version
+
+    @property
+    def reference_versions(self) -> tuple[str, ...]:
+        return self.source.reference_versions
+
+    @property
+    def events_counted(self) -> int:
+        return self.source.events_counted
+
+    @property
+    def first_event_at(self) -> datetime | None:
+        return self.source.first_event_at
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        return self.source.last_event_at
+
+    @property
+    def chains(self) -> tuple[ChainRange, ...]:
+        return self.source.chains
+
 
 # -- computing it ----------------------------------------------------------------------------
 _IN_WINDOW = "occurred_at >= $start AND occurred_at < $end"
 
-_CATEGORIES_SQL = f"""
-SELECT disclosure_kind = 'business_purpose' AS for_business_purpose,
-       letter,
-       list_sort(list(DISTINCT disclosure_kind)) AS disclosure_kinds,
-       list_sort(list(DISTINCT recipient_category)) AS recipient_categories,
-       list_sort(list(DISTINCT business_purpose)) AS business_purposes,
-       count(*) AS events,
-       count(DISTINCT subject_pseudonym) AS distinct_subjects
-FROM (
-    SELECT disclosure_kind, recipient_category, business_purpose, subject_pseudonym,
-           ccpa_letters,
-           unnest(ccpa_letters) AS letter,
-           generate_subscripts(ccpa_letters, 1) AS position
-    FROM disclosures
-    WHERE {_IN_WINDOW}
+# One pass over the window's rows, two groupings (GROUPING SETS):
+# - by (kind, recipient category, business purpose, letters): a few dozen groups carrying
+#   the events, whose letters are unnested in Python;
+# - by subject: each subject's letters as a bit mask (bit i: letter A+i; bit 12: a letter
+#   outside A to L; +16 for sold or shared), OR-ed over their rows. A letter's distinct
+#   subjects are then the subjects with its bit set: exact, with no per-letter set of
+#   pseudonyms and no unnesting of rows. (bench/bench_reports.py measures the choice.)
+LETTERS = "ABCDEFGHIJKL"
+UNKNOWN_LETTER_BIT = 12
+SOLD_OR_SHARED_SHIFT = 16
+_ROW_MASK = (
+    "list_reduce(list_transform(ccpa_letters, lambda l: 1 << ((instr('"
+    + LETTERS
+    + "', l) * (length(l) = 1)::INTEGER + 12) % 13)), lambda a, b: a | b, 0)"
 )
-WHERE list_position(ccpa_letters, letter) = position  -- each letter once per row
-GROUP BY ALL
-ORDER BY letter, for_business_purpose
+_SUBJECT_BITS = ", ".join(
+    f"sum((m >> {bit}) & 1)::BIGINT"
+    for shift in (0, SOLD_OR_SHARED_SHIFT)
+    for bit in range(shift, shift + len(LETTERS) + 1)
+)
+_CATEGORIES_SQL = f"""
+WITH grouped AS (
+    SELECT disclosure_kind, recipient_category, business_purpose, mask, subject_pseudonym,
+           GROUPING(subject_pseudonym) AS by_kind, count(*) AS events,
+           bit_or(CASE WHEN disclosure_kind = 'business_purpose' THEN mask
+                       ELSE mask << {SOLD_OR_SHARED_SHIFT} END) AS m
+    FROM (
+        SELECT disclosure_kind, recipient_category, business_purpose, subject_pseudonym,
+               {_ROW_MASK} AS mask
+        FROM disclosures WHERE {_IN_WINDOW}
+    )
+    GROUP BY GROUPING SETS (
+        (disclosure_kind, recipient_category, business_purpose, mask), (subject_pseudonym)
+    )
+)
+SELECT disclosure_kind, recipient_category, business_purpose, mask, events, NULL
+FROM grouped WHERE by_kind = 1
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, list_value({_SUBJECT_BITS})
+FROM grouped WHERE by_kind = 0
 """
-# (list_position keeps a letter's first occurrence: much cheaper than list_distinct per row)
 
-_CHAINS_SQL = f"""
-SELECT chain_id,
-       max(seq) AS head_seq,
-       arg_max(chain_hash, seq) AS head_chain_hash,
-       count(*) FILTER (WHERE {_IN_WINDOW}) AS events_counted,
-       min(seq) FILTER (WHERE {_IN_WINDOW}) AS first_seq_counted,
-       max(seq) FILTER (WHERE {_IN_WINDOW}) AS last_seq_counted,
-       min(occurred_at) FILTER (WHERE {_IN_WINDOW}) AS first_event_at,
-       max(occurred_at) FILTER (WHERE {_IN_WINDOW}) AS last_event_at,
-       list(DISTINCT reference_version) FILTER (WHERE {_IN_WINDOW}) AS reference_versions
-FROM disclosures
-GROUP BY chain_id
-ORDER BY chain_id
+_UNKNOWN_LETTERS_SQL = f"""
+SELECT DISTINCT letter FROM (
+    SELECT unnest(ccpa_letters) AS letter FROM disclosures WHERE {_IN_WINDOW}
+) WHERE length(letter) <> 1 OR instr('{LETTERS}', letter) = 0
+ORDER BY letter
 """
+
+_MONTHLY_SQL = f"""
+SELECT date_trunc('month', occurred_at), recipient_category, count(*)
+FROM disclosures WHERE {_IN_WINDOW}
+GROUP BY ALL
+"""
+
+_COUNTED_SQL = (
+    f"SELECT chain_id, seq, occurred_at, reference_version FROM disclosures WHERE {_IN_WINDOW}"
+)
+
+
+@dataclass
+class _Accumulated:
+    events: int = 0
+    kinds: set[str] = field(default_factory=set)
+    recipients: set[str] = field(default_factory=set)
+    purposes: set[str] = field(default_factory=set)
+
+    def add(self, kind: str, recipient: str, purpose: str, events: int) -> None:
+        self.events += events
+        self.kinds.add(kind)
+        self.recipients.add(recipient)
+        self.purposes.add(purpose)
 
 
 def ccpa_report(
@@ -190,15 +303,24 @@ def ccpa_report(
     """The 1798.130(a)(5)(C) lists for the 12 months before ``as_of`` (see module doc)."""
     start, end = report_window(as_of)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
-    cursor = ledger.con.cursor()  # its own transaction: both queries see one snapshot
+    cursor = ledger.con.cursor()  # its own transaction: every query sees one snapshot
     try:
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")
         category_rows = cursor.execute(_CATEGORIES_SQL, params).fetchall()
-        chain_rows = cursor.execute(_CHAINS_SQL, params).fetchall()
-        meta = cursor.execute(
-            "SELECT value FROM ledger_meta WHERE key = 'format_version'"
-        ).fetchone()
+        unknown: list[str] = []
+        if any(r[3] is not None and r[3] >> UNKNOWN_LETTER_BIT & 1 for r in category_rows):
+            unknown = [str(r[0]) for r in cursor.execute(_UNKNOWN_LETTERS_SQL, params).fetchall()]
+        monthly_rows = cursor.execute(_MONTHLY_SQL, params).fetchall()
+        source = read_provenance(
+            cursor,
+            _COUNTED_SQL,
+            params,
+            as_of=end,
+            window_start=start,
+            window_end=end,
+            generated_at=generated_at or datetime.now(UTC),
+        )
         cursor.execute("COMMIT")
     except duckdb.Error as exc:
         raise ReportError(
@@ -207,67 +329,70 @@ def ccpa_report(
     finally:
         cursor.close()
 
+    if unknown:
+        _category_name(unknown[0], ledger)  # raises, naming the letter
+    groups: dict[tuple[bool, str], _Accumulated] = defaultdict(_Accumulated)
+    subjects: dict[tuple[bool, str], int] = {}
+    for kind, recipient, purpose, mask, events, subject_bits in category_rows:
+        if subject_bits is not None:
+            per_letter = len(LETTERS) + 1
+            for i, letter in enumerate(LETTERS):
+                subjects[(True, letter)] = int(subject_bits[i] or 0)
+                subjects[(False, letter)] = int(subject_bits[per_letter + i] or 0)
+            continue
+        if kind not in KNOWN_KINDS:
+            raise ReportError(
+                f"ledger {ledger.path} holds rows of disclosure_kind {[kind]}; only "
+                "business_purpose, sale and share are known"
+            )
+        for i, letter in enumerate(LETTERS):
+            if mask >> i & 1:
+                groups[(kind == "business_purpose", letter)].add(kind, recipient, purpose, events)
+
     sold_or_shared: list[CategoryDisclosed] = []
     business: list[CategoryDisclosed] = []
-    for for_business, letter, kinds, recipients, purposes, events, subjects in category_rows:
+    for (for_business, letter), acc in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
         name = _category_name(letter, ledger)
+        common: dict[str, Any] = {
+            "letter": letter,
+            "name": name,
+            "recipient_categories": tuple(sorted(acc.recipients)),
+            "events": acc.events,
+            "distinct_subjects": subjects.get((for_business, letter), 0),
+        }
         if for_business:
             business.append(
                 CategoryDisclosed(
-                    letter=letter,
-                    name=name,
-                    recipient_categories=tuple(recipients),
-                    events=int(events),
-                    distinct_subjects=int(subjects),
-                    business_purposes=_business_purposes(letter, purposes, ledger),
+                    **common,
+                    business_purposes=_business_purposes(letter, acc.purposes, ledger),
                 )
             )
         else:
-            unknown = sorted(set(kinds) - set(SOLD_OR_SHARED_KINDS))
-            if unknown:
-                raise ReportError(
-                    f"ledger {ledger.path} holds rows of disclosure_kind {unknown} (category "
-                    f"{letter}); only business_purpose, sale and share are known"
-                )
             sold_or_shared.append(
-                CategoryDisclosed(
-                    letter=letter,
-                    name=name,
-                    recipient_categories=tuple(recipients),
-                    events=int(events),
-                    distinct_subjects=int(subjects),
-                    disclosure_kinds=tuple(kinds),
-                )
+                CategoryDisclosed(**common, disclosure_kinds=tuple(sorted(acc.kinds)))
             )
-
-    chains = tuple(
-        ChainRange(
-            chain_id=chain_id,
-            head_seq=int(head_seq),
-            head_chain_hash=bytes(head_hash).hex(),
-            events_counted=int(counted),
-            first_seq_counted=None if first is None else int(first),
-            last_seq_counted=None if last is None else int(last),
-        )
-        for chain_id, head_seq, head_hash, counted, first, last, *_ in chain_rows
-    )
-    versions = sorted({v for row in chain_rows for v in (row[8] or [])})
-    firsts = [row[6] for row in chain_rows if row[6] is not None]
-    lasts = [row[7] for row in chain_rows if row[7] is not None]
     return CcpaReport(
-        as_of=end,
-        window_start=start,
-        window_end=end,
-        generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC),
-        ledger_format_version=None if meta is None else str(meta[0]),
-        reference_versions=tuple(versions),
-        events_counted=sum(c.events_counted for c in chains),
-        first_event_at=min(firsts).replace(tzinfo=UTC) if firsts else None,
-        last_event_at=max(lasts).replace(tzinfo=UTC) if lasts else None,
-        chains=chains,
+        source=source,
         sold_or_shared=tuple(sold_or_shared),
         business_purpose=tuple(business),
+        monthly=_monthly(monthly_rows, start, end),
     )
+
+
+def _monthly(rows: Sequence[tuple[Any, ...]], start: datetime, end: datetime) -> MonthlyVolume:
+    months = months_in(start, end)
+    position = {m: i for i, m in enumerate(months)}
+    series: dict[str, list[int]] = {}
+    for month, category, events in rows:
+        values = series.setdefault(str(category), [0] * len(months))
+        values[position[f"{month:%Y-%m}"]] += int(events)
+    ordered = sorted(series, key=_category_order)
+    return MonthlyVolume(tuple(months), tuple((c, tuple(series[c])) for c in ordered))
+
+
+def _category_order(category: str) -> tuple[int, str]:
+    known = list(RECIPIENT_CATEGORY_PHRASES)
+    return (known.index(category) if category in known else len(known), category)
 
 
 def _category_name(letter: str, ledger: Ledger) -> str:
@@ -282,9 +407,9 @@ def _category_name(letter: str, ledger: Ledger) -> str:
 
 
 def _business_purposes(
-    letter: str, numbers: Sequence[str], ledger: Ledger
+    letter: str, numbers: set[str], ledger: Ledger
 ) -> tuple[BusinessPurpose, ...]:
-    unknown = [n for n in numbers if n not in BUSINESS_PURPOSE_NAMES]
+    unknown = sorted(n for n in numbers if n not in BUSINESS_PURPOSE_NAMES)
     if unknown:
         raise ReportError(
             f"ledger {ledger.path} holds business-purpose rows of category {letter} with "
@@ -297,20 +422,14 @@ def _business_purposes(
 
 # -- rendering ------------------------------------------------------------------------------
 def render_ccpa(report: CcpaReport, fmt: str) -> str:
-    """The report as ``json`` (shape ``ccpa-report/1``) or ``md`` text."""
-    if fmt == "json":
-        return json.dumps(ccpa_json(report), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "md":
-        return ccpa_markdown(report)
-    raise ReportError(
-        f"unknown format {fmt!r} for the CCPA report; choose one of {', '.join(CCPA_FORMATS)}"
+    """The report as ``json`` (shape ``ccpa-report/1``), ``md``, ``html`` or ``csv`` text."""
+    return render_report(
+        fmt,
+        name="CCPA",
+        as_json=lambda: ccpa_json(report),
+        as_document=lambda: ccpa_document(report),
+        as_csv=lambda: ccpa_csv(report),
     )
-
-
-def _rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _category_json(category: CategoryDisclosed, *, for_business: bool) -> dict[str, Any]:
@@ -331,27 +450,10 @@ def ccpa_json(report: CcpaReport) -> dict[str, Any]:
     """The report as the documented ``ccpa-report/1`` JSON object."""
     return {
         "report": JSON_VERSION,
-        "generated_at": _rfc3339(report.generated_at),
-        "as_of": _rfc3339(report.as_of),
-        "window": {"start": _rfc3339(report.window_start), "end": _rfc3339(report.window_end)},
-        "source": {
-            "ledger_format_version": report.ledger_format_version,
-            "reference_versions": list(report.reference_versions),
-            "events_counted": report.events_counted,
-            "first_event_at": _rfc3339(report.first_event_at),
-            "last_event_at": _rfc3339(report.last_event_at),
-            "chains": [
-                {
-                    "chain_id": c.chain_id,
-                    "head_seq": c.head_seq,
-                    "head_chain_hash": c.head_chain_hash,
-                    "events_counted": c.events_counted,
-                    "first_seq_counted": c.first_seq_counted,
-                    "last_seq_counted": c.last_seq_counted,
-                }
-                for c in report.chains
-            ],
-        },
+        "generated_at": rfc3339(report.generated_at),
+        "as_of": rfc3339(report.as_of),
+        "window": window_json(report.source),
+        "source": provenance_json(report.source),
         "sold_or_shared": {
             "none": report.none_sold_or_shared,
             "statement": sold_or_shared_statement(report),
@@ -376,14 +478,8 @@ def window_phrase(report: CcpaReport) -> str:
     return f"{start:%Y-%m-%d %H:%M:%S} UTC up to {end:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _and_list(items: Sequence[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _recipients(category: CategoryDisclosed) -> str:
-    return _and_list([recipient_phrase(r) for r in category.recipient_categories])
+    return and_list([recipient_phrase(r) for r in category.recipient_categories])
 
 
 def sold_or_shared_statement(report: CcpaReport) -> str:
@@ -417,95 +513,139 @@ def business_purpose_statement(report: CcpaReport) -> str:
     )
 
 
+_COUNTS_NOTE = (
+    "Counts are ledger events (one per disclosure) and distinct subject pseudonyms; an "
+    "event counts under every category its data belongs to."
+)
+
+
+def ccpa_document(report: CcpaReport) -> Document:
+    """The report as a document: the privacy-policy paragraphs, tables, chart, provenance."""
+    sold = Section(
+        heading="Categories sold or shared",
+        paragraphs=(sold_or_shared_statement(report),),
+        table=Table(
+            ("Category", "Sold or shared", "Recipient categories", "Events", "Subjects"),
+            tuple(
+                (
+                    f"{c.name} ({c.letter})",
+                    and_list([DISCLOSURE_KIND_PHRASES[k] for k in c.disclosure_kinds]),
+                    ", ".join(recipient_phrase(r) for r in c.recipient_categories),
+                    str(c.events),
+                    str(c.distinct_subjects),
+                )
+                for c in report.sold_or_shared
+            ),
+            (False, False, False, True, True),
+        )
+        if report.sold_or_shared
+        else None,
+        section_id="sold-or-shared",
+    )
+    business = Section(
+        heading="Categories disclosed for a business purpose",
+        paragraphs=(business_purpose_statement(report),),
+        table=Table(
+            ("Category", "Recipient categories", "Business purposes", "Events", "Subjects"),
+            tuple(
+                (
+                    f"{c.name} ({c.letter})",
+                    ", ".join(recipient_phrase(r) for r in c.recipient_categories),
+                    "; ".join(f"({p.number}) {p.name}" for p in c.business_purposes),
+                    str(c.events),
+                    str(c.distinct_subjects),
+                )
+                for c in report.business_purpose
+            ),
+            (False, False, False, True, True),
+        )
+        if report.business_purpose
+        else None,
+        section_id="business-purpose",
+    )
+    monthly = report.monthly
+    months_table = Table(
+        ("Recipient category", *monthly.months, "Total"),
+        tuple(
+            (recipient_phrase(c), *(str(v) for v in values), str(sum(values)))
+            for c, values in monthly.by_recipient_category
+        ),
+        (False, *(True for _ in monthly.months), True),
+        caption="Disclosures per recipient category per month (UTC), all kinds.",
+    )
+    chart = stacked_bars(
+        chart_id="disclosures-per-month",
+        title="Disclosures per recipient category per month",
+        description=(
+            f"Stacked bars, one per month from {monthly.months[0] if monthly.months else '-'} "
+            f"to {monthly.months[-1] if monthly.months else '-'}; the table below gives the "
+            "same numbers."
+        ),
+        periods=monthly.months,
+        series=dict(monthly.by_recipient_category),
+        labels={c: recipient_phrase(c) for c, _ in monthly.by_recipient_category},
+    )
+    volume = Section(
+        heading="Disclosures per month",
+        table=months_table,
+        chart_svg=chart,
+        section_id="per-month",
+    )
+    return Document(
+        title="Personal information sold, shared or disclosed in the preceding 12 months",
+        basis=f"Cal. Civ. Code 1798.130(a)(5)(C), as of {rfc3339(report.as_of)}.",
+        sections=(sold, business, volume),
+        provenance=report.source,
+        provenance_notes=(_COUNTS_NOTE,),
+    )
+
+
 def ccpa_markdown(report: CcpaReport) -> str:
     """The report as Markdown: the privacy-policy paragraphs, tables, then provenance."""
-    out = [
-        "# Personal information sold, shared or disclosed in the preceding 12 months",
-        "",
-        f"*Cal. Civ. Code 1798.130(a)(5)(C), as of {_rfc3339(report.as_of)}.*",
-        "",
-        "## Categories sold or shared",
-        "",
-        sold_or_shared_statement(report),
-        "",
-    ]
-    if report.sold_or_shared:
-        out.append(
-            markdown_table(
-                ["Category", "Sold or shared", "Recipient categories", "Events", "Subjects"],
-                [
-                    [
-                        f"{c.name} ({c.letter})",
-                        _and_list([DISCLOSURE_KIND_PHRASES[k] for k in c.disclosure_kinds]),
-                        ", ".join(recipient_phrase(r) for r in c.recipient_categories),
-                        str(c.events),
-                        str(c.distinct_subjects),
-                    ]
-                    for c in report.sold_or_shared
-                ],
-            )
+    return render_markdown(ccpa_document(report))
+
+
+CSV_HEADERS = (
+    "list",
+    "letter",
+    "name",
+    "disclosure_kinds",
+    "recipient_categories",
+    "business_purposes",
+    "events",
+    "distinct_subjects",
+)
+
+
+def ccpa_csv(report: CcpaReport) -> str:
+    rows: list[tuple[object, ...]] = [
+        (
+            "sold_or_shared",
+            c.letter,
+            c.name,
+            c.disclosure_kinds,
+            c.recipient_categories,
+            (),
+            c.events,
+            c.distinct_subjects,
         )
-    out += [
-        "## Categories disclosed for a business purpose",
-        "",
-        business_purpose_statement(report),
-        "",
+        for c in report.sold_or_shared
     ]
-    if report.business_purpose:
-        out.append(
-            markdown_table(
-                ["Category", "Recipient categories", "Business purposes", "Events", "Subjects"],
-                [
-                    [
-                        f"{c.name} ({c.letter})",
-                        ", ".join(recipient_phrase(r) for r in c.recipient_categories),
-                        "; ".join(f"({p.number}) {p.name}" for p in c.business_purposes),
-                        str(c.events),
-                        str(c.distinct_subjects),
-                    ]
-                    for c in report.business_purpose
-                ],
-            )
+    rows += [
+        (
+            "business_purpose",
+            c.letter,
+            c.name,
+            ("business_purpose",),
+            c.recipient_categories,
+            tuple(p.number for p in c.business_purposes),
+            c.events,
+            c.distinct_subjects,
         )
-    out += [
-        "## How this report was produced",
-        "",
-        f"- Window: from {_rfc3339(report.window_start)} (included) to "
-        f"{_rfc3339(report.window_end)} (excluded), UTC.",
-        f"- Generated at: {_rfc3339(report.generated_at)}.",
-        f"- Events counted: {report.events_counted}"
-        + (
-            f", which occurred from {_rfc3339(report.first_event_at)} to "
-            f"{_rfc3339(report.last_event_at)}."
-            if report.first_event_at and report.last_event_at
-            else "."
-        ),
-        "- Reference data version(s) of the events counted: "
-        + (", ".join(report.reference_versions) or "none")
-        + ".",
-        f"- Ledger format version: {report.ledger_format_version or 'unknown'}.",
-        "- Counts are ledger events (one per disclosure) and distinct subject pseudonyms; an "
-        "event counts under every category its data belongs to.",
-        "",
+        for c in report.business_purpose
     ]
-    if report.chains:
-        out.append(
-            markdown_table(
-                ["Chain", "Head seq", "Head chain hash", "Events counted", "Seq range counted"],
-                [
-                    [
-                        c.chain_id,
-                        str(c.head_seq),
-                        c.head_chain_hash,
-                        str(c.events_counted),
-                        "-"
-                        if c.first_seq_counted is None
-                        else f"{c.first_seq_counted}..{c.last_seq_counted}",
-                    ]
-                    for c in report.chains
-                ],
-            )
-        )
-    else:
-        out.append("The ledger holds no events.\n")
-    return "\n".join(out)
+    meta = [
+        *provenance_meta(report.source),
+        ("sold_or_shared_none", "true" if report.none_sold_or_shared else "false"),
+    ]
+    return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)

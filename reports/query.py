@@ -22,20 +22,22 @@ Two independent locks, so that either alone keeps the ledger unchanged:
    statement can undo any of it.
 
 Results stream: DuckDB hands Arrow record batches to :mod:`reports.render`, which writes
-them as they come; a query never holds the whole result in Python.
+them as they come (a terminal table, CSV, JSON, or a Parquet file written batch by batch
+with ``pyarrow.parquet``: DuckDB's own COPY is off on this connection); a query never holds
+the whole result in Python. The named presets (:mod:`reports.presets`) run on the same
+connection.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
 import pyarrow as pa
 
-from reports.render import DEFAULT_TABLE_ROWS, TABLE_FORMATS, write_batches
+from reports.render import DEFAULT_TABLE_ROWS, QUERY_FORMATS, write_result
 from schemas.errors import LedgerError, QueryRefusedError, ReportError
 
 BATCH_ROWS = 65_536
@@ -326,6 +328,8 @@ def open_for_query(ledger_path: Path) -> duckdb.DuckDBPyConnection:
         )
         raise LedgerError(f"cannot open ledger file {path} for a query: {exc}{hint}") from exc
     con.execute("SET enable_progress_bar = false")
+    # an index on subject_pseudonym, if the ledger has one, serves a person's thousands of rows
+    con.execute("SET index_scan_max_count = 1000000")
     con.execute("SET lock_configuration = true")
     return con
 
@@ -339,25 +343,34 @@ def _ledger_relations(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[st
     return {str(r[0]) for r in rows}, sorted(str(r[0]) for r in rows if r[1])
 
 
+def check_output(fmt: str, output_path: Path | None) -> None:
+    """Refuse an unknown format, or Parquet without a file to write it to."""
+    if fmt not in QUERY_FORMATS:
+        raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(QUERY_FORMATS)}")
+    if fmt == "parquet" and output_path is None:
+        raise ReportError("Parquet is binary and written to a file: give --output FILE.parquet")
+
+
 def run_query(
     ledger_path: Path,
     sql: str,
     fmt: str = "table",
     out: TextIO | None = None,
     *,
+    output_path: Path | None = None,
     batch_rows: int = BATCH_ROWS,
     max_table_rows: int = DEFAULT_TABLE_ROWS,
 ) -> int:
     """Check ``sql``, run it over the ledger read-only and write the result to ``out``.
 
     ``fmt`` is ``table`` (aligned text, first ``max_table_rows`` rows), ``csv`` or ``json``
-    (an array of objects); ``out`` defaults to standard output. Returns the number of rows.
+    (an array of objects), written to ``out`` (default standard output), or ``parquet``,
+    written to ``output_path`` batch by batch. Returns the number of rows.
     Raises :class:`QueryRefusedError` before anything runs if the statement is not one
     read-only SELECT over the ledger, :class:`LedgerError` if the ledger cannot be opened,
     :class:`ReportError` if DuckDB cannot run the statement.
     """
-    if fmt not in TABLE_FORMATS:
-        raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}")
+    check_output(fmt, output_path)
     tables = check_query(sql)
     con = open_for_query(ledger_path)
     try:
@@ -374,14 +387,10 @@ def run_query(
             if relation is None:
                 raise QueryRefusedError("the statement returned no result set")
             reader = relation.to_arrow_reader(batch_rows)
-            return write_batches(
-                fmt,
-                list(relation.columns),
-                reader,
-                out if out is not None else sys.stdout,
-                max_table_rows=max_table_rows,
+            return write_result(
+                fmt, reader, out=out, output_path=output_path, max_table_rows=max_table_rows
             )
-        except (duckdb.Error, pa.ArrowException) as exc:
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
             raise ReportError(f"the query failed: {exc}") from exc
     finally:
         con.close()

@@ -18,9 +18,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal, TextIO
 from uuid import UUID
 
@@ -28,6 +30,8 @@ import pyarrow as pa
 
 TableFormat = Literal["table", "csv", "json"]
 TABLE_FORMATS: tuple[TableFormat, ...] = ("table", "csv", "json")
+QUERY_FORMATS: tuple[str, ...] = (*TABLE_FORMATS, "parquet")
+"""What a query can be written as: the text formats, or Parquet to a file."""
 
 DEFAULT_TABLE_ROWS = 1000
 """The terminal table shows at most this many rows, then says how many it left out."""
@@ -163,6 +167,53 @@ def write_batches(
     if fmt == "table":
         return write_terminal_table(columns, batches, out, max_table_rows)
     raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}")
+
+
+def write_parquet(reader: pa.RecordBatchReader, path: Path) -> int:
+    """Write a stream of record batches to a Parquet file, batch by batch (zstd).
+
+    The file is written beside its final name and renamed into place, so a failed query
+    never leaves a truncated file under that name. Returns the number of rows.
+    """
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    try:
+        with pq.ParquetWriter(partial, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                if batch.num_rows:
+                    writer.write_batch(batch)
+                    count += batch.num_rows
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def write_result(
+    fmt: str,
+    reader: pa.RecordBatchReader,
+    *,
+    out: TextIO | None,
+    output_path: Path | None,
+    max_table_rows: int = DEFAULT_TABLE_ROWS,
+) -> int:
+    """A query result in ``fmt``: text to ``out``, or Parquet to ``output_path``."""
+    if fmt == "parquet":
+        if output_path is None:
+            raise ValueError("Parquet is written to a file: give --output FILE.parquet")
+        return write_parquet(reader, output_path)
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(QUERY_FORMATS)}")
+    return write_batches(
+        fmt,
+        reader.schema.names,
+        reader,
+        out if out is not None else sys.stdout,
+        max_table_rows=max_table_rows,
+    )
 
 
 # -- small tables held in memory -------------------------------------------------------------

@@ -11,7 +11,7 @@ the bound to compare it with (an aware bound would be compared in the session ti
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def as_utc(moment: date | datetime) -> datetime:
@@ -41,6 +41,29 @@ def report_window(as_of: date | datetime) -> tuple[datetime, datetime]:
 def naive_utc(moment: datetime) -> datetime:
     """An aware datetime as the naive UTC value the ledger's TIMESTAMP columns hold."""
     return as_utc(moment).replace(tzinfo=None)
+
+
+def months_in(start: datetime, end: datetime) -> list[str]:
+    """``YYYY-MM`` of every calendar month that ``[start, end)`` touches, in order."""
+    if end <= start:
+        return []
+    last = end - timedelta(microseconds=1)
+    first_index = start.year * 12 + start.month - 1
+    last_index = last.year * 12 + last.month - 1
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first_index, last_index + 1)]
+
+
+def clamp_since(
+    since: date | datetime | None, window_start: datetime, floor: datetime
+) -> tuple[datetime, bool]:
+    """The start of a lookback asked to reach back to ``since`` (default ``window_start``),
+    clamped to ``floor``; returns the start and whether it was clamped."""
+    if since is None:
+        return window_start, False
+    start = as_utc(since)
+    if start < floor:
+        return floor, True
+    return start, False
 
 
 def _days_in_month(year: int, month: int) -> int:

@@ -1,0 +1,482 @@
+"""Conformance with the privacy policy: undeclared flows and transfers without safeguard.
+
+The consumer flags, at ingest, a disclosure that matches no flow the privacy policy
+declares (``undeclared_flow``) and a disclosure to a recipient outside the EEA with no
+transfer safeguard valid at that time (``transfer_without_safeguard``); see
+``ledger/reference.py``. This report lists both for the window ``[as_of - 12 months,
+as_of)`` (or ``[since, as_of)``):
+
+- each undeclared flow (recipient, recipient category, the set of data categories, the
+  purpose) with its number of events, first and last seen, and up to three example event
+  ids (the earliest), most events first. Recipients that need no registry entry (each
+  broadcaster has its own platform id) are grouped by their category, with the number of
+  distinct recipients;
+- each recipient of transfers without a safeguard, with its country, the same counts and
+  examples.
+
+JSON shape ``conformance-report/1`` (fields are only ever added)::
+
+    {
+      "report": "conformance-report/1",
+      "generated_at": "...", "as_of": "...", "window": {"start": "...", "end": "..."},
+      "source": {...},                         # as in ccpa-report/1
+      "summary": {"events": 10979, "undeclared_events": 220,
+                  "transfer_without_safeguard_events": 4},
+      "undeclared_flows": [
+        {"recipient_category": "service_provider",
+         "recipient_id": "emarsys",            # null: grouped (recipients not registered)
+         "recipients": 1,                      # distinct recipient ids in the group
+         "data_categories": ["user.behavior.browsing_history", "user.device.ip_address"],
+         "purpose": "analytics.reporting",
+         "events": 40, "first_seen": "...", "last_seen": "...",
+         "example_event_ids": ["0f6d...", "..."]}
+      ],
+      "transfers_without_safeguard": [
+        {"recipient_id": "survey-provider", "recipient_category": "service_provider",
+         "legal_name": "...", "country": "US",
+         "events": 4, "first_seen": "...", "last_seen": "...", "example_event_ids": [...]}
+      ]
+    }
+
+CSV: one row per finding, ``finding`` being ``undeclared_flow`` or
+``transfer_without_safeguard``; lists joined with ``;``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+
+from ledger.store import Ledger
+from reports.document import (
+    Document,
+    Section,
+    Table,
+    provenance_meta,
+    render_csv,
+    render_report,
+)
+from reports.provenance import (
+    Provenance,
+    aware,
+    provenance_json,
+    read_provenance,
+    rfc3339,
+    window_json,
+)
+from reports.registry import has_table, read_registry
+from reports.vocabulary import recipient_phrase
+from reports.window import as_utc, naive_utc, report_window
+from schemas.errors import ReportError
+
+JSON_VERSION = "conformance-report/1"
+UNDECLARED_FLOW = "undeclared_flow"
+TRANSFER_WITHOUT_SAFEGUARD = "transfer_without_safeguard"
+EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class UndeclaredFlow:
+    recipient_category: str
+    recipient_id: str | None  # None: recipients without registry entries, grouped
+    recipients: int
+    data_categories: tuple[str, ...]
+    purpose: str
+    events: int
+    first_seen: datetime
+    last_seen: datetime
+    example_event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnsafeTransfer:
+    recipient_id: str
+    recipient_category: str
+    legal_name: str | None
+    country: str | None
+    events: int
+    first_seen: datetime
+    last_seen: datetime
+    example_event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    source: Provenance
+    events: int
+    undeclared_events: int
+    unsafe_transfer_events: int
+    undeclared_flows: tuple[UndeclaredFlow, ...]
+    transfers_without_safeguard: tuple[UnsafeTransfer, ...]
+
+
+_IN_WINDOW = "occurred_at >= $start AND occurred_at < $end"
+
+_UNDECLARED_SQL = f"""
+WITH flagged AS (
+    SELECT d.recipient_category, d.recipient_id, list_sort(d.data_categories) AS keys,
+           d.purpose, d.occurred_at, d.event_id::VARCHAR AS event_id,
+           {{registered}} AS registered
+    FROM disclosures d {{join}}
+    WHERE {_IN_WINDOW} AND list_contains(d.flags, '{UNDECLARED_FLOW}')
+)
+SELECT recipient_category, CASE WHEN registered THEN recipient_id END AS recipient,
+       count(DISTINCT recipient_id), keys, purpose, count(*), min(occurred_at),
+       max(occurred_at), min_by(event_id, (occurred_at, event_id), {EXAMPLES})
+FROM flagged
+GROUP BY ALL
+ORDER BY count(*) DESC, recipient_category, recipient NULLS LAST, keys, purpose
+"""
+
+_UNSAFE_SQL = f"""
+SELECT recipient_id, recipient_category, count(*), min(occurred_at), max(occurred_at),
+       min_by(event_id::VARCHAR, (occurred_at, event_id), {EXAMPLES}),
+       arg_max(reference_version, occurred_at)
+FROM disclosures
+WHERE {_IN_WINDOW} AND list_contains(flags, '{TRANSFER_WITHOUT_SAFEGUARD}')
+GROUP BY ALL
+ORDER BY count(*) DESC, recipient_id
+"""
+
+_TOTALS_SQL = f"""
+SELECT count(*),
+       count(*) FILTER (WHERE list_contains(flags, '{UNDECLARED_FLOW}')),
+       count(*) FILTER (WHERE list_contains(flags, '{TRANSFER_WITHOUT_SAFEGUARD}'))
+FROM disclosures WHERE {_IN_WINDOW}
+"""
+
+_COUNTED_SQL = (
+    f"SELECT chain_id, seq, occurred_at, reference_version FROM disclosures WHERE {_IN_WINDOW}"
+)
+
+
+def conformance_report(
+    ledger: Ledger,
+    as_of: date | datetime,
+    *,
+    since: date | datetime | None = None,
+    generated_at: datetime | None = None,
+) -> ConformanceReport:
+    """Undeclared flows and transfers without safeguard in ``[as_of - 12 months, as_of)``,
+    or ``[since, as_of)`` when ``since`` is given."""
+    start, end = report_window(as_of)
+    if since is not None:
+        start = as_utc(since)
+        if start >= end:
+            raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    params = {"start": naive_utc(start), "end": naive_utc(end)}
+    cursor = ledger.con.cursor()
+    try:
+        cursor.execute("SET enable_progress_bar = false")
+        cursor.execute("BEGIN TRANSACTION")
+        if has_table(cursor, "ref_recipients"):
+            undeclared_sql = _UNDECLARED_SQL.format(
+                registered="r.recipient_id IS NOT NULL",
+                join="LEFT JOIN (SELECT DISTINCT recipient_id, reference_version "
+                "FROM ref_recipients) r USING (recipient_id, reference_version)",
+            )
+        else:  # no registry stored: every recipient is shown by its own id
+            undeclared_sql = _UNDECLARED_SQL.format(registered="true", join="")
+        undeclared_rows = cursor.execute(undeclared_sql, params).fetchall()
+        unsafe_rows = cursor.execute(_UNSAFE_SQL, params).fetchall()
+        totals = cursor.execute(_TOTALS_SQL, params).fetchone() or (0, 0, 0)
+        registry = read_registry(cursor, [str(r[0]) for r in unsafe_rows])
+        source = read_provenance(
+            cursor,
+            _COUNTED_SQL,
+            params,
+            as_of=end,
+            window_start=start,
+            window_end=end,
+            generated_at=generated_at or datetime.now(UTC),
+        )
+        cursor.execute("COMMIT")
+    except duckdb.Error as exc:
+        raise ReportError(
+            f"cannot compute the conformance report from ledger {ledger.path}: {exc}"
+        ) from exc
+    finally:
+        cursor.close()
+
+    flows = tuple(
+        UndeclaredFlow(
+            recipient_category=str(category),
+            recipient_id=None if recipient is None else str(recipient),
+            recipients=int(recipients),
+            data_categories=tuple(keys),
+            purpose=str(purpose),
+            events=int(events),
+            first_seen=_at(first),
+            last_seen=_at(last),
+            example_event_ids=tuple(examples),
+        )
+        for category, recipient, recipients, keys, purpose, events, first, last, examples in (
+            undeclared_rows
+        )
+    )
+    transfers = []
+    for rid, category, events, first, last, examples, version in unsafe_rows:
+        entry = registry.at(str(rid), str(version), _at(last))
+        transfers.append(
+            UnsafeTransfer(
+                recipient_id=str(rid),
+                recipient_category=str(category),
+                legal_name=None if entry is None else entry.legal_name,
+                country=None if entry is None else entry.country,
+                events=int(events),
+                first_seen=_at(first),
+                last_seen=_at(last),
+                example_event_ids=tuple(examples),
+            )
+        )
+    return ConformanceReport(
+        source=source,
+        events=int(totals[0]),
+        undeclared_events=int(totals[1]),
+        unsafe_transfer_events=int(totals[2]),
+        undeclared_flows=flows,
+        transfers_without_safeguard=tuple(transfers),
+    )
+
+
+def _at(value: datetime) -> datetime:
+    moment = aware(value)
+    assert moment is not None
+    return moment
+
+
+# -- rendering ------------------------------------------------------------------------------
+def render_conformance(report: ConformanceReport, fmt: str) -> str:
+    return render_report(
+        fmt,
+        name="conformance",
+        as_json=lambda: conformance_json(report),
+        as_document=lambda: conformance_document(report),
+        as_csv=lambda: conformance_csv(report),
+    )
+
+
+def conformance_json(report: ConformanceReport) -> dict[str, Any]:
+    return {
+        "report": JSON_VERSION,
+        "generated_at": rfc3339(report.source.generated_at),
+        "as_of": rfc3339(report.source.as_of),
+        "window": window_json(report.source),
+        "source": provenance_json(report.source),
+        "summary": {
+            "events": report.events,
+            "undeclared_events": report.undeclared_events,
+            "transfer_without_safeguard_events": report.unsafe_transfer_events,
+        },
+        "undeclared_flows": [
+            {
+                "recipient_category": f.recipient_category,
+                "recipient_id": f.recipient_id,
+                "recipients": f.recipients,
+                "data_categories": list(f.data_categories),
+                "purpose": f.purpose,
+                "events": f.events,
+                "first_seen": rfc3339(f.first_seen),
+                "last_seen": rfc3339(f.last_seen),
+                "example_event_ids": list(f.example_event_ids),
+            }
+            for f in report.undeclared_flows
+        ],
+        "transfers_without_safeguard": [
+            {
+                "recipient_id": t.recipient_id,
+                "recipient_category": t.recipient_category,
+                "legal_name": t.legal_name,
+                "country": t.country,
+                "events": t.events,
+                "first_seen": rfc3339(t.first_seen),
+                "last_seen": rfc3339(t.last_seen),
+                "example_event_ids": list(t.example_event_ids),
+            }
+            for t in report.transfers_without_safeguard
+        ],
+    }
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.2f}%" if whole else "0%"
+
+
+def _recipient_text(flow: UndeclaredFlow) -> str:
+    if flow.recipient_id is not None:
+        return flow.recipient_id
+    noun = "recipient" if flow.recipients == 1 else "recipients"
+    return f"{flow.recipients} {recipient_phrase(flow.recipient_category)} ({noun} not registered)"
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d}"
+
+
+def conformance_document(report: ConformanceReport) -> Document:
+    s = report.source
+    assert s.window_start is not None
+    period = f"from {_day(s.window_start)} up to {_day(s.window_end)} (excluded)"
+    if report.undeclared_flows:
+        undeclared_text = (
+            f"{report.undeclared_events} of the {report.events} disclosures {period} "
+            f"({_share(report.undeclared_events, report.events)}) match no flow the privacy "
+            f"policy declares, in {len(report.undeclared_flows)} distinct flow"
+            f"{'s' if len(report.undeclared_flows) != 1 else ''}. Either the policy (and the "
+            "declared flows of the reference data) must say so, or the disclosures must stop."
+        )
+    else:
+        undeclared_text = (
+            f"Every one of the {report.events} disclosures {period} matches a flow the "
+            "privacy policy declares."
+        )
+    if report.transfers_without_safeguard:
+        unsafe_text = (
+            f"{report.unsafe_transfer_events} disclosures {period} went to recipients outside "
+            "the European Economic Area with no transfer safeguard (GDPR Arts. 44-46) in "
+            "force at the time:"
+        )
+    else:
+        unsafe_text = (
+            f"No disclosure {period} went outside the European Economic Area without a "
+            "transfer safeguard in force at the time."
+        )
+    return Document(
+        title="Conformance with the privacy policy",
+        basis=(
+            "Disclosures that match no flow the privacy policy declares, and transfers "
+            "outside the EEA without a safeguard (GDPR Arts. 44-46), as of "
+            f"{rfc3339(s.as_of)}."
+        ),
+        sections=(
+            Section(
+                heading="Undeclared flows",
+                paragraphs=(undeclared_text,),
+                table=Table(
+                    (
+                        "Recipient",
+                        "Recipient category",
+                        "Data categories",
+                        "Purpose",
+                        "Events",
+                        "First seen",
+                        "Last seen",
+                        "Example event ids",
+                    ),
+                    tuple(
+                        (
+                            _recipient_text(f),
+                            f.recipient_category,
+                            ", ".join(f.data_categories),
+                            f.purpose,
+                            str(f.events),
+                            rfc3339(f.first_seen) or "",
+                            rfc3339(f.last_seen) or "",
+                            " ".join(f.example_event_ids),
+                        )
+                        for f in report.undeclared_flows
+                    ),
+                    (False, False, False, False, True, False, False, False),
+                )
+                if report.undeclared_flows
+                else None,
+                section_id="undeclared-flows",
+            ),
+            Section(
+                heading="Transfers without a safeguard",
+                paragraphs=(unsafe_text,),
+                table=Table(
+                    (
+                        "Recipient",
+                        "Legal name",
+                        "Country",
+                        "Events",
+                        "First seen",
+                        "Last seen",
+                        "Example event ids",
+                    ),
+                    tuple(
+                        (
+                            t.recipient_id,
+                            t.legal_name or "(not in the registry)",
+                            t.country or "?",
+                            str(t.events),
+                            rfc3339(t.first_seen) or "",
+                            rfc3339(t.last_seen) or "",
+                            " ".join(t.example_event_ids),
+                        )
+                        for t in report.transfers_without_safeguard
+                    ),
+                    (False, False, False, True, False, False, False),
+                )
+                if report.transfers_without_safeguard
+                else None,
+                section_id="transfers-without-safeguard",
+            ),
+        ),
+        provenance=s,
+        provenance_notes=(
+            "Flags are set at ingest by the reference data version each row records; "
+            "example event ids are the earliest of each group.",
+        ),
+    )
+
+
+CSV_HEADERS = (
+    "finding",
+    "recipient_category",
+    "recipient_id",
+    "recipients",
+    "data_categories",
+    "purpose",
+    "country",
+    "events",
+    "first_seen",
+    "last_seen",
+    "example_event_ids",
+)
+
+
+def conformance_csv(report: ConformanceReport) -> str:
+    rows: list[tuple[object, ...]] = [
+        (
+            UNDECLARED_FLOW,
+            f.recipient_category,
+            f.recipient_id,
+            f.recipients,
+            f.data_categories,
+            f.purpose,
+            None,
+            f.events,
+            rfc3339(f.first_seen),
+            rfc3339(f.last_seen),
+            f.example_event_ids,
+        )
+        for f in report.undeclared_flows
+    ]
+    rows += [
+        (
+            TRANSFER_WITHOUT_SAFEGUARD,
+            t.recipient_category,
+            t.recipient_id,
+            1,
+            (),
+            None,
+            t.country,
+            t.events,
+            rfc3339(t.first_seen),
+            rfc3339(t.last_seen),
+            t.example_event_ids,
+        )
+        for t in report.transfers_without_safeguard
+    ]
+    meta = [
+        *provenance_meta(report.source),
+        ("events", str(report.events)),
+        ("undeclared_events", str(report.undeclared_events)),
+        ("transfer_without_safeguard_events", str(report.unsafe_transfer_events)),
+    ]
+    return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)

@@ -1,0 +1,221 @@
+"""The request-log metrics of 11 CCR 7102 for one calendar year.
+
+From the request log (:mod:`reports.request_log`), not the ledger: for the requests
+received from 1 January to 31 December of ``year``, by kind, the number received,
+complied with in whole, complied with in part, and denied, and the median number of
+days to respond (7102(a)(1)-(2)). Requests to know beyond the twice-in-12-months
+obligation are counted too. The GDPR Art. 19 requests (``recipients``) are reported
+beside the CCPA requests to know, not mixed into them.
+
+JSON shape ``requests-report/1`` (fields are only ever added)::
+
+    {
+      "report": "requests-report/1",
+      "generated_at": "...", "year": 2026,
+      "period": {"start": "2026-01-01", "end": "2027-01-01"},   # end excluded
+      "source": {"request_log": "/path/ledger.duckdb.requests.sqlite",
+                 "entries_counted": 12},
+      "kinds": [
+        {"kind": "know", "name": "Requests to know (Cal. Civ. Code 1798.110, 1798.115)",
+         "received": 10, "complied_in_whole": 8, "complied_in_part": 1, "denied": 1,
+         "median_days_to_respond": 2.0,        # null when none was answered
+         "beyond_twice_in_12_months": 1}
+      ]
+    }
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from reports.document import Document, Section, Table, render_csv, render_report
+from reports.provenance import rfc3339
+from reports.request_log import LoggedRequest, RequestKind, RequestLog, Response
+
+JSON_VERSION = "requests-report/1"
+
+KIND_NAMES = {
+    RequestKind.know: "Requests to know (Cal. Civ. Code 1798.110, 1798.115)",
+    RequestKind.recipients: "Requests for the recipients (GDPR Art. 19)",
+}
+
+
+@dataclass(frozen=True)
+class KindMetrics:
+    kind: RequestKind
+    received: int
+    complied_in_whole: int
+    complied_in_part: int
+    denied: int
+    median_days_to_respond: float | None
+    beyond_twice_in_12_months: int
+
+
+@dataclass(frozen=True)
+class RequestsReport:
+    year: int
+    generated_at: datetime
+    request_log: str
+    entries_counted: int
+    kinds: tuple[KindMetrics, ...]
+
+
+def _metrics(kind: RequestKind, entries: list[LoggedRequest]) -> KindMetrics:
+    mine = [e for e in entries if e.kind is kind]
+    days = [d for e in mine if (d := e.days_to_respond) is not None]
+    return KindMetrics(
+        kind=kind,
+        received=len(mine),
+        complied_in_whole=sum(e.response is Response.complied for e in mine),
+        complied_in_part=sum(e.response is Response.complied_in_part for e in mine),
+        denied=sum(e.response is Response.denied for e in mine),
+        median_days_to_respond=float(statistics.median(days)) if days else None,
+        beyond_twice_in_12_months=sum(e.beyond_statutory_obligation for e in mine),
+    )
+
+
+def requests_report(
+    log: RequestLog, year: int, *, generated_at: datetime | None = None
+) -> RequestsReport:
+    """The 11 CCR 7102 metrics of the requests received in calendar year ``year``."""
+    entries = log.entries(date(year, 1, 1), date(year + 1, 1, 1))
+    return RequestsReport(
+        year=year,
+        generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC),
+        request_log=str(log.path),
+        entries_counted=len(entries),
+        kinds=tuple(_metrics(kind, entries) for kind in RequestKind),
+    )
+
+
+def render_requests(report: RequestsReport, fmt: str) -> str:
+    return render_report(
+        fmt,
+        name="requests",
+        as_json=lambda: requests_json(report),
+        as_document=lambda: requests_document(report),
+        as_csv=lambda: requests_csv(report),
+    )
+
+
+def requests_json(report: RequestsReport) -> dict[str, Any]:
+    return {
+        "report": JSON_VERSION,
+        "generated_at": rfc3339(report.generated_at),
+        "year": report.year,
+        "period": {
+            "start": date(report.year, 1, 1).isoformat(),
+            "end": date(report.year + 1, 1, 1).isoformat(),
+        },
+        "source": {"request_log": report.request_log, "entries_counted": report.entries_counted},
+        "kinds": [
+            {
+                "kind": k.kind.value,
+                "name": KIND_NAMES[k.kind],
+                "received": k.received,
+                "complied_in_whole": k.complied_in_whole,
+                "complied_in_part": k.complied_in_part,
+                "denied": k.denied,
+                "median_days_to_respond": k.median_days_to_respond,
+                "beyond_twice_in_12_months": k.beyond_twice_in_12_months,
+            }
+            for k in report.kinds
+        ],
+    }
+
+
+def _median(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}"
+
+
+def requests_document(report: RequestsReport) -> Document:
+    know = next(k for k in report.kinds if k.kind is RequestKind.know)
+    paragraph = (
+        f"In {report.year} we received {know.received} request"
+        f"{'s' if know.received != 1 else ''} to know; we complied with "
+        f"{know.complied_in_whole} in whole and {know.complied_in_part} in part, and denied "
+        f"{know.denied}. The median number of days to respond was "
+        f"{_median(know.median_days_to_respond)}."
+    )
+    return Document(
+        title=f"Consumer requests received in {report.year}",
+        basis="Metrics of 11 CCR 7102(a), from the request log kept under 11 CCR 7101.",
+        sections=(
+            Section(
+                heading="Requests by kind",
+                paragraphs=(paragraph,),
+                table=Table(
+                    (
+                        "Kind",
+                        "Received",
+                        "Complied in whole",
+                        "Complied in part",
+                        "Denied",
+                        "Median days to respond",
+                        "Beyond twice in 12 months",
+                    ),
+                    tuple(
+                        (
+                            KIND_NAMES[k.kind],
+                            str(k.received),
+                            str(k.complied_in_whole),
+                            str(k.complied_in_part),
+                            str(k.denied),
+                            _median(k.median_days_to_respond),
+                            str(k.beyond_twice_in_12_months),
+                        )
+                        for k in report.kinds
+                    ),
+                    (False, True, True, True, True, True, True),
+                ),
+                section_id="requests",
+            ),
+        ),
+        provenance=None,
+        source_lines=(
+            f"Period: requests received from {report.year}-01-01 to {report.year}-12-31 inclusive.",
+            f"Generated at: {rfc3339(report.generated_at)}.",
+            f"Source: the request log {report.request_log} ({report.entries_counted} entries "
+            "in the period), not the ledger: no chain heads apply.",
+        ),
+    )
+
+
+CSV_HEADERS = (
+    "kind",
+    "received",
+    "complied_in_whole",
+    "complied_in_part",
+    "denied",
+    "median_days_to_respond",
+    "beyond_twice_in_12_months",
+)
+
+
+def requests_csv(report: RequestsReport) -> str:
+    meta = [
+        ("year", str(report.year)),
+        ("period_start", date(report.year, 1, 1).isoformat()),
+        ("period_end", date(report.year + 1, 1, 1).isoformat()),
+        ("generated_at", rfc3339(report.generated_at) or ""),
+        ("request_log", report.request_log),
+        ("entries_counted", str(report.entries_counted)),
+    ]
+    rows = [
+        (
+            k.kind.value,
+            k.received,
+            k.complied_in_whole,
+            k.complied_in_part,
+            k.denied,
+            None if k.median_days_to_respond is None else f"{k.median_days_to_respond:g}",
+            k.beyond_twice_in_12_months,
+        )
+        for k in report.kinds
+    ]
+    return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
