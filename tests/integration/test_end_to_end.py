@@ -125,11 +125,15 @@ def test_chain_hashes_match_an_independent_recomputation(
         assert publisher.publish_many(_events()).ok
     with Ledger(ledger_path) as ledger:
         consume(kafka_bootstrap, topic, Ingestor(ledger, key_store, reference), until_idle=2.0)
-        rows = ledger.con.sql(
-            "SELECT * EXCLUDE (occurred_at, ingested_at, event_id), event_id::VARCHAR AS event_id, "
-            "epoch_ms(occurred_at) AS occurred_at_ms, epoch_ms(ingested_at) AS ingested_at_ms "
-            "FROM disclosures ORDER BY seq"
-        ).to_arrow_table().to_pylist()
+        rows = (
+            ledger.con.sql(
+                "SELECT * EXCLUDE (occurred_at, ingested_at, event_id), event_id::VARCHAR AS event_id, "
+                "epoch_ms(occurred_at) AS occurred_at_ms, epoch_ms(ingested_at) AS ingested_at_ms "
+                "FROM disclosures ORDER BY seq"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
     previous = GENESIS
     for row in rows:
         assert leaf_hash(row) == row["leaf_hash"]
