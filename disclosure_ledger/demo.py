@@ -18,10 +18,18 @@ from consumers.pipeline import Ingestor
 from disclosure_ledger.local_broker import LocalBroker
 from disclosure_ledger.settings import Settings, load_settings
 from disclosure_ledger.simulate import simulate
+from ledger.checkpoints import (
+    Checkpointer,
+    default_checkpoint_file,
+    generate_key_pair,
+    load_public_key,
+    load_signing_key,
+    read_checkpoint_file,
+)
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.reference import load_reference
 from ledger.store import Ledger
-from ledger.verify import verify_ledger
+from ledger.verify import CheckpointSource, verify_ledger
 from producers.publisher import DisclosurePublisher
 from producers.topics import ensure_topic
 from reports.ccpa import ccpa_report, render_ccpa
@@ -45,6 +53,18 @@ def _demo_secret(settings: Settings, demo_dir: Path) -> bytes:
             "set DISCLOSURE_LEDGER_SUBJECT_SECRET(_FILE) and keep it safe"
         )
     return path.read_text().strip().encode()
+
+
+def _demo_signing_key(demo_dir: Path) -> tuple[Path, Path]:
+    private, public = demo_dir / "checkpoint-signing.pem", demo_dir / "checkpoint-public.pem"
+    if not private.exists():
+        generate_key_pair(private, public)
+        print(
+            f"demo: generated a THROWAWAY checkpoint signing key {private} (public key "
+            f"{public}); production deployments use `disclosure-ledger keys generate` and keep "
+            "the private key outside the ledger's machine"
+        )
+    return private, public
 
 
 def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> int:
@@ -78,6 +98,8 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
     print(f"demo: published {published.delivered} simulated events to {topic}")
 
     ledger_path = demo_dir / "ledger.duckdb"
+    checkpoint_file = default_checkpoint_file(ledger_path)
+    private_key, public_key = _demo_signing_key(demo_dir)
     reference = load_reference()
     with (
         Ledger(ledger_path) as ledger,
@@ -85,23 +107,41 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
             demo_dir / "ledger.duckdb.keys.sqlite", _demo_secret(settings, demo_dir)
         ) as keys,
     ):
-        stats = consume(bootstrap, topic, Ingestor(ledger, keys, reference), until_idle=3.0)
+        checkpointer = Checkpointer(
+            ledger,
+            load_signing_key(private_key.read_bytes(), str(private_key)),
+            checkpoint_file,
+            reference_version=reference.version,
+        )
+        ingestor = Ingestor(ledger, keys, reference, checkpointer=checkpointer)
+        stats = consume(bootstrap, topic, ingestor, until_idle=3.0)
+        ingestor.shutdown()
     print(
         f"demo: ingested {stats.total} messages into {ledger_path}: {stats.accepted} appended, "
-        f"{stats.duplicates} duplicates, {stats.quarantined} quarantined"
+        f"{stats.duplicates} duplicates, {stats.quarantined} quarantined; signed checkpoints "
+        f"in {checkpoint_file}"
     )
 
     with Ledger(ledger_path, read_only=True) as ledger:
-        verified = verify_ledger(ledger)
+        verified = verify_ledger(
+            ledger,
+            checkpoints=[
+                CheckpointSource(str(checkpoint_file), read_checkpoint_file(checkpoint_file))
+            ],
+            public_key=load_public_key(public_key),
+        )
         if not verified.ok:
             for failure in verified.failures:
                 print(f"FAIL {failure}")
             raise ChainError(f"{ledger_path} does not verify: {len(verified.failures)} failure(s)")
-        print(f"demo: verified {verified.rows} rows in {len(verified.chains)} chains")
+        print(
+            f"demo: verified {verified.rows} rows in {len(verified.chains)} chains, every offset "
+            f"accounted for, checkpoints signed by {public_key}"
+        )
         report = ccpa_report(ledger, as_of)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for fmt in ("md", "json"):
+    for fmt in ("md", "json", "html"):
         path = out_dir / f"ccpa-{as_of.isoformat()}.{fmt}"
         path.write_text(render_ccpa(report, fmt), encoding="utf-8")
         print(f"demo: CCPA report written to {path}")

@@ -1,0 +1,21 @@
+"""``python -m bench``: every benchmark, one after the other (see README "Performance")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ("bench.bench_ingest", "bench.bench_verify", "bench.bench_reports")
+
+
+def main() -> int:
+    for module in BENCHMARKS:
+        print(f"== {module}", flush=True)
+        done = subprocess.run([sys.executable, "-m", module], check=False)
+        if done.returncode:
+            return done.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
