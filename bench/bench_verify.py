@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ledger import verify  # noqa: E402
+from ledger import chain, verify  # noqa: E402
 from ledger.chain import GENESIS, chain_rows, link_hash  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 from ledger.verify import LEAF_SELECT, verify_ledger  # noqa: E402
@@ -115,7 +115,7 @@ def build(path: Path, rows: int) -> None:
 
 def _leaves(table: pa.Table) -> list[bytes]:
     if verify.NATIVE:
-        return verify.native_leaf_hashes(table)
+        return chain.leaf_hashes(table)
     leaves, _ = chain_rows(table.to_pylist(), GENESIS)
     return leaves
 

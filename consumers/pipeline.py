@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ledger.chain import GENESIS, chain_rows
+from ledger.chain import GENESIS, leaf_hashes, leaf_table, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_context
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
@@ -203,6 +203,8 @@ class Ingestor:
                 "data_categories": list(record["data_categories"]),
                 "purpose": record["purpose"],
                 "legal_basis": record["legal_basis"],
+                # schema v2; v1 records read with the v2 reader schema carry its default
+                "legal_reference": record.get("legal_reference"),
                 "disclosure_kind": record["disclosure_kind"],
                 "producer_service": record["producer"]["service"],
                 "producer_version": record["producer"]["version"],
@@ -223,15 +225,19 @@ class Ingestor:
             ordered.append(row)
         missing = [c for c in by_chain if c not in self._heads]
         self._heads.update(self.ledger.chain_heads(missing))
-        for chain, chain_rows_ in by_chain.items():
+        for chain, rows_of_chain in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))
-            for i, row in enumerate(chain_rows_, start=head.seq + 1):
+            for i, row in enumerate(rows_of_chain, start=head.seq + 1):
                 row["seq"] = i
-            leaves, links = chain_rows(chain_rows_, head.chain_hash)
-            for row, leaf, link in zip(chain_rows_, leaves, links, strict=True):
-                row["leaf_hash"] = leaf
+        # Every leaf of the batch at once (native helper), then each chain's links.
+        for row, leaf in zip(ordered, leaf_hashes(leaf_table(ordered)), strict=True):
+            row["leaf_hash"] = leaf
+        for chain, rows_of_chain in by_chain.items():
+            head = self._heads.get(chain, ChainHead(0, GENESIS))
+            links = link_hashes(head.chain_hash, [row["leaf_hash"] for row in rows_of_chain])
+            for row, link in zip(rows_of_chain, links, strict=True):
                 row["chain_hash"] = link
-            self._heads[chain] = ChainHead(head.seq + len(chain_rows_), links[-1])
+            self._heads[chain] = ChainHead(head.seq + len(rows_of_chain), links[-1])
         return ordered
 
 

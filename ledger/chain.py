@@ -16,8 +16,19 @@ Encoding (what an auditor re-implements; see README "Verifying a ledger"):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import pyarrow as pa
+
+try:  # the native helper, built from ledger/_leafhash.c at install time when possible
+    from ledger import _leafhash  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - exercised where no C compiler was available
+    _leafhash = None
+
+native: Any = _leafhash  # same encoding as leaf_hash(), OpenSSL SHA-256, GIL released
+
+NATIVE = native is not None
 
 GENESIS = bytes(32)
 LEAF_PREFIX = b"\x00"
@@ -39,6 +50,7 @@ LEAF_FIELDS: tuple[str, ...] = (
     "data_categories",
     "purpose",
     "legal_basis",
+    "legal_reference",
     "disclosure_kind",
     "producer_service",
     "producer_version",
@@ -87,18 +99,84 @@ def link_hash(previous: bytes, leaf: bytes) -> bytes:
     return hashlib.sha256(LINK_PREFIX + previous + leaf).digest()
 
 
+# The Arrow type of each leaf field, as the native helper and the verifier read them.
+_LIST = pa.list_(pa.string())
+LEAF_TYPES: dict[str, pa.DataType] = {
+    name: pa.int64()
+    if name
+    in (
+        "seq",
+        "kafka_partition",
+        "kafka_offset",
+        "occurred_at_ms",
+        "schema_version",
+        "ingested_at_ms",
+    )
+    else pa.bool_()
+    if name in ("sensitive", "declared")
+    else _LIST
+    if name in ("data_categories", "ccpa_letters", "flags")
+    else pa.string()
+    for name in LEAF_FIELDS
+}
+
+
+def leaf_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """The leaf fields of ``rows`` as one Arrow table of :data:`LEAF_TYPES`."""
+    return pa.table(
+        {name: pa.array([row[name] for row in rows], kind) for name, kind in LEAF_TYPES.items()}
+    )
+
+
+def column_spec(array: pa.Array) -> tuple[Any, ...]:
+    """A column as the native helper takes it (see ledger/_leafhash.c)."""
+    if array.offset:
+        array = pa.concat_arrays([array])
+    buffers = array.buffers()
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        return (1, buffers[0], buffers[1], buffers[2])
+    if pa.types.is_int64(kind):
+        return (2, buffers[0], buffers[1])
+    if pa.types.is_boolean(kind):
+        return (3, buffers[0], buffers[1])
+    if pa.types.is_list(kind) and pa.types.is_string(kind.value_type):
+        if array.values.offset:
+            array = pa.concat_arrays([array])
+            buffers = array.buffers()
+        return (4, buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
+    raise TypeError(f"the leaf encoder has no encoding for Arrow type {kind}")
+
+
+def leaf_hashes(table: pa.Table) -> list[bytes]:
+    """Leaf hashes of a :func:`leaf_table` (native helper when built, else Python)."""
+    if table.num_rows == 0:
+        return []
+    if native is None:
+        return [leaf_hash(row) for row in table.to_pylist()]
+    batch = table.select(list(LEAF_FIELDS)).combine_chunks().to_batches()[0]
+    digests: bytes = native.leaf_hashes([column_spec(c) for c in batch.columns], table.num_rows)
+    return [digests[i : i + 32] for i in range(0, len(digests), 32)]
+
+
+def link_hashes(previous: bytes, leaves: Sequence[bytes]) -> list[bytes]:
+    """Chain hashes of consecutive leaves after ``previous``."""
+    if native is None:
+        links = []
+        for leaf in leaves:
+            previous = link_hash(previous, leaf)
+            links.append(previous)
+        return links
+    packed: bytes = native.link_hashes(previous, b"".join(leaves))
+    return [packed[i : i + 32] for i in range(0, len(packed), 32)]
+
+
 def chain_rows(
-    rows: Iterable[Mapping[str, Any]], previous: bytes
+    rows: Sequence[Mapping[str, Any]], previous: bytes
 ) -> tuple[list[bytes], list[bytes]]:
     """Leaf and chain hashes for consecutive rows of one chain after ``previous``."""
-    leaves: list[bytes] = []
-    links: list[bytes] = []
-    for row in rows:
-        leaf = leaf_hash(row)
-        previous = link_hash(previous, leaf)
-        leaves.append(leaf)
-        links.append(previous)
-    return leaves, links
+    leaves = leaf_hashes(leaf_table(rows))
+    return leaves, link_hashes(previous, leaves)
 
 
 def columns_to_rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

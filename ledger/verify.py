@@ -31,17 +31,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.chain import GENESIS, LEAF_FIELDS, leaf_hash, link_hash
+from ledger.chain import (
+    GENESIS,
+    LEAF_FIELDS,
+    NATIVE,
+    leaf_hash,
+    link_hash,
+)
+from ledger.chain import column_spec as _spec
+from ledger.chain import native as _native
 from ledger.checkpoints import Checkpoint, ledger_checkpoint_lines, parse_checkpoint
 from ledger.store import Ledger
 from schemas.errors import LedgerError
-
-try:  # the native helper, built from ledger/_leafhash.c at install time when possible
-    from ledger import _leafhash as _native  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - exercised where no C compiler was available
-    _native = None
-
-NATIVE = _native is not None
 
 # How each leaf field is read back from its column, as the encoding needs it.
 _READ_AS = {
@@ -224,36 +225,6 @@ def _unsliced(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.Table.from_batches([batch]).combine_chunks().to_batches()[0]
 
 
-def _spec(array: pa.Array) -> tuple[Any, ...]:
-    """A column as the native helper takes it (see ledger/_leafhash.c)."""
-    if array.offset:
-        array = pa.concat_arrays([array])
-    buffers = array.buffers()
-    kind = array.type
-    if pa.types.is_string(kind) or pa.types.is_binary(kind):
-        return (1, buffers[0], buffers[1], buffers[2])
-    if pa.types.is_int64(kind):
-        return (2, buffers[0], buffers[1])
-    if pa.types.is_boolean(kind):
-        return (3, buffers[0], buffers[1])
-    if pa.types.is_list(kind) and pa.types.is_string(kind.value_type):
-        if array.values.offset:
-            raise LedgerError("a sliced list column reached the leaf encoder")
-        return (4, buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
-    raise LedgerError(f"the leaf encoder has no encoding for Arrow type {kind}")
-
-
-def native_leaf_hashes(table: pa.Table) -> list[bytes]:
-    """Leaf hashes of rows read with :data:`LEAF_SELECT`, by the native helper."""
-    if _native is None:
-        raise LedgerError("the native leaf encoder ledger._leafhash was not built")
-    batch = table.select(list(LEAF_FIELDS)).combine_chunks().to_batches()
-    if not batch:
-        return []
-    digests: bytes = _native.leaf_hashes([_spec(c) for c in batch[0].columns], table.num_rows)
-    return [digests[i : i + 32] for i in range(0, len(digests), 32)]
-
-
 def _verify_whole_milliseconds(ledger: Ledger, result: VerifyResult) -> None:
     """The leaf encodes times in milliseconds, so a sub-millisecond part is an edit."""
     rows = ledger.con.execute(
@@ -269,14 +240,6 @@ def _verify_whole_milliseconds(ledger: Ledger, result: VerifyResult) -> None:
                 "a timestamp has a sub-millisecond part; the consumer writes whole milliseconds",
             )
         )
-
-
-def native_link_hashes(previous: bytes, leaves: Sequence[bytes]) -> list[bytes]:
-    """Chain hashes of consecutive leaves after ``previous``, by the native helper."""
-    if _native is None:
-        raise LedgerError("the native leaf encoder ledger._leafhash was not built")
-    links: bytes = _native.link_hashes(previous, b"".join(leaves))
-    return [links[i : i + 32] for i in range(0, len(links), 32)]
 
 
 # -- diagnosis of a chain that is out of order or unlinked ---------------------------------

@@ -127,7 +127,8 @@ def test_chain_hashes_match_an_independent_recomputation(
         consume(kafka_bootstrap, topic, Ingestor(ledger, key_store, reference), until_idle=2.0)
         rows = (
             ledger.con.sql(
-                "SELECT * EXCLUDE (occurred_at, ingested_at, event_id), event_id::VARCHAR AS event_id, "
+                "SELECT * EXCLUDE (occurred_at, ingested_at, event_id), "
+                "event_id::VARCHAR AS event_id, "
                 "epoch_ms(occurred_at) AS occurred_at_ms, epoch_ms(ingested_at) AS ingested_at_ms "
                 "FROM disclosures ORDER BY seq"
             )

@@ -154,3 +154,14 @@ def test_a_topic_of_interleaved_v1_and_v2_events_is_ingested_completely(
         if version == 1:  # read with v2, a v1 event gets v2's default
             assert record["legal_reference"] is None
     assert sum(v == 1 for v in contents.schema_versions.values()) == 410
+    # the ledger keeps what v2 adds (and its hash covers it); v1 rows hold the default
+    with Ledger(ledger_path, read_only=True) as ledger:
+        stored = dict(
+            ledger.con.execute(
+                "SELECT event_id::VARCHAR, legal_reference FROM disclosures"
+            ).fetchall()
+        )
+    for message in messages:
+        assert message.value is not None
+        assert stored[str(message.event_id)] == codec.decode(message.value)[1]["legal_reference"]
+    assert sum(1 for value in stored.values() if value and value.startswith("DPA-2025-")) == 20

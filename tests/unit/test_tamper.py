@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.pipeline import Ingestor, SourceMessage
-from ledger import verify
+from ledger import chain, verify
 from ledger.chain import GENESIS, chain_rows, encode_value, leaf_hash
 from ledger.checkpoints import (
     CHECKPOINTS_DDL,
@@ -163,7 +163,7 @@ def test_python_and_native_leaf_computations_agree(ledger_file: Path, tmp_path: 
         [table, pa.Table.from_pylist([odd], schema=table.schema)]
     ).combine_chunks()
     python = [leaf_hash(row) for row in table.to_pylist()]
-    assert verify.native_leaf_hashes(table) == python
+    assert chain.leaf_hashes(table) == python
     assert encode_value(["a", None, ""]) == b"9:1:a,N,0:,,"
 
 
