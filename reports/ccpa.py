@@ -96,10 +96,9 @@ from reports.document import (
 from reports.provenance import (
     ChainRange,
     Provenance,
-    provenance_json,
     read_provenance,
+    report_json_header,
     rfc3339,
-    window_json,
 )
 from reports.vocabulary import (
     BUSINESS_PURPOSE_NAMES,
@@ -449,11 +448,7 @@ def _category_json(category: CategoryDisclosed, *, for_business: bool) -> dict[s
 def ccpa_json(report: CcpaReport) -> dict[str, Any]:
     """The report as the documented ``ccpa-report/1`` JSON object."""
     return {
-        "report": JSON_VERSION,
-        "generated_at": rfc3339(report.generated_at),
-        "as_of": rfc3339(report.as_of),
-        "window": window_json(report.source),
-        "source": provenance_json(report.source),
+        **report_json_header(JSON_VERSION, report.source),
         "sold_or_shared": {
             "none": report.none_sold_or_shared,
             "statement": sold_or_shared_statement(report),

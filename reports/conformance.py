@@ -62,10 +62,9 @@ from reports.document import (
 from reports.provenance import (
     Provenance,
     aware,
-    provenance_json,
     read_provenance,
+    report_json_header,
     rfc3339,
-    window_json,
 )
 from reports.registry import has_table, read_registry
 from reports.vocabulary import recipient_phrase
@@ -261,11 +260,7 @@ def render_conformance(report: ConformanceReport, fmt: str) -> str:
 
 def conformance_json(report: ConformanceReport) -> dict[str, Any]:
     return {
-        "report": JSON_VERSION,
-        "generated_at": rfc3339(report.source.generated_at),
-        "as_of": rfc3339(report.source.as_of),
-        "window": window_json(report.source),
-        "source": provenance_json(report.source),
+        **report_json_header(JSON_VERSION, report.source),
         "summary": {
             "events": report.events,
             "undeclared_events": report.undeclared_events,

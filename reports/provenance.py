@@ -220,6 +220,17 @@ def window_json(p: Provenance) -> dict[str, str | None]:
     return {"start": rfc3339(p.window_start), "end": rfc3339(p.window_end)}
 
 
+def report_json_header(version: str, p: Provenance) -> dict[str, Any]:
+    """The keys every windowed report's JSON opens with: what, when, over which rows."""
+    return {
+        "report": version,
+        "generated_at": rfc3339(p.generated_at),
+        "as_of": rfc3339(p.as_of),
+        "window": window_json(p),
+        "source": provenance_json(p),
+    }
+
+
 def provenance_lines(p: Provenance, *, counts_note: str | None = None) -> list[str]:
     """The statement as sentences (Markdown and HTML print them as a list)."""
     start = (

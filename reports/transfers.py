@@ -51,10 +51,9 @@ from reports.document import (
 from reports.provenance import (
     Provenance,
     aware,
-    provenance_json,
     read_provenance,
+    report_json_header,
     rfc3339,
-    window_json,
 )
 from reports.registry import has_table
 from reports.vocabulary import recipient_phrase
@@ -243,11 +242,7 @@ def render_transfers(report: TransfersReport, fmt: str) -> str:
 
 def transfers_json(report: TransfersReport) -> dict[str, Any]:
     return {
-        "report": JSON_VERSION,
-        "generated_at": rfc3339(report.source.generated_at),
-        "as_of": rfc3339(report.source.as_of),
-        "window": window_json(report.source),
-        "source": provenance_json(report.source),
+        **report_json_header(JSON_VERSION, report.source),
         "summary": {
             "events": report.events,
             "transfer_events": report.transfer_events,

@@ -11,22 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-CCPA_CATEGORY_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "A": "Identifiers",
-        "B": "Personal information described in Cal. Civ. Code 1798.80(e)",
-        "C": "Characteristics of protected classifications under California or federal law",
-        "D": "Commercial information",
-        "E": "Biometric information",
-        "F": "Internet or other electronic network activity information",
-        "G": "Geolocation data",
-        "H": "Audio, electronic, visual, thermal, olfactory or similar information",
-        "I": "Professional or employment-related information",
-        "J": "Non-public education information",
-        "K": "Inferences drawn from personal information to create a profile",
-        "L": "Sensitive personal information",
-    }
-)
+from ledger.reference import CCPA_CATEGORY_NAMES as _REFERENCE_NAMES
+
+# One table of the statutory names (1798.140(v)(1)), kept with the reference data.
+CCPA_CATEGORY_NAMES: Mapping[str, str] = MappingProxyType(dict(_REFERENCE_NAMES))
 """Letter of 1798.140(v)(1) (and L for 1798.140(ae)) -> statutory name."""
 
 BUSINESS_PURPOSE_NAMES: Mapping[str, str] = MappingProxyType(
