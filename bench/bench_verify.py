@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ledger import chain, verify  # noqa: E402
-from ledger.chain import GENESIS, chain_rows, link_hash  # noqa: E402
+from ledger.chain import GENESIS  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 from ledger.verify import LEAF_SELECT, verify_ledger  # noqa: E402
 
@@ -52,6 +52,7 @@ SELECT '{TOPIC}/' || (i % {CHAINS}) AS chain_id, i // {CHAINS} + 1 AS seq, '{TOP
     CASE WHEN i % 3 = 0 THEN ['user.financial.credit_card', 'user.contact.email']
          ELSE ['user.unique_id'] END AS data_categories,
     'essential.service.payment_processing' AS purpose, 'contract' AS legal_basis,
+    NULL::VARCHAR AS legal_reference,
     'business_purpose' AS disclosure_kind, 'billing' AS producer_service,
     '1.4.2' AS producer_version,
     'aesgcm1:' || to_base64(unhex(md5(i::VARCHAR) || md5((i + 1)::VARCHAR)
@@ -114,20 +115,11 @@ def build(path: Path, rows: int) -> None:
 
 
 def _leaves(table: pa.Table) -> list[bytes]:
-    if verify.NATIVE:
-        return chain.leaf_hashes(table)
-    leaves, _ = chain_rows(table.to_pylist(), GENESIS)
-    return leaves
+    return chain.leaf_hashes(table)  # the ingest path's own code (native when built)
 
 
 def _links(previous: bytes, leaves: list[bytes]) -> list[bytes]:
-    if verify.NATIVE:
-        return verify.native_link_hashes(previous, leaves)
-    out = []
-    for leaf in leaves:
-        previous = link_hash(previous, leaf)
-        out.append(previous)
-    return out
+    return chain.link_hashes(previous, leaves)
 
 
 def main() -> int:
