@@ -38,6 +38,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
+from ledger.quarantine import read_quarantine
 from schemas.errors import ConsumeError
 
 log = logging.getLogger(__name__)
@@ -408,12 +409,14 @@ class _DeadLetters:
         rows: list[tuple[Any, ...]] = []
         for (topic, partition), (low, high) in spans.items():
             rows.extend(
-                ingestor.ledger.con.execute(
-                    "SELECT topic, kafka_partition, kafka_offset, message_key, message_value, "
-                    "error FROM quarantine WHERE topic = ? AND kafka_partition = ? "
-                    "AND kafka_offset BETWEEN ? AND ? ORDER BY kafka_offset",
-                    [topic, partition, low, high],
-                ).fetchall()
+                (q.topic, q.partition, q.offset, q.key, q.value, q.error)
+                for q in read_quarantine(
+                    ingestor.ledger,
+                    ingestor.keys.quarantine_key,
+                    topic=topic,
+                    partition=partition,
+                    offsets=(low, high),
+                )
             )
         try:
             producer = self._connect()

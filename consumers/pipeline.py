@@ -21,6 +21,7 @@ from ledger.chain import GENESIS, leaf_hashes, leaf_table, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_context
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
+from ledger.quarantine import seal
 from ledger.reference import ReferenceData, classify
 from ledger.store import (
     DISCLOSURE_COLUMNS,
@@ -88,6 +89,7 @@ class Ingestor:
         self.checkpointer = checkpointer
         self._heads: dict[str, ChainHead] = {}
         self._reference_stored = ledger.has_reference_version(reference.version)
+        self._sealing_key = keys.quarantine_key
 
     def ingest(self, messages: Sequence[SourceMessage]) -> IngestStats:
         """Append one batch in one transaction; returns what became of its messages."""
@@ -112,7 +114,7 @@ class Ingestor:
                     occurred_at_ms=record["occurred_at"],
                 )
             except (DecodeError, ReferenceDataError) as exc:
-                quarantined.append(_quarantine_row(message, str(exc), now))
+                quarantined.append(_quarantine_row(message, str(exc), now, self._sealing_key))
                 continue
             candidates.append((message, version, record, classification))
 
@@ -241,13 +243,15 @@ class Ingestor:
         return ordered
 
 
-def _quarantine_row(message: SourceMessage, error: str, now: int) -> dict[str, Any]:
+def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) -> dict[str, Any]:
+    position = (message.topic, message.partition, message.offset)
     return {
         "topic": message.topic,
         "kafka_partition": message.partition,
         "kafka_offset": message.offset,
-        "message_key": message.key,
-        "message_value": message.value,
+        # sealed: the raw bytes name the person (see ledger/quarantine.py)
+        "message_key": seal(key, *position, "key", message.key),
+        "message_value": seal(key, *position, "value", message.value),
         "error": error,
         "quarantined_at": now,
     }

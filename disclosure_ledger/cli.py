@@ -297,6 +297,24 @@ def _checkpointer(
     )
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from ledger.quarantine import quarantine_key, read_quarantine
+    from ledger.store import Ledger
+
+    key = quarantine_key(_subject_secret())
+    with Ledger(args.ledger, read_only=True) as ledger:
+        held = read_quarantine(ledger, key, topic=args.topic, partition=args.partition)
+    for q in held:
+        key_text = "-" if q.key is None else q.key.decode("utf-8", "replace")
+        value_text = "-" if q.value is None else q.value.hex()
+        print(f"{q.topic}/{q.partition} offset {q.offset} at {q.quarantined_at:%Y-%m-%dT%H:%M:%SZ}")
+        print(f"  error: {q.error}")
+        print(f"  key: {key_text}")
+        print(f"  value ({0 if q.value is None else len(q.value)} bytes, hex): {value_text}")
+    print(f"{len(held)} quarantined message(s) in {args.ledger}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
@@ -652,6 +670,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the checkpoint public key (default DISCLOSURE_LEDGER_CHECKPOINT_PUBLIC_KEY_FILE)",
     )
+
+    sub = add(
+        "quarantine",
+        cmd_quarantine,
+        "Show quarantined messages with their raw bytes (sealed in the ledger; opened with "
+        "the subject secret).",
+    )
+    sub.add_argument("action", choices=["show"], help="what to do with the quarantine")
+    ledger_option(sub)
+    sub.add_argument("--topic", help="only this source topic")
+    sub.add_argument("--partition", type=int, help="only this source partition")
 
     sub = add("keys", cmd_keys, "Generate the Ed25519 key pair that signs checkpoints.")
     sub.add_argument("action", choices=["generate"])

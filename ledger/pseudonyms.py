@@ -83,6 +83,13 @@ class SubjectKeyStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def quarantine_key(self) -> bytes:
+        """The key that seals quarantined bytes (derived from the deployment secret)."""
+        from ledger.quarantine import quarantine_key
+
+        return quarantine_key(self._secret)
+
     def _lookup(self, subject: bytes) -> bytes:
         return hmac.new(self._secret, subject, hashlib.sha256).digest()
 

@@ -29,6 +29,7 @@ from typing import Any
 import fastavro
 
 from disclosure_ledger.simulate import simulate
+from ledger.quarantine import quarantine_key, read_quarantine
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
@@ -232,6 +233,14 @@ class LedgerContents:
     schema_versions: dict[str, int] = field(default_factory=dict)  # event_id -> version
 
 
+def subject_secret() -> bytes:
+    """The secret the consumer under test ran with: the env var the subprocess tests set
+    (fixture ``subject_secret_env``), else the in-process ``key_store`` fixture's."""
+    from tests.conftest import TEST_SECRET
+
+    return os.environ.get("DISCLOSURE_LEDGER_SUBJECT_SECRET", "").encode() or TEST_SECRET
+
+
 def assert_ledger_holds_exactly(
     ledger_path: Path,
     topic: str,
@@ -240,6 +249,7 @@ def assert_ledger_holds_exactly(
     *,
     bootstrap: str | None = None,
     context: str = "",
+    secret: bytes | None = None,
 ) -> LedgerContents:
     """The ledger holds each distinct valid event once, every re-send as a duplicate
     pointing at it, every poison message in quarantine with its bytes, stored offsets at
@@ -255,11 +265,12 @@ def assert_ledger_holds_exactly(
             "original_seq FROM duplicates WHERE topic = ?",
             [topic],
         ).fetchall()
-        quarantined = ledger.con.execute(
-            "SELECT kafka_partition, kafka_offset, message_value, error FROM quarantine "
-            "WHERE topic = ?",
-            [topic],
-        ).fetchall()
+        quarantined = [
+            (q.partition, q.offset, q.value, q.error)
+            for q in read_quarantine(
+                ledger, quarantine_key(secret or subject_secret()), topic=topic
+            )
+        ]
         stored = ledger.stored_offsets(topic)
         verified = verify_ledger(ledger)
     where = f" ({context})" if context else ""

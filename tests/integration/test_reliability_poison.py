@@ -21,6 +21,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from disclosure_ledger.cli import main
+from ledger.quarantine import quarantine_key, read_quarantine
 from ledger.store import Ledger
 from producers.topics import ensure_topic
 from schemas.codec import EventCodec
@@ -49,6 +50,9 @@ class Poisoned:
     consumer: ConsumerProcess
 
 
+POISON_SECRET = secrets.token_hex(32)
+
+
 @pytest.fixture(scope="module")
 def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Poisoned:
     rng = random.Random(run_seed("poison"))
@@ -74,7 +78,7 @@ def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "7",
         "--dead-letter-topic",
         dead_letters,
-        env={"DISCLOSURE_LEDGER_SUBJECT_SECRET": secrets.token_hex(32)},
+        env={"DISCLOSURE_LEDGER_SUBJECT_SECRET": POISON_SECRET},
     )
     assert consumer.wait(timeout=120) == 0, consumer.summary()
     return Poisoned(topic, dead_letters, messages, positions, ledger_path, consumer)
@@ -82,10 +86,8 @@ def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def _quarantine(ledger_path: Path) -> dict[tuple[int, int], tuple[bytes | None, str]]:
     with Ledger(ledger_path, read_only=True) as ledger:
-        rows = ledger.con.execute(
-            "SELECT kafka_partition, kafka_offset, message_value, error FROM quarantine"
-        ).fetchall()
-    return {(p, o): (None if v is None else bytes(v), e) for p, o, v, e in rows}
+        rows = read_quarantine(ledger, quarantine_key(POISON_SECRET.encode()))
+    return {(q.partition, q.offset): (q.value, q.error) for q in rows}
 
 
 @pytest.mark.parametrize("kind", sorted(POISON))
@@ -119,6 +121,7 @@ def test_poison_loses_nothing_else_and_every_offset_is_accounted_for(
         poisoned.messages,
         poisoned.positions,
         bootstrap=kafka_bootstrap,
+        secret=POISON_SECRET.encode(),
     )
     assert contents.quarantined == len(POISON)
     assert contents.rows == 2 * len(POISON)

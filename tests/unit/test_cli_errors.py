@@ -151,3 +151,27 @@ def test_reference_check_lists_problems_and_fails(
 def test_reference_check_of_the_shipped_data_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "reference", "check")
     assert code == 0 and "0 problem(s)" in out
+
+
+def test_quarantine_show_opens_sealed_messages_with_the_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consumers.pipeline import Ingestor, SourceMessage
+    from ledger.pseudonyms import SubjectKeyStore
+    from ledger.reference import load_reference
+    from ledger.store import Ledger
+
+    secret = "q" * 40
+    monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", secret)
+    path = tmp_path / "l.duckdb"
+    with Ledger(path) as ledger, SubjectKeyStore(tmp_path / "k.sqlite", secret.encode()) as keys:
+        Ingestor(ledger, keys, load_reference()).ingest(
+            [SourceMessage("t", 0, 0, b"member-77", b"\xc3\x01broken")]
+        )
+    code, out, _ = _run(capsys, "quarantine", "show", "--ledger", str(path))
+    assert code == 0
+    assert "t/0 offset 0" in out and "key: member-77" in out
+    assert b"\xc3\x01broken".hex() in out and "1 quarantined message(s)" in out
+    monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", "w" * 40)
+    code, _, err = _run(capsys, "quarantine", "show", "--ledger", str(path))
+    assert code == 1 and "does not open" in err

@@ -10,6 +10,7 @@ import pytest
 from consumers.pipeline import Ingestor, SourceMessage
 from ledger.chain import GENESIS, link_hash
 from ledger.pseudonyms import SubjectKeyStore
+from ledger.quarantine import read_quarantine
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
@@ -90,9 +91,9 @@ def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
             ]
         )
         assert (stats.accepted, stats.quarantined) == (1, 4)
-        rows = ledger.con.execute(
-            "SELECT kafka_offset, message_value, error FROM quarantine ORDER BY 1"
-        ).fetchall()
+        rows = [
+            (q.offset, q.value, q.error) for q in read_quarantine(ledger, key_store.quarantine_key)
+        ]
         assert rows[0][1] == poison
         assert rows[1][1] == unregistered
         assert "acme-analytics" in rows[1][2] and "recipients.yaml" in rows[1][2]
@@ -122,20 +123,31 @@ def test_no_raw_subject_id_in_any_column_of_any_table(
 ) -> None:
     secret_id = "member-8843-unique-raw-id"
     with Ledger(ledger_path) as ledger:
-        _ingestor(ledger, key_store, reference).ingest(
-            [_message(0, _encoded(subject={"id": secret_id, "type": "member"}))]
+        accepted = _encoded(subject={"id": secret_id, "type": "member"})
+        # a rejected message keyed by the subject id, its body naming them too
+        rejected = _encoded(
+            subject={"id": secret_id, "type": "member"}, purpose="marketing.mind_reading"
         )
+        _ingestor(ledger, key_store, reference).ingest(
+            [
+                _message(0, accepted),
+                SourceMessage(TOPIC, 0, 1, secret_id.encode(), rejected),
+            ]
+        )
+        assert ledger.con.execute("SELECT count(*) FROM quarantine").fetchone() == (1,)
         tables = [
             r[0] for r in ledger.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         ]
+        assert "quarantine" in tables
         for table in tables:
-            if table == "quarantine":
-                continue  # holds raw bytes of rejected messages by design
             hits = ledger.con.execute(
                 f"SELECT count(*) FROM {table} t WHERE contains(CAST(t AS VARCHAR), ?)",
                 [secret_id],
             ).fetchone()
             assert hits == (0,), table
+        # nothing is lost: the deployment secret's holder gets the raw bytes back
+        (held,) = read_quarantine(ledger, key_store.quarantine_key)
+        assert (held.key, held.value) == (secret_id.encode(), rejected)
         pseudonym = ledger.con.execute("SELECT subject_pseudonym FROM disclosures").fetchone()
         assert pseudonym == (key_store.pseudonym("member", secret_id),)
 
@@ -188,3 +200,20 @@ def test_missing_ledger_file_is_a_clear_error(tmp_path: Path, read_only: bool) -
 
     with pytest.raises(LedgerError, match="does not exist"):
         Ledger(tmp_path / "nope.duckdb", read_only=read_only)
+
+
+def test_sealed_quarantine_bytes_open_only_with_the_key_and_at_their_own_row() -> None:
+    from ledger.quarantine import quarantine_key, seal, unseal
+    from schemas.errors import LedgerError
+
+    key = quarantine_key(b"s" * 32)
+    sealed = seal(key, TOPIC, 0, 7, "value", b"raw bytes")
+    assert sealed is not None and b"raw bytes" not in sealed
+    assert unseal(key, TOPIC, 0, 7, "value", sealed) == b"raw bytes"
+    assert seal(key, TOPIC, 0, 7, "key", None) is None
+    with pytest.raises(LedgerError, match="does not open"):
+        unseal(quarantine_key(b"t" * 32), TOPIC, 0, 7, "value", sealed)
+    with pytest.raises(LedgerError, match="does not open"):
+        unseal(key, TOPIC, 0, 8, "value", sealed)  # moved to another offset
+    with pytest.raises(LedgerError, match="does not open"):
+        unseal(key, TOPIC, 0, 7, "key", sealed)  # swapped between key and value
