@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ledger.chain import GENESIS, leaf_hashes, leaf_table, link_hashes
+from ledger.chain import GENESIS, leaf_hashes, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_context
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
@@ -31,6 +31,7 @@ from ledger.store import (
     ChainHead,
     Ledger,
     chain_id_for,
+    leaf_view,
     table_from_rows,
 )
 from schemas.codec import EventCodec
@@ -140,7 +141,7 @@ class Ingestor:
         subjects = self.keys.derive(
             [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
         )
-        rows = self._rows(accepted, subjects, now)
+        rows, accepted_table = self._rows(accepted, subjects, now)
         for message, event_id, index in later_duplicates:
             original = rows[index]
             duplicate_rows.append(
@@ -148,7 +149,7 @@ class Ingestor:
             )
 
         batch = Batch(
-            accepted=_disclosure_table(rows),
+            accepted=accepted_table,
             quarantined=table_from_rows(quarantined, QUARANTINE_COLUMNS),
             duplicates=table_from_rows(duplicate_rows, DUPLICATE_COLUMNS),
             next_offsets=next_offsets,
@@ -183,8 +184,8 @@ class Ingestor:
         accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Any]],
         subjects: Sequence[SubjectSecrets],
         now: int,
-    ) -> list[dict[str, Any]]:
-        by_chain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    ) -> tuple[list[dict[str, Any]], pa.Table]:
+        by_chain: dict[str, list[int]] = defaultdict(list)  # chain -> positions in ordered
         ordered: list[dict[str, Any]] = []
         for (message, version, record, classification), subject in zip(
             accepted, subjects, strict=True
@@ -223,24 +224,29 @@ class Ingestor:
                 "flags": list(classification.flags),
                 "ingested_at_ms": now,
             }
-            by_chain[chain].append(row)
+            by_chain[chain].append(len(ordered))
             ordered.append(row)
         missing = [c for c in by_chain if c not in self._heads]
         self._heads.update(self.ledger.chain_heads(missing))
-        for chain, rows_of_chain in by_chain.items():
+        for chain, positions in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))
-            for i, row in enumerate(rows_of_chain, start=head.seq + 1):
-                row["seq"] = i
-        # Every leaf of the batch at once (native helper), then each chain's links.
-        for row, leaf in zip(ordered, leaf_hashes(leaf_table(ordered)), strict=True):
-            row["leaf_hash"] = leaf
-        for chain, rows_of_chain in by_chain.items():
+            for seq, i in enumerate(positions, start=head.seq + 1):
+                ordered[i]["seq"] = seq
+        # Every leaf of the batch at once (native helper), read from the very columns
+        # that are appended, then each chain's links.
+        body = _disclosure_body(ordered)
+        leaves = leaf_hashes(leaf_view(body))
+        links: list[bytes] = [b""] * len(ordered)
+        for chain, positions in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))
-            links = link_hashes(head.chain_hash, [row["leaf_hash"] for row in rows_of_chain])
-            for row, link in zip(rows_of_chain, links, strict=True):
-                row["chain_hash"] = link
-            self._heads[chain] = ChainHead(head.seq + len(rows_of_chain), links[-1])
-        return ordered
+            chained = link_hashes(head.chain_hash, [leaves[i] for i in positions])
+            for i, link in zip(positions, chained, strict=True):
+                links[i] = link
+            self._heads[chain] = ChainHead(head.seq + len(positions), chained[-1])
+        table = body.append_column(
+            DISCLOSURE_COLUMNS.field("leaf_hash"), pa.array(leaves, pa.binary(32))
+        ).append_column(DISCLOSURE_COLUMNS.field("chain_hash"), pa.array(links, pa.binary(32)))
+        return ordered, table
 
 
 def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) -> dict[str, Any]:
@@ -271,10 +277,15 @@ def _duplicate_row(
     }
 
 
-def _disclosure_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in DISCLOSURE_COLUMNS.names}
+_BODY_COLUMNS = pa.schema(
+    [f for f in DISCLOSURE_COLUMNS if f.name not in ("leaf_hash", "chain_hash")]
+)
+
+
+def _disclosure_body(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """The rows as disclosures columns, all but the two hashes."""
     renamed = {"occurred_at": "occurred_at_ms", "ingested_at": "ingested_at_ms"}
-    for name, values in columns.items():
-        source = renamed.get(name, name)
-        values.extend(row[source] for row in rows)
-    return pa.table(columns, schema=DISCLOSURE_COLUMNS)
+    return pa.table(
+        {name: [row[renamed.get(name, name)] for row in rows] for name in _BODY_COLUMNS.names},
+        schema=_BODY_COLUMNS,
+    )

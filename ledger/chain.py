@@ -177,9 +177,3 @@ def chain_rows(
     """Leaf and chain hashes for consecutive rows of one chain after ``previous``."""
     leaves = leaf_hashes(leaf_table(rows))
     return leaves, link_hashes(previous, leaves)
-
-
-def columns_to_rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Column-oriented values (as from Arrow's ``to_pydict``) as row dicts."""
-    names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ledger.chain import LEAF_TYPES
 from schemas.errors import LedgerError, LedgerLockedError
 
 FORMAT_VERSION = "1"
@@ -305,6 +306,22 @@ def _append_reference(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table
         con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
     finally:
         con.unregister(view)
+
+
+# Disclosures columns stored under another name or type than the leaf encoding reads them.
+_LEAF_SOURCE = {"occurred_at_ms": "occurred_at", "ingested_at_ms": "ingested_at"}
+
+
+def leaf_view(table: pa.Table) -> pa.Table:
+    """The leaf fields of disclosures columns, as :func:`ledger.chain.leaf_hashes` takes them
+    (timestamps as epoch milliseconds, integers as int64): the Arrow twin of verify's
+    ``LEAF_SELECT``."""
+    return pa.table(
+        {
+            name: table.column(_LEAF_SOURCE.get(name, name)).cast(kind)
+            for name, kind in LEAF_TYPES.items()
+        }
+    )
 
 
 def table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
