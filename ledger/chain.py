@@ -133,6 +133,8 @@ def column_spec(array: pa.Array) -> tuple[Any, ...]:
     if array.offset:
         array = pa.concat_arrays([array])
     buffers = array.buffers()
+    if array.null_count == 0:
+        buffers[0] = None  # no nulls: the helper skips the validity checks
     kind = array.type
     if pa.types.is_string(kind) or pa.types.is_binary(kind):
         return (1, buffers[0], buffers[1], buffers[2])
@@ -144,6 +146,10 @@ def column_spec(array: pa.Array) -> tuple[Any, ...]:
         if array.values.offset:
             array = pa.concat_arrays([array])
             buffers = array.buffers()
+            if array.null_count == 0:
+                buffers[0] = None
+        if array.values.null_count == 0:
+            buffers[2] = None
         return (4, buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
     raise TypeError(f"the leaf encoder has no encoding for Arrow type {kind}")
 

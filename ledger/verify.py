@@ -149,7 +149,7 @@ class _Scan:
         total = int(self.ledger.con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])
         sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash FROM disclosures"
         reader = self.ledger.con.sql(sql).to_arrow_reader(batch_rows)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-leaves") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
             self.pool = pool
             for batch in _read_ahead(reader):
                 self._batch(batch)
@@ -163,11 +163,22 @@ class _Scan:
         names = [str(c) for c in encoded.dictionary.to_pylist()]
         states = [self.chains.setdefault(name, _ChainState()) for name in names]
         seq, offset, leaf, link = (batch.column(i) for i in _LINK_COLUMNS)
-        bad_leaves = self._leaf_mismatches(batch)
-        bad_links, bad_order = _check_links(
-            batch.num_rows, encoded.indices, seq, offset, leaf, link, states, self.native
-        )
         codes = encoded.indices
+        # Links and order need only the stored hashes, so they are checked on another
+        # thread while the leaves are recomputed here; every step releases the GIL.
+        links = (
+            self.pool.submit(
+                _check_links, batch.num_rows, codes, seq, offset, leaf, link, states, self.native
+            )
+            if self.pool is not None
+            else None
+        )
+        bad_leaves = self._leaf_mismatches(batch)
+        bad_links, bad_order = (
+            links.result()
+            if links is not None
+            else _check_links(batch.num_rows, codes, seq, offset, leaf, link, states, self.native)
+        )
         for index in bad_leaves:
             self.leaf_bad.setdefault(names[codes[index].as_py()], set()).add(
                 (seq[index].as_py(), offset[index].as_py())

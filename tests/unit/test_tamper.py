@@ -167,6 +167,43 @@ def test_python_and_native_leaf_computations_agree(ledger_file: Path, tmp_path: 
     assert encode_value(["a", None, ""]) == b"9:1:a,N,0:,,"
 
 
+def test_native_leaves_agree_across_chunks_and_lengths(ledger_file: Path) -> None:
+    """The helper encodes a chunk of rows column by column: rows on both sides of a chunk
+    boundary, text lengths of 1 to 4 digits and nulls in any column must still hash as
+    ledger.chain says, and a wrong stored leaf is found wherever it is."""
+    if not verify.NATIVE:
+        pytest.skip("ledger._leafhash was not built (no C compiler or OpenSSL headers)")
+    with Ledger(ledger_file, read_only=True) as ledger:
+        base = ledger.con.sql(f"SELECT {LEAF_SELECT} FROM disclosures LIMIT 1").to_arrow_table()
+    template = base.to_pylist()[0]
+    rows = []
+    for i in range(4_500):
+        row = dict(template)
+        row.update(
+            seq=i,
+            kafka_offset=i * 7919 - 10**6 if i % 5 else 10**15 + i,
+            purpose="p" * (i % 1_200),
+            legal_reference=None if i % 3 else f"Art. {i}",
+            flags=None if i % 7 == 0 else [f"f{j}" for j in range(i % 4)],
+            sensitive=None if i % 11 == 0 else bool(i % 2),
+        )
+        rows.append(row)
+    table = pa.Table.from_pylist(rows, schema=base.schema).combine_chunks()
+    python = [leaf_hash(row) for row in rows]
+    assert chain.leaf_hashes(table) == python
+    # A slice that starts inside a chunk, as a reader's batch may.
+    assert chain.leaf_hashes(table.slice(1_000, 3_000)) == python[1_000:4_000]
+    wrong = {0, 2_047, 2_048, 4_499}
+    stored = pa.array([bytes(32) if i in wrong else h for i, h in enumerate(python)], pa.binary())
+    batch = table.to_batches()[0]
+    specs = [chain.column_spec(column) for column in batch.columns]
+    found = chain.native.leaf_mismatches(specs, len(rows), chain.column_spec(stored), 0, len(rows))
+    assert set(found) == wrong
+    assert chain.native.leaf_mismatches(
+        specs, len(rows), chain.column_spec(stored), 2_048, 4_000
+    ) == [2_048]
+
+
 # -- one kind of tampering per test ------------------------------------------------------
 @pytest.mark.parametrize("native", NATIVE_MODES)
 def test_one_changed_value_is_row_altered_at_its_seq(ledger_file: Path, native: bool) -> None:
