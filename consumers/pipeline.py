@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ledger.chain import GENESIS, leaf_hashes, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
-from ledger.context_crypto import encrypt_context
+from ledger.context_crypto import encrypt_contexts
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
 from ledger.quarantine import seal
 from ledger.reference import ReferenceData, classify
@@ -143,10 +143,8 @@ class Ingestor:
         )
         rows, accepted_table = self._rows(accepted, subjects, now)
         for message, event_id, index in later_duplicates:
-            original = rows[index]
-            duplicate_rows.append(
-                _duplicate_row(message, event_id, original["chain_id"], original["seq"], now)
-            )
+            chain, seq = rows[index]
+            duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
 
         batch = Batch(
             accepted=accepted_table,
@@ -184,59 +182,76 @@ class Ingestor:
         accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Any]],
         subjects: Sequence[SubjectSecrets],
         now: int,
-    ) -> tuple[list[dict[str, Any]], pa.Table]:
-        by_chain: dict[str, list[int]] = defaultdict(list)  # chain -> positions in ordered
-        ordered: list[dict[str, Any]] = []
-        for (message, version, record, classification), subject in zip(
-            accepted, subjects, strict=True
-        ):
-            chain = chain_id_for(message.topic, message.partition)
-            row = {
-                "chain_id": chain,
-                "seq": 0,
-                "topic": message.topic,
-                "kafka_partition": message.partition,
-                "kafka_offset": message.offset,
-                "event_id": record["event_id"],
-                "occurred_at_ms": record["occurred_at"],
-                "subject_pseudonym": subject.pseudonym,
-                "subject_type": record["subject"]["type"],
-                "recipient_id": record["recipient"]["id"],
-                "recipient_category": record["recipient"]["category"],
-                "data_categories": list(record["data_categories"]),
-                "purpose": record["purpose"],
-                "legal_basis": record["legal_basis"],
-                # schema v2; v1 records read with the v2 reader schema carry its default
-                "legal_reference": record.get("legal_reference"),
-                "disclosure_kind": record["disclosure_kind"],
-                "producer_service": record["producer"]["service"],
-                "producer_version": record["producer"]["version"],
-                # Encrypted under the subject's key: erasing the key erases the context too.
-                "context": encrypt_context(
-                    subject.context_key, record["event_id"], record["context"]
-                ),
-                "schema_version": version,
-                "reference_version": self.reference.version,
-                "ccpa_letters": list(classification.ccpa_letters),
-                "business_purpose": classification.business_purpose,
-                "sensitive": classification.sensitive,
-                "declared": classification.declared,
-                "flags": list(classification.flags),
-                "ingested_at_ms": now,
-            }
-            by_chain[chain].append(len(ordered))
-            ordered.append(row)
+    ) -> tuple[list[tuple[str, int]], pa.Table]:
+        """The accepted rows as one disclosures table, in batch order, sequenced and chained;
+        with each row's (chain, seq). Built column by column: no per-row dicts."""
+        n = len(accepted)
+        messages = [message for message, _, _, _ in accepted]
+        records = [record for _, _, record, _ in accepted]
+        classes = [classification for _, _, _, classification in accepted]
+        chain_names: dict[tuple[str, int], str] = {}
+        chains = [
+            chain_names.get((m.topic, m.partition))
+            or chain_names.setdefault((m.topic, m.partition), chain_id_for(m.topic, m.partition))
+            for m in messages
+        ]
+        by_chain: dict[str, list[int]] = defaultdict(list)  # chain -> positions in the batch
+        for i, chain in enumerate(chains):
+            by_chain[chain].append(i)
         missing = [c for c in by_chain if c not in self._heads]
         self._heads.update(self.ledger.chain_heads(missing))
+        seqs = [0] * n
         for chain, positions in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))
             for seq, i in enumerate(positions, start=head.seq + 1):
-                ordered[i]["seq"] = seq
+                seqs[i] = seq
+        event_ids = [r["event_id"] for r in records]
+        subject_parts = [r["subject"] for r in records]
+        recipients = [r["recipient"] for r in records]
+        producers = [r["producer"] for r in records]
+        columns: dict[str, list[Any]] = {
+            "chain_id": chains,
+            "seq": seqs,
+            "topic": [m.topic for m in messages],
+            "kafka_partition": [m.partition for m in messages],
+            "kafka_offset": [m.offset for m in messages],
+            "event_id": event_ids,
+            "occurred_at": [r["occurred_at"] for r in records],
+            "subject_pseudonym": [subject.pseudonym for subject in subjects],
+            "subject_type": [part["type"] for part in subject_parts],
+            "recipient_id": [part["id"] for part in recipients],
+            "recipient_category": [part["category"] for part in recipients],
+            "data_categories": [r["data_categories"] for r in records],
+            "purpose": [r["purpose"] for r in records],
+            "legal_basis": [r["legal_basis"] for r in records],
+            # schema v2; v1 records read with the v2 reader schema carry its default
+            "legal_reference": [r.get("legal_reference") for r in records],
+            "disclosure_kind": [r["disclosure_kind"] for r in records],
+            "producer_service": [part["service"] for part in producers],
+            "producer_version": [part["version"] for part in producers],
+            # Encrypted under the subject's key: erasing the key erases the context too.
+            "context": encrypt_contexts(
+                [
+                    (subject.context_key, event_id, r["context"])
+                    for subject, event_id, r in zip(subjects, event_ids, records, strict=True)
+                ]
+            ),
+            "schema_version": [version for _, version, _, _ in accepted],
+            "reference_version": [self.reference.version] * n,
+            "ccpa_letters": [c.ccpa_letters for c in classes],
+            "business_purpose": [c.business_purpose for c in classes],
+            "sensitive": [c.sensitive for c in classes],
+            "declared": [c.declared for c in classes],
+            "flags": [c.flags for c in classes],
+            "ingested_at": [now] * n,
+        }
+        body = pa.table(
+            [pa.array(columns[f.name], f.type) for f in _BODY_COLUMNS], schema=_BODY_COLUMNS
+        )
         # Every leaf of the batch at once (native helper), read from the very columns
         # that are appended, then each chain's links.
-        body = _disclosure_body(ordered)
         leaves = leaf_hashes(leaf_view(body))
-        links: list[bytes] = [b""] * len(ordered)
+        links: list[bytes] = [b""] * n
         for chain, positions in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))
             chained = link_hashes(head.chain_hash, [leaves[i] for i in positions])
@@ -246,7 +261,7 @@ class Ingestor:
         table = body.append_column(
             DISCLOSURE_COLUMNS.field("leaf_hash"), pa.array(leaves, pa.binary(32))
         ).append_column(DISCLOSURE_COLUMNS.field("chain_hash"), pa.array(links, pa.binary(32)))
-        return ordered, table
+        return list(zip(chains, seqs, strict=True)), table
 
 
 def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) -> dict[str, Any]:
@@ -280,12 +295,3 @@ def _duplicate_row(
 _BODY_COLUMNS = pa.schema(
     [f for f in DISCLOSURE_COLUMNS if f.name not in ("leaf_hash", "chain_hash")]
 )
-
-
-def _disclosure_body(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """The rows as disclosures columns, all but the two hashes."""
-    renamed = {"occurred_at": "occurred_at_ms", "ingested_at": "ingested_at_ms"}
-    return pa.table(
-        {name: [row[renamed.get(name, name)] for row in rows] for name in _BODY_COLUMNS.names},
-        schema=_BODY_COLUMNS,
-    )

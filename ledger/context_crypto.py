@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import os
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,23 +33,52 @@ _AAD_LABEL = b"disclosure-ledger/context/v1\x00"
 _NONCE_BYTES = 12
 
 
+# json's own string encoder (C), as json.dumps(..., ensure_ascii=False) uses it.
+_json_text: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def canonical_context(context: dict[str, str]) -> str:
     """The canonical JSON of a context map: keys sorted, no spaces, UTF-8 kept as is."""
+    if all(type(k) is str and type(v) is str for k, v in context.items()):
+        # The schema's map<string>: the same text as json.dumps below, built directly.
+        return (
+            "{"
+            + ",".join(f"{_json_text(k)}:{_json_text(v)}" for k, v in sorted(context.items()))
+            + "}"
+        )
     return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def context_key(subject_key: bytes) -> bytes:
     """The AES-256 key for a subject's context values, derived from its key-store key."""
-    return hmac.new(subject_key, _KEY_LABEL, hashlib.sha256).digest()
+    return hmac.digest(subject_key, _KEY_LABEL, "sha256")
+
+
+def _seal(cipher: AESGCM, nonce: bytes, event_id: str, context: dict[str, str]) -> str:
+    sealed = cipher.encrypt(
+        nonce, canonical_context(context).encode("utf-8"), _AAD_LABEL + event_id.encode()
+    )
+    return CONTEXT_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
 
 
 def encrypt_context(key: bytes, event_id: str, context: dict[str, str]) -> str:
     """The stored text of ``context`` for the row of ``event_id``."""
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(
-        nonce, canonical_context(context).encode("utf-8"), _AAD_LABEL + event_id.encode()
-    )
-    return CONTEXT_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+    return _seal(AESGCM(key), os.urandom(_NONCE_BYTES), event_id, context)
+
+
+def encrypt_contexts(items: Sequence[tuple[bytes, str, dict[str, str]]]) -> list[str]:
+    """:func:`encrypt_context` of many (key, event_id, context) at once: one cipher per
+    key and the random nonces drawn in one call, as the consumer does for a batch."""
+    ciphers: dict[bytes, AESGCM] = {}
+    nonces = os.urandom(_NONCE_BYTES * len(items))
+    stored = []
+    for i, (key, event_id, context) in enumerate(items):
+        cipher = ciphers.get(key)
+        if cipher is None:
+            cipher = ciphers[key] = AESGCM(key)
+        nonce = nonces[i * _NONCE_BYTES : (i + 1) * _NONCE_BYTES]
+        stored.append(_seal(cipher, nonce, event_id, context))
+    return stored
 
 
 def decrypt_context(key: bytes, event_id: str, stored: str) -> dict[str, str]:

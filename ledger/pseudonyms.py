@@ -14,7 +14,6 @@ pseudonym, never the id.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import sqlite3
@@ -91,7 +90,7 @@ class SubjectKeyStore:
         return quarantine_key(self._secret)
 
     def _lookup(self, subject: bytes) -> bytes:
-        return hmac.new(self._secret, subject, hashlib.sha256).digest()
+        return hmac.digest(self._secret, subject, "sha256")
 
     def _key(self, subject_type: str, subject_id: str) -> bytes | None:
         found = self._db.execute(
@@ -124,7 +123,7 @@ class SubjectKeyStore:
             keys.update(fresh)
         derived = {
             pair: SubjectSecrets(
-                hmac.new(keys[lookups[pair]], raw[pair], hashlib.sha256).hexdigest(),
+                hmac.digest(keys[lookups[pair]], raw[pair], "sha256").hex(),
                 context_key(keys[lookups[pair]]),
             )
             for pair in raw
@@ -140,7 +139,7 @@ class SubjectKeyStore:
         key = self._key(subject_type, subject_id)
         if key is None:
             return None
-        return hmac.new(key, _subject_bytes(subject_type, subject_id), hashlib.sha256).hexdigest()
+        return hmac.digest(key, _subject_bytes(subject_type, subject_id), "sha256").hex()
 
     def context_key(self, subject_type: str, subject_id: str) -> bytes | None:
         """The key of the subject's context values, or None if the store holds no key."""

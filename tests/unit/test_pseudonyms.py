@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.pipeline import Ingestor, SourceMessage
 from ledger.checkpoints import Checkpointer
-from ledger.context_crypto import decrypt_context, encrypt_context
+from ledger.context_crypto import (
+    canonical_context,
+    decrypt_context,
+    encrypt_context,
+    encrypt_contexts,
+)
 from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
@@ -131,3 +139,28 @@ def test_investigators_read_a_subjects_context_while_its_key_exists(
         "ticket": "T-9"
     }
     assert decrypt_subject_context(key_store, "member", "someone-else", event_id, stored) is None
+
+
+@given(st.dictionaries(st.text(), st.text(), max_size=6))
+def test_canonical_context_is_sorted_compact_utf8_json(context: dict[str, str]) -> None:
+    # Built directly for speed; it must stay exactly json.dumps's text (quotes, control
+    # characters, U+2028 and non-ASCII included) so the documented encoding holds.
+    expected = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_context(context) == expected
+
+
+def test_batch_encryption_uses_each_rows_key_and_fresh_nonces() -> None:
+    first, second = b"\x01" * 32, b"\x02" * 32
+    items = [(first, "e-1", {"a": "1"}), (second, "e-2", {"b": "2"}), (first, "e-3", {"a": "1"})]
+    stored = encrypt_contexts(items)
+    assert [
+        decrypt_context(key, eid, text) for (key, eid, _), text in zip(items, stored, strict=True)
+    ] == [
+        {"a": "1"},
+        {"b": "2"},
+        {"a": "1"},
+    ]
+    nonces = {text[len("aesgcm1:") :][:16] for text in stored}
+    assert len(nonces) == 3
+    with pytest.raises(LedgerError, match="does not decrypt"):
+        decrypt_context(second, "e-1", stored[0])
