@@ -3,10 +3,13 @@
     .venv/bin/python -m bench.bench_ingest [--events 1000000] [--runs 3]
 
 Per run, on fresh 4-partition topics: (1) publish N simulated events through the
-producer library, and beside it the ceiling, kafka-python sending the same pre-encoded
-bytes with the same producer settings; (2) ingest that backlog into an empty ledger in a
-separate process (decode, classify, pseudonymise, chain, append, store offsets), and
-beside it the ceiling, a bare kafka-python consumer that only polls the topic to the end.
+producer library (``DisclosurePublisher.publish_many``, the path services and the CLI
+use: check, encode, send, wait for every acknowledgement), and beside it the ceiling,
+kafka-python's ``KafkaProducer.send`` of the same pre-encoded bytes with the same
+producer settings (``PRODUCER_DEFAULTS``, partitioner included); (2) ingest that
+backlog into an empty ledger in a separate process (decode, classify, pseudonymise,
+chain, append, store offsets), and beside it the ceiling, a bare kafka-python consumer
+that only polls the topic to the end.
 Prints medians and writes bench/results/ingest.json.
 """
 
