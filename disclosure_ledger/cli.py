@@ -361,6 +361,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import time
+
+    from ledger.derived import has_derived, refresh_heavy
+    from ledger.store import Ledger
+
+    started = time.monotonic()
+    with Ledger(args.ledger, read_only=True) as ledger:  # refuses a file that is no ledger
+        current = has_derived(ledger.con)
+    with Ledger(args.ledger) as ledger:  # the writer migrates on opening, in one transaction
+        if current:
+            refresh_heavy(ledger.con)
+    what = "heavy subjects chosen afresh" if current else "derived data written"
+    print(f"{args.ledger}: {what} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from ledger.checkpoints import generate_key_pair
 
@@ -670,6 +687,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the checkpoint public key (default DISCLOSURE_LEDGER_CHECKPOINT_PUBLIC_KEY_FILE)",
     )
+
+    sub = add(
+        "migrate",
+        cmd_migrate,
+        "Bring a ledger written by an earlier release up to date (derived data the reports "
+        "read; the writer does this on opening), or choose its heavy subjects afresh.",
+    )
+    ledger_option(sub)
 
     sub = add(
         "quarantine",

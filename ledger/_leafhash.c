@@ -16,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <Python.h>
+#include <openssl/md5.h>
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -568,11 +569,105 @@ static PyObject *link_check(PyObject *Py_UNUSED(self), PyObject *args) {
     return result;
 }
 
+/* Derived data (ledger/derived.py), recomputed from the hashed columns the scan reads anyway.
+ * subject_key: the pseudonym's first 16 characters as a hexadecimal number, or, when they
+ * are not all hex digits (or the pseudonym is empty), the first 8 bytes of its MD5, big
+ * endian. ccpa_mask: bit i for an item that is the single letter 'A' + i (i < 12), bit 12
+ * for any other item; a null list has a null mask. */
+static int hex_value(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static uint64_t subject_key_of(const uint8_t *p, size_t len) {
+    size_t n = len < 16 ? len : 16;
+    uint64_t v = 0;
+    int hex = n > 0;
+    for (size_t j = 0; j < n && hex; j++) {
+        int d = hex_value(p[j]);
+        if (d < 0) hex = 0;
+        else v = (v << 4) | (uint64_t)d;
+    }
+    if (hex) return v;
+    uint8_t digest[MD5_DIGEST_LENGTH];
+    MD5(p, len, digest);
+    v = 0;
+    for (int j = 0; j < 8; j++) v = (v << 8) | digest[j];
+    return v;
+}
+
+/* derived_mismatches(pseudonyms, letters, keys, masks, n) -> [row index, ...]: rows whose
+ * stored subject_key (uint64 buffer) or ccpa_mask (int64) is not what the hashed columns
+ * give. */
+static PyObject *derived_mismatches(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *specs[4];
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOOOn", &specs[0], &specs[1], &specs[2], &specs[3], &n)) return NULL;
+    int kinds[4] = {K_TEXT, K_LIST, K_INT, K_INT};
+    Column cols[4];
+    int parsed = 0;
+    for (; parsed < 4; parsed++) {
+        if (parse_column(specs[parsed], &cols[parsed]) < 0) break;
+        if (cols[parsed].kind != kinds[parsed] || check_sizes(&cols[parsed], n) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "wrong column kind");
+            break;
+        }
+    }
+    if (parsed < 4) {
+        release_columns(cols, parsed + 1 > 4 ? 4 : parsed + 1);
+        return NULL;
+    }
+    Py_ssize_t *bad = malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    Py_ssize_t nbad = 0;
+    if (bad != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        const Column *ps = &cols[0], *ls = &cols[1], *ks = &cols[2], *ms = &cols[3];
+        const int32_t *poff = (const int32_t *)ps->ptr[1];
+        const int32_t *loff = (const int32_t *)ls->ptr[1];
+        const int32_t *coff = (const int32_t *)ls->ptr[3];
+        const uint64_t *keys = (const uint64_t *)ks->ptr[1];
+        const int64_t *masks = (const int64_t *)ms->ptr[1];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int ok = 1;
+            if (!valid(ps->ptr[0], i)) {
+                ok = !valid(ks->ptr[0], i);
+            } else {
+                uint64_t key = subject_key_of(ps->ptr[2] + poff[i], (size_t)(poff[i + 1] - poff[i]));
+                ok = valid(ks->ptr[0], i) && keys[i] == key;
+            }
+            if (ok) {
+                if (!valid(ls->ptr[0], i)) {
+                    ok = !valid(ms->ptr[0], i);
+                } else {
+                    int64_t mask = 0;
+                    for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
+                        const uint8_t *item = ls->ptr[4] + coff[j];
+                        int known = valid(ls->ptr[2], j) && coff[j + 1] - coff[j] == 1 &&
+                                    item[0] >= 'A' && item[0] <= 'L';
+                        mask |= (int64_t)1 << (known ? item[0] - 'A' : 12);
+                    }
+                    ok = valid(ms->ptr[0], i) && masks[i] == mask;
+                }
+            }
+            if (!ok) bad[nbad++] = i;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    release_columns(cols, 4);
+    if (bad == NULL) return PyErr_NoMemory();
+    PyObject *result = index_list(bad, nbad);
+    free(bad);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"leaf_hashes", leaf_hashes, METH_VARARGS, "SHA-256(0x00 || encoding) of every row."},
     {"link_hashes", link_hashes, METH_VARARGS, "Chain hashes of consecutive leaves."},
     {"leaf_mismatches", leaf_mismatches, METH_VARARGS, "Rows whose leaf differs from the stored one."},
     {"link_check", link_check, METH_VARARGS, "Check order and links of rows of several chains."},
+    {"derived_mismatches", derived_mismatches, METH_VARARGS, "Rows whose derived columns disagree."},
     {NULL, NULL, 0, NULL},
 };
 

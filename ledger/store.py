@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.chain import LEAF_TYPES
+from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
 from schemas.errors import LedgerError, LedgerLockedError
 
 FORMAT_VERSION = "1"
@@ -96,7 +97,9 @@ CREATE TABLE IF NOT EXISTS disclosures (
     reference_version VARCHAR NOT NULL, ccpa_letters VARCHAR[] NOT NULL,
     business_purpose VARCHAR NOT NULL, sensitive BOOLEAN NOT NULL, declared BOOLEAN NOT NULL,
     flags VARCHAR[] NOT NULL, ingested_at TIMESTAMP NOT NULL,
-    leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL
+    leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL,
+    -- derived, not hashed: written by append_batch, checked by ledger.derived.check_derived
+    ccpa_mask USMALLINT, subject_key UBIGINT
 );
 CREATE TABLE IF NOT EXISTS offsets (
     topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL,
@@ -115,6 +118,18 @@ CREATE TABLE IF NOT EXISTS duplicates (
 """
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+# The consumer's DuckDB settings (Ledger.bound_memory_for_streaming). With DuckDB's defaults
+# its memory grows with the ledger (~2 KB per row):
+# - max_vacuum_tasks 0: each auto-checkpoint writes the rows committed since the last one
+#   (~40,000 at the 16 MB checkpoint_threshold) as a row group, and the vacuum then merges
+#   those partial row groups, reading back and rewriting rows already on disk, more of them
+#   as the ledger grows. Disclosures are never deleted, so vacuuming reclaims nothing here.
+# - memory_limit: the buffer pool (default 80% of RAM) otherwise keeps every block written
+#   at a checkpoint or scanned to deduplicate event ids. It must hold the committed rows
+#   not yet checkpointed (~15 MB at that threshold: raise it with checkpoint_threshold),
+#   and a batch's working set; more spills to the ledger's .tmp directory.
+STREAMING_WRITER_SETTINGS: Mapping[str, str] = {"memory_limit": "32MB", "max_vacuum_tasks": "0"}
 
 
 def chain_id_for(topic: str, partition: int) -> str:
@@ -149,6 +164,7 @@ class Ledger:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self._closed = False
         if read_only and not self.path.exists():
             raise LedgerError(
                 f"ledger file {self.path} does not exist; check --ledger, or ingest into it "
@@ -185,6 +201,17 @@ class Ledger:
                 "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                 [FORMAT_VERSION],
             )
+            try:
+                # migrates an older file; derives bulk-loaded rows; refreshes the heavy set
+                ensure_derived(self.con, opening=True)
+            except duckdb.Error as exc:
+                self.con.close()
+                raise LedgerError(
+                    f"cannot bring the derived data of ledger file {self.path} up to date: {exc}"
+                ) from exc
+            except BaseException:
+                self.con.close()
+                raise
         else:
             tables = {
                 r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
@@ -194,13 +221,31 @@ class Ledger:
                 raise LedgerError(f"{self.path} is a DuckDB file but not a disclosure ledger")
 
     def close(self) -> None:
-        self.con.close()
+        """Close; the writer first derives any rows inserted without derived data."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self.read_only:
+                ensure_derived(self.con)
+        finally:
+            self.con.close()
 
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:
+            self._closed = True
+            self.con.close()
+
+    def bound_memory_for_streaming(self) -> None:
+        """DuckDB settings for a long-lived writer of many small batches (the consumer),
+        whose memory must not grow with the ledger. See :data:`STREAMING_WRITER_SETTINGS`."""
+        for name, value in STREAMING_WRITER_SETTINGS.items():
+            self.con.execute(f"SET {name} = '{value}'")
 
     # -- reads ---------------------------------------------------------------------------
     def stored_offsets(self, topic: str) -> dict[int, int]:
@@ -260,7 +305,7 @@ class Ledger:
         if self.read_only:
             raise LedgerError(f"ledger {self.path} is open read-only; it cannot be appended to")
         incoming = {
-            "_incoming_disclosures": batch.accepted,
+            "_incoming_disclosures": with_derived(batch.accepted),
             "_incoming_quarantine": batch.quarantined,
             "_incoming_duplicates": batch.duplicates,
             "_incoming_offsets": pa.table(
@@ -277,8 +322,13 @@ class Ledger:
             with self._transaction() as con:
                 for name, table in batch.reference_tables.items():
                     _append_reference(con, name, table)
+                if batch.accepted.num_rows:
+                    con.execute(
+                        "INSERT INTO disclosures BY NAME "
+                        f"{APPEND_SELECT} FROM _incoming_disclosures"
+                    )
+                    append_derived(con, "_incoming_disclosures")
                 for target, source in (
-                    ("disclosures", "_incoming_disclosures"),
                     ("quarantine", "_incoming_quarantine"),
                     ("duplicates", "_incoming_duplicates"),
                 ):

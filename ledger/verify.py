@@ -14,7 +14,9 @@ accounted for.
 
 Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reordered``,
 ``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
-signature``, ``offset missing``, ``offset doubled``, ``offset beyond stored position``.
+signature``, ``offset missing``, ``offset doubled``, ``offset beyond stored position``,
+``derived data altered`` (what :mod:`ledger.derived` keeps beside the hashed columns for
+fast reports disagrees with them).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ledger.chain import (
 from ledger.chain import column_spec as _spec
 from ledger.chain import native as _native
 from ledger.checkpoints import Checkpoint, ledger_checkpoint_lines, parse_checkpoint
+from ledger.derived import DERIVED_COLUMNS, check_derived
 from ledger.store import Ledger
 from schemas.errors import LedgerError
 
@@ -56,6 +59,8 @@ LEAF_SELECT = ", ".join(f"{_READ_AS.get(name, name)} AS {name}" for name in LEAF
 
 # Where checkpoint failures are reported, in place of a chain id.
 CHECKPOINTS = "checkpoints"
+# Where failures of derived data that belongs to no chain are reported.
+DERIVED = "derived data"
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,19 @@ def verify_ledger(
             result.chains[chain] = (state.seq, state.head.hex())
             for seq, _ in sorted(scan.leaf_bad.get(chain, set())):
                 result.failures.append(_altered(chain, seq))
+    for chain, seq in scan.derived_bad:
+        result.failures.append(
+            Failure(
+                chain,
+                seq,
+                "derived data altered",
+                "ccpa_mask or subject_key does not follow from the row's ccpa_letters and "
+                "subject_pseudonym",
+            )
+        )
     _verify_whole_milliseconds(ledger, result)
+    for where, at, detail in check_derived(ledger, rows=not scan.derived):
+        result.failures.append(Failure(where or DERIVED, at, "derived data altered", detail))
     sources = [CheckpointSource("the ledger's checkpoints table", ledger_checkpoint_lines(ledger))]
     _verify_checkpoints(ledger, [*sources, *checkpoints], public_key, result)
     clean = not scan.leaf_bad and not any(state.dirty for state in scan.chains.values())
@@ -144,10 +161,21 @@ class _Scan:
         self.chains: dict[str, _ChainState] = {}
         self.leaf_bad: dict[str, set[tuple[int, int]]] = {}  # chain -> {(seq, offset)}
         self.pool: ThreadPoolExecutor | None = None
+        # The derived columns (ledger/derived.py) are checked in this scan when the helper
+        # is built and the ledger has them; else check_derived does it in SQL.
+        columns = {
+            str(r[0])
+            for r in ledger.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'disclosures'"
+            ).fetchall()
+        }
+        self.derived = native and set(DERIVED_COLUMNS) <= columns
+        self.derived_bad: list[tuple[str, int]] = []
 
     def run(self, batch_rows: int, progress: Callable[[int, int], None] | None) -> None:
         total = int(self.ledger.con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])
-        sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash FROM disclosures"
+        derived = ", subject_key, ccpa_mask::BIGINT AS ccpa_mask" if self.derived else ""
+        sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash{derived} FROM disclosures"
         reader = self.ledger.con.sql(sql).to_arrow_reader(batch_rows)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
             self.pool = pool
@@ -173,7 +201,16 @@ class _Scan:
             if self.pool is not None
             else None
         )
+        derived = (
+            self.pool.submit(self._derived_mismatches, batch)
+            if self.derived and self.pool
+            else None
+        )
         bad_leaves = self._leaf_mismatches(batch)
+        if derived is not None:
+            self.derived_bad += [
+                (names[codes[i].as_py()], seq[i].as_py()) for i in derived.result()
+            ]
         bad_links, bad_order = (
             links.result()
             if links is not None
@@ -185,6 +222,17 @@ class _Scan:
             )
         for index in {*bad_links, *bad_order}:
             states[codes[index].as_py()].dirty = True  # read it again, in seq order
+
+    def _derived_mismatches(self, batch: pa.RecordBatch) -> list[int]:
+        first = len(LEAF_FIELDS)
+        pseudonyms = batch.column(LEAF_FIELDS.index("subject_pseudonym"))
+        letters = batch.column(LEAF_FIELDS.index("ccpa_letters"))
+        keys, masks = batch.column(first + 2), batch.column(first + 3)
+        keys_spec = (2, None if keys.null_count == 0 else keys.buffers()[0], keys.buffers()[1])
+        found: list[int] = _native.derived_mismatches(
+            _spec(pseudonyms), _spec(letters), keys_spec, _spec(masks), batch.num_rows
+        )
+        return found
 
     def _leaf_mismatches(self, batch: pa.RecordBatch) -> list[int]:
         n = batch.num_rows

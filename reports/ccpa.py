@@ -9,7 +9,9 @@ For the window ``[as_of - 12 calendar months, as_of)`` in UTC (:mod:`reports.win
 
 A row counts under every CCPA letter it was classified with at ingest (``ccpa_letters``,
 each letter once per row). Everything is computed by DuckDB in aggregate queries read in
-one transaction; no disclosure row reaches Python, only groups of them. The report also
+one transaction; no disclosure row reaches Python, only groups of them. The queries read
+the ledger's derived columns (:mod:`ledger.derived`): ``ccpa_mask``, the letters as bits,
+and ``subject_key``, the fixed-width key subjects are counted by. The report also
 states what it was computed from (:mod:`reports.provenance`): the window, the
 reference-data versions of the rows counted, each chain's head (sequence number and hash)
 and the range of sequence numbers counted, and when it was generated.
@@ -63,7 +65,8 @@ removed; a breaking change gets ``ccpa-report/2``)::
     }
 
 ``events`` counts ledger rows (one per disclosure event); ``distinct_subjects`` counts
-distinct subject pseudonyms, exactly.
+distinct subjects, by ``subject_key`` (the first 64 bits of the pseudonym: exact unless two
+pseudonyms share them, see :mod:`ledger.derived`).
 
 CSV columns: ``list`` (``sold_or_shared`` or ``business_purpose``), ``letter``, ``name``,
 ``disclosure_kinds``, ``recipient_categories``, ``business_purposes`` (lists joined with
@@ -80,6 +83,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from ledger.derived import LETTERS, UNKNOWN_LETTER_BIT, require_derived
 from ledger.store import Ledger
 from reports.chart import stacked_bars
 from reports.document import (
@@ -96,7 +100,8 @@ from reports.document import (
 from reports.provenance import (
     ChainRange,
     Provenance,
-    read_provenance,
+    count_chains,
+    provenance_from_counts,
     report_json_header,
     rfc3339,
 )
@@ -222,64 +227,41 @@ class CcpaReport:
 # -- computing it ----------------------------------------------------------------------------
 _IN_WINDOW = "occurred_at >= $start AND occurred_at < $end"
 
-# One pass over the window's rows, two groupings (GROUPING SETS):
-# - by (kind, recipient category, business purpose, letters): a few dozen groups carrying
-#   the events, whose letters are unnested in Python;
-# - by subject: each subject's letters as a bit mask (bit i: letter A+i; bit 12: a letter
-#   outside A to L; +16 for sold or shared), OR-ed over their rows. A letter's distinct
-#   subjects are then the subjects with its bit set: exact, with no per-letter set of
-#   pseudonyms and no unnesting of rows. (bench/bench_reports.py measures the choice.)
-LETTERS = "ABCDEFGHIJKL"
-UNKNOWN_LETTER_BIT = 12
-SOLD_OR_SHARED_SHIFT = 16
-_ROW_MASK = (
-    "list_reduce(list_transform(ccpa_letters, lambda l: 1 << ((instr('"
-    + LETTERS
-    + "', l) * (length(l) = 1)::INTEGER + 12) % 13)), lambda a, b: a | b, 0)"
-)
-_SUBJECT_BITS = ", ".join(
-    f"sum((m >> {bit}) & 1)::BIGINT"
-    for shift in (0, SOLD_OR_SHARED_SHIFT)
-    for bit in range(shift, shift + len(LETTERS) + 1)
-)
-_CATEGORIES_SQL = f"""
-WITH grouped AS (
-    SELECT disclosure_kind, recipient_category, business_purpose, mask, subject_pseudonym,
-           GROUPING(subject_pseudonym) AS by_kind, count(*) AS events,
-           bit_or(CASE WHEN disclosure_kind = 'business_purpose' THEN mask
-                       ELSE mask << {SOLD_OR_SHARED_SHIFT} END) AS m
-    FROM (
-        SELECT disclosure_kind, recipient_category, business_purpose, subject_pseudonym,
-               {_ROW_MASK} AS mask
-        FROM disclosures WHERE {_IN_WINDOW}
-    )
-    GROUP BY GROUPING SETS (
-        (disclosure_kind, recipient_category, business_purpose, mask), (subject_pseudonym)
-    )
-)
-SELECT disclosure_kind, recipient_category, business_purpose, mask, events, NULL
-FROM grouped WHERE by_kind = 1
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, list_value({_SUBJECT_BITS})
-FROM grouped WHERE by_kind = 0
-"""
-
-_UNKNOWN_LETTERS_SQL = f"""
-SELECT DISTINCT letter FROM (
-    SELECT unnest(ccpa_letters) AS letter FROM disclosures WHERE {_IN_WINDOW}
-) WHERE length(letter) <> 1 OR instr('{LETTERS}', letter) = 0
-ORDER BY letter
-"""
-
-_MONTHLY_SQL = f"""
-SELECT date_trunc('month', occurred_at), recipient_category, count(*)
+# Two passes over the window's rows, both over narrow columns:
+# - the rows grouped by (kind, recipient category, business purpose, letter mask, month,
+#   chain, reference version): a few thousand groups, from which Python takes the
+#   categories (a mask's letters), the monthly chart and the provenance (per chain: rows,
+#   seq range, times, versions);
+# - each subject's letters OR-ed over their rows (bit i: letter A+i; bit 12: a letter outside
+#   A to L), once over their business-purpose rows and once over the others, then subjects
+#   counted per (list, mask). A letter's distinct subjects in a list are the subjects with
+#   its bit set there: exact, with no per-letter set of subjects and no unnesting of rows.
+#   (bench/bench_reports.py measures the choice.)
+_GROUPS_SQL = f"""
+SELECT disclosure_kind, recipient_category, business_purpose, ccpa_mask,
+       year(occurred_at) * 12 + month(occurred_at) - 1 AS month, chain_id, reference_version,
+       count(*), min(seq), max(seq), min(occurred_at), max(occurred_at)
 FROM disclosures WHERE {_IN_WINDOW}
 GROUP BY ALL
 """
 
-_COUNTED_SQL = (
-    f"SELECT chain_id, seq, occurred_at, reference_version FROM disclosures WHERE {_IN_WINDOW}"
+_SUBJECT_MASKS_SQL = f"""
+SELECT for_business, m, count(*) FROM (
+    SELECT subject_key, disclosure_kind = 'business_purpose' AS for_business,
+           bit_or(ccpa_mask) AS m
+    FROM disclosures WHERE {_IN_WINDOW}
+    GROUP BY subject_key, for_business
 )
+GROUP BY ALL
+"""
+
+_UNKNOWN_LETTERS_SQL = f"""
+SELECT DISTINCT letter FROM (
+    SELECT unnest(ccpa_letters) AS letter FROM disclosures
+    WHERE {_IN_WINDOW} AND (ccpa_mask >> {UNKNOWN_LETTER_BIT}) & 1 = 1
+) WHERE length(letter) <> 1 OR instr('{LETTERS}', letter) = 0
+ORDER BY letter
+"""
 
 
 @dataclass
@@ -300,21 +282,21 @@ def ccpa_report(
     ledger: Ledger, as_of: date | datetime, *, generated_at: datetime | None = None
 ) -> CcpaReport:
     """The 1798.130(a)(5)(C) lists for the 12 months before ``as_of`` (see module doc)."""
+    require_derived(ledger)
     start, end = report_window(as_of)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
     cursor = ledger.con.cursor()  # its own transaction: every query sees one snapshot
     try:
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")
-        category_rows = cursor.execute(_CATEGORIES_SQL, params).fetchall()
+        groups = cursor.execute(_GROUPS_SQL, params).fetchall()
+        subject_masks = cursor.execute(_SUBJECT_MASKS_SQL, params).fetchall()
         unknown: list[str] = []
-        if any(r[3] is not None and r[3] >> UNKNOWN_LETTER_BIT & 1 for r in category_rows):
+        if any(r[3] >> UNKNOWN_LETTER_BIT & 1 for r in groups):
             unknown = [str(r[0]) for r in cursor.execute(_UNKNOWN_LETTERS_SQL, params).fetchall()]
-        monthly_rows = cursor.execute(_MONTHLY_SQL, params).fetchall()
-        source = read_provenance(
+        source = provenance_from_counts(
             cursor,
-            _COUNTED_SQL,
-            params,
+            count_chains((r[5], r[7], r[8], r[9], r[10], r[11], r[6]) for r in groups),
             as_of=end,
             window_start=start,
             window_end=end,
@@ -330,15 +312,15 @@ def ccpa_report(
 
     if unknown:
         _category_name(unknown[0], ledger)  # raises, naming the letter
-    groups: dict[tuple[bool, str], _Accumulated] = defaultdict(_Accumulated)
-    subjects: dict[tuple[bool, str], int] = {}
-    for kind, recipient, purpose, mask, events, subject_bits in category_rows:
-        if subject_bits is not None:
-            per_letter = len(LETTERS) + 1
-            for i, letter in enumerate(LETTERS):
-                subjects[(True, letter)] = int(subject_bits[i] or 0)
-                subjects[(False, letter)] = int(subject_bits[per_letter + i] or 0)
-            continue
+    categories: dict[tuple[bool, str], _Accumulated] = defaultdict(_Accumulated)
+    subjects: dict[tuple[bool, str], int] = defaultdict(int)
+    for for_business, subject_mask, count in subject_masks:
+        for i, letter in enumerate(LETTERS):
+            if subject_mask >> i & 1:
+                subjects[(bool(for_business), letter)] += int(count)
+    monthly: dict[tuple[str, str], int] = defaultdict(int)
+    for kind, recipient, purpose, mask, month, _chain, _version, events, *_ in groups:
+        monthly[(f"{month // 12:04d}-{month % 12 + 1:02d}", recipient)] += int(events)
         if kind not in KNOWN_KINDS:
             raise ReportError(
                 f"ledger {ledger.path} holds rows of disclosure_kind {[kind]}; only "
@@ -346,11 +328,13 @@ def ccpa_report(
             )
         for i, letter in enumerate(LETTERS):
             if mask >> i & 1:
-                groups[(kind == "business_purpose", letter)].add(kind, recipient, purpose, events)
+                categories[(kind == "business_purpose", letter)].add(
+                    kind, recipient, purpose, int(events)
+                )
 
     sold_or_shared: list[CategoryDisclosed] = []
     business: list[CategoryDisclosed] = []
-    for (for_business, letter), acc in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
+    for (for_business, letter), acc in sorted(categories.items(), key=lambda g: (g[0][1], g[0][0])):
         name = _category_name(letter, ledger)
         common: dict[str, Any] = {
             "letter": letter,
@@ -374,7 +358,7 @@ def ccpa_report(
         source=source,
         sold_or_shared=tuple(sold_or_shared),
         business_purpose=tuple(business),
-        monthly=_monthly(monthly_rows, start, end),
+        monthly=_monthly([(m, c, n) for (m, c), n in monthly.items()], start, end),
     )
 
 
@@ -384,7 +368,7 @@ def _monthly(rows: Sequence[tuple[Any, ...]], start: datetime, end: datetime) ->
     series: dict[str, list[int]] = {}
     for month, category, events in rows:
         values = series.setdefault(str(category), [0] * len(months))
-        values[position[f"{month:%Y-%m}"]] += int(events)
+        values[position[month]] += int(events)
     ordered = sorted(series, key=_category_order)
     return MonthlyVolume(tuple(months), tuple((c, tuple(series[c])) for c in ordered))
 

@@ -7,9 +7,11 @@ computes this inside the report's own read transaction, so the figures and the h
 from one snapshot of the ledger.
 
 The counted rows are given as a SQL subquery over ``disclosures`` returning at least
-``chain_id, seq, occurred_at, reference_version``; chain heads are found by sequence
-number (``max(seq)`` per chain, then the row at that number), which reads two narrow
-columns rather than every hash.
+``chain_id, seq, occurred_at, reference_version``. Chain heads come from the ledger's
+``chain_heads`` table, which the writer moves in the same transaction as the rows
+(:mod:`ledger.derived`; ``check_derived`` compares it with the chains); a ledger written
+before that table existed has its heads found by sequence number instead (``max(seq)`` per
+chain, then the row at that number), which reads two narrow columns of every row.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+
+from ledger.derived import has_derived
 
 JSON_SOURCE_FIELDS = (
     "ledger_format_version",
@@ -179,6 +183,13 @@ def provenance_from_counts(
 
 def chain_heads(cursor: duckdb.DuckDBPyConnection) -> list[tuple[str, int, bytes]]:
     """(chain_id, head seq, head chain_hash) of every chain, sorted by chain_id."""
+    if has_derived(cursor):
+        return [
+            (str(c), int(s), bytes(h))
+            for c, s, h in cursor.execute(
+                "SELECT chain_id, head_seq, head_chain_hash FROM chain_heads ORDER BY chain_id"
+            ).fetchall()
+        ]
     tops = cursor.execute("SELECT chain_id, max(seq) FROM disclosures GROUP BY chain_id").fetchall()
     head_seqs = {str(chain): int(seq) for chain, seq in tops}
     if not head_seqs:

@@ -59,12 +59,19 @@ JSON shapes (fields are only ever added)::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
 import duckdb
 
+from ledger.derived import (
+    LETTERS,
+    UNKNOWN_LETTER_BIT,
+    letters_of,
+    require_derived,
+    subject_lookup,
+)
 from ledger.store import Ledger
 from reports.document import (
     Document,
@@ -166,64 +173,102 @@ class RecipientsReport:
 
 
 # -- reading the subject's rows -----------------------------------------------------------
-# One scan finds the person's rows (by pseudonym, within the window); everything else is
-# grouped from those few rows. The groups carry chain and seq ranges for the provenance.
+# The person's rows are found by their subject_key (ledger.derived), a fixed-width column
+# scanned in a few milliseconds, and their pseudonym (exact, read only where the key
+# matched). A person with many rows (a heavy subject) is read instead from
+# heavy_subject_rows, where their rows sit together, sorted by key. One query groups those
+# rows three ways (the first column says which): per chain and reference version
+# (_PER_CHAIN, for the provenance: rows, seq range, times), per what the report tells apart
+# (_PER_GROUP: recipient, kind, letters, reference version), which Python merges per
+# recipient and per letter, and per recipient (_PER_RECIPIENT, its data categories).
+_PER_CHAIN, _PER_GROUP, _PER_RECIPIENT = 3, 4, 5  # GROUPING(chain_id, recipient_id, kind)
 _GROUPED = """
-SELECT chain_id, recipient_id, recipient_category, disclosure_kind, ccpa_letters,
-       data_categories, reference_version, count(*), min(seq), max(seq),
-       min(occurred_at), max(occurred_at)
+SELECT GROUPING(chain_id, recipient_id, disclosure_kind), chain_id, recipient_id,
+       recipient_category, disclosure_kind, ccpa_mask, reference_version,
+       count(*), min(seq), max(seq), min(occurred_at), max(occurred_at),
+       CASE WHEN GROUPING(chain_id, recipient_id, disclosure_kind) = 5
+            THEN list_distinct(flatten(list(data_categories))) END
 FROM {source}
-WHERE {pseudonym}subject_type = $subject_type AND occurred_at >= $start AND occurred_at < $end
-GROUP BY ALL
+WHERE subject_key = $key AND {pseudonym}subject_type = $subject_type
+  AND occurred_at >= $start AND occurred_at < $end
+GROUP BY GROUPING SETS (
+    (chain_id, reference_version),
+    (recipient_id, recipient_category, disclosure_kind, ccpa_mask, reference_version),
+    (recipient_id, recipient_category)
+)
 """
 _SUBJECT_SQL = _GROUPED.format(
     source="disclosures", pseudonym="subject_pseudonym = $pseudonym AND "
 )
-
-# With an ART index on subject_pseudonym (see bench/bench_reports.py), DuckDB looks the
-# pseudonym up in the index only when it is the scan's sole filter: so the person's rows
-# are fetched first, by pseudonym alone, and the other conditions applied to them.
-_SUBJECT_INDEXED_SQL = """
-WITH mine AS MATERIALIZED (
-    SELECT chain_id, seq, occurred_at, subject_type, recipient_id, recipient_category,
-           disclosure_kind, ccpa_letters, data_categories, reference_version
-    FROM disclosures WHERE subject_pseudonym = $pseudonym
+# A heavy subject's rows are many, and cheap to read twice: the data categories per
+# recipient come from a second query, by distinct list (a list per recipient costs more).
+_HEAVY_WHERE = """
+WHERE subject_key = $key AND subject_type = $subject_type
+  AND occurred_at >= $start AND occurred_at < $end
+"""
+_HEAVY_SUBJECT_SQL = f"""
+SELECT GROUPING(chain_id, recipient_id, disclosure_kind), chain_id, recipient_id,
+       recipient_category, disclosure_kind, ccpa_mask, reference_version,
+       count(*), min(seq), max(seq), min(occurred_at), max(occurred_at), NULL
+FROM heavy_subject_rows {_HEAVY_WHERE}
+GROUP BY GROUPING SETS (
+    (chain_id, reference_version),
+    (recipient_id, recipient_category, disclosure_kind, ccpa_mask, reference_version)
 )
-""" + _GROUPED.format(source="mine", pseudonym="")
+"""
+_HEAVY_DATA_CATEGORIES_SQL = f"""
+SELECT data_categories, list(DISTINCT recipient_category || chr(0) || recipient_id)
+FROM heavy_subject_rows {_HEAVY_WHERE}
+GROUP BY data_categories
+"""
+_UNKNOWN_LETTERS_SQL = f"""
+SELECT DISTINCT letter FROM (
+    SELECT unnest(ccpa_letters) AS letter FROM disclosures
+    WHERE subject_key = $key AND subject_pseudonym = $pseudonym
+      AND subject_type = $subject_type AND occurred_at >= $start AND occurred_at < $end
+      AND (ccpa_mask >> {UNKNOWN_LETTER_BIT}) & 1 = 1
+) WHERE length(letter) <> 1 OR instr('{LETTERS}', letter) = 0
+"""
 
 
-def subject_index_present(cursor: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the ledger has an index on ``disclosures(subject_pseudonym)``."""
-    found = cursor.execute(
-        "SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'disclosures' "
-        "AND expressions = '[subject_pseudonym]'"
-    ).fetchone()
-    return bool(found and found[0])
-
-
-def subject_rows_sql(cursor: duckdb.DuckDBPyConnection) -> str:
-    """The statement that reads one person's grouped rows, shaped for the index if any."""
-    if subject_index_present(cursor):
-        # a heavy subject has thousands of rows: let the index serve them all
-        cursor.execute("SET index_scan_max_count = 1000000")
-        return _SUBJECT_INDEXED_SQL
-    return _SUBJECT_SQL
+def _subject_rows(
+    cursor: duckdb.DuckDBPyConnection, pseudonym: str, params: dict[str, Any]
+) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], set[str]]]:
+    """The person's rows in the window, grouped (see ``_GROUPED``), letters as masks, and
+    the data categories per recipient (category, id)."""
+    key, heavy = subject_lookup(cursor, pseudonym)
+    if not heavy:
+        rows = cursor.execute(
+            _SUBJECT_SQL, {**params, "key": key, "pseudonym": pseudonym}
+        ).fetchall()
+        return rows, {(str(r[3]), str(r[2])): set(r[12]) for r in rows if r[0] == _PER_RECIPIENT}
+    rows = cursor.execute(_HEAVY_SUBJECT_SQL, {**params, "key": key}).fetchall()
+    data_categories: dict[tuple[str, str], set[str]] = {}
+    for categories, recipients in cursor.execute(
+        _HEAVY_DATA_CATEGORIES_SQL, {**params, "key": key}
+    ).fetchall():
+        for recipient in recipients:
+            category, _, rid = recipient.partition("\x00")
+            data_categories.setdefault((category, rid), set()).update(categories)
+    return rows, data_categories
 
 
 @dataclass(frozen=True)
 class _Group:
-    chain_id: str
     recipient_id: str
     recipient_category: str
     kind: str
     letters: tuple[str, ...]
-    data_categories: tuple[str, ...]
     reference_version: str
     events: int
-    first_seq: int
-    last_seq: int
     first: datetime
     last: datetime
+
+
+@dataclass(frozen=True)
+class _SubjectRows:
+    groups: list[_Group]
+    data_categories: dict[tuple[str, str], set[str]]  # per (recipient category, id)
 
 
 def _read_subject(
@@ -235,53 +280,52 @@ def _read_subject(
     as_of: datetime,
     generated_at: datetime | None,
     what: str,
-) -> tuple[list[_Group], Registry, Provenance]:
+) -> tuple[_SubjectRows, Registry, Provenance]:
+    require_derived(ledger)
     cursor = ledger.con.cursor()
     try:
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")
         rows: list[tuple[Any, ...]] = []
+        data_categories: dict[tuple[str, str], set[str]] = {}
+        unknown: tuple[str, ...] = ()
         if pseudonym is not None:
-            rows = cursor.execute(
-                subject_rows_sql(cursor),
-                {
-                    "pseudonym": pseudonym,
-                    "subject_type": subject_type,
-                    "start": naive_utc(start or datetime(1970, 1, 1, tzinfo=UTC)),
-                    "end": naive_utc(end),
-                },
-            ).fetchall()
+            params: dict[str, Any] = {
+                "subject_type": subject_type,
+                "start": naive_utc(start or datetime(1970, 1, 1, tzinfo=UTC)),
+                "end": naive_utc(end),
+            }
+            rows, data_categories = _subject_rows(cursor, pseudonym, params)
+            if any(r[0] == _PER_GROUP and r[5] >> UNKNOWN_LETTER_BIT & 1 for r in rows):
+                key, _ = subject_lookup(cursor, pseudonym)
+                unknown = tuple(
+                    str(u[0])
+                    for u in cursor.execute(
+                        _UNKNOWN_LETTERS_SQL, {**params, "key": key, "pseudonym": pseudonym}
+                    ).fetchall()
+                )
         groups = [
             _Group(
-                chain_id=str(r[0]),
-                recipient_id=str(r[1]),
-                recipient_category=str(r[2]),
-                kind=str(r[3]),
-                letters=tuple(dict.fromkeys(r[4])),
-                data_categories=tuple(r[5]),
-                reference_version=str(r[6]),
-                events=int(r[7]),
-                first_seq=int(r[8]),
-                last_seq=int(r[9]),
-                first=_at(r[10]),
-                last=_at(r[11]),
+                str(r[2]),
+                str(r[3]),
+                str(r[4]),
+                letters_of(r[5]) + (unknown if r[5] >> UNKNOWN_LETTER_BIT & 1 else ()),
+                str(r[6]),
+                int(r[7]),
+                _at(r[10]),
+                _at(r[11]),
             )
             for r in rows
+            if r[0] == _PER_GROUP
         ]
-        registry = read_registry(cursor, {g.recipient_id for g in groups})
+        subject = _SubjectRows(groups, data_categories)
+        registry = read_registry(cursor)  # a few hundred entries: cheaper whole than sifted
         source = provenance_from_counts(
             cursor,
             count_chains(
-                (
-                    g.chain_id,
-                    g.events,
-                    g.first_seq,
-                    g.last_seq,
-                    g.first,
-                    g.last,
-                    g.reference_version,
-                )
-                for g in groups
+                (str(r[1]), int(r[7]), int(r[8]), int(r[9]), r[10], r[11], str(r[6]))
+                for r in rows
+                if r[0] == _PER_CHAIN
             ),
             as_of=as_of,
             window_start=start,
@@ -293,7 +337,7 @@ def _read_subject(
         raise ReportError(f"cannot compute the {what} from ledger {ledger.path}: {exc}") from exc
     finally:
         cursor.close()
-    return groups, registry, source
+    return subject, registry, source
 
 
 def _at(value: datetime) -> datetime:
@@ -302,14 +346,18 @@ def _at(value: datetime) -> datetime:
     return moment
 
 
-def _recipients(groups: Sequence[_Group], registry: Registry) -> tuple[RecipientDisclosed, ...]:
-    by_id: dict[tuple[str, str], list[_Group]] = {}
-    for g in groups:
-        by_id.setdefault((g.recipient_category, g.recipient_id), []).append(g)
+def _recipients(subject: _SubjectRows, registry: Registry) -> tuple[RecipientDisclosed, ...]:
+    merged: dict[tuple[str, str], _Merged] = {}
+    latest: dict[tuple[str, str], _Group] = {}  # the group disclosed last (the first such)
+    for g in subject.groups:
+        key = (g.recipient_category, g.recipient_id)
+        merged.setdefault(key, _Merged(g.first, g.last)).add(g)
+        if key not in latest or g.last > latest[key].last:
+            latest[key] = g
     out = []
-    for (category, rid), parts in sorted(by_id.items()):
-        latest = max(parts, key=lambda g: g.last)
-        entry = registry.at(rid, latest.reference_version, latest.last)
+    for (category, rid), m in sorted(merged.items()):
+        last = latest[(category, rid)]
+        entry = registry.at(rid, last.reference_version, last.last)
         out.append(
             RecipientDisclosed(
                 recipient_id=rid,
@@ -319,26 +367,63 @@ def _recipients(groups: Sequence[_Group], registry: Registry) -> tuple[Recipient
                 role=None if entry is None else entry.role,
                 address=None if entry is None else entry.address,
                 country=None if entry is None else entry.country,
-                letters=tuple(sorted({letter for g in parts for letter in g.letters})),
-                data_categories=tuple(sorted({k for g in parts for k in g.data_categories})),
-                events=sum(g.events for g in parts),
-                first_disclosed=min(g.first for g in parts),
-                last_disclosed=max(g.last for g in parts),
+                letters=tuple(sorted(m.letters)),
+                data_categories=tuple(sorted(subject.data_categories[(category, rid)])),
+                events=m.events,
+                first_disclosed=m.first,
+                last_disclosed=m.last,
             )
         )
     return tuple(out)
+
+
+@dataclass
+class _Merged:
+    """Groups merged: events, first and last disclosure, and what they name."""
+
+    first: datetime
+    last: datetime
+    events: int = 0
+    letters: set[str] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)
+    recipient_categories: set[str] = field(default_factory=set)
+    # per recipient (category, id): [events, first, last]
+    recipients: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+
+    def add(self, g: _Group) -> None:
+        self.events += g.events
+        self.first = min(self.first, g.first)
+        self.last = max(self.last, g.last)
+        self.letters.update(g.letters)
 
 
 def _categories(
     groups: Sequence[_Group], recipients: Sequence[RecipientDisclosed]
 ) -> tuple[SubjectCategory, ...]:
     names = {(r.recipient_category, r.recipient_id): r.name for r in recipients}
-    by_letter: dict[str, list[_Group]] = {}
+    by_letter: dict[str, _Merged] = {}
     for g in groups:
+        key = (g.recipient_category, g.recipient_id)
         for letter in g.letters:
-            by_letter.setdefault(letter, []).append(g)
+            m = by_letter.get(letter)
+            if m is None:
+                m = by_letter[letter] = _Merged(g.first, g.last)
+            m.events += g.events
+            m.first = min(m.first, g.first)
+            m.last = max(m.last, g.last)
+            m.kinds.add(g.kind)
+            m.recipient_categories.add(g.recipient_category)
+            r = m.recipients.get(key)
+            if r is None:
+                m.recipients[key] = [g.events, g.first, g.last]
+                continue
+            r[0] += g.events
+            if g.first < r[1]:
+                r[1] = g.first
+            if g.last > r[2]:
+                r[2] = g.last
     out = []
-    for letter, parts in sorted(by_letter.items()):
+    for letter, m in sorted(by_letter.items()):
         name = CCPA_CATEGORY_NAMES.get(letter)
         if name is None:
             raise ReportError(
@@ -349,34 +434,18 @@ def _categories(
             SubjectCategory(
                 letter=letter,
                 name=name,
-                disclosure_kinds=tuple(sorted({g.kind for g in parts})),
-                recipient_categories=tuple(sorted({g.recipient_category for g in parts})),
-                recipients=_named(parts, names),
-                events=sum(g.events for g in parts),
-                first_disclosed=min(g.first for g in parts),
-                last_disclosed=max(g.last for g in parts),
+                disclosure_kinds=tuple(sorted(m.kinds)),
+                recipient_categories=tuple(sorted(m.recipient_categories)),
+                recipients=tuple(  # positional: thousands for a person with many recipients
+                    NamedRecipient(rid, names[(category, rid)], category, events, first, last)
+                    for (category, rid), (events, first, last) in sorted(m.recipients.items())
+                ),
+                events=m.events,
+                first_disclosed=m.first,
+                last_disclosed=m.last,
             )
         )
     return tuple(out)
-
-
-def _named(
-    parts: Sequence[_Group], names: dict[tuple[str, str], str]
-) -> tuple[NamedRecipient, ...]:
-    by_recipient: dict[tuple[str, str], list[_Group]] = {}
-    for g in parts:
-        by_recipient.setdefault((g.recipient_category, g.recipient_id), []).append(g)
-    return tuple(
-        NamedRecipient(
-            recipient_id=rid,
-            name=names[(category, rid)],
-            recipient_category=category,
-            events=sum(g.events for g in mine),
-            first_disclosed=min(g.first for g in mine),
-            last_disclosed=max(g.last for g in mine),
-        )
-        for (category, rid), mine in sorted(by_recipient.items())
-    )
 
 
 def subject_report(
@@ -395,10 +464,10 @@ def subject_report(
     if start >= end:
         raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
     pseudonym = keys.pseudonym(subject_type, subject_id)
-    groups, registry, source = _read_subject(
+    subject, registry, source = _read_subject(
         ledger, pseudonym, subject_type, start, end, end, generated_at, "subject report"
     )
-    recipients = _recipients(groups, registry)
+    recipients = _recipients(subject, registry)
     return SubjectReport(
         source=source,
         subject_type=subject_type,
@@ -406,7 +475,7 @@ def subject_report(
         data_held=pseudonym is not None,
         since_requested=None if since is None else as_utc(since),
         since_clamped=clamped,
-        categories=_categories(groups, recipients),
+        categories=_categories(subject.groups, recipients),
         recipients=recipients,
     )
 
@@ -423,7 +492,7 @@ def recipients_report(
     """Every recipient of this person's data up to ``as_of`` (GDPR Art. 19)."""
     end = as_utc(as_of)
     pseudonym = keys.pseudonym(subject_type, subject_id)
-    groups, registry, source = _read_subject(
+    subject, registry, source = _read_subject(
         ledger, pseudonym, subject_type, None, end, end, generated_at, "recipients report"
     )
     return RecipientsReport(
@@ -431,7 +500,7 @@ def recipients_report(
         subject_type=subject_type,
         subject_id=subject_id,
         data_held=pseudonym is not None,
-        recipients=_recipients(groups, registry),
+        recipients=_recipients(subject, registry),
     )
 
 

@@ -204,6 +204,53 @@ def test_native_leaves_agree_across_chunks_and_lengths(ledger_file: Path) -> Non
     ) == [2_048]
 
 
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_a_changed_derived_column_is_derived_data_altered_at_its_seq(
+    ledger_file: Path, native: bool
+) -> None:
+    tamper(
+        ledger_file,
+        "UPDATE disclosures SET ccpa_mask = xor(ccpa_mask, 1) "
+        f"WHERE chain_id = '{CHAIN}' AND seq = 3",
+        "UPDATE disclosures SET subject_key = subject_key + 1 "
+        f"WHERE chain_id = '{CHAIN}' AND seq = 5",
+    )
+    result = run_verify(ledger_file, native=native)
+    assert chain_failures(result) == {
+        (CHAIN, "derived data altered", 3),
+        (CHAIN, "derived data altered", 5),
+    }
+
+
+def test_native_derived_values_agree_with_their_sql_definitions() -> None:
+    """verify recomputes subject_key and ccpa_mask in the helper: the same values as the SQL
+    that writes them, for hex pseudonyms, short, non-hex and non-ASCII ones (the MD5 path),
+    and letter lists with unknown, long, empty and null items."""
+    if not verify.NATIVE:
+        pytest.skip("ledger._leafhash was not built (no C compiler or OpenSSL headers)")
+    from ledger.derived import MASK_SQL, SUBJECT_KEY_SQL
+
+    pseudonyms = ["0123456789abcdefff", "ABCdef", "", "xyz", "12345678901234zz", "é" * 20]
+    letters: list[list[str | None] | None] = [["A", "L"], ["M", "AB"], [], ["", None], None, ["D"]]
+    con = duckdb.connect()
+    con.register("t", pa.table({"subject_pseudonym": pseudonyms, "ccpa_letters": letters}))
+    table = (
+        con.sql(
+            f"SELECT subject_pseudonym, ccpa_letters, {SUBJECT_KEY_SQL} AS subject_key, "
+            f"{MASK_SQL}::BIGINT AS ccpa_mask FROM t"
+        )
+        .to_arrow_table()
+        .combine_chunks()
+    )
+    pseud, lets, keys, masks = (table.column(i).chunk(0) for i in range(4))
+    keys_spec = (2, keys.buffers()[0] if keys.null_count else None, keys.buffers()[1])
+    specs = (chain.column_spec(pseud), chain.column_spec(lets), keys_spec)
+    n = len(pseudonyms)
+    assert chain.native.derived_mismatches(*specs, chain.column_spec(masks), n) == []
+    wrong = pa.array([(m or 0) ^ 4 for m in masks.to_pylist()], pa.int64())
+    assert chain.native.derived_mismatches(*specs, chain.column_spec(wrong), n) == list(range(n))
+
+
 # -- one kind of tampering per test ------------------------------------------------------
 @pytest.mark.parametrize("native", NATIVE_MODES)
 def test_one_changed_value_is_row_altered_at_its_seq(ledger_file: Path, native: bool) -> None:
@@ -276,7 +323,11 @@ def test_swapped_rows_with_a_recomputed_chain_are_still_rows_reordered(
 def test_a_truncated_tail_is_caught_by_the_checkpoints(ledger_file: Path, native: bool) -> None:
     tamper(ledger_file, f"DELETE FROM disclosures WHERE chain_id = '{CHAIN}' AND seq > 5")
     result = run_verify(ledger_file, native=native)
-    assert chain_failures(result) == {(CHAIN, "chain truncated below a checkpoint", 6)}
+    # the derived chain_heads table still names seq 8 as the head: one more witness
+    assert chain_failures(result) == {
+        (CHAIN, "chain truncated below a checkpoint", 6),
+        (CHAIN, "derived data altered", None),
+    }
     (failure,) = [f for f in result.failures if f.kind.startswith("chain truncated")]
     assert "recorded 8 rows" in failure.detail and "holds 5" in failure.detail
 
@@ -303,7 +354,11 @@ def test_a_chain_rewritten_and_re_signed_with_a_new_key_is_caught(
     assert lines >= 2
     # With only the ledger: its one checkpoint is not signed by the deployment's key.
     only_ledger = run_verify(ledger_file, native=native, with_file=False)
-    assert chain_failures(only_ledger) == {("checkpoints", "bad signature", None)}
+    # (and the derived chain_heads table still holds the head as it was before the rewrite)
+    assert chain_failures(only_ledger) == {
+        ("checkpoints", "bad signature", None),
+        (CHAIN, "derived data altered", None),
+    }
     # With the published checkpoint file: the chain no longer extends what was signed.
     failures = chain_failures(run_verify(ledger_file, native=native))
     assert (CHAIN, "chain rewritten since a checkpoint", 8) in failures
@@ -358,6 +413,8 @@ def _changed(column: str, kind: str, value: Any, draw: Callable[..., Any]) -> tu
     if kind in {"BIGINT", "INTEGER"}:
         delta = draw(st.integers(min_value=-5, max_value=5).filter(lambda d: d != 0))
         return f"{column} + ?", delta
+    if kind in {"USMALLINT", "UBIGINT"}:  # derived columns (ledger/derived.py)
+        return f"xor({column}, ?)", draw(st.integers(min_value=1, max_value=255))
     if kind == "BOOLEAN":
         return "NOT " + column + " AND ?", True
     if kind == "VARCHAR[]":
