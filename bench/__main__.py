@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.bench_ingest", "bench.bench_verify", "bench.bench_reports")
+BENCHMARKS = (
+    "bench.bench_ingest",
+    "bench.bench_verify",
+    "bench.bench_reports",
+    "bench.bench_second_client",  # prints how to install confluent-kafka when it is absent
+)
 
 
 def main() -> int:

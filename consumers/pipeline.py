@@ -83,6 +83,8 @@ class Ingestor:
         checkpointer: Checkpointer | None = None,
     ) -> None:
         self.ledger = ledger
+        if not ledger.read_only:
+            ledger.bound_memory_for_streaming()  # memory independent of the ledger's size
         self.keys = keys
         self.reference = reference
         self.codec = codec or EventCodec()

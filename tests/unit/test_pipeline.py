@@ -217,3 +217,37 @@ def test_sealed_quarantine_bytes_open_only_with_the_key_and_at_their_own_row() -
         unseal(key, TOPIC, 0, 8, "value", sealed)  # moved to another offset
     with pytest.raises(LedgerError, match="does not open"):
         unseal(key, TOPIC, 0, 7, "key", sealed)  # swapped between key and value
+
+
+def _row_groups(ledger: Ledger) -> list[tuple[int, int, list[int]]]:
+    return [
+        (int(group), int(rows), list(blocks))
+        for group, rows, blocks in ledger.con.execute(
+            "SELECT row_group_id, max(count) FILTER (WHERE column_id = 0), "
+            "list(DISTINCT block_id ORDER BY block_id) FILTER (WHERE block_id >= 0) "
+            "FROM pragma_storage_info('disclosures') GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    ]
+
+
+def test_checkpoints_never_rewrite_rows_already_on_disk(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    """The consumer's memory must not grow with the ledger: a checkpoint adds the new rows
+    as row groups and leaves earlier ones as they are (DuckDB's vacuum would merge them,
+    reading back and rewriting more of the ledger as it grows), and DuckDB's buffer pool is
+    bounded instead of 80% of the machine's memory."""
+    with Ledger(ledger_path) as ledger:
+        ingestor = _ingestor(ledger, key_store, reference)
+        layouts = []
+        for batch in range(3):
+            ingestor.ingest([_message(batch * 4 + i, _encoded()) for i in range(4)])
+            ledger.con.execute("CHECKPOINT")
+            layouts.append(_row_groups(ledger))
+        assert [[rows for _, rows, _ in layout] for layout in layouts] == [[4], [4, 4], [4, 4, 4]]
+        assert layouts[2][:2] == layouts[1] and layouts[1][:1] == layouts[0]
+        limit = ledger.con.execute(
+            "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'"
+        ).fetchall()[0][0]
+        assert limit.endswith(("MiB", "KiB")), limit
+        assert verify_ledger(ledger).ok
