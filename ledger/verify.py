@@ -102,7 +102,7 @@ def verify_ledger(
     *,
     checkpoints: Sequence[CheckpointSource] = (),
     public_key: Ed25519PublicKey | None = None,
-    batch_rows: int = 262_144,
+    batch_rows: int = 65_536,
     progress: Callable[[int, int], None] | None = None,
     native: bool | None = None,
 ) -> VerifyResult:
