@@ -159,6 +159,16 @@ static inline size_t decimal(uint8_t *dst, int64_t value) {
 
 static size_t netstring_size(size_t len) { return digit_count(len) + len + 2; }
 
+/* The byte length of a list cell's content: its items' netstrings (or N, for a null). */
+static size_t list_inner_size(const Column *c, Py_ssize_t i) {
+    const int32_t *loff = (const int32_t *)c->ptr[1];
+    const int32_t *coff = (const int32_t *)c->ptr[3];
+    size_t inner = 0;
+    for (int32_t j = loff[i]; j < loff[i + 1]; j++)
+        inner += valid(c->ptr[2], j) ? netstring_size((size_t)(coff[j + 1] - coff[j])) : 2;
+    return inner;
+}
+
 static size_t cell_size(const Column *c, Py_ssize_t i) {
     if (!valid(c->ptr[0], i)) return 2; /* N, */
     switch (c->kind) {
@@ -173,14 +183,8 @@ static size_t cell_size(const Column *c, Py_ssize_t i) {
     }
     case K_BOOL:
         return ((c->ptr[1][i >> 3] >> (i & 7)) & 1) ? 7 : 8; /* 4:true, 5:false, */
-    case K_LIST: {
-        const int32_t *loff = (const int32_t *)c->ptr[1];
-        const int32_t *coff = (const int32_t *)c->ptr[3];
-        size_t inner = 0;
-        for (int32_t j = loff[i]; j < loff[i + 1]; j++)
-            inner += valid(c->ptr[2], j) ? netstring_size((size_t)(coff[j + 1] - coff[j])) : 2;
-        return netstring_size(inner);
-    }
+    case K_LIST:
+        return netstring_size(list_inner_size(c, i));
     }
     return 0;
 }
@@ -217,10 +221,7 @@ static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
     case K_LIST: {
         const int32_t *loff = (const int32_t *)c->ptr[1];
         const int32_t *coff = (const int32_t *)c->ptr[3];
-        size_t inner = 0;
-        for (int32_t j = loff[i]; j < loff[i + 1]; j++)
-            inner += valid(c->ptr[2], j) ? netstring_size((size_t)(coff[j + 1] - coff[j])) : 2;
-        dst += decimal(dst, (int64_t)inner);
+        dst += decimal(dst, (int64_t)list_inner_size(c, i));
         *dst++ = ':';
         for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
             if (valid(c->ptr[2], j)) {
