@@ -54,6 +54,21 @@ def _bootstrap() -> str:
     ).start()
 
 
+def print_run(run_no: int, figures: dict[str, list[float]]) -> None:
+    """One run's figures on stderr, as each benchmark run ends."""
+    print(
+        f"run {run_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items()),
+        file=sys.stderr,
+    )
+
+
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    """Drop the benchmark's topics, so runs leave no data on the broker."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.delete_topics(topics)
+    admin.close()
+
+
 def _topic(bootstrap: str, kind: str) -> str:
     name = f"bench.{kind}.{uuid.uuid4().hex[:8]}"
     ensure_topic(bootstrap, name, PARTITIONS)
@@ -140,13 +155,8 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
         figures["ingest_eps"].append(events_n / worker["seconds"])
         figures["ingest_peak_rss_mb"].append(worker["peak_rss_mb"])
         figures["ingest_ceiling_eps"].append(events_n / _bare_consume(bootstrap, topic, events_n))
-        print(
-            f"run {run_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items()),
-            file=sys.stderr,
-        )
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.delete_topics(topics)
-    admin.close()
+        print_run(run_no, figures)
+    delete_topics(bootstrap, topics)
     medians = {k: statistics.median(v) for k, v in figures.items()}
     return {
         "benchmark": "ingest",

@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,10 +38,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient
 from kafka.partitioner.default import murmur2
 
-from bench.bench_ingest import PARTITIONS, RESULTS, _bare_consume, _bootstrap, _topic
+from bench.bench_ingest import (
+    PARTITIONS,
+    RESULTS,
+    _bare_consume,
+    _bootstrap,
+    _topic,
+    delete_topics,
+    print_run,
+)
 from disclosure_ledger.simulate import simulate
 from producers.encoding import EventEncoder
 from producers.publisher import _CHUNK, PRODUCER_DEFAULTS, DisclosurePublisher
@@ -222,13 +228,8 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
             events_n / _confluent_consume(bootstrap, library_topic, events_n)
         )
         load.append(os.getloadavg()[0])
-        print(
-            f"run {run_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items()),
-            file=sys.stderr,
-        )
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.delete_topics(topics)
-    admin.close()
+        print_run(run_no, figures)
+    delete_topics(bootstrap, topics)
     medians = {k: statistics.median(v) for k, v in figures.items()}
     return {
         "benchmark": "second_client",
