@@ -40,16 +40,16 @@ def main() -> None:
     ):
         ingestor = Ingestor(ledger, keys, reference)
         done = {"n": 0}
-        original = ingestor.ingest
+        original = ingestor.commit  # consume prepares, then commits on its worker thread
 
-        def counting(messages):  # type: ignore[no-untyped-def]
-            stats = original(messages)
+        def counting(prepared):  # type: ignore[no-untyped-def]
+            stats = original(prepared)
             done["n"] += stats.total
             if done["n"] >= int(expected):
                 stop.set()
             return stats
 
-        ingestor.ingest = counting  # type: ignore[method-assign]
+        ingestor.commit = counting  # type: ignore[method-assign]
         started = time.perf_counter()
         stats = consume(bootstrap, topic, ingestor, until_idle=30.0, stop=stop)
         seconds = time.perf_counter() - started

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,20 +223,25 @@ def consume(
     last_refresh = last_probe = 0.0
     last_activity = time.monotonic()
     caught_up = False
+    commits = _Commits(ingestor, stats, dead_letters)
     try:
         while not stop.is_set():
             try:
                 if reseek or time.monotonic() - last_refresh > (1.0 if not assigned else 10.0):
+                    commits.wait()  # seeking reads the offsets the batch in flight stores
                     if not assigned:  # fails within probe_timeout when the broker is away
                         consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
                     assigned = _assign(consumer, topic, ingestor, assigned, reseek=reseek)
                     reseek, last_refresh = False, time.monotonic()
                 messages = _poll_batch(consumer, max_batch, linger) if assigned else []
-                if not messages and time.monotonic() - last_probe >= 1.0:
-                    # Nothing new: is the broker still there, and is every partition read?
-                    caught_up = _caught_up(consumer, assigned, probe_timeout)
-                    last_probe = time.monotonic()
+                if not messages:
+                    commits.wait()
+                    if time.monotonic() - last_probe >= 1.0:
+                        # Nothing new: is the broker still there, and is every partition read?
+                        caught_up = _caught_up(consumer, assigned, probe_timeout)
+                        last_probe = time.monotonic()
             except KafkaError as exc:
+                commits.wait()  # what was read before the outage is still good
                 if not _ride_out(
                     consumer,
                     exc,
@@ -254,20 +260,9 @@ def consume(
                 last_activity = time.monotonic()
                 continue
             if messages:
-                result = ingestor.ingest(messages)
-                stats.add(result)
-                stats.batches += 1
+                commits.submit(messages)
                 last_activity = time.monotonic()
                 caught_up = False
-                log.info(
-                    "batch of %d: %d accepted, %d duplicate, %d quarantined",
-                    result.total,
-                    result.accepted,
-                    result.duplicates,
-                    result.quarantined,
-                )
-                if dead_letters is not None and result.quarantined:
-                    stats.dead_lettered += dead_letters.forward(ingestor, messages)
                 continue
             if (
                 until_idle is not None
@@ -278,14 +273,71 @@ def consume(
                 break
             if not assigned:
                 stop.wait(0.5)
+        commits.wait()
         if stop.is_set():
             log.info("stopped on request; the ledger holds every batch read so far")
     finally:
-        consumer.close()
-        if dead_letters is not None:
-            dead_letters.close()
+        try:
+            commits.close()  # on an error too: the batch in flight commits or fails whole
+        finally:
+            consumer.close()
+            if dead_letters is not None:
+                dead_letters.close()
     stats.partitions = sorted(tp.partition for tp in assigned)
     return stats
+
+
+class _Commits:
+    """Batch N commits on a worker thread while the main thread polls and prepares N+1.
+
+    DuckDB releases the GIL while it inserts and commits, so the write overlaps the Python
+    work of the next batch (decode, classify, pseudonymise, chain) on the other core. At most
+    one batch is in flight: :meth:`submit` prepares the new batch, then waits for the one
+    before it, then hands the new one over. :meth:`wait` is called before anything that
+    reads the ledger's offsets (seeking after an outage, a new partition) and whenever a poll
+    brings nothing, so a batch never waits long for its commit. If a commit fails, the batch
+    prepared after it is dropped (its chain positions assumed the failed one) and the error
+    propagates; the ledger holds every batch before it, and a restart resumes there.
+    """
+
+    def __init__(
+        self, ingestor: Ingestor, stats: ConsumeStats, dead_letters: _DeadLetters | None
+    ) -> None:
+        self.ingestor = ingestor
+        self.stats = stats
+        self.dead_letters = dead_letters
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
+        self._in_flight: tuple[Future[IngestStats], Sequence[SourceMessage]] | None = None
+
+    def submit(self, messages: Sequence[SourceMessage]) -> None:
+        prepared = self.ingestor.prepare(messages)
+        self.wait()
+        self._in_flight = (self._pool.submit(self.ingestor.commit, prepared), messages)
+
+    def wait(self) -> None:
+        """Until the batch in flight (if any) has committed; raises what its commit raised."""
+        if self._in_flight is None:
+            return
+        future, messages = self._in_flight
+        self._in_flight = None
+        result = future.result()
+        self.stats.add(result)
+        self.stats.batches += 1
+        log.info(
+            "batch of %d: %d accepted, %d duplicate, %d quarantined",
+            result.total,
+            result.accepted,
+            result.duplicates,
+            result.quarantined,
+        )
+        if self.dead_letters is not None and result.quarantined:
+            self.stats.dead_lettered += self.dead_letters.forward(self.ingestor, messages)
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _ride_out(

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -65,6 +65,16 @@ class IngestStats:
         return self.accepted + self.duplicates + self.quarantined
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """One batch ready to append: see :meth:`Ingestor.prepare` and :meth:`Ingestor.commit`."""
+
+    batch: Batch | None
+    stats: IngestStats
+    carries_reference: bool
+    heads_before: dict[str, ChainHead] = field(default_factory=dict)
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -91,14 +101,22 @@ class Ingestor:
         self._clock_ms = clock_ms
         self.checkpointer = checkpointer
         self._heads: dict[str, ChainHead] = {}
+        # event_id -> (chain, seq) of the last prepared batch, which may still be committing
+        self._in_flight: dict[str, tuple[str, int]] = {}
         self._reference_stored = ledger.has_reference_version(reference.version)
         self._sealing_key = keys.quarantine_key
 
     def ingest(self, messages: Sequence[SourceMessage]) -> IngestStats:
         """Append one batch in one transaction; returns what became of its messages."""
-        stats = IngestStats()
+        return self.commit(self.prepare(messages))
+
+    def prepare(self, messages: Sequence[SourceMessage]) -> PreparedBatch:
+        """Everything but the write: decode, classify, deduplicate, pseudonymise, sequence and
+        chain one batch. The chain heads move on in memory at once, so the next batch can be
+        prepared while this one commits (on another thread: see
+        :func:`consumers.consumer.consume`); pass the result to :meth:`commit`, in order."""
         if not messages:
-            return stats
+            return PreparedBatch(None, IngestStats(), False)
         now = self._clock_ms()
         candidates: list[tuple[SourceMessage, int, dict[str, Any], Any]] = []
         quarantined: list[dict[str, Any]] = []
@@ -121,9 +139,13 @@ class Ingestor:
                 continue
             candidates.append((message, version, record, classification))
 
-        # Deduplicate by event_id: against the ledger, set-wise, and within the batch.
-        ids = pa.array([record["event_id"] for _, _, record, _ in candidates], pa.string())
-        known = self.ledger.find_event_ids(ids)
+        # Deduplicate by event_id: against the ledger, set-wise, against the batch that may
+        # still be committing, and within the batch.
+        event_ids = [record["event_id"] for _, _, record, _ in candidates]
+        known = self.ledger.find_event_ids(pa.array(event_ids, pa.string()))
+        if self._in_flight:
+            in_flight = self._in_flight
+            known.update((e, in_flight[e]) for e in event_ids if e in in_flight)
         first_in_batch: dict[str, int] = {}
         accepted: list[tuple[SourceMessage, int, dict[str, Any], Any]] = []
         later_duplicates: list[tuple[SourceMessage, str, int]] = []
@@ -143,30 +165,45 @@ class Ingestor:
         subjects = self.keys.derive(
             [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
         )
+        heads_before = dict(self._heads)
         rows, accepted_table = self._rows(accepted, subjects, now)
         for message, event_id, index in later_duplicates:
             chain, seq = rows[index]
             duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
+        self._in_flight = dict(zip(first_in_batch, rows, strict=True))
 
+        carries_reference = not self._reference_stored
         batch = Batch(
             accepted=accepted_table,
             quarantined=table_from_rows(quarantined, QUARANTINE_COLUMNS),
             duplicates=table_from_rows(duplicate_rows, DUPLICATE_COLUMNS),
             next_offsets=next_offsets,
-            reference_tables={} if self._reference_stored else self.reference.to_arrow_tables(),
+            reference_tables=self.reference.to_arrow_tables() if carries_reference else {},
         )
-        heads_before = dict(self._heads)
-        try:
-            self.ledger.append_batch(batch)
-        except BaseException:
-            self._heads = heads_before  # the transaction rolled back; so do the heads
-            raise
         self._reference_stored = True
-        stats.accepted = len(rows)
-        stats.duplicates = len(duplicate_rows)
-        stats.quarantined = len(quarantined)
-        if quarantined:
-            log.warning("quarantined %d message(s); see the quarantine table", len(quarantined))
+        stats = IngestStats(len(rows), len(duplicate_rows), len(quarantined))
+        return PreparedBatch(batch, stats, carries_reference, heads_before)
+
+    def commit(self, prepared: PreparedBatch) -> IngestStats:
+        """Append a prepared batch in one transaction; returns what became of its messages.
+
+        If the transaction fails, the batches prepared after this one are void: the
+        in-memory chain heads go back to before it, and the caller must prepare them again.
+        """
+        if prepared.batch is None:
+            return prepared.stats
+        try:
+            self.ledger.append_batch(prepared.batch)
+        except BaseException:
+            # the transaction rolled back; so do the heads and what it was to store
+            self._heads = dict(prepared.heads_before)
+            self._in_flight = {}
+            if prepared.carries_reference:
+                self._reference_stored = False
+            raise
+        stats = prepared.stats
+        if stats.quarantined:
+            log.warning("quarantined %d message(s); see the quarantine table", stats.quarantined)
         if self.checkpointer is not None:
             self.checkpointer.after_batch(stats.accepted)
         return stats

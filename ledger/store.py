@@ -165,6 +165,7 @@ class Ledger:
         self.path = Path(path)
         self.read_only = read_only
         self._closed = False
+        self._reader: duckdb.DuckDBPyConnection | None = None
         if read_only and not self.path.exists():
             raise LedgerError(
                 f"ledger file {self.path} does not exist; check --ledger, or ingest into it "
@@ -220,12 +221,24 @@ class Ledger:
                 self.con.close()
                 raise LedgerError(f"{self.path} is a DuckDB file but not a disclosure ledger")
 
+    @property
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to the same database for the reads a writer makes while an
+        append may be committing on another thread (:meth:`find_event_ids`,
+        :meth:`chain_heads`). A DuckDB connection object serves one thread at a time; this one
+        sees what :attr:`con` has committed, never its open transaction."""
+        if self._reader is None:
+            self._reader = self.con.cursor()
+        return self._reader
+
     def close(self) -> None:
         """Close; the writer first derives any rows inserted without derived data."""
         if self._closed:
             return
         self._closed = True
         try:
+            if self._reader is not None:
+                self._reader.close()
             if not self.read_only:
                 ensure_derived(self.con)
         finally:
@@ -239,6 +252,8 @@ class Ledger:
             self.close()
         elif not self._closed:
             self._closed = True
+            if self._reader is not None:
+                self._reader.close()
             self.con.close()
 
     def bound_memory_for_streaming(self) -> None:
@@ -257,7 +272,7 @@ class Ledger:
     def chain_heads(self, chain_ids: Sequence[str]) -> dict[str, ChainHead]:
         if not chain_ids:
             return {}
-        rows = self.con.execute(
+        rows = self.reader.execute(
             "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
             "WHERE chain_id IN (SELECT unnest(?)) GROUP BY chain_id",
             [list(chain_ids)],
@@ -268,14 +283,15 @@ class Ledger:
         """Which of these event ids the ledger already holds, with their (chain, seq)."""
         if len(event_ids) == 0:
             return {}
-        self.con.register("_probe_event_ids", pa.table({"event_id": event_ids}))
+        reader = self.reader
+        reader.register("_probe_event_ids", pa.table({"event_id": event_ids}))
         try:
-            rows = self.con.execute(
+            rows = reader.execute(
                 "SELECT d.event_id::VARCHAR, d.chain_id, d.seq FROM disclosures d "
                 "SEMI JOIN _probe_event_ids p ON d.event_id = p.event_id::UUID"
             ).fetchall()
         finally:
-            self.con.unregister("_probe_event_ids")
+            reader.unregister("_probe_event_ids")
         return {e: (c, int(s)) for e, c, s in rows}
 
     def has_reference_version(self, version: str) -> bool:
