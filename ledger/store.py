@@ -132,6 +132,10 @@ _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 STREAMING_WRITER_SETTINGS: Mapping[str, str] = {"memory_limit": "32MB", "max_vacuum_tasks": "0"}
 
 
+REFERENCE_TABLES = ("ref_recipients", "ref_categories", "ref_purposes", "ref_flows")
+"""The tables of :meth:`ledger.reference.ReferenceData.to_arrow_tables`, one set per version."""
+
+
 def chain_id_for(topic: str, partition: int) -> str:
     """One chain per source partition."""
     return f"{topic}/{partition}"
@@ -295,15 +299,22 @@ class Ledger:
         return {e: (c, int(s)) for e, c, s in rows}
 
     def has_reference_version(self, version: str) -> bool:
+        """Whether the reference tables already hold this version (stored with its first
+        batch), so a restarted consumer does not store them again."""
         tables = {
             r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
-        if "ref_versions" not in tables:
+        present = [t for t in REFERENCE_TABLES if t in tables]
+        if not present:
             return False
         found = self.con.execute(
-            "SELECT count(*) FROM ref_versions WHERE reference_version = ?", [version]
-        ).fetchone()
-        return bool(found and found[0])
+            " UNION ALL ".join(
+                f"SELECT 1 FROM (SELECT 1 FROM {t} WHERE reference_version = $v LIMIT 1)"
+                for t in present
+            ),
+            {"v": version},
+        ).fetchall()
+        return bool(found)
 
     # -- the one write -------------------------------------------------------------------
     @contextmanager

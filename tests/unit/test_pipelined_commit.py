@@ -116,3 +116,18 @@ def test_a_failed_commit_rolls_back_the_heads_and_the_batch_can_be_retried(
         ).fetchone() == (1, len(reference.purposes))
         assert verify_ledger(ledger).ok
 
+
+def test_a_restarted_consumer_does_not_store_the_reference_data_again(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    for run in range(3):
+        with Ledger(ledger_path) as ledger:
+            _ingestor(ledger, key_store, reference).ingest(
+                _messages(run * 2, _values(2, f"r{run}"))
+            )
+    with Ledger(ledger_path, read_only=True) as ledger:
+        for table, count in (
+            ("ref_recipients", len(reference.recipients)),
+            ("ref_purposes", len(reference.purposes)),
+        ):
+            assert ledger.con.execute(f"SELECT count(*) FROM {table}").fetchone() == (count,)
