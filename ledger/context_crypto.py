@@ -39,14 +39,16 @@ _json_text: Callable[[str], str] = json.encoder.encode_basestring
 
 def canonical_context(context: dict[str, str]) -> str:
     """The canonical JSON of a context map: keys sorted, no spaces, UTF-8 kept as is."""
-    if all(type(k) is str and type(v) is str for k, v in context.items()):
+    try:
         # The schema's map<string>: the same text as json.dumps below, built directly.
+        # The C encoder takes only str (subclasses too, as json.dumps encodes them alike).
         return (
             "{"
-            + ",".join(f"{_json_text(k)}:{_json_text(v)}" for k, v in sorted(context.items()))
+            + ",".join([_json_text(k) + ":" + _json_text(v) for k, v in sorted(context.items())])
             + "}"
         )
-    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # a key or value that is not text; mixed keys do not even sort
+        return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def context_key(subject_key: bytes) -> bytes:
@@ -58,7 +60,7 @@ def _seal(cipher: AESGCM, nonce: bytes, event_id: str, context: dict[str, str]) 
     sealed = cipher.encrypt(
         nonce, canonical_context(context).encode("utf-8"), _AAD_LABEL + event_id.encode()
     )
-    return CONTEXT_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+    return CONTEXT_PREFIX + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
 
 def encrypt_context(key: bytes, event_id: str, context: dict[str, str]) -> str:
