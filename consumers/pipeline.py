@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -40,8 +40,9 @@ from schemas.errors import DecodeError, ReferenceDataError
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SourceMessage:
+class SourceMessage(NamedTuple):
+    """One Kafka message as read (a tuple: built for every message polled, so it is cheap)."""
+
     topic: str
     partition: int
     offset: int
