@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +27,13 @@ from typing import Any
 import fastavro
 
 from schemas.errors import DecodeError, SchemaError
+
+try:  # the native decoder, built from schemas/_avrodecode.c at install time when possible
+    from schemas import _avrodecode  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - exercised by installs without a C compiler
+    _avrodecode = None
+
+native_decoder: Any = _avrodecode  # None when not built: fastavro decodes everything
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = 10
@@ -189,11 +197,116 @@ def latest_schema() -> SchemaVersion:
     return shipped_schemas()[-1]
 
 
+_PRIMITIVE_KINDS = {
+    "null": 0,
+    "boolean": 1,
+    "int": 2,
+    "long": 3,
+    "float": 4,
+    "double": 5,
+    "bytes": 6,
+    "string": 7,
+}
+
+
+def compile_program(schema: Any) -> tuple[Any, ...]:
+    """A schema (JSON form, logical types removed) as the native decoder's program: nested
+    ``(kind, argument)`` tuples (see schemas/_avrodecode.c). SchemaError for a recursive
+    schema, which the native decoder does not take."""
+    names: dict[str, tuple[Any, ...]] = {}
+
+    def walk(node: Any, namespace: str | None, path: tuple[str, ...]) -> tuple[Any, ...]:
+        if isinstance(node, list):
+            return (13, tuple(walk(branch, namespace, path) for branch in node))
+        if isinstance(node, str):
+            if node in _PRIMITIVE_KINDS:
+                return (_PRIMITIVE_KINDS[node], None)
+            full = node if "." in node or namespace is None else f"{namespace}.{node}"
+            for name in (full, node):
+                if name in names:
+                    return names[name]
+            raise SchemaError(f"type {node!r} is recursive or undefined: no native program")
+        kind = node["type"]
+        if kind in _PRIMITIVE_KINDS or not isinstance(kind, str):
+            return walk(kind, namespace, path)
+        if kind in ("array", "map"):
+            return (
+                11 if kind == "array" else 12,
+                walk(node["items" if kind == "array" else "values"], namespace, path),
+            )
+        name = node["name"]
+        namespace = node.get("namespace", namespace) if "." not in name else name.rsplit(".", 1)[0]
+        full = name if "." in name else f"{namespace}.{name}" if namespace else name
+        if kind == "enum":
+            names[full] = (8, tuple(node["symbols"]))
+        elif kind == "fixed":
+            names[full] = (9, int(node["size"]))
+        elif kind == "record":
+            fields = tuple(
+                (sys.intern(f["name"]), walk(f["type"], namespace, (*path, f["name"])))
+                for f in node["fields"]
+            )
+            names[full] = (10, fields)
+        else:
+            raise SchemaError(f"unknown Avro type {kind!r} at {'.'.join(path) or 'top'}")
+        return names[full]
+
+    return walk(schema, None, ())
+
+
+def _sample(program: tuple[Any, ...], depth: int = 0) -> Any:
+    """A value of every branch and kind of a compiled schema, for the decoder's self-check."""
+    kind, arg = program
+    samples: dict[int, Any] = {0: None, 1: True, 2: -123456, 3: 1_767_225_600_123, 4: 1.5}
+    if kind in samples:
+        return samples[kind]
+    if kind == 5:
+        return -2.25
+    if kind == 6:
+        return b"\x00\xffbytes"
+    if kind == 7:
+        return "text \u00e9\u2028\U0001f600"
+    if kind == 8:
+        return arg[-1]
+    if kind == 9:
+        return bytes(range(arg))
+    if kind == 10:
+        return {name: _sample(node, depth + 1) for name, node in arg}
+    if kind == 11:
+        return [_sample(arg, depth + 1) for _ in range(3)]
+    if kind == 12:
+        return {f"k{i}": _sample(arg, depth + 1) for i in range(3)}
+    # a union: the last branch that is not null, to cover the value path
+    return _sample(next((b for b in reversed(arg) if b[0] != 0), arg[0]), depth + 1)
+
+
+def _native_program(parsed_writer: Any, schema_json: Any) -> tuple[Any, ...] | None:
+    """The native program for a writer schema read as itself, if the native decoder is built
+    and decodes a sample exactly as fastavro does; otherwise None (fastavro decodes)."""
+    if native_decoder is None:
+        return None
+    try:
+        program = compile_program(schema_json)
+    except SchemaError:
+        return None
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed_writer, _sample(program))
+    data = buffer.getvalue()
+    expected = fastavro.schemaless_reader(io.BytesIO(data), parsed_writer, None)
+    try:
+        if native_decoder.decode(program, data, 0) == (expected, len(data)):
+            return program
+    except ValueError:
+        pass
+    return None
+
+
 @dataclass(frozen=True)
 class _Reader:
     version: int
     writer: Any
     reader: Any
+    program: tuple[Any, ...] | None = None
 
 
 class EventCodec:
@@ -221,9 +334,17 @@ class EventCodec:
         reader_schema = fastavro.parse_schema(without_logical_types(latest.schema_json))
         self._readers: dict[bytes, _Reader] = {}
         for version in versions.values():
-            writer = fastavro.parse_schema(without_logical_types(version.schema_json))
+            plain = without_logical_types(version.schema_json)
+            writer = fastavro.parse_schema(plain)
             same = version.version == latest.version
-            entry = _Reader(version.version, writer, None if same else reader_schema)
+            entry = _Reader(
+                version.version,
+                writer,
+                None if same else reader_schema,
+                # the native decoder reads a record as written; older versions go through
+                # fastavro's schema resolution
+                _native_program(writer, plain) if same else None,
+            )
             for fp in version.fingerprints:
                 self._readers[fp] = entry
 
@@ -264,6 +385,15 @@ class EventCodec:
                 "shipped schemas; publish with a schema from schemas/ or ship the new "
                 "version there first"
             )
+        if entry.program is not None:
+            try:
+                record, end = native_decoder.decode(entry.program, value, HEADER_LENGTH)
+            except ValueError:  # UnicodeDecodeError included: fastavro says what is wrong
+                pass
+            else:
+                if end == len(value):
+                    check_values(record)
+                    return entry.version, record
         body = io.BytesIO(value)
         body.seek(HEADER_LENGTH)
         try:
