@@ -27,6 +27,7 @@ this loop promises, and how:
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -223,7 +224,8 @@ def consume(
     last_refresh = last_probe = 0.0
     last_activity = time.monotonic()
     caught_up = False
-    commits = _Commits(ingestor, stats, dead_letters)
+    collector = _BatchCollector()
+    commits = _Commits(ingestor, stats, dead_letters, collector)
     try:
         while not stop.is_set():
             try:
@@ -237,6 +239,7 @@ def consume(
                 if not messages:
                     commits.wait()
                     if time.monotonic() - last_probe >= 1.0:
+                        collector.collect()
                         # Nothing new: is the broker still there, and is every partition read?
                         caught_up = _caught_up(consumer, assigned, probe_timeout)
                         last_probe = time.monotonic()
@@ -280,11 +283,44 @@ def consume(
         try:
             commits.close()  # on an error too: the batch in flight commits or fails whole
         finally:
+            collector.close()
             consumer.close()
             if dead_letters is not None:
                 dead_letters.close()
     stats.partitions = sorted(tp.partition for tp in assigned)
     return stats
+
+
+class _BatchCollector:
+    """Python's cyclic garbage collector, run between batches rather than during them.
+
+    A batch allocates hundreds of thousands of dicts, lists and tuples, and each 700
+    allocations set off a collection that walks every young object, the batch's included;
+    every few of those, a full one walks everything alive, the reference data and loaded
+    modules too. That cost ~20% of the consumer's time. Here what exists when consuming
+    starts is frozen (never scanned again), automatic collection is off while consuming,
+    and :meth:`collect` runs one after each batch is prepared (and about once a second
+    when idle): the young generations then, all of them every ``full_every`` calls. The
+    batch's own objects are freed by reference counting as always; this only bounds how
+    long a reference cycle can outlive its batch. The previous state is restored on
+    :meth:`close`.
+    """
+
+    def __init__(self, full_every: int = 50) -> None:
+        self.full_every = full_every
+        self._calls = 0
+        self._was_enabled = gc.isenabled()
+        gc.freeze()
+        gc.disable()
+
+    def collect(self) -> None:
+        self._calls += 1
+        gc.collect(2 if self._calls % self.full_every == 0 else 1)
+
+    def close(self) -> None:
+        gc.unfreeze()
+        if self._was_enabled:
+            gc.enable()
 
 
 class _Commits:
@@ -301,16 +337,22 @@ class _Commits:
     """
 
     def __init__(
-        self, ingestor: Ingestor, stats: ConsumeStats, dead_letters: _DeadLetters | None
+        self,
+        ingestor: Ingestor,
+        stats: ConsumeStats,
+        dead_letters: _DeadLetters | None,
+        collector: _BatchCollector,
     ) -> None:
         self.ingestor = ingestor
         self.stats = stats
         self.dead_letters = dead_letters
+        self.collector = collector
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
         self._in_flight: tuple[Future[IngestStats], Sequence[SourceMessage]] | None = None
 
     def submit(self, messages: Sequence[SourceMessage]) -> None:
         prepared = self.ingestor.prepare(messages)
+        self.collector.collect()  # while the batch before commits
         self.wait()
         self._in_flight = (self._pool.submit(self.ingestor.commit, prepared), messages)
 
