@@ -61,6 +61,11 @@ CONSUMER_DEFAULTS = {
     "request_timeout_ms": 15_000,
 }
 
+# Messages per batch (one ledger transaction). Two batches are alive at once (one
+# committing, the next being prepared); 5,000 keeps the consumer under 300 MB resident where
+# 10,000 reached ~306 MB, and is as fast (300k events: 16.8k vs 17.2k events/s).
+DEFAULT_BATCH = 5_000
+
 # Header names of Kafka Connect's dead-letter queue (errors.deadletterqueue.context...).
 DLQ_HEADER_PREFIX = "__connect.errors."
 
@@ -191,7 +196,7 @@ def consume(
     ingestor: Ingestor,
     *,
     until_idle: float | None = None,
-    max_batch: int = 10_000,
+    max_batch: int = DEFAULT_BATCH,
     linger: float = 0.2,
     stop: threading.Event | None = None,
     backoff: Backoff | None = None,

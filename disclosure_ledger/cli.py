@@ -233,7 +233,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from consumers.consumer import consume
+    from consumers.consumer import DEFAULT_BATCH, consume
     from consumers.pipeline import Ingestor
     from ledger.reference import load_reference
     from ledger.store import Ledger
@@ -260,7 +260,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             args.topic,
             ingestor,
             until_idle=args.until_idle,
-            max_batch=args.batch_size,
+            max_batch=args.batch_size or DEFAULT_BATCH,
             stop=stop,
             max_outage=args.max_outage,
             dead_letter_topic=args.dead_letter_topic,
@@ -635,7 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--until-idle", type=float, help="exit after this many seconds with nothing new"
     )
-    sub.add_argument("--batch-size", type=int, default=10_000, help="messages per transaction")
+    sub.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="messages per transaction (default: consumers.consumer.DEFAULT_BATCH, 5,000)",
+    )
     sub.add_argument(
         "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
     )
