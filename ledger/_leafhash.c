@@ -663,7 +663,85 @@ static PyObject *derived_mismatches(PyObject *Py_UNUSED(self), PyObject *args) {
     return result;
 }
 
+/* ---- HMAC-SHA-256 of many messages (RFC 2104), for the key store's pseudonyms ---------- */
+
+typedef struct {
+    SHA256_CTX inner, outer; /* after the key's ipad / opad block */
+} HmacKey;
+
+static void hmac_key(const uint8_t *key, size_t length, HmacKey *out) {
+    uint8_t block[64] = {0};
+    if (length > sizeof block) {
+        sha256(key, length, block); /* a long key is hashed first */
+    } else {
+        memcpy(block, key, length);
+    }
+    uint8_t pad[64];
+    for (int i = 0; i < 64; i++) pad[i] = block[i] ^ 0x36;
+    SHA256_Init(&out->inner);
+    SHA256_Update(&out->inner, pad, sizeof pad);
+    for (int i = 0; i < 64; i++) pad[i] = block[i] ^ 0x5c;
+    SHA256_Init(&out->outer);
+    SHA256_Update(&out->outer, pad, sizeof pad);
+}
+
+static void hmac_finish(const HmacKey *key, const uint8_t *message, size_t length, uint8_t *out) {
+    SHA256_CTX inner = key->inner, outer = key->outer;
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256_Update(&inner, message, length);
+    SHA256_Final(digest, &inner);
+    SHA256_Update(&outer, digest, sizeof digest);
+    SHA256_Final(out, &outer);
+}
+
+/* hmac_sha256(keys, messages) -> list of 32-byte digests. Either argument is a bytes object
+   (used for every item) or a list of bytes; two lists must be of the same length. */
+static PyObject *hmac_sha256(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *keys, *messages;
+    if (!PyArg_ParseTuple(args, "OO", &keys, &messages)) return NULL;
+    int one_key = PyBytes_Check(keys), one_message = PyBytes_Check(messages);
+    if ((!one_key && !PyList_Check(keys)) || (!one_message && !PyList_Check(messages))) {
+        PyErr_SetString(PyExc_TypeError, "keys and messages must each be bytes or a list of bytes");
+        return NULL;
+    }
+    if (one_key && one_message) {
+        PyErr_SetString(PyExc_TypeError, "give a list of keys or a list of messages");
+        return NULL;
+    }
+    Py_ssize_t n = one_key ? PyList_GET_SIZE(messages) : PyList_GET_SIZE(keys);
+    if (!one_key && !one_message && PyList_GET_SIZE(messages) != n) {
+        PyErr_SetString(PyExc_ValueError, "as many keys as messages, please");
+        return NULL;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    HmacKey shared;
+    if (one_key) hmac_key((const uint8_t *)PyBytes_AS_STRING(keys), (size_t)PyBytes_GET_SIZE(keys), &shared);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = one_key ? keys : PyList_GET_ITEM(keys, i);
+        PyObject *message = one_message ? messages : PyList_GET_ITEM(messages, i);
+        if (!PyBytes_Check(key) || !PyBytes_Check(message)) {
+            PyErr_SetString(PyExc_TypeError, "keys and messages must be bytes");
+            Py_DECREF(out);
+            return NULL;
+        }
+        HmacKey own;
+        if (!one_key) hmac_key((const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key), &own);
+        PyObject *digest = PyBytes_FromStringAndSize(NULL, SHA256_DIGEST_LENGTH);
+        if (digest == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        hmac_finish(one_key ? &shared : &own, (const uint8_t *)PyBytes_AS_STRING(message),
+                    (size_t)PyBytes_GET_SIZE(message), (uint8_t *)PyBytes_AS_STRING(digest));
+        PyList_SET_ITEM(out, i, digest);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"hmac_sha256", hmac_sha256, METH_VARARGS, "HMAC-SHA-256 of many messages (RFC 2104)."},
     {"leaf_hashes", leaf_hashes, METH_VARARGS, "SHA-256(0x00 || encoding) of every row."},
     {"link_hashes", link_hashes, METH_VARARGS, "Chain hashes of consecutive leaves."},
     {"leaf_mismatches", leaf_mismatches, METH_VARARGS, "Rows whose leaf differs from the stored one."},

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ledger.hmacs import hmac_sha256_many
 from schemas.errors import LedgerError
 
 CONTEXT_PREFIX = "aesgcm1:"
@@ -54,6 +55,11 @@ def canonical_context(context: dict[str, str]) -> str:
 def context_key(subject_key: bytes) -> bytes:
     """The AES-256 key for a subject's context values, derived from its key-store key."""
     return hmac.digest(subject_key, _KEY_LABEL, "sha256")
+
+
+def context_keys(subject_keys: Sequence[bytes]) -> list[bytes]:
+    """:func:`context_key` of many subject keys at once."""
+    return hmac_sha256_many(subject_keys, _KEY_LABEL)
 
 
 def _seal(cipher: AESGCM, nonce: bytes, event_id: str, context: dict[str, str]) -> str:

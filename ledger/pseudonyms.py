@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
-from ledger.context_crypto import context_key, decrypt_context
+from ledger.context_crypto import context_key, context_keys, decrypt_context
+from ledger.hmacs import hmac_sha256_many
 from ledger.store import Ledger
 from schemas.errors import LedgerError
 
@@ -185,10 +186,9 @@ class SubjectKeyStore:
         self, pairs: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], SubjectSecrets]:
         """derive() from SQLite, for distinct pairs: reads keys, creates the missing ones."""
-        raw = {pair: _subject_bytes(*pair) for pair in pairs}
-        lookups = {pair: self._lookup(data) for pair, data in raw.items()}
+        raw = [_subject_bytes(*pair) for pair in pairs]
+        wanted = hmac_sha256_many(self._secret, raw)  # as _lookup(), for all at once
         keys: dict[bytes, bytes] = {}
-        wanted = list(lookups.values())
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -205,12 +205,13 @@ class SubjectKeyStore:
             )
             self._db.execute("COMMIT")
             keys.update(fresh)
+        subject_keys = [keys[lookup] for lookup in wanted]
+        pseudonyms = hmac_sha256_many(subject_keys, raw)
         return {
-            pair: SubjectSecrets(
-                hmac.digest(keys[lookups[pair]], raw[pair], "sha256").hex(),
-                context_key(keys[lookups[pair]]),
+            pair: SubjectSecrets(pseudonym.hex(), context)
+            for pair, pseudonym, context in zip(
+                pairs, pseudonyms, context_keys(subject_keys), strict=True
             )
-            for pair in raw
         }
 
     def pseudonyms(self, subjects: Sequence[tuple[str, str]]) -> list[str]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import ledger.context_crypto as context_crypto
+import ledger.hmacs as hmacs
+import ledger.pseudonyms as pseudonyms
 from ledger.pseudonyms import SubjectKeyStore
 from schemas.errors import LedgerError
 
@@ -122,14 +125,17 @@ def test_a_cache_hit_reads_no_sqlite_and_computes_no_hmac(
 ) -> None:
     statements: list[str] = []
     digests = 0
-    real_digest = hmac.digest
+    real_many = hmacs.hmac_sha256_many
 
-    def counting_digest(key: bytes, msg: bytes, digest: str) -> bytes:
+    def counting_many(keys: Any, messages: Any) -> list[bytes]:
         nonlocal digests
-        digests += 1
-        return real_digest(key, msg, digest)
+        out = real_many(keys, messages)
+        digests += len(out)
+        return out
 
-    monkeypatch.setattr(hmac, "digest", counting_digest)
+    # every HMAC of derive() goes through the batched helper
+    monkeypatch.setattr(pseudonyms, "hmac_sha256_many", counting_many)
+    monkeypatch.setattr(context_crypto, "hmac_sha256_many", counting_many)
     old, new = _subjects(50, "old"), _subjects(50, "new")
     for cap, hits in [(20_000, True), (0, False)]:
         with SubjectKeyStore(tmp_path / f"keys-{cap}.sqlite", SECRET, cache_entries=cap) as keys:

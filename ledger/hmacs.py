@@ -1,0 +1,37 @@
+"""HMAC-SHA-256 of many messages at once: the key store derives three per new subject.
+
+``hmac.digest`` costs about 3.4 µs a call here (OpenSSL 3 looks the digest up each time);
+the native helper (``ledger/_leafhash.c``) computes the same RFC 2104 value in about 0.2 µs,
+setting up a shared key's padded blocks once. Without the helper, ``hmac.digest`` serves.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+from ledger.chain import native
+
+_native_hmac = getattr(native, "hmac_sha256", None)  # absent from a stale build
+
+
+def hmac_sha256_many(
+    keys: bytes | Sequence[bytes], messages: bytes | Sequence[bytes]
+) -> list[bytes]:
+    """``hmac.digest(key, message, "sha256")`` for each item. Either argument is one bytes
+    value used for every item, or a sequence; two sequences pair up item by item."""
+    if isinstance(keys, bytes):
+        if isinstance(messages, bytes):
+            raise TypeError("give a sequence of keys or a sequence of messages")
+        if _native_hmac is not None:
+            return list(_native_hmac(keys, list(messages)))
+        return [hmac.digest(keys, m, "sha256") for m in messages]
+    if isinstance(messages, bytes):
+        if _native_hmac is not None:
+            return list(_native_hmac(list(keys), messages))
+        return [hmac.digest(k, messages, "sha256") for k in keys]
+    if len(keys) != len(messages):
+        raise ValueError(f"{len(keys)} keys for {len(messages)} messages")
+    if _native_hmac is not None:
+        return list(_native_hmac(list(keys), list(messages)))
+    return [hmac.digest(k, m, "sha256") for k, m in zip(keys, messages, strict=True)]
