@@ -176,3 +176,52 @@ def test_huge_declared_counts_are_refused_without_allocating() -> None:
     body += _string("r") + _long(0) + _long(2**62)  # data_categories claims 2**62 items
     with pytest.raises(ValueError):
         codec_module.native_decoder.decode(PROGRAM, body, 0)
+
+
+def test_every_avro_kind_a_future_schema_may_use_decodes_as_fastavro() -> None:
+    schema = {
+        "type": "record",
+        "name": "Everything",
+        "namespace": "x",
+        "fields": [
+            {"name": "flag", "type": "boolean"},
+            {"name": "small", "type": "int"},
+            {"name": "ratio", "type": "float"},
+            {"name": "precise", "type": "double"},
+            {"name": "blob", "type": "bytes"},
+            {"name": "digest", "type": {"type": "fixed", "name": "Digest", "size": 300}},
+            {"name": "again", "type": "Digest"},
+            {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["a", "b"]}},
+            {
+                "name": "maybe",
+                "type": [
+                    "null",
+                    {"type": "record", "name": "Inner", "fields": [{"name": "n", "type": "long"}]},
+                ],
+            },
+            {
+                "name": "nested",
+                "type": {"type": "map", "values": {"type": "array", "items": "Inner"}},
+            },
+        ],
+    }
+    parsed = fastavro.parse_schema(schema)
+    program = codec_module._native_program(parsed, schema)
+    assert program is not None  # the self-check passed on a sample of every kind
+    value = codec_module._sample(program)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, value)
+    body = buffer.getvalue()
+    assert codec_module.native_decoder.decode(program, body, 0) == (
+        fastavro.schemaless_reader(io.BytesIO(body), parsed, None),
+        len(body),
+    )
+
+
+def test_a_recursive_schema_is_left_to_fastavro() -> None:
+    schema = {
+        "type": "record",
+        "name": "Node",
+        "fields": [{"name": "next", "type": ["null", "Node"]}],
+    }
+    assert codec_module._native_program(fastavro.parse_schema(schema), schema) is None
