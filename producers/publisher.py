@@ -250,7 +250,21 @@ class DisclosurePublisher:
     def close(self, timeout: float = 30.0) -> None:
         """Flush for up to ``timeout`` seconds, then close; whatever is still unsent is
         dropped (and was reported undelivered by :meth:`publish_many`)."""
-        self._producer.close(timeout=timeout)
+        try:
+            self._producer.close(timeout=timeout)
+        except KafkaTimeoutError:
+            # kafka-python's close() flushes first and raises when records are still unsent
+            # (the broker is away), leaving its I/O thread running. Fail those records and
+            # stop the thread, as its close would after the timeout, then close for good.
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()  # aborts the unsent batches, then closes the client
+                sender.join(5.0)
+            log.warning(
+                "closed the Kafka producer with unsent records; they were reported undelivered"
+            )
+            with suppress(KafkaTimeoutError):
+                self._producer.close(timeout=0)
 
 
 def publish_events(
