@@ -338,6 +338,24 @@ def assert_ledger_holds_exactly(
     )
 
 
+# Every child process a test starts, so that one failing half-way does not leave them
+# running into the next test (see tests/integration/conftest.py).
+LIVE_PROCESSES: list[subprocess.Popen[Any]] = []
+
+
+def stop_leftover_processes() -> None:
+    """SIGKILL and reap whatever child a test left running (on a failure half-way); a
+    finished one is only reaped."""
+    while LIVE_PROCESSES:
+        process = LIVE_PROCESSES.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
 class ConsumerProcess:
     """``disclosure-ledger consume --no-checkpoints`` as a child process, its log in a file."""
 
@@ -374,6 +392,7 @@ class ConsumerProcess:
                 env={**os.environ, **(env or {})},
             )
         self.started = time.monotonic()
+        LIVE_PROCESSES.append(self.process)
 
     @property
     def pid(self) -> int:

@@ -35,6 +35,7 @@ from producers.topics import ensure_topic
 from schemas.model import DisclosureEvent
 from tests.integration.reliability_support import (
     CLI,
+    LIVE_PROCESSES,
     ConsumerProcess,
     EventFactory,
     assert_ledger_holds_exactly,
@@ -136,7 +137,7 @@ def _ids(events: list[DisclosureEvent]) -> list[str]:
 
 def _library(bootstrap: str, topic: str, events_file: Path, mode: str) -> subprocess.Popen[str]:
     """The publisher library in its own process (see publisher_process.py for why)."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -149,6 +150,8 @@ def _library(bootstrap: str, topic: str, events_file: Path, mode: str) -> subpro
         stderr=subprocess.PIPE,
         text=True,
     )
+    LIVE_PROCESSES.append(process)
+    return process
 
 
 def _result(process: subprocess.Popen[str]) -> dict[str, Any]:
