@@ -85,6 +85,13 @@ static const unsigned char *read_span(Reader *r, Py_ssize_t *length) {
     return start;
 }
 
+/* A length-prefixed string, strict UTF-8; NULL with an exception if it is not one. */
+static PyObject *read_string(Reader *r) {
+    Py_ssize_t n;
+    const unsigned char *s = read_span(r, &n);
+    return s == NULL ? NULL : PyUnicode_DecodeUTF8((const char *)s, n, "strict");
+}
+
 /* The item count of the next array or map block (0 at the end); -1 on error. */
 static int64_t block_count(Reader *r) {
     int64_t count;
@@ -132,23 +139,15 @@ static PyObject *decode_node(Reader *r, PyObject *node, int depth) {
         }
         return PyLong_FromLongLong(v);
     }
-    case KIND_FLOAT: {
-        if (r->end - r->p < 4) {
-            return malformed("truncated float");
-        }
-        double v = PyFloat_Unpack4((const char *)r->p, 1);
-        r->p += 4;
-        if (v == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
-        return PyFloat_FromDouble(v);
-    }
+    case KIND_FLOAT:
     case KIND_DOUBLE: {
-        if (r->end - r->p < 8) {
-            return malformed("truncated double");
+        Py_ssize_t width = kind == KIND_FLOAT ? 4 : 8;
+        if (r->end - r->p < width) {
+            return malformed("truncated float or double");
         }
-        double v = PyFloat_Unpack8((const char *)r->p, 1);
-        r->p += 8;
+        double v = width == 4 ? PyFloat_Unpack4((const char *)r->p, 1)
+                              : PyFloat_Unpack8((const char *)r->p, 1);
+        r->p += width;
         if (v == -1.0 && PyErr_Occurred()) {
             return NULL;
         }
@@ -159,11 +158,8 @@ static PyObject *decode_node(Reader *r, PyObject *node, int depth) {
         const unsigned char *s = read_span(r, &n);
         return s == NULL ? NULL : PyBytes_FromStringAndSize((const char *)s, n);
     }
-    case KIND_STRING: {
-        Py_ssize_t n;
-        const unsigned char *s = read_span(r, &n);
-        return s == NULL ? NULL : PyUnicode_DecodeUTF8((const char *)s, n, "strict");
-    }
+    case KIND_STRING:
+        return read_string(r);
     case KIND_ENUM: {
         int64_t index;
         if (read_long(r, &index) < 0 || index < 0 || index >= PyTuple_GET_SIZE(arg)) {
@@ -240,9 +236,7 @@ static PyObject *decode_node(Reader *r, PyObject *node, int depth) {
                 return out;
             }
             for (int64_t i = 0; i < count; i++) {
-                Py_ssize_t n;
-                const unsigned char *s = read_span(r, &n);
-                PyObject *key = s == NULL ? NULL : PyUnicode_DecodeUTF8((const char *)s, n, "strict");
+                PyObject *key = read_string(r);
                 PyObject *value = key == NULL ? NULL : decode_node(r, arg, depth + 1);
                 if (value == NULL || PyDict_SetItem(out, key, value) < 0) {
                     Py_XDECREF(key);

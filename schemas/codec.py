@@ -254,7 +254,7 @@ def compile_program(schema: Any) -> tuple[Any, ...]:
     return walk(schema, None, ())
 
 
-def _sample(program: tuple[Any, ...], depth: int = 0) -> Any:
+def _sample(program: tuple[Any, ...]) -> Any:
     """A value of every branch and kind of a compiled schema, for the decoder's self-check."""
     kind, arg = program
     samples: dict[int, Any] = {0: None, 1: True, 2: -123456, 3: 1_767_225_600_123, 4: 1.5}
@@ -271,13 +271,13 @@ def _sample(program: tuple[Any, ...], depth: int = 0) -> Any:
     if kind == 9:
         return bytes(i % 256 for i in range(arg))
     if kind == 10:
-        return {name: _sample(node, depth + 1) for name, node in arg}
+        return {name: _sample(node) for name, node in arg}
     if kind == 11:
-        return [_sample(arg, depth + 1) for _ in range(3)]
+        return [_sample(arg) for _ in range(3)]
     if kind == 12:
-        return {f"k{i}": _sample(arg, depth + 1) for i in range(3)}
+        return {f"k{i}": _sample(arg) for i in range(3)}
     # a union: the last branch that is not null, to cover the value path
-    return _sample(next((b for b in reversed(arg) if b[0] != 0), arg[0]), depth + 1)
+    return _sample(next((b for b in reversed(arg) if b[0] != 0), arg[0]))
 
 
 def _native_program(parsed_writer: Any, schema_json: Any) -> tuple[Any, ...] | None:
