@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -52,14 +51,15 @@ def canonical_context(context: dict[str, str]) -> str:
         return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def context_key(subject_key: bytes) -> bytes:
-    """The AES-256 key for a subject's context values, derived from its key-store key."""
-    return hmac.digest(subject_key, _KEY_LABEL, "sha256")
-
-
 def context_keys(subject_keys: Sequence[bytes]) -> list[bytes]:
-    """:func:`context_key` of many subject keys at once."""
+    """The AES-256 key for each subject's context values: HMAC-SHA-256 of a fixed label
+    under its key-store key."""
     return hmac_sha256_many(subject_keys, _KEY_LABEL)
+
+
+def context_key(subject_key: bytes) -> bytes:
+    """:func:`context_keys` of one subject key."""
+    return context_keys([subject_key])[0]
 
 
 def _seal(cipher: AESGCM, nonce: bytes, event_id: str, context: dict[str, str]) -> str:

@@ -18,7 +18,6 @@ erasure clears: through the same store directly, from any other connection (the
 
 from __future__ import annotations
 
-import hmac
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -45,6 +44,11 @@ CREATE TABLE IF NOT EXISTS erasures (
 
 def _subject_bytes(subject_type: str, subject_id: str) -> bytes:
     return subject_type.encode() + b"\x00" + subject_id.encode()
+
+
+def _pseudonyms(subject_keys: Sequence[bytes], subjects: Sequence[bytes]) -> list[str]:
+    """The pseudonym of each subject: HMAC-SHA-256 under its own key, in hex."""
+    return [digest.hex() for digest in hmac_sha256_many(subject_keys, subjects)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +113,12 @@ class SubjectKeyStore:
 
         return quarantine_key(self._secret)
 
+    def _lookups(self, subjects: Sequence[bytes]) -> list[bytes]:
+        """The key table's lookup values: HMAC-SHA-256 of each subject under the secret."""
+        return hmac_sha256_many(self._secret, subjects)
+
     def _lookup(self, subject: bytes) -> bytes:
-        return hmac.digest(self._secret, subject, "sha256")
+        return self._lookups([subject])[0]
 
     def _key(self, subject_type: str, subject_id: str) -> bytes | None:
         found = self._db.execute(
@@ -187,7 +195,7 @@ class SubjectKeyStore:
     ) -> dict[tuple[str, str], SubjectSecrets]:
         """derive() from SQLite, for distinct pairs: reads keys, creates the missing ones."""
         raw = [_subject_bytes(*pair) for pair in pairs]
-        wanted = hmac_sha256_many(self._secret, raw)  # as _lookup(), for all at once
+        wanted = self._lookups(raw)
         keys: dict[bytes, bytes] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -206,11 +214,10 @@ class SubjectKeyStore:
             self._db.execute("COMMIT")
             keys.update(fresh)
         subject_keys = [keys[lookup] for lookup in wanted]
-        pseudonyms = hmac_sha256_many(subject_keys, raw)
         return {
-            pair: SubjectSecrets(pseudonym.hex(), context)
+            pair: SubjectSecrets(pseudonym, context)
             for pair, pseudonym, context in zip(
-                pairs, pseudonyms, context_keys(subject_keys), strict=True
+                pairs, _pseudonyms(subject_keys, raw), context_keys(subject_keys), strict=True
             )
         }
 
@@ -223,7 +230,7 @@ class SubjectKeyStore:
         key = self._key(subject_type, subject_id)
         if key is None:
             return None
-        return hmac.digest(key, _subject_bytes(subject_type, subject_id), "sha256").hex()
+        return _pseudonyms([key], [_subject_bytes(subject_type, subject_id)])[0]
 
     def context_key(self, subject_type: str, subject_id: str) -> bytes | None:
         """The key of the subject's context values, or None if the store holds no key."""
