@@ -25,9 +25,9 @@ import queue
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,6 +56,8 @@ _READ_AS = {
     "schema_version": "schema_version::BIGINT",
 }
 LEAF_SELECT = ", ".join(f"{_READ_AS.get(name, name)} AS {name}" for name in LEAF_FIELDS)
+
+_T = TypeVar("_T")
 
 # Where checkpoint failures are reported, in place of a chain id.
 CHECKPOINTS = "checkpoints"
@@ -171,12 +173,13 @@ class _Scan:
         }
         self.derived = native and set(DERIVED_COLUMNS) <= columns
         self.derived_bad: list[tuple[str, int]] = []
+        derived = ", subject_key, ccpa_mask::BIGINT AS ccpa_mask" if self.derived else ""
+        # Every row, in the order it was appended; what _batch takes.
+        self.sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash{derived} FROM disclosures"
 
     def run(self, batch_rows: int, progress: Callable[[int, int], None] | None) -> None:
         total = int(self.ledger.con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])
-        derived = ", subject_key, ccpa_mask::BIGINT AS ccpa_mask" if self.derived else ""
-        sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash{derived} FROM disclosures"
-        reader = self.ledger.con.sql(sql).to_arrow_reader(batch_rows)
+        reader = self.ledger.con.sql(self.sql).to_arrow_reader(batch_rows)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
             self.pool = pool
             for batch in _read_ahead(reader):
@@ -194,34 +197,30 @@ class _Scan:
         codes = encoded.indices
         # Links and order need only the stored hashes, so they are checked on another
         # thread while the leaves are recomputed here; every step releases the GIL.
-        links = (
-            self.pool.submit(
-                _check_links, batch.num_rows, codes, seq, offset, leaf, link, states, self.native
-            )
-            if self.pool is not None
-            else None
+        links = self._later(
+            _check_links, batch.num_rows, codes, seq, offset, leaf, link, states, self.native
         )
-        derived = (
-            self.pool.submit(self._derived_mismatches, batch)
-            if self.derived and self.pool
-            else None
-        )
+        derived = self._later(self._derived_mismatches, batch) if self.derived else None
         bad_leaves = self._leaf_mismatches(batch)
         if derived is not None:
             self.derived_bad += [
                 (names[codes[i].as_py()], seq[i].as_py()) for i in derived.result()
             ]
-        bad_links, bad_order = (
-            links.result()
-            if links is not None
-            else _check_links(batch.num_rows, codes, seq, offset, leaf, link, states, self.native)
-        )
+        bad_links, bad_order = links.result()
         for index in bad_leaves:
             self.leaf_bad.setdefault(names[codes[index].as_py()], set()).add(
                 (seq[index].as_py(), offset[index].as_py())
             )
         for index in {*bad_links, *bad_order}:
             states[codes[index].as_py()].dirty = True  # read it again, in seq order
+
+    def _later(self, work: Callable[..., _T], *args: Any) -> Future[_T]:
+        """``work(*args)`` on the pool, or now when the scan has none."""
+        if self.pool is not None:
+            return self.pool.submit(work, *args)
+        done: Future[_T] = Future()
+        done.set_result(work(*args))
+        return done
 
     def _derived_mismatches(self, batch: pa.RecordBatch) -> list[int]:
         first = len(LEAF_FIELDS)
@@ -279,9 +278,14 @@ def _read_ahead(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
 
 
 def _unsliced(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with every column starting at offset 0, as the helper reads buffers raw.
+
+    (``combine_chunks`` of a single chunk returns it unchanged, offset and all, so each
+    sliced column is copied.)"""
     if all(column.offset == 0 for column in batch.columns):
         return batch
-    return pa.Table.from_batches([batch]).combine_chunks().to_batches()[0]
+    columns = [pa.concat_arrays([c]) if c.offset else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
 
 
 def _verify_whole_milliseconds(ledger: Ledger, result: VerifyResult) -> None:

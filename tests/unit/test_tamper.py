@@ -222,6 +222,35 @@ def test_a_changed_derived_column_is_derived_data_altered_at_its_seq(
     }
 
 
+def test_batches_whose_columns_are_slices_verify_as_the_rows_they_hold(
+    ledger_file: Path,
+) -> None:
+    """The helper reads Arrow buffers raw, so a reader batch that is a slice of a larger
+    array (nonzero offsets) must be checked as the rows it holds, not the buffer's first
+    rows: a ledger fed as two sliced batches is checked whole, and a value changed in the
+    second slice is found at its own seq."""
+    if not verify.NATIVE:
+        pytest.skip("ledger._leafhash was not built (no C compiler or OpenSSL headers)")
+    with Ledger(ledger_file, read_only=True) as ledger:
+        scan = verify._Scan(ledger, native=True)
+        assert scan.derived  # the ledger has subject_key and ccpa_mask: checked in the scan
+        table = ledger.con.sql(scan.sql).to_arrow_table().combine_chunks()
+    cut = 5
+    purpose = table.schema.get_field_index("purpose")
+    altered = table.column("seq")[cut + 2].as_py(), table.column("kafka_offset")[cut + 2].as_py()
+    values = table.column(purpose).to_pylist()
+    values[cut + 2] = "altered"
+    table = table.set_column(purpose, "purpose", pa.array(values, pa.string()))
+    (whole,) = table.to_batches()
+    head, tail = whole.slice(0, cut), whole.slice(cut)
+    assert tail.column(0).offset == cut
+    scan._batch(head)
+    scan._batch(tail)
+    assert scan.leaf_bad == {CHAIN: {altered}}
+    assert scan.derived_bad == []
+    assert not any(state.dirty for state in scan.chains.values())
+
+
 def test_native_derived_values_agree_with_their_sql_definitions() -> None:
     """verify recomputes subject_key and ccpa_mask in the helper: the same values as the SQL
     that writes them, for hex pseudonyms, short, non-hex and non-ASCII ones (the MD5 path),
