@@ -259,8 +259,30 @@ def test_native_derived_values_agree_with_their_sql_definitions() -> None:
         pytest.skip("ledger._leafhash was not built (no C compiler or OpenSSL headers)")
     from ledger.derived import MASK_SQL, SUBJECT_KEY_SQL
 
-    pseudonyms = ["0123456789abcdefff", "ABCdef", "", "xyz", "12345678901234zz", "é" * 20]
-    letters: list[list[str | None] | None] = [["A", "L"], ["M", "AB"], [], ["", None], None, ["D"]]
+    pseudonyms = [
+        "0123456789abcdefff",
+        "ABCdef",
+        "",
+        "xyz",
+        "12345678901234zz",
+        "é" * 20,
+        "ABCDEF0123456789",  # exactly 16 hex digits, upper case
+        "0123456789abcde",  # 15
+        "g123456789abcdef0",  # 17, the first not hex
+        "/:@`GZgz" * 2,  # the bytes just outside each hex range
+    ]
+    letters: list[list[str | None] | None] = [
+        ["A", "L"],
+        ["M", "AB"],
+        [],
+        ["", None],
+        None,
+        ["D"],
+        ["B"],
+        ["C", "C"],
+        None,
+        [],
+    ]
     con = duckdb.connect()
     con.register("t", pa.table({"subject_pseudonym": pseudonyms, "ccpa_letters": letters}))
     table = (
