@@ -26,7 +26,7 @@ try:  # the native helper, built from ledger/_leafhash.c at install time when po
 except ImportError:  # pragma: no cover - exercised where no C compiler was available
     _leafhash = None
 
-native: Any = _leafhash  # same encoding as leaf_hash(), OpenSSL SHA-256, GIL released
+native: Any = _leafhash  # same encoding and SHA-256 as leaf_hash(), GIL released
 
 NATIVE = native is not None
 

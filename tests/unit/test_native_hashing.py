@@ -1,0 +1,86 @@
+"""The native helper hashes verify's leaves and links two messages at a time (with the CPU's
+SHA extensions where it has them): every digest must still be plain SHA-256, and the link
+check must find exactly what the pure-Python check finds, whichever row of a pair is wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pyarrow as pa
+import pytest
+
+from ledger import chain, verify
+from ledger.chain import GENESIS, link_hash
+
+pytestmark = pytest.mark.skipif(
+    not chain.NATIVE, reason="ledger._leafhash was not built (no C compiler or OpenSSL headers)"
+)
+
+
+def test_pairs_of_every_length_up_to_1100_bytes_hash_as_hashlib_does() -> None:
+    """Lengths cross every padding case (a tail of 0 to 63 bytes, one or two final blocks)
+    and the two messages of a pair differ in length by up to three blocks either way."""
+    rnd = random.Random(7)
+    for length in range(1_101):
+        other = max(0, length + rnd.randint(-200, 200))
+        a, b = rnd.randbytes(length), rnd.randbytes(other)
+        assert chain.native.sha256_pair(a, b) == (
+            hashlib.sha256(a).digest(),
+            hashlib.sha256(b).digest(),
+        ), (length, other)
+    # The FIPS 180-4 example, as a check that does not depend on hashlib.
+    abc = bytes.fromhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    assert chain.native.sha256_pair(b"abc", b"") == (
+        abc,
+        bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    )
+
+
+def _interleaved_chains(n: int, chains: int) -> dict[str, list[object]]:
+    """n rows of ``chains`` chains, interleaved as a reader returns them, correctly linked."""
+    rnd = random.Random(11)
+    heads, lengths = [GENESIS] * chains, [0] * chains
+    rows: dict[str, list[object]] = {k: [] for k in ("code", "seq", "offset", "leaf", "link")}
+    for _ in range(n):
+        c = rnd.randrange(chains)
+        leaf = rnd.randbytes(32)
+        heads[c] = link_hash(heads[c], leaf)
+        lengths[c] += 1
+        row = {"code": c, "seq": lengths[c], "offset": lengths[c], "leaf": leaf, "link": heads[c]}
+        for key, value in row.items():
+            rows[key].append(value)
+    return rows
+
+
+def _check(rows: dict[str, list[object]], chains: int, native: bool) -> tuple[list[int], ...]:
+    states = [verify._ChainState() for _ in range(chains)]
+    found = verify._check_links(
+        len(rows["code"]),
+        pa.array(rows["code"], pa.int32()),
+        pa.array(rows["seq"], pa.int64()),
+        pa.array(rows["offset"], pa.int64()),
+        pa.array(rows["leaf"], pa.binary()),
+        pa.array(rows["link"], pa.binary()),
+        states,
+        native,
+    )
+    return (*found, [s.seq for s in states], [s.head for s in states])  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("n", [1, 2, 1_001])
+def test_the_paired_link_check_finds_what_the_python_check_finds(n: int) -> None:
+    rows = _interleaved_chains(n, chains=3)
+    assert _check(rows, 3, native=True)[:2] == ([], [])
+    # Damage rows at both places of a pair, the last (unpaired) row, neighbours, stored
+    # hashes of the wrong length (a link that cannot be computed), a seq out of order.
+    for i in {0, 1, n // 2, n // 2 + 1, n - 1} & set(range(n)):
+        rows["link"][i] = bytes(32)
+    if n > 5:
+        rows["leaf"][3] = b"\x02" * 33
+        rows["link"][4] = b"\x01" * 31
+        rows["seq"][5] = 99
+    native, python = _check(rows, 3, native=True), _check(rows, 3, native=False)
+    assert native[0] == python[0] and native[1] == python[1]
+    assert native[2] == python[2]
+    assert 0 in native[0] and n - 1 in native[0]
