@@ -13,6 +13,9 @@
  *   (3, validity, data bitmap)                               boolean
  *   (4, validity, offsets int32, child validity, child offsets int32, child data)
  *                                                            list of text
+ *   (5, validity, data int64)      a timestamp in microseconds, encoded as the integer
+ *                                  number of milliseconds as DuckDB's epoch_ms gives it
+ *                                  (rounded half away from zero; tests hold the two equal)
  */
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -183,7 +186,7 @@ static void sha256_pair(const uint8_t *a, size_t alen, const uint8_t *b, size_t 
     sha256(b, blen, out_b);
 }
 
-enum { K_TEXT = 1, K_INT = 2, K_BOOL = 3, K_LIST = 4 };
+enum { K_TEXT = 1, K_INT = 2, K_BOOL = 3, K_LIST = 4, K_MS = 5 };
 #define MAX_BUFS 5
 
 typedef struct {
@@ -208,6 +211,7 @@ static int expected_buffers(int kind) {
     switch (kind) {
     case K_TEXT: return 3;
     case K_INT: return 2;
+    case K_MS: return 2;
     case K_BOOL: return 2;
     case K_LIST: return 5;
     default: return -1;
@@ -322,6 +326,23 @@ static size_t list_inner_size(const Column *c, Py_ssize_t i) {
     return inner;
 }
 
+/* Milliseconds of a time in microseconds, as DuckDB's epoch_ms rounds them. */
+static inline int64_t ms_of_us(int64_t us) {
+    int64_t q = us / 1000, r = us % 1000;
+    return q + (r >= 500) - (r <= -500);
+}
+
+/* The integer a K_INT or K_MS cell encodes. */
+static inline int64_t int_at(const Column *c, Py_ssize_t i) {
+    int64_t v = ((const int64_t *)c->ptr[1])[i];
+    return c->kind == K_MS ? ms_of_us(v) : v;
+}
+
+static inline size_t int_netstring_size(int64_t v) {
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    return netstring_size(digit_count(u) + (v < 0));
+}
+
 static size_t cell_size(const Column *c, Py_ssize_t i) {
     if (!valid(c->ptr[0], i)) return 2; /* N, */
     switch (c->kind) {
@@ -329,11 +350,9 @@ static size_t cell_size(const Column *c, Py_ssize_t i) {
         const int32_t *off = (const int32_t *)c->ptr[1];
         return netstring_size((size_t)(off[i + 1] - off[i]));
     }
-    case K_INT: {
-        int64_t v = ((const int64_t *)c->ptr[1])[i];
-        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        return netstring_size(digit_count(u) + (v < 0));
-    }
+    case K_INT:
+    case K_MS:
+        return int_netstring_size(int_at(c, i));
     case K_BOOL:
         return ((c->ptr[1][i >> 3] >> (i & 7)) & 1) ? 7 : 8; /* 4:true, 5:false, */
     case K_LIST:
@@ -379,6 +398,16 @@ static uint8_t *write_netstring(uint8_t *dst, const uint8_t *data, size_t len) {
     return dst;
 }
 
+/* An integer's netstring, its digits written in place. */
+static inline uint8_t *write_int(uint8_t *dst, int64_t v) {
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    dst += decimal(dst, (int64_t)(digit_count(u) + (v < 0)));
+    *dst++ = ':';
+    dst += decimal(dst, v);
+    *dst++ = ',';
+    return dst;
+}
+
 static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
     if (!valid(c->ptr[0], i)) {
         dst[0] = 'N';
@@ -390,11 +419,9 @@ static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
         const int32_t *off = (const int32_t *)c->ptr[1];
         return write_netstring(dst, c->ptr[2] + off[i], (size_t)(off[i + 1] - off[i]));
     }
-    case K_INT: {
-        uint8_t digits[24];
-        size_t n = decimal(digits, ((const int64_t *)c->ptr[1])[i]);
-        return write_netstring(dst, digits, n);
-    }
+    case K_INT:
+    case K_MS:
+        return write_int(dst, int_at(c, i));
     case K_BOOL:
         return ((c->ptr[1][i >> 3] >> (i & 7)) & 1)
                    ? write_netstring(dst, (const uint8_t *)"true", 4)
@@ -439,10 +466,12 @@ static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *s
     }
     if (c->kind == K_INT && c->ptr[0] == NULL) {
         const int64_t *v = (const int64_t *)c->ptr[1] + first;
-        for (Py_ssize_t r = 0; r < m; r++) {
-            uint64_t u = v[r] < 0 ? (uint64_t)0 - (uint64_t)v[r] : (uint64_t)v[r];
-            size[r] += netstring_size(digit_count(u) + (v[r] < 0));
-        }
+        for (Py_ssize_t r = 0; r < m; r++) size[r] += int_netstring_size(v[r]);
+        return;
+    }
+    if (c->kind == K_MS && c->ptr[0] == NULL) {
+        const int64_t *v = (const int64_t *)c->ptr[1] + first;
+        for (Py_ssize_t r = 0; r < m; r++) size[r] += int_netstring_size(ms_of_us(v[r]));
         return;
     }
     if (plain_list(c)) {
@@ -461,17 +490,8 @@ static void write_cells(const Column *c, Py_ssize_t first, Py_ssize_t m, uint8_t
             cursor[r] = write_netstring(cursor[r], data + off[r], (size_t)(off[r + 1] - off[r]));
         return;
     }
-    if (c->kind == K_INT && c->ptr[0] == NULL) {
-        const int64_t *v = (const int64_t *)c->ptr[1] + first;
-        for (Py_ssize_t r = 0; r < m; r++) {
-            uint8_t *dst = cursor[r];
-            uint64_t u = v[r] < 0 ? (uint64_t)0 - (uint64_t)v[r] : (uint64_t)v[r];
-            dst += decimal(dst, (int64_t)(digit_count(u) + (v[r] < 0)));
-            *dst++ = ':';
-            dst += decimal(dst, v[r]);
-            *dst++ = ',';
-            cursor[r] = dst;
-        }
+    if ((c->kind == K_INT || c->kind == K_MS) && c->ptr[0] == NULL) {
+        for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_int(cursor[r], int_at(c, first + r));
         return;
     }
     if (plain_list(c)) {
@@ -539,6 +559,7 @@ static int check_sizes(const Column *c, Py_ssize_t n) {
                  ((const int32_t *)c->ptr[1])[0] < 0) bad = "data too short";
         break;
     case K_INT:
+    case K_MS:
         if (!c->ptr[1] || c->len[1] < (Py_ssize_t)sizeof(int64_t) * n) bad = "data too short";
         break;
     case K_BOOL:

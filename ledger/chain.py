@@ -142,6 +142,8 @@ def column_spec(array: pa.Array) -> tuple[Any, ...]:
         return (2, buffers[0], buffers[1])
     if pa.types.is_boolean(kind):
         return (3, buffers[0], buffers[1])
+    if pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz is None:
+        return (5, buffers[0], buffers[1])  # encoded as whole milliseconds, as epoch_ms
     if pa.types.is_list(kind) and pa.types.is_string(kind.value_type):
         if array.values.offset:
             array = pa.concat_arrays([array])

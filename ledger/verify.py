@@ -57,6 +57,10 @@ _READ_AS = {
     "schema_version": "schema_version::BIGINT",
 }
 LEAF_SELECT = ", ".join(f"{_READ_AS.get(name, name)} AS {name}" for name in LEAF_FIELDS)
+# The native scan reads the two times as stored (microseconds) and the helper divides:
+# DuckDB's epoch_ms costs ten times the reading of the column itself.
+_NATIVE_READ_AS = {**_READ_AS, "occurred_at_ms": "occurred_at", "ingested_at_ms": "ingested_at"}
+NATIVE_SELECT = ", ".join(f"{_NATIVE_READ_AS.get(n, n)} AS {n}" for n in LEAF_FIELDS)
 
 _T = TypeVar("_T")
 
@@ -176,7 +180,8 @@ class _Scan:
         self.derived_bad: list[tuple[str, int]] = []
         derived = ", subject_key, ccpa_mask::BIGINT AS ccpa_mask" if self.derived else ""
         # Every row, in the order it was appended; what _batch takes.
-        self.sql = f"SELECT {LEAF_SELECT}, leaf_hash, chain_hash{derived} FROM disclosures"
+        select = NATIVE_SELECT if native else LEAF_SELECT
+        self.sql = f"SELECT {select}, leaf_hash, chain_hash{derived} FROM disclosures"
 
     def run(self, batch_rows: int, progress: Callable[[int, int], None] | None) -> None:
         total = int(self.ledger.con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])

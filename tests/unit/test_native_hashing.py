@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import random
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from ledger import chain, verify
-from ledger.chain import GENESIS, link_hash
+from ledger.chain import GENESIS, encode_value, link_hash
 
 pytestmark = pytest.mark.skipif(
     not chain.NATIVE, reason="ledger._leafhash was not built (no C compiler or OpenSSL headers)"
@@ -84,3 +85,29 @@ def test_the_paired_link_check_finds_what_the_python_check_finds(n: int) -> None
     assert native[0] == python[0] and native[1] == python[1]
     assert native[2] == python[2]
     assert 0 in native[0] and n - 1 in native[0]
+
+
+def test_times_read_as_stored_encode_the_milliseconds_epoch_ms_gives() -> None:
+    """verify's native scan reads TIMESTAMP columns as stored (microseconds) and the helper
+    turns them into the milliseconds the leaf encodes; that must be exactly what DuckDB's
+    epoch_ms (the pure-Python path's reading) gives: for whole milliseconds and, since a
+    forger may write them, for sub-millisecond, negative and far-off times."""
+    micros = [0, 1, 499, 500, 1_499, 1_500, 999_999, -1, -499, -500, -501, -1_500, -999_999]
+    micros += [1_748_736_000_000_000, 1_748_736_000_000_750, -62_135_596_800_000_000]
+    micros += [253_402_300_799_999_999, -(2**62), 2**62 + 499]
+    table = (
+        duckdb.connect()
+        .sql(
+            "SELECT make_timestamp(v) AS stored, epoch_ms(make_timestamp(v)) AS ms "
+            f"FROM unnest({micros}::BIGINT[]) t(v)"
+        )
+        .to_arrow_table()
+        .combine_chunks()
+    )
+    stored, ms = (table.column(name).chunk(0) for name in ("stored", "ms"))
+    n = table.num_rows
+    native = chain.native.leaf_hashes([chain.column_spec(stored)], n)
+    assert native == chain.native.leaf_hashes([chain.column_spec(ms)], n)
+    assert native == b"".join(
+        hashlib.sha256(b"\x00" + encode_value(v)).digest() for v in ms.to_pylist()
+    )
