@@ -270,11 +270,21 @@ static const uint64_t POW10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 10000
                                    10000000000000000ULL, 100000000000000000ULL,
                                    1000000000000000000ULL, 10000000000000000000ULL};
 
+static inline unsigned bit_length(uint64_t v) { /* v > 0 */
+#if defined(__GNUC__) || defined(__clang__)
+    return 64u - (unsigned)__builtin_clzll(v);
+#else
+    unsigned n = 0;
+    while (v) { n++; v >>= 1; }
+    return n;
+#endif
+}
+
 /* Decimal digits of v: log10 from the bit length (1233 / 4096 ~ log10 2), corrected by one
  * comparison; no division. */
 static inline size_t digit_count(uint64_t v) {
     if (v < 10) return 1;
-    unsigned t = ((unsigned)(64 - __builtin_clzll(v)) * 1233u) >> 12;
+    unsigned t = (bit_length(v) * 1233u) >> 12;
     return t + 1 - (v < POW10[t]);
 }
 

@@ -9,9 +9,8 @@ SHA-256 two messages at a time with the CPU's SHA extensions, else OpenSSL's, th
 released), while a second thread keeps DuckDB reading the next batch. Without the helper
 the same checks run in pure Python, slower. Only a chain in which something is wrong is
 read again, in sequence order, to say precisely what: a row altered, deleted, inserted, or
-rows reordered. Checkpoints are then checked against the
-chains (truncated below a checkpoint, rewritten since one, bad signature) and the offsets
-accounted for.
+rows reordered. Checkpoints are then checked against the chains (truncated below a
+checkpoint, rewritten since one, bad signature) and the offsets accounted for.
 
 Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reordered``,
 ``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
