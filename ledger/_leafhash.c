@@ -1045,6 +1045,20 @@ static PyObject *hmac_sha256(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* use_sha_ni(flag) -> bool: whether pairs now go through SHA-NI. Only turns it on where the
+ * CPU has it; for tests, which run both paths. Not thread-safe: call it while idle. */
+static PyObject *use_sha_ni(PyObject *Py_UNUSED(self), PyObject *arg) {
+    int want = PyObject_IsTrue(arg);
+    if (want < 0) return NULL;
+#ifdef SHA_NI_BUILT
+    if (!want) have_sha_ni = 0;
+    else detect_sha_ni();
+    return PyBool_FromLong(have_sha_ni);
+#else
+    return PyBool_FromLong(0);
+#endif
+}
+
 /* sha256_pair(a, b) -> (SHA-256(a), SHA-256(b)), through the same code as the leaves and
  * links; for tests. */
 static PyObject *py_sha256_pair(PyObject *Py_UNUSED(self), PyObject *args) {
@@ -1059,6 +1073,7 @@ static PyObject *py_sha256_pair(PyObject *Py_UNUSED(self), PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"sha256_pair", py_sha256_pair, METH_VARARGS, "SHA-256 of two messages, hashed together."},
+    {"use_sha_ni", use_sha_ni, METH_O, "Turn the SHA-NI path off (or back on where the CPU has it)."},
     {"hmac_sha256", hmac_sha256, METH_VARARGS, "HMAC-SHA-256 of many messages (RFC 2104)."},
     {"leaf_hashes", leaf_hashes, METH_VARARGS, "SHA-256(0x00 || encoding) of every row."},
     {"link_hashes", link_hashes, METH_VARARGS, "Chain hashes of consecutive leaves."},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +18,17 @@ from ledger.chain import GENESIS, encode_value, link_hash
 pytestmark = pytest.mark.skipif(
     not chain.NATIVE, reason="ledger._leafhash was not built (no C compiler or OpenSSL headers)"
 )
+
+
+@pytest.fixture(autouse=True, params=["sha-ni", "openssl"])
+def sha_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs on both paths: the SHA-NI pairs where this CPU has them, and OpenSSL
+    one message at a time, which every other CPU gets."""
+    if request.param == "sha-ni" and not chain.native.SHA_NI:
+        pytest.skip("this CPU has no SHA extensions")
+    assert chain.native.use_sha_ni(request.param == "sha-ni") == (request.param == "sha-ni")
+    yield str(request.param)
+    chain.native.use_sha_ni(True)
 
 
 def test_pairs_of_every_length_up_to_1100_bytes_hash_as_hashlib_does() -> None:
