@@ -489,14 +489,8 @@ static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *s
         for (Py_ssize_t r = 0; r < m; r++) size[r] += netstring_size((size_t)(off[r + 1] - off[r]));
         return;
     }
-    if (c->kind == K_INT && c->ptr[0] == NULL) {
-        const int64_t *v = (const int64_t *)c->ptr[1] + first;
-        for (Py_ssize_t r = 0; r < m; r++) size[r] += int_netstring_size(v[r]);
-        return;
-    }
-    if (c->kind == K_MS && c->ptr[0] == NULL) {
-        const int64_t *v = (const int64_t *)c->ptr[1] + first;
-        for (Py_ssize_t r = 0; r < m; r++) size[r] += int_netstring_size(ms_of_us(v[r]));
+    if ((c->kind == K_INT || c->kind == K_MS) && c->ptr[0] == NULL) {
+        for (Py_ssize_t r = 0; r < m; r++) size[r] += int_netstring_size(int_at(c, first + r));
         return;
     }
     if (plain_list(c)) {
