@@ -142,6 +142,51 @@ def test_an_untouched_ledger_verifies_with_its_checkpoints(ledger_file: Path, na
     assert result.checkpoints >= 3 and result.signatures_checked
 
 
+PLAIN_COLUMNS = ("context", "leaf_hash", "chain_hash")
+
+
+def _compressions(path: Path) -> dict[str, set[str]]:
+    """Column -> the compressions of its data segments on disk."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CHECKPOINT")
+        rows = con.execute(
+            "SELECT column_name, compression FROM pragma_storage_info('disclosures') "
+            "WHERE segment_type <> 'VALIDITY'"
+        ).fetchall()
+    finally:
+        con.close()
+    found: dict[str, set[str]] = {}
+    for column, compression in rows:
+        found.setdefault(str(column), set()).add(str(compression))
+    return found
+
+
+def test_hashes_and_contexts_are_stored_uncompressed(ledger_file: Path) -> None:
+    """verify reads them without decompressing (store.py says why)."""
+    found = _compressions(ledger_file)
+    assert {column: found[column] for column in PLAIN_COLUMNS} == {
+        column: {"Uncompressed"} for column in PLAIN_COLUMNS
+    }
+
+
+@pytest.mark.parametrize("native", NATIVE_MODES)
+def test_a_ledger_whose_hashes_and_contexts_are_compressed_still_verifies(
+    ledger_file: Path, native: bool
+) -> None:
+    """Ledgers created before the columns were stored plain keep their compression."""
+    tamper(
+        ledger_file,
+        "CREATE TABLE compressed AS SELECT * FROM disclosures",
+        "DROP TABLE disclosures",
+        "ALTER TABLE compressed RENAME TO disclosures",
+        "SET force_compression = 'dict_fsst'",
+    )
+    assert _compressions(ledger_file)["context"] != {"Uncompressed"}
+    result = run_verify(ledger_file, native=native)
+    assert result.ok, [str(f) for f in result.failures]
+
+
 def test_python_and_native_leaf_computations_agree(ledger_file: Path, tmp_path: Path) -> None:
     if not verify.NATIVE:
         pytest.skip("ledger._leafhash was not built (no C compiler or OpenSSL headers)")
