@@ -2,8 +2,9 @@
  * chain links, computed over whole Arrow columns with the GIL released.
  *
  * It implements nothing new: the encoding is the one documented in ledger/chain.py and the
- * README ("Verifying a ledger"), hashing is SHA-256 (OpenSSL's, or two messages at a time
- * with the CPU's SHA extensions, below), and tests assert that it agrees with the
+ * README ("Verifying a ledger"), hashing is SHA-256 (sixteen messages at a time with
+ * AVX-512, or two with the CPU's SHA extensions, or OpenSSL's, below: the fastest this CPU
+ * has), and tests assert that every one of them agrees with the
  * pure-Python implementation and hashlib byte for byte. verify.py falls back to the
  * pure-Python path when this module was not built.
  *
@@ -184,6 +185,199 @@ static void sha256_pair(const uint8_t *a, size_t alen, const uint8_t *b, size_t 
 #endif
     sha256(a, alen, out_a);
     sha256(b, blen, out_b);
+}
+
+/* ---- SHA-256 of sixteen messages at once, with AVX-512 (verify's leaves and links) -----
+ *
+ * Where the CPU and the OS support AVX-512 (F and BW; checked once, at import), each of the
+ * sixteen 32-bit lanes of a 512-bit register carries one message's SHA-256 state, and one
+ * block of each of sixteen messages is compressed together: FIPS 180-4's rounds written as
+ * vector operations. On this project's machine that is about 1.45 times the throughput of
+ * the SHA-NI pairs above (measured: 251-266 against 357-391 ns a 524-byte message), because
+ * SHA-NI's round instruction is limited by its throughput, not its latency. A lane whose
+ * message ends takes the next message at the following block, so messages of different
+ * lengths waste no work but at the very end. Tests compare it with hashlib for every
+ * length from 0 to 1,100 bytes. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define X16_BUILT 1
+#define X16 __attribute__((target("avx512f,avx512bw")))
+
+static int have_avx512 = 0;
+
+static void detect_avx512(void) {
+    unsigned a, b, c, d, lo, hi;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & 0xE6) != 0xE6) return; /* the OS saves the SSE, AVX, opmask and ZMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    have_avx512 = (b & bit_AVX512F) && (b & bit_AVX512BW);
+}
+
+#define X16_ROR(x, n) _mm512_ror_epi32(x, n)
+#define X16_XOR3(a, b, c) _mm512_ternarylogic_epi32(a, b, c, 0x96)
+#define X16_ADD(a, b) _mm512_add_epi32(a, b)
+
+/* One block of each lane's message (block[l] for lane l) into the lanes' states s. */
+X16 static void x16_block(__m512i s[8], const uint8_t *const block[16]) {
+    const __m512i bswap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
+    /* Lane l's block is row l of a 16 x 16 matrix of 32-bit words; its column t, word t of
+     * every lane, is W[t]. Transposed in three steps: pairs of words, then of 64-bit halves,
+     * then of 128-bit quarters. (About 8% faster than storing the rows and gathering.) */
+    __m512i r[16], p[16], q[16], w[16];
+    for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_si512((const void *)block[l]);
+    for (int l = 0; l < 16; l += 2) {
+        p[l] = _mm512_unpacklo_epi32(r[l], r[l + 1]);
+        p[l + 1] = _mm512_unpackhi_epi32(r[l], r[l + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) { /* q[g + c]: rows g .. g + 3 of columns 4k + c */
+        q[g] = _mm512_unpacklo_epi64(p[g], p[g + 2]);
+        q[g + 1] = _mm512_unpackhi_epi64(p[g], p[g + 2]);
+        q[g + 2] = _mm512_unpacklo_epi64(p[g + 1], p[g + 3]);
+        q[g + 3] = _mm512_unpackhi_epi64(p[g + 1], p[g + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i x0 = _mm512_shuffle_i32x4(q[c], q[4 + c], 0x44);
+        __m512i x1 = _mm512_shuffle_i32x4(q[c], q[4 + c], 0xEE);
+        __m512i x2 = _mm512_shuffle_i32x4(q[8 + c], q[12 + c], 0x44);
+        __m512i x3 = _mm512_shuffle_i32x4(q[8 + c], q[12 + c], 0xEE);
+        w[c] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x0, x2, 0x88), bswap);
+        w[4 + c] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x0, x2, 0xDD), bswap);
+        w[8 + c] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x1, x3, 0x88), bswap);
+        w[12 + c] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(x1, x3, 0xDD), bswap);
+    }
+    __m512i a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+#pragma GCC unroll 64
+    for (int t = 0; t < 64; t++) {
+        __m512i wt;
+        if (t < 16) {
+            wt = w[t];
+        } else { /* W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16] */
+            __m512i w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
+            __m512i s0 = X16_XOR3(X16_ROR(w15, 7), X16_ROR(w15, 18), _mm512_srli_epi32(w15, 3));
+            __m512i s1 = X16_XOR3(X16_ROR(w2, 17), X16_ROR(w2, 19), _mm512_srli_epi32(w2, 10));
+            wt = X16_ADD(X16_ADD(w[t & 15], s0), X16_ADD(w[(t - 7) & 15], s1));
+            w[t & 15] = wt;
+        }
+        __m512i ch = _mm512_ternarylogic_epi32(e, f, g, 0xCA);  /* (e & f) ^ (~e & g) */
+        __m512i maj = _mm512_ternarylogic_epi32(a, b, c, 0xE8); /* majority of a, b, c */
+        __m512i t1 = X16_ADD(X16_ADD(h, X16_XOR3(X16_ROR(e, 6), X16_ROR(e, 11), X16_ROR(e, 25))),
+                             X16_ADD(ch, X16_ADD(wt, _mm512_set1_epi32((int)SHA_K[t]))));
+        __m512i t2 = X16_ADD(X16_XOR3(X16_ROR(a, 2), X16_ROR(a, 13), X16_ROR(a, 22)), maj);
+        h = g;
+        g = f;
+        f = e;
+        e = X16_ADD(d, t1);
+        d = c;
+        c = b;
+        b = a;
+        a = X16_ADD(t1, t2);
+    }
+    s[0] = X16_ADD(s[0], a);
+    s[1] = X16_ADD(s[1], b);
+    s[2] = X16_ADD(s[2], c);
+    s[3] = X16_ADD(s[3], d);
+    s[4] = X16_ADD(s[4], e);
+    s[5] = X16_ADD(s[5], f);
+    s[6] = X16_ADD(s[6], g);
+    s[7] = X16_ADD(s[7], h);
+}
+
+typedef struct {
+    Padded message;
+    size_t next;  /* its next block */
+    uint8_t *out; /* where its digest goes */
+    int busy;
+} X16Lane;
+
+/* SHA-256 of messages msgs[i] (lens[i] bytes) into outs + 32 * i, sixteen lanes at once. */
+X16 static void x16_many(const uint8_t *const *msgs, const size_t *lens, size_t n, uint8_t *outs) {
+    static const uint8_t idle[64]; /* what a lane without a message compresses */
+    X16Lane lane[16];
+    const uint8_t *block[16];
+    __m512i s[8];
+    size_t taken = 0;
+    int busy = 0;
+    for (int l = 0; l < 16; l++) lane[l].busy = 0;
+    for (int j = 0; j < 8; j++) s[j] = _mm512_set1_epi32((int)SHA_H0[j]);
+    for (;;) {
+        __mmask16 fresh = 0;
+        for (int l = 0; l < 16 && taken < n; l++) {
+            if (lane[l].busy) continue;
+            pad_message(&lane[l].message, msgs[taken], lens[taken]);
+            lane[l].next = 0;
+            lane[l].out = outs + SHA256_DIGEST_LENGTH * taken++;
+            lane[l].busy = 1;
+            busy++;
+            fresh |= (__mmask16)(1u << l);
+        }
+        if (busy == 0) break;
+        if (fresh)
+            for (int j = 0; j < 8; j++)
+                s[j] = _mm512_mask_mov_epi32(s[j], fresh, _mm512_set1_epi32((int)SHA_H0[j]));
+        for (int l = 0; l < 16; l++)
+            block[l] = lane[l].busy ? block_of(&lane[l].message, lane[l].next) : idle;
+        x16_block(s, block);
+        unsigned done = 0;
+        for (int l = 0; l < 16; l++)
+            if (lane[l].busy && ++lane[l].next == lane[l].message.blocks) done |= 1u << l;
+        if (done == 0) continue;
+        uint32_t state[8][16] __attribute__((aligned(64)));
+        for (int j = 0; j < 8; j++) _mm512_store_si512((__m512i *)state[j], s[j]);
+        for (int l = 0; l < 16; l++) {
+            if (!(done >> l & 1)) continue;
+            for (int j = 0; j < 8; j++) {
+                uint32_t v = state[j][l];
+                uint8_t *o = lane[l].out + 4 * j;
+                o[0] = (uint8_t)(v >> 24);
+                o[1] = (uint8_t)(v >> 16);
+                o[2] = (uint8_t)(v >> 8);
+                o[3] = (uint8_t)v;
+            }
+            lane[l].busy = 0;
+            busy--;
+        }
+    }
+}
+#endif
+
+/* The hashing of many messages at once: the fastest this CPU has, or the one a test chose
+ * (use_engine). Single messages (and ingest's sequential links) always go to OpenSSL. */
+enum { ENGINE_OPENSSL, ENGINE_SHA_NI, ENGINE_AVX512 };
+static const char *const ENGINE_NAMES[] = {"openssl", "sha-ni", "avx512"};
+static int engine = ENGINE_OPENSSL;
+
+static int engine_available(int which) {
+    switch (which) {
+    case ENGINE_OPENSSL: return 1;
+#ifdef SHA_NI_BUILT
+    case ENGINE_SHA_NI: return have_sha_ni;
+#endif
+#ifdef X16_BUILT
+    case ENGINE_AVX512: return have_avx512;
+#endif
+    default: return 0;
+    }
+}
+
+/* Fewer messages than this go in pairs even where AVX-512 is used: sixteen lanes with few
+ * messages in them cost more than SHA-NI. */
+#define X16_MIN 8
+
+/* SHA-256 of messages msgs[i] (lens[i] bytes) into outs + 32 * i. */
+static void sha256_many(const uint8_t *const *msgs, const size_t *lens, size_t n, uint8_t *outs) {
+#ifdef X16_BUILT
+    if (engine == ENGINE_AVX512 && n >= X16_MIN) {
+        x16_many(msgs, lens, n, outs);
+        return;
+    }
+#endif
+    size_t i = 0;
+    if (engine != ENGINE_OPENSSL)
+        for (; i + 1 < n; i += 2)
+            sha256_pair(msgs[i], lens[i], msgs[i + 1], lens[i + 1], outs + SHA256_DIGEST_LENGTH * i,
+                        outs + SHA256_DIGEST_LENGTH * (i + 1));
+    for (; i < n; i++) sha256(msgs[i], lens[i], outs + SHA256_DIGEST_LENGTH * i);
 }
 
 enum { K_TEXT = 1, K_INT = 2, K_BOOL = 3, K_LIST = 4, K_MS = 5 };
@@ -536,6 +730,7 @@ static int hash_rows(const Column *cols, Py_ssize_t k, Py_ssize_t start, Py_ssiz
                      uint8_t *digests) {
     size_t size[CHUNK], place[CHUNK];
     uint8_t *cursor[CHUNK];
+    const uint8_t *message[CHUNK];
     Out enc = {0};
     for (Py_ssize_t first = start; first < stop; first += CHUNK) {
         Py_ssize_t m = stop - first < CHUNK ? stop - first : CHUNK;
@@ -556,12 +751,8 @@ static int hash_rows(const Column *cols, Py_ssize_t k, Py_ssize_t start, Py_ssiz
             *cursor[r]++ = 0x00;
         }
         for (Py_ssize_t c = 0; c < k; c++) write_cells(&cols[c], first, m, cursor);
-        uint8_t *out = digests + (first - start) * SHA256_DIGEST_LENGTH;
-        Py_ssize_t r = 0;
-        for (; r + 1 < m; r += 2)
-            sha256_pair(enc.buf + place[r], size[r], enc.buf + place[r + 1], size[r + 1],
-                        out + r * SHA256_DIGEST_LENGTH, out + (r + 1) * SHA256_DIGEST_LENGTH);
-        if (r < m) sha256(enc.buf + place[r], size[r], out + r * SHA256_DIGEST_LENGTH);
+        for (Py_ssize_t r = 0; r < m; r++) message[r] = enc.buf + place[r];
+        sha256_many(message, size, (size_t)m, digests + (first - start) * SHA256_DIGEST_LENGTH);
     }
     free(enc.buf);
     return 0;
@@ -745,6 +936,8 @@ static PyObject *leaf_mismatches(PyObject *Py_UNUSED(self), PyObject *args) {
 
 /* State of one chain between calls: last seq, last offset, last stored chain hash. */
 #define SLOT (8 + 8 + SHA256_DIGEST_LENGTH)
+/* Rows whose links are hashed together. */
+#define LINK_GROUP 256
 
 /* link_check(n, codes, seq, offset, stored_leaf, stored_chain, states) -> (link_bad, order_bad)
  *
@@ -801,14 +994,16 @@ static PyObject *link_check(PyObject *Py_UNUSED(self), PyObject *args) {
         uint8_t *state = (uint8_t *)states.buf;
         const int64_t *seqs = (const int64_t *)cols[1].ptr[1];
         const int64_t *offs = (const int64_t *)cols[2].ptr[1];
-        /* Rows go in pairs: each row's link input (0x01, the previous row's stored chain
-         * hash, its stored leaf) needs only stored values, so both are built first and then
+        /* Each row's link input (0x01, the previous row's stored chain hash, its stored
+         * leaf) needs only stored values, so a group of rows' inputs are built first and then
          * hashed together. */
-        uint8_t block[2][1 + 2 * SHA256_DIGEST_LENGTH], digest[2][SHA256_DIGEST_LENGTH];
-        block[0][0] = block[1][0] = 0x01;
-        for (Py_ssize_t first = 0; first < n; first += 2) {
-            Py_ssize_t count = n - first < 2 ? n - first : 2;
-            const uint8_t *stored[2] = {NULL, NULL}; /* a row's stored chain hash, if usable */
+        uint8_t block[LINK_GROUP][1 + 2 * SHA256_DIGEST_LENGTH], digest[LINK_GROUP][SHA256_DIGEST_LENGTH];
+        const uint8_t *message[LINK_GROUP];
+        const uint8_t *stored[LINK_GROUP]; /* a row's stored chain hash, if usable */
+        size_t length[LINK_GROUP];
+        for (Py_ssize_t first = 0; first < n; first += LINK_GROUP) {
+            Py_ssize_t count = n - first < LINK_GROUP ? n - first : LINK_GROUP;
+            size_t m = 0;
             for (Py_ssize_t j = 0; j < count; j++) {
                 Py_ssize_t i = first + j;
                 uint8_t *slot = state + (Py_ssize_t)codes[i] * SLOT;
@@ -820,10 +1015,15 @@ static PyObject *link_check(PyObject *Py_UNUSED(self), PyObject *args) {
                 if (s == INT64_MIN || o == INT64_MIN || s != last_seq + 1 || o <= last_off)
                     bad_order[norder++] = i;
                 const uint8_t *leaf = NULL, *chain = NULL;
+                stored[j] = NULL;
                 if (hash_at(&cols[3], i, &leaf) && hash_at(&cols[4], i, &chain)) {
-                    memcpy(block[j] + 1, slot + 16, SHA256_DIGEST_LENGTH);
-                    memcpy(block[j] + 1 + SHA256_DIGEST_LENGTH, leaf, SHA256_DIGEST_LENGTH);
+                    uint8_t *input = block[m];
+                    input[0] = 0x01;
+                    memcpy(input + 1, slot + 16, SHA256_DIGEST_LENGTH);
+                    memcpy(input + 1 + SHA256_DIGEST_LENGTH, leaf, SHA256_DIGEST_LENGTH);
                     memcpy(slot + 16, chain, SHA256_DIGEST_LENGTH);
+                    message[m] = input;
+                    length[m++] = sizeof block[0];
                     stored[j] = chain;
                 } else {
                     memset(slot + 16, 0xff, SHA256_DIGEST_LENGTH);
@@ -831,14 +1031,14 @@ static PyObject *link_check(PyObject *Py_UNUSED(self), PyObject *args) {
                 memcpy(slot, &s, 8);
                 memcpy(slot + 8, &o, 8);
             }
-            if (stored[0] && stored[1])
-                sha256_pair(block[0], sizeof block[0], block[1], sizeof block[1], digest[0], digest[1]);
-            else
-                for (Py_ssize_t j = 0; j < count; j++)
-                    if (stored[j]) sha256(block[j], sizeof block[j], digest[j]);
-            for (Py_ssize_t j = 0; j < count; j++)
-                if (!stored[j] || memcmp(digest[j], stored[j], SHA256_DIGEST_LENGTH) != 0)
+            sha256_many(message, length, m, digest[0]);
+            for (Py_ssize_t j = 0, k = 0; j < count; j++) {
+                if (stored[j] == NULL) { /* no link to compute: a hash of the wrong length */
                     bad_link[nlink++] = first + j;
+                    continue;
+                }
+                if (memcmp(digest[k++], stored[j], SHA256_DIGEST_LENGTH) != 0) bad_link[nlink++] = first + j;
+            }
         }
         Py_END_ALLOW_THREADS
     }
@@ -1039,35 +1239,63 @@ static PyObject *hmac_sha256(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* use_sha_ni(flag) -> bool: whether pairs now go through SHA-NI. Only turns it on where the
- * CPU has it; for tests, which run both paths. Not thread-safe: call it while idle. */
-static PyObject *use_sha_ni(PyObject *Py_UNUSED(self), PyObject *arg) {
-    int want = PyObject_IsTrue(arg);
-    if (want < 0) return NULL;
-#ifdef SHA_NI_BUILT
-    if (!want) have_sha_ni = 0;
-    else detect_sha_ni();
-    return PyBool_FromLong(have_sha_ni);
-#else
-    return PyBool_FromLong(0);
-#endif
+/* use_engine(name) -> str: hash verify's many messages with engine `name` ("avx512",
+ * "sha-ni" or "openssl") from now on, if this CPU has it; returns the engine in use. For
+ * tests, which run every engine. Not thread-safe: call it while idle. */
+static PyObject *use_engine(PyObject *Py_UNUSED(self), PyObject *arg) {
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) return NULL;
+    for (int e = 0; e < (int)(sizeof ENGINE_NAMES / sizeof ENGINE_NAMES[0]); e++)
+        if (strcmp(name, ENGINE_NAMES[e]) == 0) {
+            if (engine_available(e)) engine = e;
+            return PyUnicode_FromString(ENGINE_NAMES[engine]);
+        }
+    PyErr_Format(PyExc_ValueError, "no hashing engine %R: use avx512, sha-ni or openssl", arg);
+    return NULL;
 }
 
-/* sha256_pair(a, b) -> (SHA-256(a), SHA-256(b)), through the same code as the leaves and
- * links; for tests. */
-static PyObject *py_sha256_pair(PyObject *Py_UNUSED(self), PyObject *args) {
-    Py_buffer a, b;
-    if (!PyArg_ParseTuple(args, "y*y*", &a, &b)) return NULL;
-    uint8_t da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
-    sha256_pair(a.buf, (size_t)a.len, b.buf, (size_t)b.len, da, db);
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    return Py_BuildValue("(y#y#)", da, (Py_ssize_t)sizeof da, db, (Py_ssize_t)sizeof db);
+/* sha256_many(messages) -> [SHA-256 of each], through the engine verify's leaves and links
+ * use; for tests. */
+static PyObject *py_sha256_many(PyObject *Py_UNUSED(self), PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "messages must be a sequence of bytes");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    const uint8_t **msgs = calloc((size_t)(n + 1), sizeof(*msgs));
+    size_t *lens = calloc((size_t)(n + 1), sizeof(*lens));
+    uint8_t *outs = malloc(SHA256_DIGEST_LENGTH * (size_t)(n + 1));
+    PyObject *result = NULL;
+    if (msgs == NULL || lens == NULL || outs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "messages must be bytes");
+            goto done;
+        }
+        msgs[i] = (const uint8_t *)PyBytes_AS_STRING(item);
+        lens[i] = (size_t)PyBytes_GET_SIZE(item);
+    }
+    sha256_many(msgs, lens, (size_t)n, outs);
+    result = PyList_New(n);
+    for (Py_ssize_t i = 0; result != NULL && i < n; i++) {
+        PyObject *digest = PyBytes_FromStringAndSize((const char *)outs + SHA256_DIGEST_LENGTH * i,
+                                                     SHA256_DIGEST_LENGTH);
+        if (digest == NULL) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, i, digest);
+    }
+done:
+    free(msgs);
+    free(lens);
+    free(outs);
+    Py_DECREF(seq);
+    return result;
 }
 
 static PyMethodDef methods[] = {
-    {"sha256_pair", py_sha256_pair, METH_VARARGS, "SHA-256 of two messages, hashed together."},
-    {"use_sha_ni", use_sha_ni, METH_O, "Turn the SHA-NI path off (or back on where the CPU has it)."},
+    {"sha256_many", py_sha256_many, METH_O, "SHA-256 of many messages, hashed together."},
+    {"use_engine", use_engine, METH_O, "Choose how many messages are hashed (for tests)."},
     {"hmac_sha256", hmac_sha256, METH_VARARGS, "HMAC-SHA-256 of many messages (RFC 2104)."},
     {"leaf_hashes", leaf_hashes, METH_VARARGS, "SHA-256(0x00 || encoding) of every row."},
     {"link_hashes", link_hashes, METH_VARARGS, "Chain hashes of consecutive leaves."},
@@ -1084,15 +1312,29 @@ PyMODINIT_FUNC PyInit__leafhash(void) {
 #ifdef SHA_NI_BUILT
     detect_sha_ni();
 #endif
+#ifdef X16_BUILT
+    detect_avx512();
+#endif
+    for (int e = ENGINE_AVX512; e >= ENGINE_OPENSSL; e--)
+        if (engine_available(e)) {
+            engine = e;
+            break;
+        }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-#ifdef SHA_NI_BUILT
-    int sha_ni = have_sha_ni;
-#else
-    int sha_ni = 0;
-#endif
-    /* Whether pairs of messages are hashed with the SHA extensions (for tests, figures). */
-    if (PyModule_AddIntConstant(m, "SHA_NI", sha_ni) < 0) {
+    /* The engines this CPU has, fastest first, and the one in use (for tests, figures). */
+    PyObject *available = PyList_New(0), *engines = NULL;
+    for (int e = ENGINE_AVX512; available != NULL && e >= ENGINE_OPENSSL; e--) {
+        if (!engine_available(e)) continue;
+        PyObject *name = PyUnicode_FromString(ENGINE_NAMES[e]);
+        if (name == NULL || PyList_Append(available, name) < 0) Py_CLEAR(available);
+        Py_XDECREF(name);
+    }
+    if (available != NULL) engines = PyList_AsTuple(available);
+    Py_XDECREF(available);
+    if (engines == NULL || PyModule_AddObject(m, "ENGINES", engines) < 0 ||
+        PyModule_AddStringConstant(m, "ENGINE", ENGINE_NAMES[engine]) < 0) {
+        Py_XDECREF(engines);
         Py_DECREF(m);
         return NULL;
     }

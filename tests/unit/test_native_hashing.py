@@ -1,6 +1,7 @@
-"""The native helper hashes verify's leaves and links two messages at a time (with the CPU's
-SHA extensions where it has them): every digest must still be plain SHA-256, and the link
-check must find exactly what the pure-Python check finds, whichever row of a pair is wrong."""
+"""The native helper hashes verify's leaves and links many messages at a time (sixteen with
+AVX-512, or two with the CPU's SHA extensions, where it has them): every digest must still
+be plain SHA-256, and the link check must find exactly what the pure-Python check finds,
+whichever row of a group is wrong."""
 
 from __future__ import annotations
 
@@ -20,34 +21,46 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True, params=["sha-ni", "openssl"])
-def sha_path(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test runs on both paths: the SHA-NI pairs where this CPU has them, and OpenSSL
-    one message at a time, which every other CPU gets."""
-    if request.param == "sha-ni" and not chain.native.SHA_NI:
-        pytest.skip("this CPU has no SHA extensions")
-    assert chain.native.use_sha_ni(request.param == "sha-ni") == (request.param == "sha-ni")
+ENGINES = ["avx512", "sha-ni", "openssl"]
+
+
+@pytest.fixture(autouse=True, params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs on every engine this CPU has: AVX-512's sixteen lanes, SHA-NI pairs,
+    and OpenSSL one message at a time, which every other CPU gets."""
+    if request.param not in chain.native.ENGINES:
+        pytest.skip(f"this CPU cannot hash with {request.param}")
+    assert chain.native.use_engine(request.param) == request.param
     yield str(request.param)
-    chain.native.use_sha_ni(True)
+    assert chain.native.use_engine(chain.native.ENGINE) == chain.native.ENGINE
 
 
-def test_pairs_of_every_length_up_to_1100_bytes_hash_as_hashlib_does() -> None:
-    """Lengths cross every padding case (a tail of 0 to 63 bytes, one or two final blocks)
-    and the two messages of a pair differ in length by up to three blocks either way."""
+def test_messages_of_every_length_up_to_1100_bytes_hash_as_hashlib_does() -> None:
+    """Lengths cross every padding case (a tail of 0 to 63 bytes, one or two final blocks);
+    neighbouring messages differ in length by up to three blocks either way, so lanes end
+    and take new messages at different blocks; and groups of every size up to 40 leave
+    lanes empty at the end."""
     rnd = random.Random(7)
+    messages = []
     for length in range(1_101):
-        other = max(0, length + rnd.randint(-200, 200))
-        a, b = rnd.randbytes(length), rnd.randbytes(other)
-        assert chain.native.sha256_pair(a, b) == (
-            hashlib.sha256(a).digest(),
-            hashlib.sha256(b).digest(),
-        ), (length, other)
-    # The FIPS 180-4 example, as a check that does not depend on hashlib.
+        messages.append(rnd.randbytes(length))
+        messages.append(rnd.randbytes(max(0, length + rnd.randint(-200, 200))))
+    expected = [hashlib.sha256(m).digest() for m in messages]
+    assert chain.native.sha256_many(messages) == expected
+    for n in range(41):
+        start = rnd.randrange(len(messages) - n)
+        assert chain.native.sha256_many(messages[start : start + n]) == expected[start : start + n]
+    # The FIPS 180-4 example, as a check that does not depend on hashlib, in every lane.
     abc = bytes.fromhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-    assert chain.native.sha256_pair(b"abc", b"") == (
-        abc,
-        bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-    )
+    empty = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    assert chain.native.sha256_many([b"abc", b""] * 9) == [abc, empty] * 9
+
+
+def test_the_fastest_engine_this_cpu_has_is_the_one_in_use() -> None:
+    assert chain.native.ENGINES[0] == chain.native.ENGINE
+    assert chain.native.ENGINES[-1] == "openssl"
+    with pytest.raises(ValueError, match="avx512, sha-ni or openssl"):
+        chain.native.use_engine("md5")
 
 
 def _interleaved_chains(n: int, chains: int) -> dict[str, list[object]]:
@@ -81,13 +94,14 @@ def _check(rows: dict[str, list[object]], chains: int, native: bool) -> tuple[li
     return (*found, [s.seq for s in states], [s.head for s in states])  # type: ignore[return-value]
 
 
-@pytest.mark.parametrize("n", [1, 2, 1_001])
-def test_the_paired_link_check_finds_what_the_python_check_finds(n: int) -> None:
+@pytest.mark.parametrize("n", [1, 2, 17, 1_001])
+def test_the_grouped_link_check_finds_what_the_python_check_finds(n: int) -> None:
     rows = _interleaved_chains(n, chains=3)
     assert _check(rows, 3, native=True)[:2] == ([], [])
-    # Damage rows at both places of a pair, the last (unpaired) row, neighbours, stored
-    # hashes of the wrong length (a link that cannot be computed), a seq out of order.
-    for i in {0, 1, n // 2, n // 2 + 1, n - 1} & set(range(n)):
+    # Damage rows at both places of a pair, the last row, neighbours, rows on both sides of
+    # a group of 256, stored hashes of the wrong length (a link that cannot be computed, so
+    # the group has fewer messages than rows), a seq out of order.
+    for i in {0, 1, n // 2, n // 2 + 1, 255, 256, 257, n - 1} & set(range(n)):
         rows["link"][i] = bytes(32)
     if n > 5:
         rows["leaf"][3] = b"\x02" * 33
