@@ -153,3 +153,31 @@ def test_integers_at_every_digit_count_encode_as_in_python() -> None:
     assert chain.native.leaf_hashes([chain.column_spec(column)], len(values)) == b"".join(
         hashlib.sha256(b"\x00" + encode_value(v)).digest() for v in values
     )
+
+
+def test_text_of_every_length_up_to_1100_encodes_as_in_python() -> None:
+    """Lengths below 1,000 take their netstring header from a table and strings up to 256
+    bytes are copied inline: every such length, and neighbouring rows that end in a text
+    cell (the header is written 4 bytes at a time, past a short cell's end), must come out
+    as ledger.chain writes them."""
+    rnd = random.Random(3)
+    values: list[str | None] = ["", "a", "", ""]
+    for length in range(1_101):
+        values += [
+            "x" * length,
+            "",
+            "é" * (length % 40),
+            None,
+            "".join(rnd.choices("ab:,", k=length)),
+        ]
+    column = pa.array(values, pa.string())
+    # Alone, so every row ends in this cell, and before another column, as in a ledger row.
+    assert chain.native.leaf_hashes([chain.column_spec(column)], len(values)) == b"".join(
+        hashlib.sha256(b"\x00" + encode_value(v)).digest() for v in values
+    )
+    lists = pa.array([[v, v] if v is not None else None for v in values], pa.list_(pa.string()))
+    specs = [chain.column_spec(column), chain.column_spec(lists)]
+    assert chain.native.leaf_hashes(specs, len(values)) == b"".join(
+        hashlib.sha256(b"\x00" + encode_value(v) + encode_value(w)).digest()
+        for v, w in zip(values, lists.to_pylist(), strict=True)
+    )
