@@ -639,15 +639,21 @@ static inline void copy_bytes(uint8_t *dst, const uint8_t *src, size_t len) {
     }
 }
 
-/* A netstring; may write a byte past its end (see ROW_SLACK). */
-static inline uint8_t *write_netstring(uint8_t *dst, const uint8_t *data, size_t len) {
+/* A netstring's header, "len:"; for a length below SHORT_LEN it writes 4 bytes, up to two
+ * past the header, which the content and the closing ',' then overwrite but for an empty
+ * one (see ROW_SLACK). */
+static inline uint8_t *write_head(uint8_t *dst, size_t len) {
     if (len < SHORT_LEN) {
         memcpy(dst, &HEAD[len], 4);
-        dst += HEAD_LEN[len];
-    } else {
-        dst += decimal(dst, (int64_t)len);
-        *dst++ = ':';
+        return dst + HEAD_LEN[len];
     }
+    dst += decimal(dst, (int64_t)len);
+    *dst++ = ':';
+    return dst;
+}
+
+static inline uint8_t *write_netstring(uint8_t *dst, const uint8_t *data, size_t len) {
+    dst = write_head(dst, len);
     copy_bytes(dst, data, len);
     dst += len;
     *dst++ = ',';
@@ -657,8 +663,7 @@ static inline uint8_t *write_netstring(uint8_t *dst, const uint8_t *data, size_t
 /* An integer's netstring, its digits written in place. */
 static inline uint8_t *write_int(uint8_t *dst, int64_t v) {
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    dst += decimal(dst, (int64_t)(digit_count(u) + (v < 0)));
-    *dst++ = ':';
+    dst = write_head(dst, digit_count(u) + (v < 0));
     dst += decimal(dst, v);
     *dst++ = ',';
     return dst;
@@ -685,8 +690,7 @@ static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
     case K_LIST: {
         const int32_t *loff = (const int32_t *)c->ptr[1];
         const int32_t *coff = (const int32_t *)c->ptr[3];
-        dst += decimal(dst, (int64_t)list_inner_size(c, i));
-        *dst++ = ':';
+        dst = write_head(dst, list_inner_size(c, i));
         for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
             if (valid(c->ptr[2], j)) {
                 dst = write_netstring(dst, c->ptr[4] + coff[j], (size_t)(coff[j + 1] - coff[j]));
@@ -703,8 +707,6 @@ static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
     return dst;
 }
 
-/* One column's cells for rows first .. first + m - 1: the common case (text without
- * nulls) in a loop of its own, every other case cell by cell. */
 static int plain_list(const Column *c) { return c->kind == K_LIST && !c->ptr[0] && !c->ptr[2]; }
 
 /* A list cell's content when neither the list nor its items have nulls. */
@@ -714,6 +716,9 @@ static inline size_t plain_list_inner(const int32_t *loff, const int32_t *coff, 
     return inner;
 }
 
+/* One column's cells for rows first .. first + m - 1, sized (add_sizes) or written
+ * (write_cells): the common cases (text, integers and times without nulls, lists without
+ * nulls) in loops of their own, every other case cell by cell. */
 static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *size) {
     if (c->kind == K_TEXT && c->ptr[0] == NULL) {
         const int32_t *off = (const int32_t *)c->ptr[1] + first;
@@ -749,8 +754,7 @@ static void write_cells(const Column *c, Py_ssize_t first, Py_ssize_t m, uint8_t
         const uint8_t *data = c->ptr[4];
         for (Py_ssize_t r = 0; r < m; r++) {
             uint8_t *dst = cursor[r];
-            dst += decimal(dst, (int64_t)plain_list_inner(loff, coff, first + r));
-            *dst++ = ':';
+            dst = write_head(dst, plain_list_inner(loff, coff, first + r));
             for (int32_t j = loff[first + r]; j < loff[first + r + 1]; j++)
                 dst = write_netstring(dst, data + coff[j], (size_t)(coff[j + 1] - coff[j]));
             *dst++ = ',';
@@ -1353,26 +1357,24 @@ PyMODINIT_FUNC PyInit__leafhash(void) {
 #ifdef X16_BUILT
     detect_avx512();
 #endif
-    for (int e = ENGINE_AVX512; e >= ENGINE_OPENSSL; e--)
-        if (engine_available(e)) {
-            engine = e;
-            break;
-        }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    /* The engines this CPU has, fastest first, and the one in use (for tests, figures). */
+    /* The engines this CPU has, fastest first; the first is the one in use (for tests,
+     * figures). */
     PyObject *available = PyList_New(0), *engines = NULL;
     for (int e = ENGINE_AVX512; available != NULL && e >= ENGINE_OPENSSL; e--) {
         if (!engine_available(e)) continue;
+        if (PyList_GET_SIZE(available) == 0) engine = e;
         PyObject *name = PyUnicode_FromString(ENGINE_NAMES[e]);
         if (name == NULL || PyList_Append(available, name) < 0) Py_CLEAR(available);
         Py_XDECREF(name);
     }
     if (available != NULL) engines = PyList_AsTuple(available);
     Py_XDECREF(available);
-    if (engines == NULL || PyModule_AddObject(m, "ENGINES", engines) < 0 ||
-        PyModule_AddStringConstant(m, "ENGINE", ENGINE_NAMES[engine]) < 0) {
-        Py_XDECREF(engines);
+    int failed = engines == NULL || PyModule_AddObjectRef(m, "ENGINES", engines) < 0 ||
+                 PyModule_AddStringConstant(m, "ENGINE", ENGINE_NAMES[engine]) < 0;
+    Py_XDECREF(engines);
+    if (failed) {
         Py_DECREF(m);
         return NULL;
     }
