@@ -8,7 +8,8 @@ setting up a shared key's padded blocks once. Without the helper, ``hmac.digest`
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 from ledger.chain import native
 
@@ -20,18 +21,18 @@ def hmac_sha256_many(
 ) -> list[bytes]:
     """``hmac.digest(key, message, "sha256")`` for each item. Either argument is one bytes
     value used for every item, or a sequence; two sequences pair up item by item."""
-    if isinstance(keys, bytes):
-        if isinstance(messages, bytes):
-            raise TypeError("give a sequence of keys or a sequence of messages")
-        if _native_hmac is not None:
-            return list(_native_hmac(keys, list(messages)))
-        return [hmac.digest(keys, m, "sha256") for m in messages]
-    if isinstance(messages, bytes):
-        if _native_hmac is not None:
-            return list(_native_hmac(list(keys), messages))
-        return [hmac.digest(k, messages, "sha256") for k in keys]
-    if len(keys) != len(messages):
+    one_key, one_message = isinstance(keys, bytes), isinstance(messages, bytes)
+    if one_key and one_message:
+        raise TypeError("give a sequence of keys or a sequence of messages")
+    if not one_key and not one_message and len(keys) != len(messages):
         raise ValueError(f"{len(keys)} keys for {len(messages)} messages")
     if _native_hmac is not None:
-        return list(_native_hmac(list(keys), list(messages)))
-    return [hmac.digest(k, m, "sha256") for k, m in zip(keys, messages, strict=True)]
+        return list(
+            _native_hmac(
+                keys if one_key else list(keys), messages if one_message else list(messages)
+            )
+        )
+    each_key: Iterable[bytes] = repeat(keys) if isinstance(keys, bytes) else keys
+    each_message: Iterable[bytes] = repeat(messages) if isinstance(messages, bytes) else messages
+    # One side may repeat without end; two sequences' lengths were checked above.
+    return [hmac.digest(k, m, "sha256") for k, m in zip(each_key, each_message, strict=False)]

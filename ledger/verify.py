@@ -5,12 +5,13 @@ How it stays fast on a large ledger: one streaming scan reads the rows in the or
 were appended (which is sequence order within each chain, as the consumer appends them)
 and, per Arrow batch, recomputes the leaves and checks links, sequence numbers and offset
 order with the native helper ``ledger._leafhash`` (the encoding of :mod:`ledger.chain`,
-SHA-256 two messages at a time with the CPU's SHA extensions, else OpenSSL's, the GIL
-released), while a second thread keeps DuckDB reading the next batch. Without the helper
-the same checks run in pure Python, slower. Only a chain in which something is wrong is
-read again, in sequence order, to say precisely what: a row altered, deleted, inserted, or
-rows reordered. Checkpoints are then checked against the chains (truncated below a
-checkpoint, rewritten since one, bad signature) and the offsets accounted for.
+SHA-256 of many rows at once with the fastest engine the CPU has: AVX-512, SHA-NI or
+OpenSSL; the GIL released), while a second thread keeps DuckDB reading the next batch.
+Without the helper the same checks run in pure Python, slower. Only a chain in which
+something is wrong is read again, in sequence order, to say precisely what: a row altered,
+deleted, inserted, or rows reordered. Checkpoints are then checked against the chains
+(truncated below a checkpoint, rewritten since one, bad signature) and the offsets
+accounted for.
 
 Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reordered``,
 ``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
