@@ -18,12 +18,9 @@
  *                                  number of milliseconds as DuckDB's epoch_ms gives it
  *                                  (rounded half away from zero; tests hold the two equal)
  */
-#define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED
-#include <Python.h>
+#include "_leafhash.h"
 #include <openssl/md5.h>
-#include <openssl/sha.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -380,21 +377,6 @@ static void sha256_many(const uint8_t *const *msgs, const size_t *lens, size_t n
     for (; i < n; i++) sha256(msgs[i], lens[i], outs + SHA256_DIGEST_LENGTH * i);
 }
 
-enum { K_TEXT = 1, K_INT = 2, K_BOOL = 3, K_LIST = 4, K_MS = 5 };
-#define MAX_BUFS 5
-
-typedef struct {
-    int kind;
-    Py_buffer views[MAX_BUFS];
-    int held[MAX_BUFS];
-    const uint8_t *ptr[MAX_BUFS];
-    Py_ssize_t len[MAX_BUFS];
-} Column;
-
-static int valid(const uint8_t *bitmap, Py_ssize_t i) {
-    return bitmap == NULL || ((bitmap[i >> 3] >> (i & 7)) & 1);
-}
-
 static void release_columns(Column *cols, Py_ssize_t n) {
     for (Py_ssize_t c = 0; c < n; c++)
         for (int b = 0; b < MAX_BUFS; b++)
@@ -558,13 +540,63 @@ static inline size_t netstring_size(size_t len) {
     return len < SHORT_LEN ? HEAD_LEN[len] + len + 1 : digit_count(len) + len + 2;
 }
 
+/* A DuckDB string_t's bytes and length. */
+static inline const uint8_t *view_at(const uint8_t *views, int64_t i, size_t *len) {
+    const uint8_t *v = views + 16 * i;
+    uint32_t n;
+    memcpy(&n, v, 4);
+    *len = n;
+    if (n <= 12) return v + 4;
+    const uint8_t *data;
+    memcpy(&data, v + 8, sizeof data);
+    return data;
+}
+
+/* The cells of either layout, one accessor each: a text's bytes, a list's item range and
+ * an item's bytes, a boolean. */
+static inline const uint8_t *text_at(const Column *c, Py_ssize_t i, size_t *len) {
+    if (c->kind == K_VTEXT) return view_at(c->ptr[1], i, len);
+    const int32_t *off = (const int32_t *)c->ptr[1];
+    *len = (size_t)(off[i + 1] - off[i]);
+    return c->ptr[2] + off[i];
+}
+
+static inline void list_span(const Column *c, Py_ssize_t i, int64_t *first, int64_t *end) {
+    if (c->kind == K_VLIST) {
+        const uint64_t *entry = (const uint64_t *)c->ptr[1] + 2 * i;
+        *first = (int64_t)entry[0];
+        *end = (int64_t)(entry[0] + entry[1]);
+        return;
+    }
+    const int32_t *loff = (const int32_t *)c->ptr[1];
+    *first = loff[i];
+    *end = loff[i + 1];
+}
+
+static inline const uint8_t *item_at(const Column *c, int64_t j, size_t *len) {
+    if (c->kind == K_VLIST) return view_at(c->ptr[3], j, len);
+    const int32_t *coff = (const int32_t *)c->ptr[3];
+    *len = (size_t)(coff[j + 1] - coff[j]);
+    return c->ptr[4] + coff[j];
+}
+
+static inline int bool_at(const Column *c, Py_ssize_t i) {
+    return c->kind == K_VBOOL ? c->ptr[1][i] != 0 : (c->ptr[1][i >> 3] >> (i & 7)) & 1;
+}
+
 /* The byte length of a list cell's content: its items' netstrings (or N, for a null). */
 static size_t list_inner_size(const Column *c, Py_ssize_t i) {
-    const int32_t *loff = (const int32_t *)c->ptr[1];
-    const int32_t *coff = (const int32_t *)c->ptr[3];
-    size_t inner = 0;
-    for (int32_t j = loff[i]; j < loff[i + 1]; j++)
-        inner += valid(c->ptr[2], j) ? netstring_size((size_t)(coff[j + 1] - coff[j])) : 2;
+    int64_t first, end;
+    list_span(c, i, &first, &end);
+    size_t inner = 0, len;
+    for (int64_t j = first; j < end; j++) {
+        if (valid(c->ptr[2], j)) {
+            item_at(c, j, &len);
+            inner += netstring_size(len);
+        } else {
+            inner += 2;
+        }
+    }
     return inner;
 }
 
@@ -585,20 +617,27 @@ static inline size_t int_netstring_size(int64_t v) {
     return netstring_size(digit_count(u) + (v < 0));
 }
 
+#define UUID_TEXT 36 /* 8-4-4-4-12 lower-case hexadecimal digits */
+
 static size_t cell_size(const Column *c, Py_ssize_t i) {
     if (!valid(c->ptr[0], i)) return 2; /* N, */
+    size_t len;
     switch (c->kind) {
-    case K_TEXT: {
-        const int32_t *off = (const int32_t *)c->ptr[1];
-        return netstring_size((size_t)(off[i + 1] - off[i]));
-    }
+    case K_TEXT:
+    case K_VTEXT:
+        text_at(c, i, &len);
+        return netstring_size(len);
     case K_INT:
     case K_MS:
         return int_netstring_size(int_at(c, i));
     case K_BOOL:
-        return ((c->ptr[1][i >> 3] >> (i & 7)) & 1) ? 7 : 8; /* 4:true, 5:false, */
+    case K_VBOOL:
+        return bool_at(c, i) ? 7 : 8; /* 4:true, 5:false, */
     case K_LIST:
+    case K_VLIST:
         return netstring_size(list_inner_size(c, i));
+    case K_UUID:
+        return netstring_size(UUID_TEXT);
     }
     return 0;
 }
@@ -669,6 +708,44 @@ static inline uint8_t *write_int(uint8_t *dst, int64_t v) {
     return dst;
 }
 
+/* A UUID as DuckDB prints it: the 16-byte integer with its top bit flipped back, big endian,
+ * as 8-4-4-4-12 lower-case hexadecimal digits. */
+static uint8_t *write_uuid(uint8_t *dst, const uint8_t *value) {
+    static const char DIGITS[] = "0123456789abcdef";
+    uint64_t lower, upper;
+    memcpy(&lower, value, 8);
+    memcpy(&upper, value + 8, 8);
+    upper ^= (uint64_t)1 << 63;
+    dst = write_head(dst, UUID_TEXT);
+    for (int nibble = 0, out = 0; nibble < 32; nibble++) {
+        if (nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20) dst[out++] = '-';
+        uint64_t half = nibble < 16 ? upper : lower;
+        dst[out++] = (uint8_t)DIGITS[(half >> (60 - 4 * (nibble & 15))) & 15];
+    }
+    dst += UUID_TEXT;
+    *dst++ = ',';
+    return dst;
+}
+
+static uint8_t *write_list(uint8_t *dst, const Column *c, Py_ssize_t i, size_t inner) {
+    int64_t first, end;
+    list_span(c, i, &first, &end);
+    dst = write_head(dst, inner);
+    for (int64_t j = first; j < end; j++) {
+        if (valid(c->ptr[2], j)) {
+            size_t len;
+            const uint8_t *item = item_at(c, j, &len);
+            dst = write_netstring(dst, item, len);
+        } else {
+            dst[0] = 'N';
+            dst[1] = ',';
+            dst += 2;
+        }
+    }
+    *dst++ = ',';
+    return dst;
+}
+
 static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
     if (!valid(c->ptr[0], i)) {
         dst[0] = 'N';
@@ -676,43 +753,41 @@ static uint8_t *write_cell(uint8_t *dst, const Column *c, Py_ssize_t i) {
         return dst + 2;
     }
     switch (c->kind) {
-    case K_TEXT: {
-        const int32_t *off = (const int32_t *)c->ptr[1];
-        return write_netstring(dst, c->ptr[2] + off[i], (size_t)(off[i + 1] - off[i]));
+    case K_TEXT:
+    case K_VTEXT: {
+        size_t len;
+        const uint8_t *text = text_at(c, i, &len);
+        return write_netstring(dst, text, len);
     }
     case K_INT:
     case K_MS:
         return write_int(dst, int_at(c, i));
     case K_BOOL:
-        return ((c->ptr[1][i >> 3] >> (i & 7)) & 1)
-                   ? write_netstring(dst, (const uint8_t *)"true", 4)
-                   : write_netstring(dst, (const uint8_t *)"false", 5);
-    case K_LIST: {
-        const int32_t *loff = (const int32_t *)c->ptr[1];
-        const int32_t *coff = (const int32_t *)c->ptr[3];
-        dst = write_head(dst, list_inner_size(c, i));
-        for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
-            if (valid(c->ptr[2], j)) {
-                dst = write_netstring(dst, c->ptr[4] + coff[j], (size_t)(coff[j + 1] - coff[j]));
-            } else {
-                dst[0] = 'N';
-                dst[1] = ',';
-                dst += 2;
-            }
-        }
-        *dst++ = ',';
-        return dst;
-    }
+    case K_VBOOL:
+        return bool_at(c, i) ? write_netstring(dst, (const uint8_t *)"true", 4)
+                             : write_netstring(dst, (const uint8_t *)"false", 5);
+    case K_LIST:
+    case K_VLIST:
+        return write_list(dst, c, i, list_inner_size(c, i));
+    case K_UUID:
+        return write_uuid(dst, c->ptr[1] + 16 * i);
     }
     return dst;
 }
 
-static int plain_list(const Column *c) { return c->kind == K_LIST && !c->ptr[0] && !c->ptr[2]; }
+static int is_text(const Column *c) { return c->kind == K_TEXT || c->kind == K_VTEXT; }
+static int is_list(const Column *c) { return c->kind == K_LIST || c->kind == K_VLIST; }
+static int plain_list(const Column *c) { return is_list(c) && !c->ptr[0] && !c->ptr[2]; }
 
 /* A list cell's content when neither the list nor its items have nulls. */
-static inline size_t plain_list_inner(const int32_t *loff, const int32_t *coff, Py_ssize_t i) {
-    size_t inner = 0;
-    for (int32_t j = loff[i]; j < loff[i + 1]; j++) inner += netstring_size((size_t)(coff[j + 1] - coff[j]));
+static inline size_t plain_list_inner(const Column *c, Py_ssize_t i) {
+    int64_t first, end;
+    list_span(c, i, &first, &end);
+    size_t inner = 0, len;
+    for (int64_t j = first; j < end; j++) {
+        item_at(c, j, &len);
+        inner += netstring_size(len);
+    }
     return inner;
 }
 
@@ -720,9 +795,12 @@ static inline size_t plain_list_inner(const int32_t *loff, const int32_t *coff, 
  * (write_cells): the common cases (text, integers and times without nulls, lists without
  * nulls) in loops of their own, every other case cell by cell. */
 static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *size) {
-    if (c->kind == K_TEXT && c->ptr[0] == NULL) {
-        const int32_t *off = (const int32_t *)c->ptr[1] + first;
-        for (Py_ssize_t r = 0; r < m; r++) size[r] += netstring_size((size_t)(off[r + 1] - off[r]));
+    size_t len;
+    if (is_text(c) && c->ptr[0] == NULL) {
+        for (Py_ssize_t r = 0; r < m; r++) {
+            text_at(c, first + r, &len);
+            size[r] += netstring_size(len);
+        }
         return;
     }
     if ((c->kind == K_INT || c->kind == K_MS) && c->ptr[0] == NULL) {
@@ -730,19 +808,19 @@ static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *s
         return;
     }
     if (plain_list(c)) {
-        const int32_t *loff = (const int32_t *)c->ptr[1], *coff = (const int32_t *)c->ptr[3];
-        for (Py_ssize_t r = 0; r < m; r++) size[r] += netstring_size(plain_list_inner(loff, coff, first + r));
+        for (Py_ssize_t r = 0; r < m; r++) size[r] += netstring_size(plain_list_inner(c, first + r));
         return;
     }
     for (Py_ssize_t r = 0; r < m; r++) size[r] += cell_size(c, first + r);
 }
 
 static void write_cells(const Column *c, Py_ssize_t first, Py_ssize_t m, uint8_t **cursor) {
-    if (c->kind == K_TEXT && c->ptr[0] == NULL) {
-        const int32_t *off = (const int32_t *)c->ptr[1] + first;
-        const uint8_t *data = c->ptr[2];
-        for (Py_ssize_t r = 0; r < m; r++)
-            cursor[r] = write_netstring(cursor[r], data + off[r], (size_t)(off[r + 1] - off[r]));
+    size_t len;
+    if (is_text(c) && c->ptr[0] == NULL) {
+        for (Py_ssize_t r = 0; r < m; r++) {
+            const uint8_t *text = text_at(c, first + r, &len);
+            cursor[r] = write_netstring(cursor[r], text, len);
+        }
         return;
     }
     if ((c->kind == K_INT || c->kind == K_MS) && c->ptr[0] == NULL) {
@@ -750,16 +828,8 @@ static void write_cells(const Column *c, Py_ssize_t first, Py_ssize_t m, uint8_t
         return;
     }
     if (plain_list(c)) {
-        const int32_t *loff = (const int32_t *)c->ptr[1], *coff = (const int32_t *)c->ptr[3];
-        const uint8_t *data = c->ptr[4];
-        for (Py_ssize_t r = 0; r < m; r++) {
-            uint8_t *dst = cursor[r];
-            dst = write_head(dst, plain_list_inner(loff, coff, first + r));
-            for (int32_t j = loff[first + r]; j < loff[first + r + 1]; j++)
-                dst = write_netstring(dst, data + coff[j], (size_t)(coff[j + 1] - coff[j]));
-            *dst++ = ',';
-            cursor[r] = dst;
-        }
+        for (Py_ssize_t r = 0; r < m; r++)
+            cursor[r] = write_list(cursor[r], c, first + r, plain_list_inner(c, first + r));
         return;
     }
     for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_cell(cursor[r], c, first + r);
@@ -767,7 +837,7 @@ static void write_cells(const Column *c, Py_ssize_t first, Py_ssize_t m, uint8_t
 
 /* Leaf hashes of rows start .. stop - 1 into digests (32 bytes each, the first for row
  * start); 0 on success, -1 when out of memory. Needs no GIL. */
-static int hash_rows(const Column *cols, Py_ssize_t k, Py_ssize_t start, Py_ssize_t stop,
+int hash_rows(const Column *cols, Py_ssize_t k, Py_ssize_t start, Py_ssize_t stop,
                      uint8_t *digests) {
     size_t size[CHUNK], place[CHUNK];
     uint8_t *cursor[CHUNK];
@@ -911,11 +981,14 @@ static PyObject *link_hashes(PyObject *Py_UNUSED(self), PyObject *args) {
     return result;
 }
 
-static int hash_at(const Column *c, Py_ssize_t i, const uint8_t **out) {
-    const int32_t *off = (const int32_t *)c->ptr[1];
-    if (!valid(c->ptr[0], i) || off[i + 1] - off[i] != SHA256_DIGEST_LENGTH) return 0;
-    *out = c->ptr[2] + off[i];
-    return 1;
+/* A stored hash: a non-null cell of 32 bytes. */
+const uint8_t *text_of(const Column *c, Py_ssize_t i, size_t *len) { return text_at(c, i, len); }
+
+int hash_at(const Column *c, Py_ssize_t i, const uint8_t **out) {
+    size_t len;
+    if (!valid(c->ptr[0], i)) return 0;
+    *out = text_at(c, i, &len);
+    return len == SHA256_DIGEST_LENGTH;
 }
 
 static PyObject *index_list(const Py_ssize_t *items, Py_ssize_t n) {
@@ -975,10 +1048,65 @@ static PyObject *leaf_mismatches(PyObject *Py_UNUSED(self), PyObject *args) {
     return result;
 }
 
-/* State of one chain between calls: last seq, last offset, last stored chain hash. */
-#define SLOT (8 + 8 + SHA256_DIGEST_LENGTH)
 /* Rows whose links are hashed together. */
 #define LINK_GROUP 256
+
+/* Order and links of rows 0 .. n - 1, each of chain codes[i], whose state (a SLOT: int64
+ * seq, int64 offset, 32-byte stored chain hash) is read before its first row and left after
+ * its last; appends the rows out of order to bad_order and those whose link fails to
+ * bad_link (each with room for n). Needs no GIL. */
+void check_links(Py_ssize_t n, const int32_t *codes, const Column *seq, const Column *off,
+                 const Column *leaves, const Column *chains, uint8_t *state, Py_ssize_t *bad_link,
+                 Py_ssize_t *nlink, Py_ssize_t *bad_order, Py_ssize_t *norder) {
+    const int64_t *seqs = (const int64_t *)seq->ptr[1];
+    const int64_t *offs = (const int64_t *)off->ptr[1];
+    /* Each row's link input (0x01, the previous row's stored chain hash, its stored leaf)
+     * needs only stored values, so a group of rows' inputs are built first and then hashed
+     * together. */
+    uint8_t block[LINK_GROUP][1 + 2 * SHA256_DIGEST_LENGTH], digest[LINK_GROUP][SHA256_DIGEST_LENGTH];
+    const uint8_t *message[LINK_GROUP];
+    const uint8_t *stored[LINK_GROUP]; /* a row's stored chain hash, if usable */
+    size_t length[LINK_GROUP];
+    for (Py_ssize_t first = 0; first < n; first += LINK_GROUP) {
+        Py_ssize_t count = n - first < LINK_GROUP ? n - first : LINK_GROUP;
+        size_t m = 0;
+        for (Py_ssize_t j = 0; j < count; j++) {
+            Py_ssize_t i = first + j;
+            uint8_t *slot = state + (Py_ssize_t)codes[i] * SLOT;
+            int64_t last_seq, last_off;
+            memcpy(&last_seq, slot, 8);
+            memcpy(&last_off, slot + 8, 8);
+            int64_t s = valid(seq->ptr[0], i) ? seqs[i] : INT64_MIN;
+            int64_t o = valid(off->ptr[0], i) ? offs[i] : INT64_MIN;
+            if (s == INT64_MIN || o == INT64_MIN || s != last_seq + 1 || o <= last_off)
+                bad_order[(*norder)++] = i;
+            const uint8_t *leaf = NULL, *chain = NULL;
+            stored[j] = NULL;
+            if (hash_at(leaves, i, &leaf) && hash_at(chains, i, &chain)) {
+                uint8_t *input = block[m];
+                input[0] = 0x01;
+                memcpy(input + 1, slot + 16, SHA256_DIGEST_LENGTH);
+                memcpy(input + 1 + SHA256_DIGEST_LENGTH, leaf, SHA256_DIGEST_LENGTH);
+                memcpy(slot + 16, chain, SHA256_DIGEST_LENGTH);
+                message[m] = input;
+                length[m++] = sizeof block[0];
+                stored[j] = chain;
+            } else {
+                memset(slot + 16, 0xff, SHA256_DIGEST_LENGTH);
+            }
+            memcpy(slot, &s, 8);
+            memcpy(slot + 8, &o, 8);
+        }
+        sha256_many(message, length, m, digest[0]);
+        for (Py_ssize_t j = 0, k = 0; j < count; j++) {
+            if (stored[j] == NULL) { /* no link to compute: a hash of the wrong length */
+                bad_link[(*nlink)++] = first + j;
+                continue;
+            }
+            if (memcmp(digest[k++], stored[j], SHA256_DIGEST_LENGTH) != 0) bad_link[(*nlink)++] = first + j;
+        }
+    }
+}
 
 /* link_check(n, codes, seq, offset, stored_leaf, stored_chain, states) -> (link_bad, order_bad)
  *
@@ -1032,55 +1160,8 @@ static PyObject *link_check(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t nlink = 0, norder = 0;
     if (bad_link && bad_order) {
         Py_BEGIN_ALLOW_THREADS
-        uint8_t *state = (uint8_t *)states.buf;
-        const int64_t *seqs = (const int64_t *)cols[1].ptr[1];
-        const int64_t *offs = (const int64_t *)cols[2].ptr[1];
-        /* Each row's link input (0x01, the previous row's stored chain hash, its stored
-         * leaf) needs only stored values, so a group of rows' inputs are built first and then
-         * hashed together. */
-        uint8_t block[LINK_GROUP][1 + 2 * SHA256_DIGEST_LENGTH], digest[LINK_GROUP][SHA256_DIGEST_LENGTH];
-        const uint8_t *message[LINK_GROUP];
-        const uint8_t *stored[LINK_GROUP]; /* a row's stored chain hash, if usable */
-        size_t length[LINK_GROUP];
-        for (Py_ssize_t first = 0; first < n; first += LINK_GROUP) {
-            Py_ssize_t count = n - first < LINK_GROUP ? n - first : LINK_GROUP;
-            size_t m = 0;
-            for (Py_ssize_t j = 0; j < count; j++) {
-                Py_ssize_t i = first + j;
-                uint8_t *slot = state + (Py_ssize_t)codes[i] * SLOT;
-                int64_t last_seq, last_off;
-                memcpy(&last_seq, slot, 8);
-                memcpy(&last_off, slot + 8, 8);
-                int64_t s = valid(cols[1].ptr[0], i) ? seqs[i] : INT64_MIN;
-                int64_t o = valid(cols[2].ptr[0], i) ? offs[i] : INT64_MIN;
-                if (s == INT64_MIN || o == INT64_MIN || s != last_seq + 1 || o <= last_off)
-                    bad_order[norder++] = i;
-                const uint8_t *leaf = NULL, *chain = NULL;
-                stored[j] = NULL;
-                if (hash_at(&cols[3], i, &leaf) && hash_at(&cols[4], i, &chain)) {
-                    uint8_t *input = block[m];
-                    input[0] = 0x01;
-                    memcpy(input + 1, slot + 16, SHA256_DIGEST_LENGTH);
-                    memcpy(input + 1 + SHA256_DIGEST_LENGTH, leaf, SHA256_DIGEST_LENGTH);
-                    memcpy(slot + 16, chain, SHA256_DIGEST_LENGTH);
-                    message[m] = input;
-                    length[m++] = sizeof block[0];
-                    stored[j] = chain;
-                } else {
-                    memset(slot + 16, 0xff, SHA256_DIGEST_LENGTH);
-                }
-                memcpy(slot, &s, 8);
-                memcpy(slot + 8, &o, 8);
-            }
-            sha256_many(message, length, m, digest[0]);
-            for (Py_ssize_t j = 0, k = 0; j < count; j++) {
-                if (stored[j] == NULL) { /* no link to compute: a hash of the wrong length */
-                    bad_link[nlink++] = first + j;
-                    continue;
-                }
-                if (memcmp(digest[k++], stored[j], SHA256_DIGEST_LENGTH) != 0) bad_link[nlink++] = first + j;
-            }
-        }
+        check_links(n, (const int32_t *)cols[0].ptr[1], &cols[1], &cols[2], &cols[3], &cols[4],
+                    (uint8_t *)states.buf, bad_link, &nlink, bad_order, &norder);
         Py_END_ALLOW_THREADS
     }
     release_columns(cols, 5);
@@ -1139,6 +1220,30 @@ static uint64_t subject_key_of(const uint8_t *p, size_t len) {
     return v;
 }
 
+/* Whether row i's stored subject_key (uint64, ks) and ccpa_mask (int64, ms) are what its
+ * pseudonym (text, ps) and CCPA letters (list, ls) give. */
+int derived_ok(const Column *ps, const Column *ls, const Column *ks, const Column *ms, Py_ssize_t i) {
+    const uint64_t *keys = (const uint64_t *)ks->ptr[1];
+    const int64_t *masks = (const int64_t *)ms->ptr[1];
+    if (!valid(ps->ptr[0], i)) {
+        if (valid(ks->ptr[0], i)) return 0;
+    } else {
+        size_t len;
+        const uint8_t *pseudonym = text_at(ps, i, &len);
+        if (!valid(ks->ptr[0], i) || keys[i] != subject_key_of(pseudonym, len)) return 0;
+    }
+    if (!valid(ls->ptr[0], i)) return !valid(ms->ptr[0], i);
+    int64_t mask = 0, first, end;
+    list_span(ls, i, &first, &end);
+    for (int64_t j = first; j < end; j++) {
+        size_t len = 0;
+        const uint8_t *item = valid(ls->ptr[2], j) ? item_at(ls, j, &len) : NULL;
+        int known = len == 1 && item[0] >= 'A' && item[0] <= 'L';
+        mask |= (int64_t)1 << (known ? item[0] - 'A' : 12);
+    }
+    return valid(ms->ptr[0], i) && masks[i] == mask;
+}
+
 /* derived_mismatches(pseudonyms, letters, keys, masks, n) -> [row index, ...]: rows whose
  * stored subject_key (uint64 buffer) or ccpa_mask (int64) is not what the hashed columns
  * give. */
@@ -1164,34 +1269,8 @@ static PyObject *derived_mismatches(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t nbad = 0;
     if (bad != NULL) {
         Py_BEGIN_ALLOW_THREADS
-        const Column *ps = &cols[0], *ls = &cols[1], *ks = &cols[2], *ms = &cols[3];
-        const int32_t *poff = (const int32_t *)ps->ptr[1];
-        const int32_t *loff = (const int32_t *)ls->ptr[1];
-        const int32_t *coff = (const int32_t *)ls->ptr[3];
-        const uint64_t *keys = (const uint64_t *)ks->ptr[1];
-        const int64_t *masks = (const int64_t *)ms->ptr[1];
         for (Py_ssize_t i = 0; i < n; i++) {
-            int ok = 1;
-            if (!valid(ps->ptr[0], i)) {
-                ok = !valid(ks->ptr[0], i);
-            } else {
-                uint64_t key = subject_key_of(ps->ptr[2] + poff[i], (size_t)(poff[i + 1] - poff[i]));
-                ok = valid(ks->ptr[0], i) && keys[i] == key;
-            }
-            if (ok) {
-                if (!valid(ls->ptr[0], i)) {
-                    ok = !valid(ms->ptr[0], i);
-                } else {
-                    int64_t mask = 0;
-                    for (int32_t j = loff[i]; j < loff[i + 1]; j++) {
-                        const uint8_t *item = ls->ptr[4] + coff[j];
-                        int known = valid(ls->ptr[2], j) && coff[j + 1] - coff[j] == 1 &&
-                                    item[0] >= 'A' && item[0] <= 'L';
-                        mask |= (int64_t)1 << (known ? item[0] - 'A' : 12);
-                    }
-                    ok = valid(ms->ptr[0], i) && masks[i] == mask;
-                }
-            }
+            int ok = derived_ok(&cols[0], &cols[1], &cols[2], &cols[3], i);
             if (!ok) bad[nbad++] = i;
         }
         Py_END_ALLOW_THREADS
@@ -1343,6 +1422,9 @@ static PyMethodDef methods[] = {
     {"leaf_mismatches", leaf_mismatches, METH_VARARGS, "Rows whose leaf differs from the stored one."},
     {"link_check", link_check, METH_VARARGS, "Check order and links of rows of several chains."},
     {"derived_mismatches", derived_mismatches, METH_VARARGS, "Rows whose derived columns disagree."},
+    {"duckscan_open", duckscan_open, METH_VARARGS, "Open a ledger file for verify's scan."},
+    {"duckscan_run", duckscan_run, METH_VARARGS, "Check one range of rows of an open scan."},
+    {"duckscan_close", duckscan_close, METH_O, "Close a scan's ledger file."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,17 +1,25 @@
 """Recompute every leaf and link of every chain, check every checkpoint, account for every
 offset, and report every failure with its chain, sequence and kind.
 
-How it stays fast on a large ledger: one streaming scan reads the rows in the order they
-were appended (which is sequence order within each chain, as the consumer appends them)
-and, per Arrow batch, recomputes the leaves and checks links, sequence numbers and offset
-order with the native helper ``ledger._leafhash`` (the encoding of :mod:`ledger.chain`,
-SHA-256 of many rows at once with the fastest engine the CPU has: AVX-512, SHA-NI or
-OpenSSL; the GIL released), while a second thread keeps DuckDB reading the next batch.
-Without the helper the same checks run in pure Python, slower. Only a chain in which
-something is wrong is read again, in sequence order, to say precisely what: a row altered,
-deleted, inserted, or rows reordered. Checkpoints are then checked against the chains
-(truncated below a checkpoint, rewritten since one, bad signature) and the offsets
-accounted for.
+How it stays fast on a large ledger: one scan reads the rows in the order they were appended
+(which is sequence order within each chain, as the consumer appends them) and recomputes
+the leaves and checks links, sequence numbers and offset order with the native helper
+``ledger._leafhash`` (the encoding of :mod:`ledger.chain`, SHA-256 of many rows at once with
+the fastest engine the CPU has: AVX-512, SHA-NI or OpenSSL; the GIL released).
+
+* On a ledger opened read-only (as ``disclosure-ledger verify`` opens it) the helper checks
+  the rows inside DuckDB's own scan, through DuckDB's C API (``ledger/_duckscan.c``): a
+  second, read-only DuckDB instance of the file calls a function of the helper with each
+  vector of rows, and two workers check consecutive ranges of rows side by side. Chains
+  that cross from one range to the next are linked here.
+* Otherwise, or where that cannot run, rows are exported to Arrow batches, read one batch
+  ahead by a second thread, and checked batch by batch. Without the helper the same checks
+  run in pure Python, slower.
+
+Only a chain in which something is wrong is read again, in sequence order, to say precisely
+what: a row altered, deleted, inserted, or rows reordered. Checkpoints are then checked
+against the chains (truncated below a checkpoint, rewritten since one, bad signature) and
+the offsets accounted for.
 
 Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reordered``,
 ``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
@@ -22,6 +30,7 @@ fast reports disagrees with them).
 
 from __future__ import annotations
 
+import importlib.util
 import queue
 import struct
 import threading
@@ -37,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger.chain import (
     GENESIS,
     LEAF_FIELDS,
+    LEAF_TYPES,
     NATIVE,
     leaf_hash,
     link_hash,
@@ -63,6 +73,11 @@ _NATIVE_READ_AS = {**_READ_AS, "occurred_at_ms": "occurred_at", "ingested_at_ms"
 NATIVE_SELECT = ", ".join(f"{_NATIVE_READ_AS.get(n, n)} AS {n}" for n in LEAF_FIELDS)
 
 _T = TypeVar("_T")
+
+# The scan inside DuckDB: rows a worker checks at a time (four of DuckDB's row groups, so
+# ranges start where groups do), and how many workers check side by side.
+RANGE_ROWS = 4 * 122_880
+DUCK_WORKERS = 2
 
 # Where checkpoint failures are reported, in place of a chain id.
 CHECKPOINTS = "checkpoints"
@@ -112,16 +127,31 @@ def verify_ledger(
     batch_rows: int = 65_536,
     progress: Callable[[int, int], None] | None = None,
     native: bool | None = None,
+    through_duckdb: bool | None = None,
+    range_rows: int = RANGE_ROWS,
 ) -> VerifyResult:
-    """Verify ``ledger``; ``progress(rows_done, rows_total)`` is called after each batch.
+    """Verify ``ledger``; ``progress(rows_done, rows_total)`` is called as rows are checked.
 
     ``checkpoints`` are checked in addition to the ledger's own ``checkpoints`` table;
     signatures are checked when ``public_key`` is given (else a note says they were not).
+    ``native=False`` checks in pure Python. ``through_duckdb`` chooses the scan inside
+    DuckDB (``range_rows`` a range) over the Arrow one (``batch_rows`` a batch); by default
+    it is used where it can run: with the native helper, on a ledger opened read-only.
     """
     result = VerifyResult()
     use_native = NATIVE if native is None else native and NATIVE
-    scan = _Scan(ledger, use_native)
-    scan.run(batch_rows, progress)
+    scan: _Scan | _DuckScan | None = None
+    if _DuckScan.usable(ledger, use_native) if through_duckdb is None else through_duckdb:
+        if not _DuckScan.usable(ledger, use_native):
+            raise LedgerError(
+                "the scan inside DuckDB needs the native helper and a ledger opened read-only"
+            )
+        scan = _DuckScan(ledger, range_rows)
+        if not scan.run(progress):
+            scan = None  # it could not run here: the Arrow scan checks instead
+    if scan is None:
+        scan = _Scan(ledger, use_native)
+        scan.run(batch_rows, progress)
     result.rows = scan.rows
     for chain in sorted(scan.chains):
         state = scan.chains[chain]
@@ -168,15 +198,7 @@ class _Scan:
         self.chains: dict[str, _ChainState] = {}
         self.leaf_bad: dict[str, set[tuple[int, int]]] = {}  # chain -> {(seq, offset)}
         self.pool: ThreadPoolExecutor | None = None
-        # The derived columns (ledger/derived.py) are checked in this scan when the helper
-        # is built and the ledger has them; else check_derived does it in SQL.
-        columns = {
-            str(r[0])
-            for r in ledger.con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'disclosures'"
-            ).fetchall()
-        }
-        self.derived = native and set(DERIVED_COLUMNS) <= columns
+        self.derived = native and _has_derived(ledger)
         self.derived_bad: list[tuple[str, int]] = []
         derived = ", subject_key, ccpa_mask::BIGINT AS ccpa_mask" if self.derived else ""
         # Every row, in the order it was appended; what _batch takes.
@@ -256,6 +278,140 @@ class _Scan:
 
 
 _LINK_COLUMNS = (1, 4, len(LEAF_FIELDS), len(LEAF_FIELDS) + 1)  # seq, offset, leaf, link
+
+
+def _has_derived(ledger: Ledger) -> bool:
+    """Whether the ledger has the derived columns (ledger/derived.py). A scan with the native
+    helper checks them when it has; else check_derived does it in SQL."""
+    columns = {
+        str(r[0])
+        for r in ledger.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'disclosures'"
+        ).fetchall()
+    }
+    return set(DERIVED_COLUMNS) <= columns
+
+
+# The scan inside DuckDB (ledger/_duckscan.c): each leaf field read as the type its encoding
+# reads, and the helper's kind for that type.
+_K_INT, _K_MS, _K_TEXT, _K_LIST, _K_BOOL, _K_UUID = 2, 5, 6, 7, 8, 9
+_DUCK_READ: dict[str, tuple[str, int]] = {
+    "event_id": ("event_id::UUID", _K_UUID),
+    "occurred_at_ms": ("occurred_at::TIMESTAMP", _K_MS),
+    "ingested_at_ms": ("ingested_at::TIMESTAMP", _K_MS),
+}
+for _name, _type in LEAF_TYPES.items():
+    if _name not in _DUCK_READ:
+        _DUCK_READ[_name] = (
+            (f"{_name}::BIGINT", _K_INT)
+            if pa.types.is_int64(_type)
+            else (f"{_name}::BOOLEAN", _K_BOOL)
+            if pa.types.is_boolean(_type)
+            else (f"{_name}::VARCHAR[]", _K_LIST)
+            if pa.types.is_list(_type)
+            else (f"{_name}::VARCHAR", _K_TEXT)
+        )
+_DUCK_STORED = [("leaf_hash::BLOB", _K_TEXT), ("chain_hash::BLOB", _K_TEXT)]
+_DUCK_DERIVED = [("subject_key::UBIGINT", _K_INT), ("ccpa_mask::BIGINT", _K_INT)]
+_DUCK_AT = tuple(
+    LEAF_FIELDS.index(name)
+    for name in ("chain_id", "seq", "kafka_offset", "subject_pseudonym", "ccpa_letters")
+)
+
+
+class _DuckScan:
+    """The checks of :class:`_Scan`, made by the native helper inside DuckDB's scan.
+
+    ``DUCK_WORKERS`` workers check ranges of ``range_rows`` rows (by rowid: storage order)
+    side by side; each range returns its chains' first and last rows, and chains are linked
+    across ranges here, in range order, as :func:`_check_links` links them across batches.
+    """
+
+    @staticmethod
+    def usable(ledger: Ledger, native: bool) -> bool:
+        return native and ledger.read_only and hasattr(_native, "duckscan_open")
+
+    def __init__(self, ledger: Ledger, range_rows: int) -> None:
+        self.ledger = ledger
+        self.range_rows = max(1, range_rows)
+        self.rows = 0
+        self.chains: dict[str, _ChainState] = {}
+        self.leaf_bad: dict[str, set[tuple[int, int]]] = {}
+        self.derived = _has_derived(ledger)
+        self.derived_bad: list[tuple[str, int]] = []
+        read = [_DUCK_READ[name] for name in LEAF_FIELDS] + _DUCK_STORED
+        if self.derived:
+            read += _DUCK_DERIVED
+        self.columns = ", ".join(["rowid", *(sql for sql, _ in read)])
+        self.kinds = [kind for _, kind in read]
+
+    def run(self, progress: Callable[[int, int], None] | None) -> bool:
+        """Check every row; False (and nothing checked) when DuckDB's C API is not there."""
+        con = self.ledger.con
+        total = int(con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])
+        last = con.execute("SELECT max(rowid) FROM disclosures").fetchall()[0][0]
+        ranges = range(0, -1 if last is None else int(last) + 1, self.range_rows)
+        module = importlib.util.find_spec("_duckdb")
+        try:
+            scan = self.ledger.companion(
+                "verify scan",
+                lambda: _native.duckscan_open(
+                    module.origin if module else "_duckdb",
+                    str(self.ledger.path),
+                    DUCK_WORKERS,
+                    self.kinds,
+                    _DUCK_AT,
+                    self.derived,
+                ),
+                _native.duckscan_close,
+            )
+        except RuntimeError:
+            return False
+        free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for worker in range(DUCK_WORKERS):
+            free.put(worker)
+
+        def check(low: int) -> Any:
+            worker = free.get()
+            try:
+                return _native.duckscan_run(
+                    scan,
+                    worker,
+                    f"SELECT count(_ledger_verify_{worker}({self.columns})) FROM disclosures "
+                    f"WHERE rowid >= {low} AND rowid < {low + self.range_rows}",
+                )
+            finally:
+                free.put(worker)
+
+        with ThreadPoolExecutor(DUCK_WORKERS, thread_name_prefix="verify") as pool:
+            for checked in [pool.submit(check, low) for low in ranges]:
+                try:
+                    self._take(checked.result())
+                except RuntimeError as exc:
+                    pool.shutdown(cancel_futures=True)
+                    raise LedgerError(f"cannot read the ledger: {exc}") from exc
+                if progress is not None:
+                    progress(self.rows, total)
+        return True
+
+    def _take(self, checked: tuple[int, list[Any], list[Any], list[Any]]) -> None:
+        """One range's findings, after those of the ranges before it."""
+        rows, chains, bad_leaves, bad_derived = checked
+        self.rows += rows
+        for chain, dirty, (seq, offset, leaf, link), (last_seq, last_offset, head) in chains:
+            state = self.chains.setdefault(chain, _ChainState())
+            linked = (
+                seq == state.seq + 1
+                and offset > state.offset
+                and leaf is not None
+                and link is not None
+                and link_hash(state.head, leaf) == link
+            )
+            state.dirty = state.dirty or dirty or not linked
+            state.seq, state.offset, state.head = last_seq, last_offset, head
+        for chain, seq, offset in bad_leaves:
+            self.leaf_bad.setdefault(chain, set()).add((seq, offset))
+        self.derived_bad += bad_derived
 
 
 def _read_ahead(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:

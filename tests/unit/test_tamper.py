@@ -4,6 +4,8 @@ with the right kind and position; and random single-row edits, every one caught.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import LEAF_SELECT, CheckpointSource, VerifyResult, verify_ledger
 from schemas.codec import EventCodec
+from schemas.errors import LedgerError
 from tests.unit.events import make_event
 
 TOPIC = "t.disclosures"
@@ -38,7 +41,14 @@ CHAIN = f"{TOPIC}/0"
 ROWS = 8
 CODEC = EventCodec()
 SIGNER = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-NATIVE_MODES = [pytest.param(True, id="native"), pytest.param(False, id="python")]
+# The three ways verify scans a ledger: the native helper inside DuckDB's scan (over ranges
+# of 3 rows, so chains cross from one range to the next), the native helper over Arrow
+# batches, and pure Python.
+SCANS: dict[str, dict[str, Any]] = {
+    "duckdb": {"through_duckdb": True, "range_rows": 3},
+    "arrow": {"through_duckdb": False},
+    "python": {"native": False, "through_duckdb": False},
+}
 
 
 def _message(offset: int, partition: int = 0) -> SourceMessage:
@@ -79,7 +89,7 @@ def checkpoint_file(path: Path) -> Path:
     return path.with_name(path.name + ".checkpoints")
 
 
-def run_verify(path: Path, *, native: bool = True, with_file: bool = True) -> VerifyResult:
+def run_verify(path: Path, *, scan: str = "duckdb", with_file: bool = True) -> VerifyResult:
     sources = (
         [CheckpointSource("file", checkpoint_file(path).read_text().splitlines())]
         if with_file
@@ -87,7 +97,7 @@ def run_verify(path: Path, *, native: bool = True, with_file: bool = True) -> Ve
     )
     with Ledger(path, read_only=True) as ledger:
         return verify_ledger(
-            ledger, checkpoints=sources, public_key=SIGNER.public_key(), native=native
+            ledger, checkpoints=sources, public_key=SIGNER.public_key(), **SCANS[scan]
         )
 
 
@@ -133,9 +143,9 @@ def ledger_file(tmp_path: Path, key_store: SubjectKeyStore, reference: Reference
 
 
 # -- the untouched ledger ----------------------------------------------------------------
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_an_untouched_ledger_verifies_with_its_checkpoints(ledger_file: Path, native: bool) -> None:
-    result = run_verify(ledger_file, native=native)
+@pytest.mark.parametrize("scan", SCANS)
+def test_an_untouched_ledger_verifies_with_its_checkpoints(ledger_file: Path, scan: str) -> None:
+    result = run_verify(ledger_file, scan=scan)
     assert result.ok, [str(f) for f in result.failures]
     assert result.rows == ROWS + 2
     assert result.chains[CHAIN][0] == ROWS
@@ -170,9 +180,9 @@ def test_hashes_and_contexts_are_stored_uncompressed(ledger_file: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
+@pytest.mark.parametrize("scan", SCANS)
 def test_a_ledger_whose_hashes_and_contexts_are_compressed_still_verifies(
-    ledger_file: Path, native: bool
+    ledger_file: Path, scan: str
 ) -> None:
     """Ledgers created before the columns were stored plain keep their compression."""
     tamper(
@@ -183,7 +193,7 @@ def test_a_ledger_whose_hashes_and_contexts_are_compressed_still_verifies(
         "SET force_compression = 'dict_fsst'",
     )
     assert _compressions(ledger_file)["context"] != {"Uncompressed"}
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     assert result.ok, [str(f) for f in result.failures]
 
 
@@ -249,9 +259,9 @@ def test_native_leaves_agree_across_chunks_and_lengths(ledger_file: Path) -> Non
     ) == [2_048]
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
+@pytest.mark.parametrize("scan", SCANS)
 def test_a_changed_derived_column_is_derived_data_altered_at_its_seq(
-    ledger_file: Path, native: bool
+    ledger_file: Path, scan: str
 ) -> None:
     tamper(
         ledger_file,
@@ -260,7 +270,7 @@ def test_a_changed_derived_column_is_derived_data_altered_at_its_seq(
         "UPDATE disclosures SET subject_key = subject_key + 1 "
         f"WHERE chain_id = '{CHAIN}' AND seq = 5",
     )
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     assert chain_failures(result) == {
         (CHAIN, "derived data altered", 3),
         (CHAIN, "derived data altered", 5),
@@ -348,28 +358,26 @@ def test_native_derived_values_agree_with_their_sql_definitions() -> None:
 
 
 # -- one kind of tampering per test ------------------------------------------------------
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_one_changed_value_is_row_altered_at_its_seq(ledger_file: Path, native: bool) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_one_changed_value_is_row_altered_at_its_seq(ledger_file: Path, scan: str) -> None:
     tamper(
         ledger_file,
         f"UPDATE disclosures SET recipient_id = 'acme' WHERE chain_id = '{CHAIN}' AND seq = 3",
     )
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     assert chain_failures(result) == {(CHAIN, "row altered", 3)}
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_a_deleted_row_is_row_deleted_at_its_seq(ledger_file: Path, native: bool) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_a_deleted_row_is_row_deleted_at_its_seq(ledger_file: Path, scan: str) -> None:
     tamper(ledger_file, f"DELETE FROM disclosures WHERE chain_id = '{CHAIN}' AND seq = 5")
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     assert chain_failures(result) == {(CHAIN, "row deleted", 5)}
     assert any(f.kind == "offset missing" and "offset 4 " in f.detail for f in result.failures)
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_a_forged_row_with_a_recomputed_chain_is_row_inserted(
-    ledger_file: Path, native: bool
-) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_a_forged_row_with_a_recomputed_chain_is_row_inserted(ledger_file: Path, scan: str) -> None:
     # A copy of seq 3 with another recipient and event id, placed right after it (claiming
     # the same Kafka offset), the rows after it renumbered, every hash recomputed.
     tamper(
@@ -379,7 +387,7 @@ def test_a_forged_row_with_a_recomputed_chain_is_row_inserted(
         f"'acme' AS recipient_id) FROM disclosures WHERE chain_id = '{CHAIN}' AND seq = 3",
     )
     recompute_chain(ledger_file, CHAIN)
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     failures = chain_failures(result)
     assert (CHAIN, "row inserted", 4) in failures
     assert (CHAIN, "chain rewritten since a checkpoint", 4) in failures
@@ -387,22 +395,22 @@ def test_a_forged_row_with_a_recomputed_chain_is_row_inserted(
     assert any(f.kind == "offset doubled" for f in result.failures)
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_two_swapped_rows_are_rows_reordered(ledger_file: Path, native: bool) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_two_swapped_rows_are_rows_reordered(ledger_file: Path, scan: str) -> None:
     tamper(
         ledger_file,
         f"UPDATE disclosures SET seq = CASE seq WHEN 2 THEN 6 ELSE 2 END "
         f"WHERE chain_id = '{CHAIN}' AND seq IN (2, 6)",
     )
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     assert chain_failures(result) == {(CHAIN, "rows reordered", 2)}
     (failure,) = [f for f in result.failures if f.kind == "rows reordered"]
     assert "seq 2, 6" in failure.detail
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
+@pytest.mark.parametrize("scan", SCANS)
 def test_swapped_rows_with_a_recomputed_chain_are_still_rows_reordered(
-    ledger_file: Path, native: bool
+    ledger_file: Path, scan: str
 ) -> None:
     tamper(
         ledger_file,
@@ -410,15 +418,15 @@ def test_swapped_rows_with_a_recomputed_chain_are_still_rows_reordered(
         f"WHERE chain_id = '{CHAIN}' AND seq IN (2, 3)",
     )
     recompute_chain(ledger_file, CHAIN)
-    failures = chain_failures(run_verify(ledger_file, native=native))
+    failures = chain_failures(run_verify(ledger_file, scan=scan))
     assert (CHAIN, "rows reordered", 2) in failures
     assert (CHAIN, "chain rewritten since a checkpoint", 4) in failures
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_a_truncated_tail_is_caught_by_the_checkpoints(ledger_file: Path, native: bool) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_a_truncated_tail_is_caught_by_the_checkpoints(ledger_file: Path, scan: str) -> None:
     tamper(ledger_file, f"DELETE FROM disclosures WHERE chain_id = '{CHAIN}' AND seq > 5")
-    result = run_verify(ledger_file, native=native)
+    result = run_verify(ledger_file, scan=scan)
     # the derived chain_heads table still names seq 8 as the head: one more witness
     assert chain_failures(result) == {
         (CHAIN, "chain truncated below a checkpoint", 6),
@@ -428,9 +436,9 @@ def test_a_truncated_tail_is_caught_by_the_checkpoints(ledger_file: Path, native
     assert "recorded 8 rows" in failure.detail and "holds 5" in failure.detail
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
+@pytest.mark.parametrize("scan", SCANS)
 def test_a_chain_rewritten_and_re_signed_with_a_new_key_is_caught(
-    ledger_file: Path, native: bool
+    ledger_file: Path, scan: str
 ) -> None:
     tamper(
         ledger_file,
@@ -449,14 +457,14 @@ def test_a_chain_rewritten_and_re_signed_with_a_new_key_is_caught(
         )
     assert lines >= 2
     # With only the ledger: its one checkpoint is not signed by the deployment's key.
-    only_ledger = run_verify(ledger_file, native=native, with_file=False)
+    only_ledger = run_verify(ledger_file, scan=scan, with_file=False)
     # (and the derived chain_heads table still holds the head as it was before the rewrite)
     assert chain_failures(only_ledger) == {
         ("checkpoints", "bad signature", None),
         (CHAIN, "derived data altered", None),
     }
     # With the published checkpoint file: the chain no longer extends what was signed.
-    failures = chain_failures(run_verify(ledger_file, native=native))
+    failures = chain_failures(run_verify(ledger_file, scan=scan))
     assert (CHAIN, "chain rewritten since a checkpoint", 8) in failures
     assert ("checkpoints", "bad signature", None) in failures
     assert not {f for f in failures if f[1] in {"row altered", "row deleted", "row inserted"}}
@@ -474,8 +482,8 @@ def test_a_bad_checkpoint_line_in_the_file_is_a_bad_signature(ledger_file: Path)
     assert "file, checkpoint 1" in result.failures[0].detail
 
 
-@pytest.mark.parametrize("native", NATIVE_MODES)
-def test_a_sub_millisecond_timestamp_edit_is_caught(ledger_file: Path, native: bool) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_a_sub_millisecond_timestamp_edit_is_caught(ledger_file: Path, scan: str) -> None:
     """250 µs rounds to the same millisecond (only the whole-millisecond check sees it),
     750 µs to the next (the leaf differs too): both paths report the same failures."""
     tamper(
@@ -485,7 +493,7 @@ def test_a_sub_millisecond_timestamp_edit_is_caught(ledger_file: Path, native: b
         f"UPDATE disclosures SET ingested_at = ingested_at + INTERVAL 750 MICROSECOND "
         f"WHERE chain_id = '{CHAIN}' AND seq = 4",
     )
-    failures = run_verify(ledger_file, native=native).failures
+    failures = run_verify(ledger_file, scan=scan).failures
     assert sorted((f.chain_id, f.kind, f.seq) for f in failures) == [
         (CHAIN, "row altered", 2),
         (CHAIN, "row altered", 4),
@@ -493,11 +501,134 @@ def test_a_sub_millisecond_timestamp_edit_is_caught(ledger_file: Path, native: b
     ]
 
 
-def test_verify_reports_progress(ledger_file: Path) -> None:
+@pytest.mark.parametrize("scan", SCANS)
+def test_verify_reports_progress(ledger_file: Path, scan: str) -> None:
     seen: list[tuple[int, int]] = []
     with Ledger(ledger_file, read_only=True) as ledger:
-        verify_ledger(ledger, batch_rows=3, progress=lambda done, total: seen.append((done, total)))
+        verify_ledger(
+            ledger,
+            batch_rows=3,
+            progress=lambda done, total: seen.append((done, total)),
+            **SCANS[scan],
+        )
     assert seen[-1] == (ROWS + 2, ROWS + 2) and len(seen) >= 3
+    assert [done for done, _ in seen] == sorted({done for done, _ in seen})
+
+
+# -- the scan inside DuckDB --------------------------------------------------------------
+def test_the_scan_inside_duckdb_finds_what_the_arrow_scan_finds_at_any_range_size(
+    ledger_file: Path,
+) -> None:
+    """Chains cross from one range of rows to the next: every range size must link them as
+    one scan does, and find the same failures at the same places."""
+    with Ledger(ledger_file, read_only=True) as ledger:
+        for rows in range(1, ROWS + 4):
+            assert verify_ledger(ledger, through_duckdb=True, range_rows=rows).ok, rows
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET purpose = 'x' WHERE chain_id = '{CHAIN}' AND seq = 3",
+        f"DELETE FROM disclosures WHERE chain_id = '{CHAIN}' AND seq = 6",
+        f"UPDATE disclosures SET ccpa_mask = xor(ccpa_mask, 4) WHERE chain_id = '{CHAIN}' "
+        "AND seq = 2",
+    )
+    arrow = chain_failures(run_verify(ledger_file, scan="arrow"))
+    assert (CHAIN, "row altered", 3) in arrow and (CHAIN, "row deleted", 6) in arrow
+    assert (CHAIN, "derived data altered", 2) in arrow
+    sources = [CheckpointSource("file", checkpoint_file(ledger_file).read_text().splitlines())]
+    with Ledger(ledger_file, read_only=True) as ledger:
+        for rows in range(1, ROWS + 4):
+            result = verify_ledger(
+                ledger,
+                checkpoints=sources,
+                public_key=SIGNER.public_key(),
+                through_duckdb=True,
+                range_rows=rows,
+            )
+            assert chain_failures(result) == arrow, rows
+
+
+def test_odd_values_a_forger_could_write_hash_alike_in_every_scan(ledger_file: Path) -> None:
+    """DuckDB hands the scan its own string layout (up to 12 bytes inline, else by pointer),
+    booleans as bytes and UUIDs as 128-bit integers: texts of every length around those
+    limits, null and empty list items, edge UUIDs and times before 1970, written and
+    rehashed as a forger would, must encode as ledger.chain encodes them."""
+    uuids = [
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "80000000-0000-0000-8000-000000000000",
+        "7fffffff-ffff-ffff-7fff-ffffffffffff",
+    ]
+    lists: list[list[str | None]] = [[], ["a", None, ""], ["c" * 13, "d"]]
+    con = duckdb.connect(str(ledger_file))
+    try:
+        con.execute("DELETE FROM checkpoints")
+        for seq in range(1, ROWS + 1):
+            con.execute(
+                "UPDATE disclosures SET purpose = ?, recipient_id = ?, legal_reference = ?, "
+                "data_categories = ?, event_id = ?::UUID, occurred_at = ?::TIMESTAMP, "
+                "sensitive = ? WHERE chain_id = ? AND seq = ?",
+                [
+                    "y" * (4 * seq + 2),  # 6 to 34 bytes
+                    "é" * (seq - 1) + "x" * (seq * 3 % 7) + "\x00" * (seq == ROWS),
+                    None if seq % 2 else "§ " + "r" * seq,
+                    lists[seq % 3],
+                    uuids[seq % 4],
+                    f"1960-01-0{seq} 00:00:00.123",
+                    seq % 2 == 0,
+                    CHAIN,
+                    seq,
+                ],
+            )
+    finally:
+        con.close()
+    recompute_chain(ledger_file, CHAIN)
+    tamper(  # and the head the reports' derived table keeps
+        ledger_file,
+        "UPDATE chain_heads h SET head_chain_hash = d.chain_hash FROM disclosures d "
+        "WHERE d.chain_id = h.chain_id AND d.seq = h.head_seq",
+    )
+    for scan in SCANS:
+        result = run_verify(ledger_file, scan=scan, with_file=False)
+        assert result.ok, (scan, [str(f) for f in result.failures])
+    tamper(
+        ledger_file,
+        f"UPDATE disclosures SET event_id = '{uuids[2][:-1]}1'::UUID "
+        f"WHERE chain_id = '{CHAIN}' AND seq = 4",
+    )
+    assert chain_failures(run_verify(ledger_file, with_file=False)) == {(CHAIN, "row altered", 4)}
+
+
+def _a_writer_can_open(path: Path) -> bool:
+    """Whether another process can open the ledger file as its writer."""
+    opened = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r}).close()"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return opened.returncode == 0
+
+
+def test_the_file_stays_locked_against_writers_until_the_verified_ledger_closes(
+    ledger_file: Path,
+) -> None:
+    """The scan inside DuckDB opens the file a second time; closing that early would drop
+    this process's lock on the file while the ledger is still open and read."""
+    with Ledger(ledger_file, read_only=True) as ledger:
+        assert verify_ledger(ledger, through_duckdb=True).ok
+        assert not _a_writer_can_open(ledger_file)
+        assert verify_ledger(ledger, through_duckdb=True).ok  # the second scan reuses it
+        assert not _a_writer_can_open(ledger_file)
+    assert _a_writer_can_open(ledger_file)
+
+
+def test_the_scan_inside_duckdb_needs_a_ledger_opened_read_only(ledger_file: Path) -> None:
+    """It opens the file a second time, read-only: beside a writer it must not. Asked for,
+    it says so; by default the writer's verify takes the Arrow scan."""
+    with Ledger(ledger_file) as ledger:
+        with pytest.raises(LedgerError, match="opened read-only"):
+            verify_ledger(ledger, through_duckdb=True)
+        assert verify_ledger(ledger).ok
 
 
 # -- random single-row edits -------------------------------------------------------------
