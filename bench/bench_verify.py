@@ -13,6 +13,7 @@ The machine's load average is printed too: on a shared 2-core machine it moves t
 
     .venv/bin/python bench/bench_verify.py                   # 5M rows
     .venv/bin/python bench/bench_verify.py --rows 20000000   # longer
+    .venv/bin/python bench/bench_verify.py --arrow           # the Arrow scan, not DuckDB's
     .venv/bin/python bench/bench_verify.py --python          # without the native helper
 """
 
@@ -135,6 +136,9 @@ def main() -> int:
     parser.add_argument("--ledger", type=Path, help="ledger file (default bench/results/...)")
     parser.add_argument("--rebuild", action="store_true", help="build the ledger again")
     parser.add_argument("--python", action="store_true", help="without the native helper")
+    parser.add_argument(
+        "--arrow", action="store_true", help="the Arrow scan, not the scan inside DuckDB"
+    )
     args = parser.parse_args()
     path = args.ledger or ROOT / "bench" / "results" / f"verify-{args.rows}.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +149,9 @@ def main() -> int:
     for run in range(args.repeat):
         with Ledger(path, read_only=True) as ledger:
             started, cpu_started = time.perf_counter(), time.process_time()
-            result = verify_ledger(ledger, native=native)
+            result = verify_ledger(
+                ledger, native=native, through_duckdb=False if args.arrow else None
+            )
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         if not result.ok:
             print(f"the bench ledger does not verify: {result.failures[:3]}", file=sys.stderr)
@@ -158,7 +164,11 @@ def main() -> int:
         )
     best = min(times)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"verify: {result.rows:,} rows, {len(result.chains)} chains, native helper: {native}")
+    scan = "Arrow batches" if args.arrow or not native else "inside DuckDB"
+    print(
+        f"verify: {result.rows:,} rows, {len(result.chains)} chains, native helper: {native}, "
+        f"scan: {scan}"
+    )
     print(
         f"  best {best:.2f} s = {result.rows / best:,.0f} rows/s; median "
         f"{statistics.median(times):.2f} s; {os.cpu_count()} cores; load average {load}"
