@@ -127,6 +127,7 @@ static int load_api(const char *path) {
 typedef struct {
     uint8_t *id;
     size_t len;
+    uint64_t hash;
     int seen;  /* its first row in the range was met */
     int dirty; /* a row out of order or whose link fails: diagnosed in seq order by verify.py */
     /* the chain's first row in the range, linked to the ranges before it by verify.py */
@@ -156,6 +157,8 @@ typedef struct {
     int64_t last_rowid, rows;
     Chain *chains;
     size_t nchains, cap_chains;
+    int32_t *table; /* chain code + 1 by id hash, 0 where free */
+    size_t table_cap;
     uint8_t *slots; /* SLOT per chain, as check_links keeps them */
     int32_t last_code; /* the chain of the row before, tried first */
     Rows bad_leaves, bad_derived;
@@ -176,6 +179,7 @@ typedef struct {
 static void reset_range(Worker *w) {
     for (size_t c = 0; c < w->nchains; c++) free(w->chains[c].id);
     w->nchains = 0;
+    if (w->table) memset(w->table, 0, w->table_cap * sizeof(int32_t));
     w->last_rowid = -1;
     w->rows = 0;
     w->last_code = -1;
@@ -186,6 +190,7 @@ static void reset_range(Worker *w) {
 static void free_worker(Worker *w) {
     reset_range(w);
     free(w->chains);
+    free(w->table);
     free(w->slots);
     free(w->bad_leaves.rows);
     free(w->bad_derived.rows);
@@ -209,15 +214,40 @@ static int add_row(Rows *rows, int32_t chain, int64_t seq, int64_t offset) {
     return 0;
 }
 
+static uint64_t id_hash(const uint8_t *id, size_t len) { /* FNV-1a */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t j = 0; j < len; j++) h = (h ^ id[j]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Index the chains by id: open addressing, at most half full. */
+static int rehash(Worker *w, size_t cap) {
+    int32_t *table = calloc(cap, sizeof(int32_t));
+    if (table == NULL) return -1;
+    for (size_t c = 0; c < w->nchains; c++) {
+        size_t at = w->chains[c].hash & (cap - 1);
+        while (table[at]) at = (at + 1) & (cap - 1);
+        table[at] = (int32_t)c + 1;
+    }
+    free(w->table);
+    w->table = table;
+    w->table_cap = cap;
+    return 0;
+}
+
 /* The code of the chain with this id in the range, a new one for an id not seen before. */
 static int32_t chain_code(Worker *w, const uint8_t *id, size_t len) {
-    if (w->last_code >= 0) {
+    if (w->last_code >= 0) { /* rows of one chain often come in runs */
         Chain *last = &w->chains[w->last_code];
         if (last->len == len && memcmp(last->id, id, len) == 0) return w->last_code;
     }
-    for (size_t c = 0; c < w->nchains; c++)
-        if (w->chains[c].len == len && memcmp(w->chains[c].id, id, len) == 0)
-            return w->last_code = (int32_t)c;
+    uint64_t hash = id_hash(id, len);
+    size_t at = w->table_cap ? hash & (w->table_cap - 1) : 0;
+    for (; w->table_cap && w->table[at]; at = (at + 1) & (w->table_cap - 1)) {
+        Chain *known = &w->chains[w->table[at] - 1];
+        if (known->hash == hash && known->len == len && memcmp(known->id, id, len) == 0)
+            return w->last_code = w->table[at] - 1;
+    }
     if (w->nchains == w->cap_chains) {
         size_t cap = w->cap_chains ? w->cap_chains * 2 : 16;
         Chain *chains = realloc(w->chains, cap * sizeof(Chain));
@@ -234,7 +264,20 @@ static int32_t chain_code(Worker *w, const uint8_t *id, size_t len) {
     if (chain->id == NULL) return -1;
     memcpy(chain->id, id, len);
     chain->len = len;
-    return w->last_code = (int32_t)w->nchains++;
+    chain->hash = hash;
+    w->nchains++;
+    if (2 * w->nchains > w->table_cap) {
+        if (rehash(w, w->table_cap ? 2 * w->table_cap : 32) < 0) {
+            free(chain->id);
+            w->nchains--;
+            return -1;
+        }
+    } else {
+        at = hash & (w->table_cap - 1);
+        while (w->table[at]) at = (at + 1) & (w->table_cap - 1);
+        w->table[at] = (int32_t)w->nchains;
+    }
+    return w->last_code = (int32_t)w->nchains - 1;
 }
 
 static int grow_scratch(Worker *w, size_t n) {

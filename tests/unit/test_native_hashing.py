@@ -6,8 +6,11 @@ whichever row of a group is wrong."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import random
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -181,3 +184,103 @@ def test_text_of_every_length_up_to_1100_encodes_as_in_python() -> None:
         hashlib.sha256(b"\x00" + encode_value(v) + encode_value(w)).digest()
         for v, w in zip(values, lists.to_pylist(), strict=True)
     )
+
+
+_TEXT, _INT, _TEXTS = 6, 2, 7  # the helper's kinds of DuckDB vectors
+
+
+def _scan_in_duckdb(
+    tmp_path: Path, rows: dict[str, list[Any]], wrong: frozenset[int] = frozenset()
+) -> Any:
+    """``rows`` (chain_id, seq, kafka_offset, subject_pseudonym, ccpa_letters) stored in a
+    DuckDB table with their leaves (those at ``wrong`` stored wrong) and links, read by the
+    scan inside DuckDB as ledger rows of those five fields: what duckscan_run returns."""
+    n = len(rows["seq"])
+    leaves = [
+        hashlib.sha256(b"\x00" + b"".join(encode_value(rows[k][i]) for k in rows)).digest()
+        for i in range(n)
+    ]
+    for i in wrong:
+        leaves[i] = bytes(32)  # stored wrong; the links are those of the stored leaves
+    links, heads = [], {}
+    for i, leaf in enumerate(leaves):
+        heads[rows["chain_id"][i]] = link_hash(heads.get(rows["chain_id"][i], GENESIS), leaf)
+        links.append(heads[rows["chain_id"][i]])
+    table = pa.table(
+        {
+            **{k: pa.array(v, chain.LEAF_TYPES[k]) for k, v in rows.items()},
+            "leaf_hash": pa.array(leaves, pa.binary()),
+            "chain_hash": pa.array(links, pa.binary()),
+        }
+    )
+    path = tmp_path / "vectors.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("rows", table)
+        con.execute("CREATE TABLE disclosures AS SELECT * FROM rows")
+    scan = chain.native.duckscan_open(
+        importlib.util.find_spec("_duckdb").origin,  # type: ignore[union-attr]
+        str(path),
+        1,
+        [_TEXT, _INT, _INT, _TEXT, _TEXTS, _TEXT, _TEXT],
+        (0, 1, 2, 3, 4),
+        False,
+    )
+    try:
+        return chain.native.duckscan_run(
+            scan,
+            0,
+            f"SELECT count(_ledger_verify_0(rowid, {', '.join(rows)}, leaf_hash, chain_hash)) "
+            "FROM disclosures",
+        )
+    finally:
+        chain.native.duckscan_close(scan)
+
+
+def test_text_and_lists_read_in_duckdbs_vectors_encode_as_in_python(tmp_path: Path) -> None:
+    """The scan inside DuckDB (ledger/_duckscan.c) reads DuckDB's own strings: up to 12
+    bytes inline, longer ones by pointer. Texts of every length up to 1,100 bytes, empty
+    and null ones, and lists of them must encode as ledger.chain writes them, and a row
+    whose stored leaf is wrong must be the one found, wherever it is."""
+    rnd = random.Random(4)
+    values: list[str | None] = []
+    for length in range(1_101):
+        values += ["x" * length, "", "é" * (length % 40), None]
+        values.append("".join(rnd.choices("ab:,", k=length)))
+    n = len(values)
+    rows: dict[str, list[Any]] = {
+        "chain_id": ["c"] * n,
+        "seq": list(range(1, n + 1)),
+        "kafka_offset": list(range(n)),
+        "subject_pseudonym": values,
+        "ccpa_letters": [[v, v] if i % 7 else None if i % 2 else [] for i, v in enumerate(values)],
+    }
+    wrong = {0, 13, 2_048, n - 1}
+    checked, chains, bad_leaves, _ = _scan_in_duckdb(tmp_path, rows, frozenset(wrong))
+    assert checked == n
+    assert sorted(offset for _, _, offset in bad_leaves) == sorted(wrong)
+    [(name, dirty, first, last)] = chains
+    assert (name, dirty, first[:2], last[:2]) == ("c", False, (1, 0), (n, n - 1))
+
+
+def test_the_scan_inside_duckdb_keeps_many_interleaved_chains_apart(tmp_path: Path) -> None:
+    """A topic of many partitions: 300 chains, their rows interleaved; a row out of order
+    marks its chain dirty and no other, and every chain ends at its own last row."""
+    chains, per_chain = 300, 7
+    order = [(c, k) for k in range(per_chain) for c in range(chains)]
+    random.Random(9).shuffle(order)
+    seen: dict[int, int] = {}
+    rows: dict[str, list[Any]] = {k: [] for k in ("chain_id", "seq", "kafka_offset")}
+    for c, _ in order:
+        seen[c] = seen.get(c, 0) + 1
+        rows["chain_id"].append(f"topic.with.a.long.name/{c}")
+        rows["seq"].append(seen[c])
+        rows["kafka_offset"].append(seen[c] * 10)
+    rows["seq"][order.index((17, 3))] = 99  # chain 17's fourth row
+    rows["subject_pseudonym"] = ["p"] * len(order)
+    rows["ccpa_letters"] = [["A"]] * len(order)
+    checked, found, bad_leaves, _ = _scan_in_duckdb(tmp_path, rows)
+    assert checked == chains * per_chain and bad_leaves == []
+    assert len(found) == chains
+    assert {name for name, dirty, _, _ in found if dirty} == {"topic.with.a.long.name/17"}
+    for name, _, first, last in found:
+        assert first[:2] == (1, 10) and last[1] == per_chain * 10, name
