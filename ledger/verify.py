@@ -31,6 +31,7 @@ fast reports disagrees with them).
 from __future__ import annotations
 
 import importlib.util
+import os
 import queue
 import struct
 import threading
@@ -75,9 +76,10 @@ NATIVE_SELECT = ", ".join(f"{_NATIVE_READ_AS.get(n, n)} AS {n}" for n in LEAF_FI
 _T = TypeVar("_T")
 
 # The scan inside DuckDB: rows a worker checks at a time (four of DuckDB's row groups, so
-# ranges start where groups do), and how many workers check side by side.
+# ranges start where groups do), and how many workers check side by side: one a core this
+# process may run on, up to eight.
 RANGE_ROWS = 4 * 122_880
-DUCK_WORKERS = 2
+DUCK_WORKERS = max(1, min(8, len(os.sched_getaffinity(0))))
 
 # Where checkpoint failures are reported, in place of a chain id.
 CHECKPOINTS = "checkpoints"
