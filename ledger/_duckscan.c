@@ -455,6 +455,7 @@ static void close_scan(Scan *scan) {
     scan->workers = NULL;
     scan->nworkers = 0;
     if (scan->db) api.close(&scan->db);
+    scan->db = NULL; /* closed: a second close_scan (the capsule's destructor) does nothing */
 }
 
 static void destroy_capsule(PyObject *capsule) {
