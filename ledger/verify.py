@@ -386,14 +386,18 @@ class _DuckScan:
                 free.put(worker)
 
         with ThreadPoolExecutor(DUCK_WORKERS, thread_name_prefix="verify") as pool:
-            for checked in [pool.submit(check, low) for low in ranges]:
-                try:
+            try:
+                for checked in [pool.submit(check, low) for low in ranges]:
                     self._take(checked.result())
-                except RuntimeError as exc:
-                    pool.shutdown(cancel_futures=True)
+                    if progress is not None:
+                        progress(self.rows, total)
+            except BaseException as exc:
+                # a failed range, a failing progress callback, Ctrl-C: the ranges not yet
+                # started are dropped, so only those running are waited for
+                pool.shutdown(cancel_futures=True)
+                if isinstance(exc, RuntimeError):
                     raise LedgerError(f"cannot read the ledger: {exc}") from exc
-                if progress is not None:
-                    progress(self.rows, total)
+                raise
         return True
 
     def _take(self, checked: tuple[int, list[Any], list[Any], list[Any]]) -> None:

@@ -598,6 +598,24 @@ def test_odd_values_a_forger_could_write_hash_alike_in_every_scan(ledger_file: P
     assert chain_failures(run_verify(ledger_file, with_file=False)) == {(CHAIN, "row altered", 4)}
 
 
+def test_an_exception_in_the_progress_callback_stops_the_scan_inside_duckdb(
+    ledger_file: Path,
+) -> None:
+    """Ctrl-C or a failing callback ends the verify with that exception (the ranges not yet
+    started are dropped), and the ledger can be verified again afterwards."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop(done)
+
+    with Ledger(ledger_file, read_only=True) as ledger:
+        with pytest.raises(Stop):
+            verify_ledger(ledger, through_duckdb=True, range_rows=1, progress=stop)
+        assert verify_ledger(ledger, through_duckdb=True, range_rows=1).ok
+
+
 def _a_writer_can_open(path: Path) -> bool:
     """Whether another process can open the ledger file as its writer."""
     opened = subprocess.run(
