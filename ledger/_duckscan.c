@@ -376,15 +376,35 @@ static void verify_vector(ddb info, ddb input, ddb output) {
         w->last_rowid = id;
     }
     /* Each row's chain; a chain's first row in the range starts its state and is linked to
-     * the ranges before it later. */
+     * the ranges before it later. A chain id longer than 12 bytes is a pointer into DuckDB's
+     * memory, and equal ids of one vector mostly share it (a dictionary's entry): the
+     * pointers met in this vector are tried before the id's hash. */
+    enum { KNOWN = 8 };
+    const uint8_t *known_id[KNOWN];
+    size_t known_len[KNOWN];
+    int32_t known_code[KNOWN];
+    int nknown = 0;
     for (idx_t i = 0; i < n; i++) {
         size_t len = 0;
         const uint8_t *id = (const uint8_t *)"";
         if (valid(leaf[w->at_chain].ptr[0], (int64_t)i)) id = text_of(&leaf[w->at_chain], (Py_ssize_t)i, &len);
-        int32_t code = chain_code(w, id, len);
+        int32_t code = -1;
+        for (int k = 0; k < nknown; k++)
+            if (known_id[k] == id && known_len[k] == len) {
+                code = known_code[k];
+                break;
+            }
         if (code < 0) {
-            fail(info, w, "out of memory");
-            return;
+            code = chain_code(w, id, len);
+            if (code < 0) {
+                fail(info, w, "out of memory");
+                return;
+            }
+            if (len > 12 && nknown < KNOWN) {
+                known_id[nknown] = id;
+                known_len[nknown] = len;
+                known_code[nknown++] = code;
+            }
         }
         w->codes[i] = code;
         w->first[i] = 0;

@@ -779,28 +779,75 @@ static int is_text(const Column *c) { return c->kind == K_TEXT || c->kind == K_V
 static int is_list(const Column *c) { return c->kind == K_LIST || c->kind == K_VLIST; }
 static int plain_list(const Column *c) { return is_list(c) && !c->ptr[0] && !c->ptr[2]; }
 
+/* The items of a null-free list cell i, each as (item, len), in a loop of its own for each
+ * layout (see TEXT_CELLS below). */
+#define LIST_ITEMS(c, i, EACH)                                                               \
+    do {                                                                                     \
+        size_t len;                                                                          \
+        const uint8_t *item;                                                                 \
+        if ((c)->kind == K_VLIST) {                                                          \
+            const uint64_t *entry = (const uint64_t *)(c)->ptr[1] + 2 * (i);                 \
+            const uint8_t *views = (c)->ptr[3];                                              \
+            for (uint64_t j = entry[0]; j < entry[0] + entry[1]; j++) {                      \
+                item = view_at(views, (int64_t)j, &len);                                     \
+                EACH;                                                                        \
+            }                                                                                \
+        } else {                                                                             \
+            const int32_t *loff = (const int32_t *)(c)->ptr[1];                              \
+            const int32_t *coff = (const int32_t *)(c)->ptr[3];                              \
+            const uint8_t *data = (c)->ptr[4];                                               \
+            for (int32_t j = loff[i]; j < loff[(i) + 1]; j++) {                              \
+                item = data + coff[j];                                                       \
+                len = (size_t)(coff[j + 1] - coff[j]);                                       \
+                EACH;                                                                        \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
 /* A list cell's content when neither the list nor its items have nulls. */
 static inline size_t plain_list_inner(const Column *c, Py_ssize_t i) {
-    int64_t first, end;
-    list_span(c, i, &first, &end);
-    size_t inner = 0, len;
-    for (int64_t j = first; j < end; j++) {
-        item_at(c, j, &len);
-        inner += netstring_size(len);
-    }
+    size_t inner = 0;
+    LIST_ITEMS(c, i, (void)item; inner += netstring_size(len));
     return inner;
 }
+
+static inline uint8_t *write_plain_list(uint8_t *dst, const Column *c, Py_ssize_t i) {
+    dst = write_head(dst, plain_list_inner(c, i));
+    LIST_ITEMS(c, i, dst = write_netstring(dst, item, len));
+    *dst++ = ',';
+    return dst;
+}
+
+/* A null-free text column's cells in loops of their own for each layout, its buffers held
+ * in locals: the writes through cursor may alias anything, so a Column's fields read in
+ * the loop would be read again for every cell. */
+#define TEXT_CELLS(c, first, m, EACH)                                                        \
+    do {                                                                                     \
+        size_t len;                                                                          \
+        const uint8_t *text;                                                                 \
+        if ((c)->kind == K_VTEXT) {                                                          \
+            const uint8_t *views = (c)->ptr[1];                                              \
+            for (Py_ssize_t r = 0; r < (m); r++) {                                           \
+                text = view_at(views, (first) + r, &len);                                    \
+                EACH;                                                                        \
+            }                                                                                \
+        } else {                                                                             \
+            const int32_t *off = (const int32_t *)(c)->ptr[1] + (first);                     \
+            const uint8_t *data = (c)->ptr[2];                                               \
+            for (Py_ssize_t r = 0; r < (m); r++) {                                           \
+                text = data + off[r];                                                        \
+                len = (size_t)(off[r + 1] - off[r]);                                         \
+                EACH;                                                                        \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
 
 /* One column's cells for rows first .. first + m - 1, sized (add_sizes) or written
  * (write_cells): the common cases (text, integers and times without nulls, lists without
  * nulls) in loops of their own, every other case cell by cell. */
 static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *size) {
-    size_t len;
     if (is_text(c) && c->ptr[0] == NULL) {
-        for (Py_ssize_t r = 0; r < m; r++) {
-            text_at(c, first + r, &len);
-            size[r] += netstring_size(len);
-        }
+        TEXT_CELLS(c, first, m, (void)text; size[r] += netstring_size(len));
         return;
     }
     if ((c->kind == K_INT || c->kind == K_MS) && c->ptr[0] == NULL) {
@@ -815,21 +862,20 @@ static void add_sizes(const Column *c, Py_ssize_t first, Py_ssize_t m, size_t *s
 }
 
 static void write_cells(const Column *c, Py_ssize_t first, Py_ssize_t m, uint8_t **cursor) {
-    size_t len;
     if (is_text(c) && c->ptr[0] == NULL) {
-        for (Py_ssize_t r = 0; r < m; r++) {
-            const uint8_t *text = text_at(c, first + r, &len);
-            cursor[r] = write_netstring(cursor[r], text, len);
-        }
+        TEXT_CELLS(c, first, m, cursor[r] = write_netstring(cursor[r], text, len));
         return;
     }
     if ((c->kind == K_INT || c->kind == K_MS) && c->ptr[0] == NULL) {
-        for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_int(cursor[r], int_at(c, first + r));
+        const int64_t *values = (const int64_t *)c->ptr[1] + first;
+        if (c->kind == K_MS)
+            for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_int(cursor[r], ms_of_us(values[r]));
+        else
+            for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_int(cursor[r], values[r]);
         return;
     }
     if (plain_list(c)) {
-        for (Py_ssize_t r = 0; r < m; r++)
-            cursor[r] = write_list(cursor[r], c, first + r, plain_list_inner(c, first + r));
+        for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_plain_list(cursor[r], c, first + r);
         return;
     }
     for (Py_ssize_t r = 0; r < m; r++) cursor[r] = write_cell(cursor[r], c, first + r);
