@@ -10,10 +10,11 @@ the fastest engine the CPU has: AVX-512, SHA-NI or OpenSSL; the GIL released).
 * On a ledger opened read-only (as ``disclosure-ledger verify`` opens it) the helper checks
   the rows inside DuckDB's own scan, through DuckDB's C API (``ledger/_duckscan.c``): a
   second, read-only DuckDB instance of the file calls a function of the helper with each
-  vector of rows, and two workers check consecutive ranges of rows side by side. Chains
-  that cross from one range to the next are linked here.
-* Otherwise, or where that cannot run, rows are exported to Arrow batches, read one batch
-  ahead by a second thread, and checked batch by batch. Without the helper the same checks
+  vector of rows, and workers (one a core) check consecutive ranges of rows side by side.
+  Chains that cross from one range to the next are linked here.
+* Otherwise, or where that cannot run or cannot read a value as the type it expects (a
+  column whose type was altered), rows are exported to Arrow batches, read one batch ahead
+  by a second thread, and checked batch by batch. Without the helper the same checks
   run in pure Python, slower.
 
 Only a chain in which something is wrong is read again, in sequence order, to say precisely
@@ -149,8 +150,14 @@ def verify_ledger(
                 "the scan inside DuckDB needs the native helper and a ledger opened read-only"
             )
         scan = _DuckScan(ledger, range_rows)
-        if not scan.run(progress):
-            scan = None  # it could not run here: the Arrow scan checks instead
+        try:
+            if not scan.run(progress):
+                scan = None  # it could not run here: the Arrow scan checks instead
+        except LedgerError as exc:
+            # DuckDB could not give the scan a value as the type it reads (a column whose
+            # type was altered, say): the Arrow scan reads every value as it is stored
+            result.notes.append(f"read through Arrow batches instead of inside DuckDB: {exc}")
+            scan = None
     if scan is None:
         scan = _Scan(ledger, use_native)
         scan.run(batch_rows, progress)
@@ -382,6 +389,8 @@ class _DuckScan:
                     f"SELECT count(_ledger_verify_{worker}({self.columns})) FROM disclosures "
                     f"WHERE rowid >= {low} AND rowid < {low + self.range_rows}",
                 )
+            except RuntimeError as exc:
+                raise LedgerError(f"cannot read the ledger: {exc}") from exc
             finally:
                 free.put(worker)
 
@@ -391,12 +400,10 @@ class _DuckScan:
                     self._take(checked.result())
                     if progress is not None:
                         progress(self.rows, total)
-            except BaseException as exc:
+            except BaseException:
                 # a failed range, a failing progress callback, Ctrl-C: the ranges not yet
                 # started are dropped, so only those running are waited for
                 pool.shutdown(cancel_futures=True)
-                if isinstance(exc, RuntimeError):
-                    raise LedgerError(f"cannot read the ledger: {exc}") from exc
                 raise
         return True
 

@@ -616,6 +616,23 @@ def test_an_exception_in_the_progress_callback_stops_the_scan_inside_duckdb(
         assert verify_ledger(ledger, through_duckdb=True, range_rows=1).ok
 
 
+def test_a_column_whose_type_was_altered_is_read_through_arrow_and_its_edit_found(
+    ledger_file: Path,
+) -> None:
+    """The scan inside DuckDB reads each column as the type its encoding expects; a forger
+    who changes a column's type (event_id to text) and writes what no longer casts must
+    still meet "row altered", not an error: verify reads the ledger through Arrow instead,
+    and says so in a note."""
+    tamper(
+        ledger_file,
+        "ALTER TABLE disclosures ALTER event_id TYPE VARCHAR",
+        f"UPDATE disclosures SET event_id = 'not-a-uuid' WHERE chain_id = '{CHAIN}' AND seq = 3",
+    )
+    result = run_verify(ledger_file, scan="duckdb")
+    assert chain_failures(result) == {(CHAIN, "row altered", 3)}
+    assert any("instead of inside DuckDB" in note and "not-a-uuid" in note for note in result.notes)
+
+
 def _a_writer_can_open(path: Path) -> bool:
     """Whether another process can open the ledger file as its writer."""
     opened = subprocess.run(
