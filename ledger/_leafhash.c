@@ -779,47 +779,8 @@ static int is_text(const Column *c) { return c->kind == K_TEXT || c->kind == K_V
 static int is_list(const Column *c) { return c->kind == K_LIST || c->kind == K_VLIST; }
 static int plain_list(const Column *c) { return is_list(c) && !c->ptr[0] && !c->ptr[2]; }
 
-/* The items of a null-free list cell i, each as (item, len), in a loop of its own for each
- * layout (see TEXT_CELLS below). */
-#define LIST_ITEMS(c, i, EACH)                                                               \
-    do {                                                                                     \
-        size_t len;                                                                          \
-        const uint8_t *item;                                                                 \
-        if ((c)->kind == K_VLIST) {                                                          \
-            const uint64_t *entry = (const uint64_t *)(c)->ptr[1] + 2 * (i);                 \
-            const uint8_t *views = (c)->ptr[3];                                              \
-            for (uint64_t j = entry[0]; j < entry[0] + entry[1]; j++) {                      \
-                item = view_at(views, (int64_t)j, &len);                                     \
-                EACH;                                                                        \
-            }                                                                                \
-        } else {                                                                             \
-            const int32_t *loff = (const int32_t *)(c)->ptr[1];                              \
-            const int32_t *coff = (const int32_t *)(c)->ptr[3];                              \
-            const uint8_t *data = (c)->ptr[4];                                               \
-            for (int32_t j = loff[i]; j < loff[(i) + 1]; j++) {                              \
-                item = data + coff[j];                                                       \
-                len = (size_t)(coff[j + 1] - coff[j]);                                       \
-                EACH;                                                                        \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
-
-/* A list cell's content when neither the list nor its items have nulls. */
-static inline size_t plain_list_inner(const Column *c, Py_ssize_t i) {
-    size_t inner = 0;
-    LIST_ITEMS(c, i, (void)item; inner += netstring_size(len));
-    return inner;
-}
-
-static inline uint8_t *write_plain_list(uint8_t *dst, const Column *c, Py_ssize_t i) {
-    dst = write_head(dst, plain_list_inner(c, i));
-    LIST_ITEMS(c, i, dst = write_netstring(dst, item, len));
-    *dst++ = ',';
-    return dst;
-}
-
-/* A null-free text column's cells in loops of their own for each layout, its buffers held
- * in locals: the writes through cursor may alias anything, so a Column's fields read in
+/* Cells first .. first + m - 1 of a null-free text column (or a list's items), each as
+ * (text, len), in a loop of its own for each layout, its buffers held in locals: the writes through cursor may alias anything, so a Column's fields read in
  * the loop would be read again for every cell. */
 #define TEXT_CELLS(c, first, m, EACH)                                                        \
     do {                                                                                     \
@@ -841,6 +802,37 @@ static inline uint8_t *write_plain_list(uint8_t *dst, const Column *c, Py_ssize_
             }                                                                                \
         }                                                                                    \
     } while (0)
+
+/* A list column's items as the text column TEXT_CELLS reads. */
+typedef struct {
+    int kind;
+    const uint8_t *ptr[3];
+} Items;
+
+static inline Items items_of(const Column *c) {
+    Items items = {c->kind == K_VLIST ? K_VTEXT : K_TEXT, {NULL, c->ptr[3], c->ptr[4]}};
+    return items;
+}
+
+/* A list cell's content when neither the list nor its items have nulls. */
+static inline size_t plain_list_inner(const Column *c, Py_ssize_t i) {
+    Items items = items_of(c);
+    int64_t first, end;
+    list_span(c, i, &first, &end);
+    size_t inner = 0;
+    TEXT_CELLS(&items, first, end - first, (void)text; inner += netstring_size(len));
+    return inner;
+}
+
+static inline uint8_t *write_plain_list(uint8_t *dst, const Column *c, Py_ssize_t i) {
+    Items items = items_of(c);
+    int64_t first, end;
+    list_span(c, i, &first, &end);
+    dst = write_head(dst, plain_list_inner(c, i));
+    TEXT_CELLS(&items, first, end - first, dst = write_netstring(dst, text, len));
+    *dst++ = ',';
+    return dst;
+}
 
 /* One column's cells for rows first .. first + m - 1, sized (add_sizes) or written
  * (write_cells): the common cases (text, integers and times without nulls, lists without
