@@ -160,7 +160,6 @@ typedef struct {
     int32_t *table; /* chain code + 1 by id hash, 0 where free */
     size_t table_cap;
     uint8_t *slots; /* SLOT per chain, as check_links keeps them */
-    int32_t last_code; /* the chain of the row before, tried first */
     Rows bad_leaves, bad_derived;
     /* scratch for one vector of rows */
     size_t scratch;
@@ -182,7 +181,6 @@ static void reset_range(Worker *w) {
     if (w->table) memset(w->table, 0, w->table_cap * sizeof(int32_t));
     w->last_rowid = -1;
     w->rows = 0;
-    w->last_code = -1;
     w->bad_leaves.n = w->bad_derived.n = 0;
     w->error[0] = 0;
 }
@@ -237,16 +235,12 @@ static int rehash(Worker *w, size_t cap) {
 
 /* The code of the chain with this id in the range, a new one for an id not seen before. */
 static int32_t chain_code(Worker *w, const uint8_t *id, size_t len) {
-    if (w->last_code >= 0) { /* rows of one chain often come in runs */
-        Chain *last = &w->chains[w->last_code];
-        if (last->len == len && memcmp(last->id, id, len) == 0) return w->last_code;
-    }
     uint64_t hash = id_hash(id, len);
     size_t at = w->table_cap ? hash & (w->table_cap - 1) : 0;
     for (; w->table_cap && w->table[at]; at = (at + 1) & (w->table_cap - 1)) {
         Chain *known = &w->chains[w->table[at] - 1];
         if (known->hash == hash && known->len == len && memcmp(known->id, id, len) == 0)
-            return w->last_code = w->table[at] - 1;
+            return w->table[at] - 1;
     }
     if (w->nchains == w->cap_chains) {
         size_t cap = w->cap_chains ? w->cap_chains * 2 : 16;
@@ -277,7 +271,7 @@ static int32_t chain_code(Worker *w, const uint8_t *id, size_t len) {
         while (w->table[at]) at = (at + 1) & (w->table_cap - 1);
         w->table[at] = (int32_t)w->nchains;
     }
-    return w->last_code = (int32_t)w->nchains - 1;
+    return (int32_t)w->nchains - 1;
 }
 
 static int grow_scratch(Worker *w, size_t n) {

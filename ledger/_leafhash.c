@@ -780,8 +780,9 @@ static int is_list(const Column *c) { return c->kind == K_LIST || c->kind == K_V
 static int plain_list(const Column *c) { return is_list(c) && !c->ptr[0] && !c->ptr[2]; }
 
 /* Cells first .. first + m - 1 of a null-free text column (or a list's items), each as
- * (text, len), in a loop of its own for each layout, its buffers held in locals: the writes through cursor may alias anything, so a Column's fields read in
- * the loop would be read again for every cell. */
+ * (text, len), in a loop of its own for each layout, its buffers held in locals: the writes
+ * through cursor may alias anything, so a Column's fields read in the loop would be read
+ * again for every cell. */
 #define TEXT_CELLS(c, first, m, EACH)                                                        \
     do {                                                                                     \
         size_t len;                                                                          \
@@ -1019,9 +1020,9 @@ static PyObject *link_hashes(PyObject *Py_UNUSED(self), PyObject *args) {
     return result;
 }
 
-/* A stored hash: a non-null cell of 32 bytes. */
 const uint8_t *text_of(const Column *c, Py_ssize_t i, size_t *len) { return text_at(c, i, len); }
 
+/* A stored hash: a non-null cell of 32 bytes. */
 int hash_at(const Column *c, Py_ssize_t i, const uint8_t **out) {
     size_t len;
     if (!valid(c->ptr[0], i)) return 0;
