@@ -144,11 +144,12 @@ def verify_ledger(
     result = VerifyResult()
     use_native = NATIVE if native is None else native and NATIVE
     scan: _Scan | _DuckScan | None = None
-    if _DuckScan.usable(ledger, use_native) if through_duckdb is None else through_duckdb:
-        if not _DuckScan.usable(ledger, use_native):
-            raise LedgerError(
-                "the scan inside DuckDB needs the native helper and a ledger opened read-only"
-            )
+    usable = _DuckScan.usable(ledger, use_native)
+    if through_duckdb and not usable:
+        raise LedgerError(
+            "the scan inside DuckDB needs the native helper and a ledger opened read-only"
+        )
+    if usable if through_duckdb is None else through_duckdb:
         scan = _DuckScan(ledger, range_rows)
         try:
             if not scan.run(progress):
@@ -356,9 +357,10 @@ class _DuckScan:
 
     def run(self, progress: Callable[[int, int], None] | None) -> bool:
         """Check every row; False (and nothing checked) when DuckDB's C API is not there."""
-        con = self.ledger.con
-        total = int(con.execute("SELECT count(*) FROM disclosures").fetchall()[0][0])
-        last = con.execute("SELECT max(rowid) FROM disclosures").fetchall()[0][0]
+        counted, last = self.ledger.con.execute(
+            "SELECT count(*), max(rowid) FROM disclosures"
+        ).fetchall()[0]
+        total = int(counted)
         ranges = range(0, -1 if last is None else int(last) + 1, self.range_rows)
         module = importlib.util.find_spec("_duckdb")
         try:
