@@ -17,7 +17,7 @@ this loop promises, and how:
   partition back to the ledger's stored offsets and carries on. ``until_idle`` counts
   only time during which the broker answered and every partition was read to its end,
   so an outage never passes for "caught up". ``max_outage`` (default: none) turns a
-  long outage into a :class:`~schemas.errors.ConsumeError`.
+  long outage into a :class:`~consumers.errors.ConsumeError`.
 - **Dead letters (optional).** With ``dead_letter_topic``, every quarantined message is
   also copied there once its batch has committed, with headers naming its source topic,
   partition, offset and error, as Kafka Connect's dead-letter queue does. The ledger's
@@ -39,9 +39,9 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from consumers.errors import ConsumeError
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
 from ledger.quarantine import read_quarantine
-from schemas.errors import ConsumeError
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,9 @@ from ledger.store import (
     leaf_view,
     table_from_rows,
 )
+from reference.errors import ReferenceDataError
 from schemas.codec import EventCodec
-from schemas.errors import DecodeError, ReferenceDataError
+from schemas.errors import DecodeError
 
 log = logging.getLogger(__name__)
 

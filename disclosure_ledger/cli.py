@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
+from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.settings import Settings, load_settings
 from ledger.pseudonyms import SubjectKeyStore
 from schemas import DEFAULT_TOPIC
-from schemas.errors import DisclosureLedgerError, EventValidationError
+from schemas.errors import EventValidationError
 from schemas.model import DisclosureEvent
 
 if TYPE_CHECKING:

@@ -26,15 +26,16 @@ from ledger.checkpoints import (
     load_signing_key,
     read_checkpoint_file,
 )
+from ledger.errors import ChainError
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.reference import load_reference
 from ledger.store import Ledger
 from ledger.verify import CheckpointSource, verify_ledger
+from producers.errors import PublishError
 from producers.publisher import DisclosurePublisher
 from producers.topics import ensure_topic
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.window import report_window
-from schemas.errors import ChainError, PublishError
 
 log = logging.getLogger(__name__)
 

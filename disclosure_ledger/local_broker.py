@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import BrokerError
+from disclosure_ledger.errors import BrokerError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 19092

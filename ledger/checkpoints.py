@@ -34,8 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ledger.errors import LedgerError
 from ledger.store import Ledger
-from schemas.errors import LedgerError
 
 log = logging.getLogger(__name__)
 

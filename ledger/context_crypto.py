@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ledger.errors import LedgerError
 from ledger.hmacs import hmac_sha256_many
-from schemas.errors import LedgerError
 
 CONTEXT_PREFIX = "aesgcm1:"
 _KEY_LABEL = b"disclosure-ledger/context-key/v1"

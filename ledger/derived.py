@@ -58,7 +58,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.errors import LedgerError
+from ledger.errors import LedgerError
 
 if TYPE_CHECKING:
     from ledger.store import Ledger

@@ -27,9 +27,9 @@ from itertools import islice
 from pathlib import Path
 
 from ledger.context_crypto import context_key, context_keys, decrypt_context
+from ledger.errors import LedgerError
 from ledger.hmacs import hmac_sha256_many
 from ledger.store import Ledger
-from schemas.errors import LedgerError
 
 KEY_BYTES = 32
 DEFAULT_CACHE_ENTRIES = 20_000

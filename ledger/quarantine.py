@@ -23,8 +23,8 @@ from datetime import datetime
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ledger.errors import LedgerError
 from ledger.store import Ledger
-from schemas.errors import LedgerError
 
 SEALED_PREFIX = b"qaesgcm1:"
 _KEY_LABEL = b"disclosure-ledger/quarantine-key/v1"

@@ -11,7 +11,7 @@ names, EEA member states, ISO country codes)::
     flows.yaml       the flows the policy declares (recipient x categories x purposes)
 
 :func:`load_reference` returns a :class:`ReferenceData` or raises
-:class:`~schemas.errors.ReferenceDataError` listing every problem found;
+:class:`~reference.errors.ReferenceDataError` listing every problem found;
 :func:`check_reference` returns the problems instead. :func:`classify` is the consumer's
 check at ingest: it raises :class:`ReferenceViolation` (naming the key and the file to
 extend) for an event the reference data cannot place, and otherwise returns the event's
@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.errors import ReferenceDataError
+from reference.errors import ReferenceDataError
 from schemas.model import DisclosureEvent, LegalBasis, RecipientCategory
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ledger.chain import LEAF_TYPES
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
-from schemas.errors import LedgerError, LedgerLockedError
+from ledger.errors import LedgerError, LedgerLockedError
 
 FORMAT_VERSION = "1"
 

@@ -57,8 +57,8 @@ from ledger.chain import column_spec as _spec
 from ledger.chain import native as _native
 from ledger.checkpoints import Checkpoint, ledger_checkpoint_lines, parse_checkpoint
 from ledger.derived import DERIVED_COLUMNS, check_derived
+from ledger.errors import LedgerError
 from ledger.store import Ledger
-from schemas.errors import LedgerError
 
 # How each leaf field is read back from its column, as the encoding needs it.
 _READ_AS = {

@@ -26,9 +26,9 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from producers.encoding import EventEncoder
+from producers.errors import PublishError
 from schemas import DEFAULT_TOPIC
 from schemas.codec import EventCodec
-from schemas.errors import PublishError
 from schemas.model import DisclosureEvent
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from schemas.errors import PublishError
+from producers.errors import PublishError
 
 
 def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1) -> bool:

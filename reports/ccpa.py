@@ -97,6 +97,7 @@ from reports.document import (
     render_markdown,
     render_report,
 )
+from reports.errors import ReportError
 from reports.provenance import (
     ChainRange,
     Provenance,
@@ -114,7 +115,6 @@ from reports.vocabulary import (
     recipient_phrase,
 )
 from reports.window import months_in, naive_utc, report_window
-from schemas.errors import ReportError
 
 __all__ = [
     "CCPA_FORMATS",

@@ -59,6 +59,7 @@ from reports.document import (
     render_csv,
     render_report,
 )
+from reports.errors import ReportError
 from reports.provenance import (
     Provenance,
     aware,
@@ -69,7 +70,6 @@ from reports.provenance import (
 from reports.registry import has_table, read_registry
 from reports.vocabulary import recipient_phrase
 from reports.window import as_utc, naive_utc, report_window
-from schemas.errors import ReportError
 
 JSON_VERSION = "conformance-report/1"
 UNDECLARED_FLOW = "undeclared_flow"

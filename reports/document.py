@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal
 
+from reports.errors import ReportError
 from reports.provenance import (
     CHAIN_HEADERS,
     Provenance,
@@ -32,7 +33,6 @@ from reports.provenance import (
     rfc3339,
 )
 from reports.render import markdown_table
-from schemas.errors import ReportError
 
 ReportFormat = Literal["json", "md", "html", "csv"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("json", "md", "html", "csv")

@@ -33,10 +33,10 @@ from typing import Any, Literal, TextIO
 import duckdb
 import pyarrow as pa
 
+from reports.errors import ReportError
 from reports.query import BATCH_ROWS, check_output, open_for_query
 from reports.render import DEFAULT_TABLE_ROWS, write_result
 from reports.window import naive_utc
-from schemas.errors import ReportError
 
 VolumeBy = Literal["recipient", "category", "day"]
 VOLUME_BY: tuple[VolumeBy, ...] = ("recipient", "category", "day")

@@ -37,8 +37,9 @@ from typing import Any, TextIO
 import duckdb
 import pyarrow as pa
 
+from ledger.errors import LedgerError
+from reports.errors import QueryRefusedError, ReportError
 from reports.render import DEFAULT_TABLE_ROWS, QUERY_FORMATS, write_result
-from schemas.errors import LedgerError, QueryRefusedError, ReportError
 
 BATCH_ROWS = 65_536
 

@@ -29,8 +29,8 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from reports.errors import ReportError
 from reports.window import months_before
-from schemas.errors import ReportError
 
 RETENTION_MONTHS = 24
 STATUTORY_REQUESTS_PER_12_MONTHS = 2

@@ -82,6 +82,7 @@ from reports.document import (
     render_csv,
     render_report,
 )
+from reports.errors import ReportError
 from reports.provenance import (
     Provenance,
     aware,
@@ -95,7 +96,6 @@ from reports.registry import Registry, read_registry
 from reports.request_log import LoggedRequest, ReceivedVia, RequestKind, RequestLog, Response
 from reports.vocabulary import CCPA_CATEGORY_NAMES, recipient_phrase
 from reports.window import as_utc, clamp_since, naive_utc, report_window
-from schemas.errors import ReportError
 
 SUBJECT_JSON_VERSION = "subject-report/1"
 RECIPIENTS_JSON_VERSION = "recipients-report/1"

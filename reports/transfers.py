@@ -48,6 +48,7 @@ from reports.document import (
     render_csv,
     render_report,
 )
+from reports.errors import ReportError
 from reports.provenance import (
     Provenance,
     aware,
@@ -58,7 +59,6 @@ from reports.provenance import (
 from reports.registry import has_table
 from reports.vocabulary import recipient_phrase
 from reports.window import as_utc, naive_utc, report_window
-from schemas.errors import ReportError
 
 JSON_VERSION = "transfers-report/1"
 MISSING = frozenset({None, "none"})

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from disclosure_ledger.errors import BrokerError
 from disclosure_ledger.local_broker import LocalBroker
-from schemas.errors import BrokerError
 
 FIRST_PORT = 29092
 

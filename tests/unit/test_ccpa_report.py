@@ -17,8 +17,8 @@ from reports.ccpa import (
     ccpa_report,
     render_ccpa,
 )
+from reports.errors import ReportError
 from reports.vocabulary import BUSINESS_PURPOSE_NAMES, CCPA_CATEGORY_NAMES
-from schemas.errors import ReportError
 from tests.unit.ledger_rows import CHAIN, TOPIC, disclosure_row, stand_in_hash, write_ledger
 
 AS_OF = date(2025, 3, 1)

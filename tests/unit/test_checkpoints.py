@@ -23,11 +23,11 @@ from ledger.checkpoints import (
     read_checkpoint_file,
     sign_checkpoint,
 )
+from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from schemas.codec import EventCodec
-from schemas.errors import LedgerError
 from tests.unit.events import make_event
 
 TOPIC = "t.disclosures"

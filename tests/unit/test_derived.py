@@ -16,6 +16,7 @@ import pytest
 from disclosure_ledger.cli import main
 from ledger import derived
 from ledger.derived import check_derived, has_derived, rebuild_heavy, subject_lookup
+from ledger.errors import LedgerError
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -26,7 +27,6 @@ from ledger.store import (
 )
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.subject import subject_report
-from schemas.errors import LedgerError
 from tests.unit.ledger_rows import CHAIN, TOPIC, disclosure_row, write_ledger
 
 HEAVY = "ab" * 32  # a pseudonym as the consumer writes them: 64 hex digits

@@ -15,6 +15,7 @@ from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.cli import main
 from ledger.checkpoints import Checkpointer
 from ledger.context_crypto import context_key, decrypt_context
+from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
@@ -22,7 +23,6 @@ from ledger.verify import CheckpointSource, verify_ledger
 from reports.ccpa import ccpa_report
 from reports.subject import subject_report
 from schemas.codec import EventCodec
-from schemas.errors import LedgerError
 from tests.conftest import TEST_SECRET
 from tests.unit.events import make_event
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from disclosure_ledger.errors import BrokerError
 from disclosure_ledger.local_broker import LocalBroker
-from schemas.errors import BrokerError
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

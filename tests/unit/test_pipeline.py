@@ -173,7 +173,7 @@ def test_second_writer_is_refused_naming_file_and_process(ledger_path: Path) -> 
     import subprocess
     import sys
 
-    from schemas.errors import LedgerLockedError
+    from ledger.errors import LedgerLockedError
 
     with Ledger(ledger_path):
         probe = subprocess.run(
@@ -196,15 +196,15 @@ def test_second_writer_is_refused_naming_file_and_process(ledger_path: Path) -> 
 
 @pytest.mark.parametrize("read_only", [True])
 def test_missing_ledger_file_is_a_clear_error(tmp_path: Path, read_only: bool) -> None:
-    from schemas.errors import LedgerError
+    from ledger.errors import LedgerError
 
     with pytest.raises(LedgerError, match="does not exist"):
         Ledger(tmp_path / "nope.duckdb", read_only=read_only)
 
 
 def test_sealed_quarantine_bytes_open_only_with_the_key_and_at_their_own_row() -> None:
+    from ledger.errors import LedgerError
     from ledger.quarantine import quarantine_key, seal, unseal
-    from schemas.errors import LedgerError
 
     key = quarantine_key(b"s" * 32)
     sealed = seal(key, TOPIC, 0, 7, "value", b"raw bytes")

@@ -19,12 +19,12 @@ from ledger.context_crypto import (
     encrypt_context,
     encrypt_contexts,
 )
+from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from schemas.codec import EventCodec
-from schemas.errors import LedgerError
 from tests.unit.events import make_event
 
 TOPIC = "t.disclosures"

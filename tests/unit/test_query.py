@@ -12,8 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ledger.errors import LedgerError
+from reports.errors import QueryRefusedError, ReportError
 from reports.query import ALLOWED_TABLE_FUNCTIONS, check_query, open_for_query, run_query
-from schemas.errors import LedgerError, QueryRefusedError, ReportError
 from tests.unit.ledger_rows import CHAIN, disclosure_row, stand_in_hash, write_ledger
 
 

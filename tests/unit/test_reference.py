@@ -27,7 +27,7 @@ from ledger.reference import (
     format_reference,
     load_reference,
 )
-from schemas.errors import ReferenceDataError
+from reference.errors import ReferenceDataError
 from schemas.model import DisclosureEvent
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

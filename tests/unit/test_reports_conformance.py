@@ -13,8 +13,8 @@ import pytest
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from reports.conformance import conformance_report, render_conformance
+from reports.errors import ReportError
 from reports.transfers import render_transfers, transfers_report
-from schemas.errors import ReportError
 from tests.unit.golden.fixed_ledger import store_reference
 from tests.unit.ledger_rows import disclosure_row, write_ledger
 

@@ -14,8 +14,8 @@ from ledger.store import Ledger
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.chart import nice_ceiling, stacked_bars
 from reports.document import Document, Section, Table, render_csv, render_html, render_markdown
+from reports.errors import ReportError
 from reports.window import clamp_since, months_in
-from schemas.errors import ReportError
 from tests.unit.ledger_rows import disclosure_row, write_ledger
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from reports.errors import ReportError
 from reports.presets import Output, recipient_disclosures, timeline, volume, volume_sql
 from reports.query import run_query
-from schemas.errors import ReportError
 from tests.unit.ledger_rows import disclosure_row, write_ledger
 
 PERSON = "p" * 64

@@ -13,6 +13,7 @@ from ledger.pseudonyms import SubjectKeyStore
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from reports.document import REPORT_FORMATS
+from reports.errors import ReportError
 from reports.request_log import (
     ReceivedVia,
     RequestKind,
@@ -31,7 +32,6 @@ from reports.subject import (
     render_subject,
     subject_report,
 )
-from schemas.errors import ReportError
 from tests.conftest import TEST_SECRET
 from tests.unit.golden.fixed_ledger import store_reference
 from tests.unit.ledger_rows import disclosure_row, write_ledger

@@ -13,8 +13,8 @@ import pytest
 import ledger.context_crypto as context_crypto
 import ledger.hmacs as hmacs
 import ledger.pseudonyms as pseudonyms
+from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore
-from schemas.errors import LedgerError
 
 SECRET = b"cache-test-secret-" + b"9" * 14
 SUBJECT = ("member", "member-raw-id-5150-cq")

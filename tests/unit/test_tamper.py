@@ -28,12 +28,12 @@ from ledger.checkpoints import (
     ledger_checkpoint_lines,
     sign_checkpoint,
 )
+from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import LEAF_SELECT, CheckpointSource, VerifyResult, verify_ledger
 from schemas.codec import EventCodec
-from schemas.errors import LedgerError
 from tests.unit.events import make_event
 
 TOPIC = "t.disclosures"

@@ -1,0 +1,36 @@
+"""The project's one root error, and the family tree every package's errors hang from.
+
+Every error a user can meet derives from :class:`DisclosureLedgerError` and says what was
+wrong, with which input, and what to do about it. Each package declares its own errors in
+its own ``errors`` module; third-party errors are converted where they cross into ours
+(``raise LedgerError(...) from exc``)::
+
+    DisclosureLedgerError           disclosure_ledger.errors (this module)
+    ├── SchemaError                 schemas.errors: the wire contract
+    │   ├── EventValidationError    an event does not satisfy the contract (field named)
+    │   └── DecodeError             bytes are not a single-object-encoded DisclosureEvent
+    ├── ReferenceDataError          reference.errors: reference data files are invalid
+    ├── PublishError                producers.errors: the broker did not acknowledge an event
+    ├── ConsumeError                consumers.errors: the consumer cannot make progress
+    ├── LedgerError                 ledger.errors: the DuckDB ledger file
+    │   ├── LedgerLockedError       a second writer tried to open the file
+    │   └── ChainError              the hash chain or offset accounting does not verify
+    ├── ReportError                 reports.errors: a report or query cannot be produced
+    │   └── QueryRefusedError       a query is not one read-only statement
+    └── BrokerError                 this module: the local Kafka broker
+
+This module imports nothing of the project, so every layer, the lowest (``schemas``)
+included, may import it without pulling in the CLI.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BrokerError", "DisclosureLedgerError"]
+
+
+class DisclosureLedgerError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class BrokerError(DisclosureLedgerError):
+    """The local Kafka broker cannot be started, reached or stopped."""

@@ -1,0 +1,19 @@
+"""Errors of the ledger file (see :mod:`disclosure_ledger.errors` for the whole tree)."""
+
+from __future__ import annotations
+
+from disclosure_ledger.errors import DisclosureLedgerError
+
+__all__ = ["ChainError", "LedgerError", "LedgerLockedError"]
+
+
+class LedgerError(DisclosureLedgerError):
+    """The DuckDB ledger file cannot be used as asked."""
+
+
+class LedgerLockedError(LedgerError):
+    """Another process is writing to the ledger file."""
+
+
+class ChainError(LedgerError):
+    """The hash chain or the offset accounting does not verify."""

@@ -1,0 +1,11 @@
+"""Errors of the producer library (see :mod:`disclosure_ledger.errors` for the whole tree)."""
+
+from __future__ import annotations
+
+from disclosure_ledger.errors import DisclosureLedgerError
+
+__all__ = ["PublishError"]
+
+
+class PublishError(DisclosureLedgerError):
+    """The broker did not acknowledge an event."""
