@@ -52,7 +52,6 @@ if str(ROOT) not in sys.path:
 from disclosure_ledger.simulate import simulate  # noqa: E402
 from ledger.derived import DERIVED_SELECT, HEAVY_ROWS, check_derived  # noqa: E402
 from ledger.pseudonyms import SubjectKeyStore  # noqa: E402
-from ledger.reference import classify_event, load_reference  # noqa: E402
 from ledger.store import (  # noqa: E402
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -61,6 +60,7 @@ from ledger.store import (  # noqa: E402
     Ledger,
     empty,
 )
+from reference import classify_event, load_reference  # noqa: E402
 
 TOPIC = "privacy.disclosures.v1"
 PARTITIONS = 3

@@ -14,8 +14,8 @@ from pathlib import Path
 from consumers.consumer import consume
 from consumers.pipeline import Ingestor
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import load_reference
 from ledger.store import Ledger
+from reference import load_reference
 
 
 def _peak_rss_kib() -> int:

@@ -22,7 +22,6 @@ from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_contexts
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
 from ledger.quarantine import seal
-from ledger.reference import ReferenceData, classify
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -34,6 +33,7 @@ from ledger.store import (
     leaf_view,
     table_from_rows,
 )
+from reference import ReferenceData, classify
 from reference.errors import ReferenceDataError
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError

@@ -236,8 +236,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_consume(args: argparse.Namespace) -> int:
     from consumers.consumer import DEFAULT_BATCH, consume
     from consumers.pipeline import Ingestor
-    from ledger.reference import load_reference
     from ledger.store import Ledger
+    from reference import load_reference
 
     stop = threading.Event()
 
@@ -562,7 +562,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from ledger.reference import check_reference, format_reference, load_reference
+    from reference import check_reference, format_reference, load_reference
 
     if args.action == "check":
         problems = check_reference(args.reference)

@@ -28,12 +28,12 @@ from ledger.checkpoints import (
 )
 from ledger.errors import ChainError
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import load_reference
 from ledger.store import Ledger
 from ledger.verify import CheckpointSource, verify_ledger
 from producers.errors import PublishError
 from producers.publisher import DisclosurePublisher
 from producers.topics import ensure_topic
+from reference import load_reference
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.window import report_window
 

@@ -35,7 +35,7 @@ from functools import cache
 from itertools import accumulate, pairwise
 from typing import Any, Final
 
-from ledger.reference import (
+from reference import (
     ReferenceData,
     ReferenceViolation,
     classify,

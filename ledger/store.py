@@ -138,7 +138,7 @@ STREAMING_WRITER_SETTINGS: Mapping[str, str] = {"memory_limit": "32MB", "max_vac
 
 
 REFERENCE_TABLES = ("ref_recipients", "ref_categories", "ref_purposes", "ref_flows")
-"""The tables of :meth:`ledger.reference.ReferenceData.to_arrow_tables`, one set per version."""
+"""The tables of :meth:`reference.ReferenceData.to_arrow_tables`, one set per version."""
 
 
 def chain_id_for(topic: str, partition: int) -> str:

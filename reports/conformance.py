@@ -3,7 +3,7 @@
 The consumer flags, at ingest, a disclosure that matches no flow the privacy policy
 declares (``undeclared_flow``) and a disclosure to a recipient outside the EEA with no
 transfer safeguard valid at that time (``transfer_without_safeguard``); see
-``ledger/reference.py``. This report lists both for the window ``[as_of - 12 months,
+the ``reference`` package. This report lists both for the window ``[as_of - 12 months,
 as_of)`` (or ``[since, as_of)``):
 
 - each undeclared flow (recipient, recipient category, the set of data categories, the

@@ -1,7 +1,7 @@
 """The words the reports print: statutory names of CCPA categories and business purposes.
 
 These are names, not classification: which Fides category maps to which letter is
-reference data (``ledger/reference_data``), recorded per row at ingest. The names follow
+reference data (``reference/data``), recorded per row at ingest. The names follow
 Cal. Civ. Code 1798.140(v)(1) (categories A to L, as summarised in the project's domain
 notes) and 1798.140(e) (business purposes 1 to 8).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ledger.reference import CCPA_CATEGORY_NAMES as _REFERENCE_NAMES
+from reference import CCPA_CATEGORY_NAMES as _REFERENCE_NAMES
 
 # One table of the statutory names (1798.140(v)(1)), kept with the reference data.
 CCPA_CATEGORY_NAMES: Mapping[str, str] = MappingProxyType(dict(_REFERENCE_NAMES))

@@ -18,7 +18,7 @@ import pytest
 
 from disclosure_ledger.settings import load_settings
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData, load_reference
+from reference import ReferenceData, load_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = b"test-secret-" + b"0" * 20

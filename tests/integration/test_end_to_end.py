@@ -14,10 +14,10 @@ from consumers.pipeline import Ingestor
 from ledger.chain import GENESIS, leaf_hash, link_hash
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import read_quarantine
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
+from reference import ReferenceData
 from reports.ccpa import ccpa_json, ccpa_report
 from tests.unit.events import make_event
 

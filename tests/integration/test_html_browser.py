@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
+from reference import ReferenceData
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.conformance import conformance_report, render_conformance
 from reports.request_log import ReceivedVia, RequestLog

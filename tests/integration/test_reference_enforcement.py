@@ -11,10 +11,10 @@ import pytest
 from consumers.consumer import consume
 from consumers.pipeline import Ingestor
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
+from reference import ReferenceData
 from tests.unit.events import make_event
 
 pytestmark = pytest.mark.integration

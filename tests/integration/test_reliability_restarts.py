@@ -16,8 +16,8 @@ import pytest
 from consumers.consumer import ConsumeStats, consume
 from consumers.pipeline import Ingestor
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
+from reference import ReferenceData
 from schemas.codec import MAGIC, EventCodec, shipped_schemas
 from tests.integration.reliability_support import (
     EventFactory,

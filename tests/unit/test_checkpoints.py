@@ -25,8 +25,8 @@ from ledger.checkpoints import (
 )
 from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
+from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
 

@@ -158,8 +158,8 @@ def test_quarantine_show_opens_sealed_messages_with_the_secret(
 ) -> None:
     from consumers.pipeline import Ingestor, SourceMessage
     from ledger.pseudonyms import SubjectKeyStore
-    from ledger.reference import load_reference
     from ledger.store import Ledger
+    from reference import load_reference
 
     secret = "q" * 40
     monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", secret)

@@ -17,9 +17,9 @@ from ledger.checkpoints import Checkpointer
 from ledger.context_crypto import context_key, decrypt_context
 from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import CheckpointSource, verify_ledger
+from reference import ReferenceData
 from reports.ccpa import ccpa_report
 from reports.subject import subject_report
 from schemas.codec import EventCodec

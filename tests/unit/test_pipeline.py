@@ -11,9 +11,9 @@ from consumers.pipeline import Ingestor, SourceMessage
 from ledger.chain import GENESIS, link_hash
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import read_quarantine
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
+from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
 

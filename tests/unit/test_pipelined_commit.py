@@ -10,9 +10,9 @@ import pytest
 
 from consumers.pipeline import Ingestor, SourceMessage
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
+from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
 

@@ -21,9 +21,9 @@ from ledger.context_crypto import (
 )
 from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
+from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
 

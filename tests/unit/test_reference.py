@@ -13,7 +13,7 @@ import pytest
 import yaml
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 
-from ledger.reference import (
+from reference import (
     CCPA_CATEGORY_NAMES,
     Classification,
     ReferenceData,

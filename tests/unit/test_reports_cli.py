@@ -11,7 +11,7 @@ import pytest
 
 from disclosure_ledger.cli import default_key_store, main
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
+from reference import ReferenceData
 from reports.request_log import default_request_log
 from tests.unit.golden.fixed_ledger import store_reference
 from tests.unit.ledger_rows import disclosure_row, write_ledger

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
+from reference import ReferenceData
 from reports.conformance import conformance_report, render_conformance
 from reports.errors import ReportError
 from reports.transfers import render_transfers, transfers_report

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData, load_reference
 from ledger.store import Ledger
+from reference import ReferenceData, load_reference
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.conformance import conformance_report, render_conformance
 from reports.presets import Output, recipient_disclosures, timeline, volume

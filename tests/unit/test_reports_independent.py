@@ -2,7 +2,7 @@
 
 The fixed ledger (``tests/unit/golden/fixed_ledger.py``) is built from simulated events
 through the real ingest pipeline. Here the same events are classified again directly with
-``ledger.reference.classify_event`` and counted in plain Python, by raw subject id rather
+``reference.classify_event`` and counted in plain Python, by raw subject id rather
 than pseudonym, and the CCPA, subject, recipients, conformance and transfers reports
 computed from the ledger must agree with that count, category for category.
 """
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData, classify_event
 from ledger.store import Ledger
+from reference import ReferenceData, classify_event
 from reports.ccpa import CcpaReport, ccpa_report
 from reports.conformance import conformance_report
 from reports.subject import recipients_report, subject_report

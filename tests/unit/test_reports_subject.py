@@ -10,8 +10,8 @@ import pytest
 
 from ledger.derived import check_derived, rebuild_heavy, subject_lookup
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
+from reference import ReferenceData
 from reports.document import REPORT_FORMATS
 from reports.errors import ReportError
 from reports.request_log import (

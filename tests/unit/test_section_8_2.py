@@ -15,8 +15,8 @@ import pytest
 from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.simulate import simulate
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
+from reference import ReferenceData
 from reports.ccpa import ccpa_json, ccpa_report
 from schemas.codec import EventCodec
 

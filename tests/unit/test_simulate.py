@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from disclosure_ledger.simulate import PRODUCERS, is_undeclared, simulate
-from ledger.reference import ReferenceData, classify_event, load_reference
+from reference import ReferenceData, classify_event, load_reference
 from schemas.model import DisclosureEvent, SubjectType
 
 START = datetime(2025, 11, 1, tzinfo=UTC)

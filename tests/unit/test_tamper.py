@@ -30,9 +30,9 @@ from ledger.checkpoints import (
 )
 from ledger.errors import LedgerError
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import Ledger
 from ledger.verify import LEAF_SELECT, CheckpointSource, VerifyResult, verify_ledger
+from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
 

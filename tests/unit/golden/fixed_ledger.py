@@ -21,7 +21,6 @@ from pathlib import Path
 from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.simulate import simulate
 from ledger.pseudonyms import SubjectKeyStore
-from ledger.reference import ReferenceData
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -30,6 +29,7 @@ from ledger.store import (
     Ledger,
     empty,
 )
+from reference import ReferenceData
 from schemas.codec import EventCodec
 from schemas.model import DisclosureEvent
 

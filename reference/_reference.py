@@ -1,6 +1,6 @@
 """Reference data from the privacy policy: recipients, category mappings, purposes, flows.
 
-The data lives in YAML files (``ledger/reference_data/`` by default), validated by pydantic
+The data lives in YAML files (``reference/data/`` by default), validated by pydantic
 on load; nothing here is a business fact in code except the statutory tables (CCPA letter
 names, EEA member states, ISO country codes)::
 
@@ -145,7 +145,7 @@ _NO_SAFEGUARD: Final = (None, "none")
 
 def default_reference_directory() -> Path:
     """The reference data shipped with the package."""
-    return Path(__file__).resolve().parent / "reference_data"
+    return Path(__file__).resolve().parent / "data"
 
 
 class ReferenceViolation(ReferenceDataError):
