@@ -14,6 +14,7 @@ its own ``errors`` module; third-party errors are converted where they cross int
     ├── ConsumeError                consumers.errors: the consumer cannot make progress
     ├── LedgerError                 ledger.errors: the DuckDB ledger file
     │   ├── LedgerLockedError       a second writer tried to open the file
+    │   ├── LedgerVersionError      the file was written by a DuckDB this one cannot read
     │   └── ChainError              the hash chain or offset accounting does not verify
     ├── ReportError                 reports.errors: a report or query cannot be produced
     │   └── QueryRefusedError       a query is not one read-only statement

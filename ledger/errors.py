@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from disclosure_ledger.errors import DisclosureLedgerError
 
-__all__ = ["ChainError", "LedgerError", "LedgerLockedError"]
+__all__ = ["ChainError", "LedgerError", "LedgerLockedError", "LedgerVersionError"]
 
 
 class LedgerError(DisclosureLedgerError):
@@ -13,6 +13,10 @@ class LedgerError(DisclosureLedgerError):
 
 class LedgerLockedError(LedgerError):
     """Another process is writing to the ledger file."""
+
+
+class LedgerVersionError(LedgerError):
+    """The ledger file was written by a DuckDB version this installation cannot read."""
 
 
 class ChainError(LedgerError):

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ledger.chain import LEAF_TYPES
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
-from ledger.errors import LedgerError, LedgerLockedError
+from ledger.errors import LedgerError, LedgerLockedError, LedgerVersionError
 
 FORMAT_VERSION = "1"
 
@@ -123,6 +123,38 @@ CREATE TABLE IF NOT EXISTS duplicates (
 """
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+_STORAGE_VERSIONS = re.compile(r"version number (\d+), but we can only read versions? (.+?)\.")
+
+
+def _unreadable_version(path: Path, duckdb_said: str) -> str:
+    """What to tell a user whose ledger file this DuckDB cannot read (docs/duckdb-version.md).
+
+    DuckDB writes its storage version and the library version that wrote the file into the
+    file's header (``DUCK`` at byte 8, the version string at byte 52); the error names the
+    former, the header the latter, which is what a user can act on."""
+    writer = "another DuckDB version"
+    try:
+        with path.open("rb") as file:
+            header = file.read(64)
+        if header[8:12] == b"DUCK":
+            name = header[52:64].split(b"\0", 1)[0].decode("ascii", "replace")
+            if name:
+                writer = f"DuckDB {name}"
+    except OSError:
+        pass
+    found = _STORAGE_VERSIONS.search(duckdb_said)
+    storage = (
+        f" (storage version {found.group(1)}; DuckDB {duckdb.__version__} reads {found.group(2)})"
+        if found
+        else ""
+    )
+    return (
+        f"ledger file {path} was written by {writer}{storage}, which this disclosure-ledger, "
+        f"built on DuckDB {duckdb.__version__}, cannot read. Use the disclosure-ledger release "
+        f"that wrote it, or move the data across with that DuckDB's EXPORT DATABASE and "
+        f"DuckDB {duckdb.__version__}'s IMPORT DATABASE (docs/duckdb-version.md says why "
+        "the project stays on this DuckDB version)"
+    )
 
 # The consumer's DuckDB settings (Ledger.bound_memory_for_streaming). With DuckDB's defaults
 # its memory grows with the ledger (~2 KB per row):
@@ -196,7 +228,9 @@ class Ledger:
             )
         except duckdb.IOException as exc:
             text = str(exc)
-            if "lock" in text.lower():
+            if "database file with version number" in text:
+                raise LedgerVersionError(_unreadable_version(self.path, text)) from exc
+            if "Could not set lock" in text:
                 holder = _LOCK_HOLDER.search(text)
                 who = f"process {holder.group(1)}" if holder else "another process"
                 raise LedgerLockedError(
@@ -204,7 +238,10 @@ class Ledger:
                     "readers wait until it stops (DuckDB allows one writing process, or any "
                     f"number of read-only ones). DuckDB said: {text}"
                 ) from exc
-            raise LedgerError(f"cannot open ledger file {self.path}: {text}") from exc
+            raise LedgerError(
+                f"cannot open ledger file {self.path}: {text}; is it a DuckDB ledger file, "
+                "whole and uncorrupted? Restore it from a copy if not"
+            ) from exc
         except duckdb.Error as exc:
             raise LedgerError(
                 f"cannot open ledger file {self.path}: {exc}; is it a DuckDB ledger file?"
