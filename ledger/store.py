@@ -156,6 +156,7 @@ def _unreadable_version(path: Path, duckdb_said: str) -> str:
         "the project stays on this DuckDB version)"
     )
 
+
 # The consumer's DuckDB settings (Ledger.bound_memory_for_streaming). With DuckDB's defaults
 # its memory grows with the ledger (~2 KB per row):
 # - max_vacuum_tasks 0: each auto-checkpoint writes the rows committed since the last one
