@@ -136,33 +136,17 @@ def _parse(directory: Path) -> _Parsed:
             parsed.manifest = Manifest.model_validate(manifest)
         except ValidationError as exc:
             parsed.problems.extend(_pydantic_problems(MANIFEST_FILE, exc))
-    parsed.recipients = _entries(
-        RECIPIENTS_FILE,
-        "recipients",
-        RecipientEntry,
-        _read(directory, RECIPIENTS_FILE, parsed, digest),
-        parsed,
-        "id",
-    )
-    parsed.categories = _entries(
-        CATEGORIES_FILE,
-        "categories",
-        CategoryEntry,
-        _read(directory, CATEGORIES_FILE, parsed, digest),
-        parsed,
-        "key",
-    )
-    parsed.purposes = _entries(
-        PURPOSES_FILE,
-        "purposes",
-        PurposeEntry,
-        _read(directory, PURPOSES_FILE, parsed, digest),
-        parsed,
-        "key",
-    )
-    parsed.flows = _entries(
-        FLOWS_FILE, "flows", FlowEntry, _read(directory, FLOWS_FILE, parsed, digest), parsed, "id"
-    )
+
+    def entries(name: str, model: type[M], label: str) -> list[M]:
+        # Each file holds one list under the key its name gives: recipients.yaml, recipients:
+        section = name.removesuffix(".yaml")
+        return _entries(name, section, model, _read(directory, name, parsed, digest), parsed, label)
+
+    # The files are read in this order: the version's digest depends on it.
+    parsed.recipients = entries(RECIPIENTS_FILE, RecipientEntry, "id")
+    parsed.categories = entries(CATEGORIES_FILE, CategoryEntry, "key")
+    parsed.purposes = entries(PURPOSES_FILE, PurposeEntry, "key")
+    parsed.flows = entries(FLOWS_FILE, FlowEntry, "id")
     parsed.digest = digest.hexdigest()[:8]
     return parsed
 

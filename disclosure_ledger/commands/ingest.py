@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
     from ledger.checkpoints import Checkpointer
     from ledger.store import Ledger
+    from reference import ReferenceData
 
 log = logging.getLogger("disclosure_ledger")
 
@@ -242,7 +243,10 @@ def run_consume(args: argparse.Namespace) -> int:
 
 
 def _checkpointer(
-    args: argparse.Namespace, ledger: Ledger, signer: Ed25519PrivateKey | None, reference: object
+    args: argparse.Namespace,
+    ledger: Ledger,
+    signer: Ed25519PrivateKey | None,
+    reference: ReferenceData,
 ) -> Checkpointer | None:
     from ledger.checkpoints import Checkpointer, default_checkpoint_file
 
@@ -254,7 +258,7 @@ def _checkpointer(
         ledger,
         signer,
         args.checkpoint_file or default_checkpoint_file(args.ledger),
-        reference_version=str(getattr(reference, "version", "")),
+        reference_version=reference.version,
         every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
         every_seconds=args.checkpoint_every_seconds or settings.checkpoint_every_seconds,
     )

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from disclosure_ledger.errors import BrokerError
+from disclosure_ledger.local_broker.processes import run_to_completion
 from disclosure_ledger.local_broker.state_files import as_text, tail_text
 
 __all__ = [
@@ -85,17 +86,7 @@ def install_jars(mvn: str, pom_file: Path, libs_dir: Path, digest: str) -> None:
         f"-DoutputDirectory={staging}",
     ]
     try:
-        result = subprocess.run(
-            command,
-            cwd=pom_file.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            timeout=_MAVEN_TIMEOUT_S,
-            check=False,
-        )
+        result = run_to_completion(command, cwd=pom_file.parent, timeout=_MAVEN_TIMEOUT_S)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise BrokerError(f"could not run Maven ({mvn}): {exc}") from exc

@@ -35,6 +35,7 @@ from disclosure_ledger.local_broker.processes import (
     port_free,
     process_alive,
     processes_running,
+    run_to_completion,
     send_signal,
     wait_exit,
 )
@@ -264,17 +265,7 @@ class LocalBroker:
             "--ignore-formatted",
         ]
         try:
-            result = subprocess.run(
-                command,
-                cwd=self.kafka_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                timeout=_FORMAT_TIMEOUT_S,
-                check=False,
-            )
+            result = run_to_completion(command, cwd=self.kafka_dir, timeout=_FORMAT_TIMEOUT_S)
         except OSError as exc:
             raise BrokerError(f"could not run {java} to format {self.data_dir}: {exc}") from exc
         except subprocess.TimeoutExpired as exc:

@@ -11,8 +11,10 @@ import contextlib
 import errno
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 
@@ -26,6 +28,7 @@ __all__ = [
     "port_free",
     "process_alive",
     "processes_running",
+    "run_to_completion",
     "send_signal",
     "wait_exit",
 ]
@@ -79,6 +82,26 @@ def processes_running(main_class: str) -> Iterator[int]:
     for process in psutil.process_iter(["cmdline"]):
         if main_class in (process.info.get("cmdline") or ()):
             yield process.pid
+
+
+def run_to_completion(
+    command: list[str], *, cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool with no input; its stdout and stderr together, as text, in ``stdout``.
+
+    Raises OSError when it cannot start and subprocess.TimeoutExpired after ``timeout``.
+    """
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
 
 
 def port_free(port: int) -> bool:
