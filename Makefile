@@ -19,11 +19,11 @@ demo: setup
 
 # The HTML reports are checked in Debian's headless Chromium; installed here when missing
 # and this is a root shell with apt-get (as on this project's machines and CI), otherwise
-# that one test skips and says how to install it.
+# that one test skips and says how to install it (under CI=true it fails instead).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium not installed: the browser test will skip (apt-get install chromium)"; }
+	  || echo "chromium not installed: the browser test will skip, or fail under CI=true (apt-get install chromium)"; }
 
 test: setup browser
 	$(BIN)/ruff check .

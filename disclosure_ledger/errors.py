@@ -10,6 +10,7 @@ its own ``errors`` module; third-party errors are converted where they cross int
     │   ├── EventValidationError    an event does not satisfy the contract (field named)
     │   └── DecodeError             bytes are not a single-object-encoded DisclosureEvent
     ├── ReferenceDataError          reference.errors: reference data files are invalid
+    │   └── ReferenceViolation      an event the reference data cannot place (key named)
     ├── PublishError                producers.errors: the broker did not acknowledge an event
     ├── ConsumeError                consumers.errors: the consumer cannot make progress
     ├── LedgerError                 ledger.errors: the DuckDB ledger file

@@ -36,6 +36,7 @@ from itertools import accumulate, pairwise
 from typing import Any, Final
 
 from reference import (
+    UNDECLARED_FLOW,
     ReferenceData,
     ReferenceViolation,
     classify,
@@ -350,7 +351,7 @@ def _ready(ref: ReferenceData, scenario: _Scenario, at_ms: int, *, declared: boo
             )
         except ReferenceViolation:
             continue
-        wanted = () if declared else ("undeclared_flow",)
+        wanted = () if declared else (UNDECLARED_FLOW,)
         if result.declared == declared and result.flags == wanted:
             usable.append(Recipient.model_construct(id=rid, category=scenario.category))
     if not usable:

@@ -2,7 +2,12 @@
 
 The broker is, in order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; testcontainers' Kafka module
 if a Docker engine answers; else the project's local KRaft broker (jars from Maven
-Central). Under ``CI=true`` an integration test never skips for lack of a broker: it fails.
+Central).
+
+A test that needs a part this machine may lack (the broker, Chromium) calls
+:func:`skip_missing_part`: it skips, saying what is missing and how to install it, except
+under ``CI=true``, where it fails with the same words, so that CI cannot go green while
+running less than it should.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -22,6 +28,27 @@ from reference import ReferenceData, load_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = b"test-secret-" + b"0" * 20
+
+
+def skip_missing_part(part: str, install: str, *, detail: str = "") -> NoReturn:
+    """Skip the test for lack of ``part``; under ``CI=true`` fail it instead.
+
+    ``install`` says how to get the part, ``detail`` what went wrong when looking for it.
+    """
+    because = f" ({detail})" if detail else ""
+    if os.environ.get("CI") == "true":
+        pytest.fail(
+            f"{part} is missing{because}, and under CI=true a test may not skip for a "
+            f"missing part: install it in the CI setup with: {install}",
+            pytrace=False,
+        )
+    pytest.skip(f"{part} is missing{because}; install it with: {install}")
+
+
+BROKER_INSTALL = (
+    "`apt-get install openjdk-17-jre-headless maven && disclosure-ledger broker fetch` "
+    "(the local broker), or set KAFKA_BOOTSTRAP_SERVERS to a running Kafka broker"
+)
 
 
 def _docker_answers() -> bool:
@@ -64,9 +91,7 @@ def kafka_bootstrap() -> Iterator[str]:
         was_running = broker.status().running
         address = broker.start()
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no Kafka broker for the integration tests: {exc}")
-        pytest.skip(f"no Kafka broker: {exc}")
+        skip_missing_part("a Kafka broker", BROKER_INSTALL, detail=str(exc))
     yield address
     if not was_running:
         broker.stop()

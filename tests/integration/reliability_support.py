@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import psutil
 
 from disclosure_ledger.simulate import simulate
 from ledger.quarantine import quarantine_key, read_quarantine
@@ -422,9 +423,8 @@ class ConsumerProcess:
             time.sleep(0.05)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
 
     def signal(self, signum: signal.Signals) -> None:
         self.process.send_signal(signum)

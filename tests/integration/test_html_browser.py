@@ -8,15 +8,14 @@ which is where a script error or a blocked load (the pages' Content-Security-Pol
 forbids loading anything) would show. A screenshot of each page is saved in the test's
 temporary directory.
 
-Chromium is not a Python package: when it is missing this test is skipped, with the line
-that installs it. On Debian (as root)::
+Chromium is not a Python package: when it is missing this test is skipped (failed under
+``CI=true``), with the line that installs it. On Debian (as root)::
 
     apt-get update && apt-get install -y chromium
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
@@ -42,6 +41,7 @@ from reports.subject import (
     subject_report,
 )
 from reports.transfers import render_transfers, transfers_report
+from tests.conftest import skip_missing_part
 from tests.unit.golden.fixed_ledger import (
     AS_OF,
     GENERATED_AT,
@@ -62,10 +62,11 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip(
-        "chromium is not installed, so the HTML reports cannot be rendered in a real browser; "
-        f"install it (Debian, as root) with: {APT_LINE}"
-        + (" -- and add that line to the CI setup" if os.environ.get("CI") == "true" else "")
+    skip_missing_part(
+        "Chromium",
+        f"{APT_LINE} (Debian, as root)",
+        detail="no chromium or chromium-browser on PATH, so the HTML reports cannot be "
+        "rendered in a real browser",
     )
 
 

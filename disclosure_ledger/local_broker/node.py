@@ -1,74 +1,74 @@
-"""A real Apache Kafka broker on this machine, for the demo, the tests and CI.
+"""The local broker itself: its settings, its files, and its JVM's start, status and stop.
 
-One node in KRaft mode, broker and controller combined, listening on 127.0.0.1 only. Its
-jars come from Maven Central: ``broker/pom.xml`` names them, and :meth:`LocalBroker.fetch`
-has Maven copy them into ``<state_dir>/kafka/libs``. Everything the broker writes lives
-under ``<state_dir>/kafka/``::
-
-    libs/               the classpath (plus .pom.sha256, the stamp of the pom it came from)
-    data/               the KRaft metadata log and the topics' logs
-    logs/server.log     the broker's own log (log4j2, broker/log4j2.properties)
-    logs/broker.out     the JVM's stdout and stderr (crashes, JVM errors)
-    server.properties   written on every start from this object's settings
-    broker.pid          the pid of the running broker
-
-The broker is a detached process: it outlives the Python process that started it, and a
-later :meth:`LocalBroker.start` on the same state dir finds it and returns at once.
-
-Importing this module does nothing; it reads no environment variables (settings are
-passed in). kafka-python is imported only when a broker is asked whether it answers.
+See :mod:`disclosure_ledger.local_broker` for the layout of its state dir.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import errno
-import fcntl
-import hashlib
-import os
 import re
-import shutil
 import signal
-import socket
-import struct
 import subprocess
 import time
 import uuid
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from disclosure_ledger.errors import BrokerError
+from disclosure_ledger.local_broker.jars import (
+    EXISTING_CLUSTER_HINT,
+    JAVA_HINT,
+    MAVEN_HINT,
+    install_jars,
+    jars_current,
+    pom_digest,
+    require_tool,
+)
+from disclosure_ledger.local_broker.polling import poll_until
+from disclosure_ledger.local_broker.probe import kafka_answers, list_topics
+from disclosure_ledger.local_broker.processes import (
+    HOST,
+    command_line,
+    describe_listener,
+    port_free,
+    process_alive,
+    processes_running,
+    run_to_completion,
+    send_signal,
+    wait_exit,
+)
+from disclosure_ledger.local_broker.state_files import (
+    as_text,
+    atomic_write,
+    file_lock,
+    read_tail,
+    tail_text,
+)
 
-HOST = "127.0.0.1"
+__all__ = [
+    "DEFAULT_CONTROLLER_PORT",
+    "DEFAULT_HEAP",
+    "DEFAULT_PORT",
+    "BrokerStatus",
+    "LocalBroker",
+    "default_project_root",
+]
+
 DEFAULT_PORT = 19092
 DEFAULT_CONTROLLER_PORT = 19093
 DEFAULT_HEAP = "512m"
 
-JAVA_HINT = "Java 17+ (apt-get install openjdk-17-jre-headless)"
-MAVEN_HINT = "Maven (apt-get install maven)"
-EXISTING_CLUSTER_HINT = (
-    "or set KAFKA_BOOTSTRAP_SERVERS to an existing Kafka cluster instead of the local broker"
-)
-
 _MAIN_CLASS = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
-_POM_STAMP = ".pom.sha256"
-_MARKER_JAR_GLOB = "kafka_2.13-*.jar"
 _HEAP_RE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_TAIL_LINES = 40
-_MAVEN_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 120.0
 _PROBE_TIMEOUT_S = 2.0
 _POLL_INTERVAL_S = 0.2
 _KILL_WAIT_S = 10.0
-# kafka-python 3.0.12 reads its protocol schemas with importlib.resources.read_text and
-# open_text, both deprecated on Python 3.11; silenced only around our own import of it.
-_KAFKA_IMPORT_WARNINGS = r"(read_text|open_text) is deprecated"
+# A broker that just exited may hold its sockets for a moment longer.
+_PORT_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class BrokerStatus:
 
 def default_project_root() -> Path:
     """The repository root: the parent of the ``disclosure_ledger`` package directory."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 class LocalBroker:
@@ -162,78 +162,20 @@ class LocalBroker:
                 f"{self.pom_file} not found: project_root={self.project_root} is not the "
                 "disclosure-ledger repository (it holds broker/pom.xml)"
             )
-        digest = hashlib.sha256(self.pom_file.read_bytes()).hexdigest()
+        digest = pom_digest(self.pom_file)
         self.libs_dir.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.libs_dir.with_name(f".{self.libs_dir.name}.lock")):
-            if self._libs_match(digest):
+        with file_lock(self.libs_dir.with_name(f".{self.libs_dir.name}.lock")):
+            if jars_current(self.libs_dir, digest):
                 return self.libs_dir
-            mvn = _require_tool("mvn", MAVEN_HINT)
-            _require_tool("java", JAVA_HINT)
+            mvn = require_tool("mvn", MAVEN_HINT)
+            require_tool("java", JAVA_HINT)
             if self.libs_dir == self.kafka_dir / "libs" and self._live_pid() is not None:
                 raise BrokerError(
                     f"broker/pom.xml changed while the broker in {self.kafka_dir} runs on "
                     "the jars of the old one; stop it first, then fetch or start again"
                 )
-            # Left-overs of an interrupted fetch (we hold the lock: none is running now).
-            for kind in ("new", "old"):
-                for stale in self.libs_dir.parent.glob(f".{self.libs_dir.name}.{kind}-*"):
-                    shutil.rmtree(stale, ignore_errors=True)
-            staging = self.libs_dir.with_name(f".{self.libs_dir.name}.new-{os.getpid()}")
-            staging.mkdir()
-            command = [
-                mvn,
-                "-q",
-                "-B",
-                "-Dstyle.color=never",
-                "-f",
-                str(self.pom_file),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ]
-            try:
-                result = subprocess.run(
-                    command,
-                    cwd=self.pom_file.parent,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    errors="replace",
-                    timeout=_MAVEN_TIMEOUT_S,
-                    check=False,
-                )
-            except OSError as exc:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise BrokerError(f"could not run Maven ({mvn}): {exc}") from exc
-            except subprocess.TimeoutExpired as exc:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise BrokerError(
-                    f"Maven did not finish copying the Kafka jars within "
-                    f"{_MAVEN_TIMEOUT_S:.0f} s (is Maven Central reachable?):\n"
-                    + _tail_text(_as_text(exc.output))
-                ) from exc
-            if result.returncode != 0 or not any(staging.glob(_MARKER_JAR_GLOB)):
-                shutil.rmtree(staging, ignore_errors=True)
-                raise BrokerError(
-                    f"Maven failed to copy the Kafka jars (exit {result.returncode}; "
-                    f"{' '.join(command)}):\n" + _tail_text(result.stdout)
-                )
-            (staging / _POM_STAMP).write_text(digest + "\n", encoding="ascii")
-            old = self.libs_dir.with_name(f".{self.libs_dir.name}.old-{os.getpid()}")
-            if self.libs_dir.exists():
-                self.libs_dir.rename(old)
-            staging.rename(self.libs_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            install_jars(mvn, self.pom_file, self.libs_dir, digest)
         return self.libs_dir
-
-    def _libs_match(self, digest: str) -> bool:
-        stamp = self.libs_dir / _POM_STAMP
-        try:
-            recorded = stamp.read_text(encoding="ascii").strip()
-        except OSError:
-            return False
-        return recorded == digest and any(self.libs_dir.glob(_MARKER_JAR_GLOB))
 
     # ------------------------------------------------------------------ start
 
@@ -248,20 +190,20 @@ class LocalBroker:
         """
         deadline = time.monotonic() + timeout
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.kafka_dir / ".broker.lock"):
+        with file_lock(self.kafka_dir / ".broker.lock"):
             pid = self._live_pid()
             if pid is not None:
                 self._wait_until_ready(pid, deadline, launched=False)
                 return self.bootstrap
             self.pid_file.unlink(missing_ok=True)
             libs = self.fetch()
-            java = _require_tool("java", JAVA_HINT)
+            java = require_tool("java", JAVA_HINT)
             if not self.log4j_config.is_file():
                 raise BrokerError(f"{self.log4j_config} not found (it ships with the repo)")
             self._check_ports_free()
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.logs_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.properties_file, self._server_properties())
+            atomic_write(self.properties_file, self._server_properties())
             if not (self.data_dir / "meta.properties").exists():
                 self._format_storage(java, libs)
             pid = self._launch(java, libs)
@@ -323,28 +265,18 @@ class LocalBroker:
             "--ignore-formatted",
         ]
         try:
-            result = subprocess.run(
-                command,
-                cwd=self.kafka_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                timeout=_FORMAT_TIMEOUT_S,
-                check=False,
-            )
+            result = run_to_completion(command, cwd=self.kafka_dir, timeout=_FORMAT_TIMEOUT_S)
         except OSError as exc:
             raise BrokerError(f"could not run {java} to format {self.data_dir}: {exc}") from exc
         except subprocess.TimeoutExpired as exc:
             raise BrokerError(
                 f"formatting {self.data_dir} did not finish within {_FORMAT_TIMEOUT_S:.0f} s:\n"
-                + _tail_text(_as_text(exc.output))
+                + tail_text(as_text(exc.output))
             ) from exc
         if result.returncode != 0:
             raise BrokerError(
                 f"formatting the broker's storage in {self.data_dir} failed "
-                f"(exit {result.returncode}):\n{_tail_text(result.stdout)}"
+                f"(exit {result.returncode}):\n{tail_text(result.stdout)}"
                 + _java_version_hint(result.stdout)
             )
 
@@ -387,23 +319,22 @@ class LocalBroker:
             raise BrokerError(
                 f"could not launch the broker's JVM: {result.stderr.strip() or result.stdout}"
             ) from None
-        _atomic_write(self.pid_file, f"{pid}\n")
+        atomic_write(self.pid_file, f"{pid}\n")
         return pid
 
     def _wait_until_ready(self, pid: int, deadline: float, *, launched: bool) -> None:
-        while True:
-            if not _pid_alive(pid):
+        def ready() -> bool:
+            if not process_alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(
                     f"the Kafka broker (pid {pid}) exited before it answered on "
                     f"{self.bootstrap}.\n{self._log_tails()}"
                 )
             remaining = deadline - time.monotonic()
-            if self._answers(min(_PROBE_TIMEOUT_S, max(remaining, 0.5))):
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_POLL_INTERVAL_S)
+            return self._answers(min(_PROBE_TIMEOUT_S, max(remaining, 0.5)))
+
+        if poll_until(ready, deadline=deadline, interval=_POLL_INTERVAL_S):
+            return
         tails = self._log_tails()
         if launched:
             self._terminate(pid, timeout=10.0)
@@ -419,14 +350,11 @@ class LocalBroker:
 
     def _check_ports_free(self) -> None:
         for name, port in (("client", self.port), ("controller", self.controller_port)):
-            # A broker that just exited may hold its sockets for a moment longer.
-            grace = time.monotonic() + 2.0
-            while not _port_free(port) and time.monotonic() < grace:
-                time.sleep(0.1)
-            if _port_free(port):
+            grace = time.monotonic() + _PORT_GRACE_S
+            if poll_until(partial(port_free, port), deadline=grace, interval=0.1):
                 continue
-            holder = _describe_listener(port)
-            kafka = " A Kafka broker answers there." if _kafka_answers(port, 1.0) else ""
+            holder = describe_listener(port)
+            kafka = " A Kafka broker answers there." if kafka_answers(port, 1.0) else ""
             raise BrokerError(
                 f"the {name} port {HOST}:{port} is already in use by {holder}, not by the "
                 f"broker of {self.kafka_dir}.{kafka} Stop that process, choose other ports "
@@ -456,7 +384,7 @@ class LocalBroker:
         """
         if not self.kafka_dir.is_dir():
             return False
-        with _file_lock(self.kafka_dir / ".broker.lock"):
+        with file_lock(self.kafka_dir / ".broker.lock"):
             pid = self._live_pid()
             if pid is not None:
                 self._terminate(pid, timeout)
@@ -467,51 +395,49 @@ class LocalBroker:
         """SIGKILL the broker (to test crashes); a later :meth:`start` recovers its logs."""
         if not self.kafka_dir.is_dir():
             return
-        with _file_lock(self.kafka_dir / ".broker.lock"):
+        with file_lock(self.kafka_dir / ".broker.lock"):
             pid = self._live_pid()
             if pid is not None:
-                _signal(pid, signal.SIGKILL)
-                if not _wait_exit(pid, _KILL_WAIT_S):
+                send_signal(pid, signal.SIGKILL)
+                if not wait_exit(pid, _KILL_WAIT_S):
                     raise BrokerError(f"the Kafka broker (pid {pid}) survived SIGKILL")
             self.pid_file.unlink(missing_ok=True)
 
     def _terminate(self, pid: int, timeout: float) -> None:
-        _signal(pid, signal.SIGTERM)
-        if _wait_exit(pid, timeout):
+        send_signal(pid, signal.SIGTERM)
+        if wait_exit(pid, timeout):
             return
-        _signal(pid, signal.SIGKILL)
-        if not _wait_exit(pid, _KILL_WAIT_S):
+        send_signal(pid, signal.SIGKILL)
+        if not wait_exit(pid, _KILL_WAIT_S):
             raise BrokerError(f"the Kafka broker (pid {pid}) survived SIGKILL")
 
     # ---------------------------------------------------------------- helpers
 
     def _live_pid(self) -> int | None:
-        """The pid of this state dir's running broker, from the pid file or /proc."""
+        """The pid of this state dir's running broker, from the pid file or the process list."""
         try:
             recorded: int | None = int(self.pid_file.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
             recorded = None
-        if recorded is not None and _pid_alive(recorded) and self._is_ours(recorded):
+        if recorded is not None and process_alive(recorded) and self._is_ours(recorded):
             return recorded
         # The pid file is missing or stale; the broker may still run (pid file deleted).
-        for pid in _java_pids():
-            if self._is_ours(pid) and _pid_alive(pid):
+        for pid in processes_running(_MAIN_CLASS):
+            if self._is_ours(pid) and process_alive(pid):
                 with contextlib.suppress(OSError):
-                    _atomic_write(self.pid_file, f"{pid}\n")
+                    atomic_write(self.pid_file, f"{pid}\n")
                 return pid
         return None
 
     def _is_ours(self, pid: int) -> bool:
-        args = _cmdline(pid)
-        if args is None:  # no /proc (not Linux): trust the pid file
-            return True
+        args = command_line(pid)
         return _MAIN_CLASS in args and str(self.properties_file) in args
 
     def _answers(self, timeout: float) -> bool:
-        if not _kafka_answers(self.port, timeout):
+        if not kafka_answers(self.port, timeout):
             return False
         try:
-            _list_topics(self.bootstrap, timeout)
+            list_topics(self.bootstrap, timeout)
         except Exception:
             return False
         return True
@@ -519,25 +445,12 @@ class LocalBroker:
     def _log_tails(self) -> str:
         parts = []
         for path in (self.log_file, self.stdout_file):
-            text = _read_tail(path)
+            text = read_tail(path)
             if text:
                 parts.append(f"--- last lines of {path}:\n{text}")
         if not parts:
             return f"(nothing in {self.log_file} or {self.stdout_file})"
-        return "\n".join(parts) + _java_version_hint(_read_tail(self.stdout_file))
-
-
-# ---------------------------------------------------------------- module helpers
-
-
-def _require_tool(name: str, hint: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise BrokerError(
-            f"`{name}` was not found on PATH; the local Kafka broker needs it. "
-            f"Install {hint}, {EXISTING_CLUSTER_HINT}."
-        )
-    return path
+        return "\n".join(parts) + _java_version_hint(read_tail(self.stdout_file))
 
 
 def _java_version_hint(output: str) -> str:
@@ -546,235 +459,9 @@ def _java_version_hint(output: str) -> str:
     return ""
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (flock), held for the ``with`` body."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def _random_cluster_id() -> str:
     """A cluster id as Kafka's ``Uuid.randomUuid()`` makes it: 22 url-safe base64 chars."""
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
         if not text.startswith("-"):  # Kafka avoids ids a command line takes for options
             return text
-
-
-def _as_text(output: str | bytes | None) -> str:
-    if output is None:
-        return ""
-    if isinstance(output, bytes):
-        return output.decode("utf-8", "replace")
-    return output
-
-
-def _tail_text(text: str, lines: int = _TAIL_LINES) -> str:
-    kept = _ANSI_RE.sub("", text).rstrip().splitlines()[-lines:]
-    return "\n".join(kept) if kept else "(no output)"
-
-
-def _read_tail(path: Path, lines: int = _TAIL_LINES) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "replace").rstrip()
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process.
-
-    A zombie counts as dead once all its threads are gone. The JVM's main thread turns
-    zombie first while the others still exit and hold its files and listening sockets.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()
-    except OSError:
-        return True
-    state = stat.rpartition(")")[2].split()[:1]
-    if state not in (["Z"], ["X"]):
-        return True
-    try:
-        return len(os.listdir(f"/proc/{pid}/task")) > 1
-    except OSError:
-        return False
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    """The process's arguments, ``[]`` if unreadable, ``None`` where there is no /proc."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return None if not Path("/proc/self").exists() else []
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-
-
-def _java_pids() -> Iterator[int]:
-    """Pids of processes running ``kafka.Kafka`` (Linux /proc; nothing elsewhere)."""
-    try:
-        entries = list(Path("/proc").iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        args = _cmdline(int(entry.name))
-        if args and _MAIN_CLASS in args:
-            yield int(entry.name)
-
-
-def _port_free(port: int) -> bool:
-    """Whether a listener could bind ``127.0.0.1:port`` (as the broker will, REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise BrokerError(f"cannot check port {HOST}:{port}: {exc}") from exc
-    return True
-
-
-def _describe_listener(port: int) -> str:
-    """Best effort: which process listens on ``port`` (Linux /proc), for error messages."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text(encoding="ascii").splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) > 9 and fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
-                inodes.add(fields[9])
-    targets = {f"socket:[{inode}]" for inode in inodes}
-    if targets:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            if _socket_links(entry / "fd") & targets:
-                args = " ".join(_cmdline(int(entry.name)) or [])
-                shown = args if len(args) <= 200 else args[:197] + "..."
-                return f"another process (pid {entry.name}: {shown})"
-    return "another process (`ss -ltnp` shows which)"
-
-
-def _socket_links(fd_dir: Path) -> set[str]:
-    links = set()
-    try:
-        fds = list(fd_dir.iterdir())
-    except OSError:
-        return set()
-    for fd in fds:
-        with contextlib.suppress(OSError):  # fds come and go while we look
-            links.add(os.readlink(fd))
-    return links
-
-
-def _kafka_answers(port: int, timeout: float) -> bool:
-    """Whether a Kafka broker on ``127.0.0.1:port`` answers an ApiVersions request.
-
-    A raw request on a plain socket: cheap, and unlike a kafka-python client it leaves
-    no background thread or unclosed socket behind when nothing listens yet.
-    """
-    client_id = b"disclosure-ledger-probe"
-    correlation_id = 0x5EED
-    # ApiVersions (key 18) v0: request header v1 and an empty body.
-    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as sock:
-            if sock.getsockname() == sock.getpeername():  # TCP self-connect, no listener
-                return False
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
-            if not 6 <= size <= 1 << 20:
-                return False
-            reply_id, error_code = struct.unpack(">ih", _recv_exactly(sock, size)[:6])
-    except (OSError, struct.error):
-        return False
-    return bool(reply_id == correlation_id and error_code == 0)
-
-
-def _recv_exactly(sock: socket.socket, count: int) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        data += chunk
-    return bytes(data)
-
-
-def _kafka_admin_class() -> Any:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", _KAFKA_IMPORT_WARNINGS, DeprecationWarning)
-        from kafka import KafkaAdminClient
-
-    return KafkaAdminClient
-
-
-def _list_topics(bootstrap: str, timeout: float) -> list[str]:
-    """Topic names from a kafka-python admin client; closed on every path."""
-    admin_class = _kafka_admin_class()
-    timeout_ms = max(500, int(timeout * 1000))
-    admin = admin_class.__new__(admin_class)
-    try:
-        # KafkaAdminClient connects in __init__ and, when that fails, leaves its IO
-        # thread running; constructing in two steps lets us close it on that path too.
-        admin.__init__(
-            bootstrap_servers=bootstrap,
-            client_id="disclosure-ledger-local-broker",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
-        )
-    except BaseException:
-        with contextlib.suppress(Exception):
-            admin._closed = False
-            admin.close()
-        raise
-    try:
-        return [str(name) for name in admin.list_topics()]
-    finally:
-        admin.close()

@@ -1,0 +1,18 @@
+"""The CLI's command groups, one module each; ``disclosure_ledger.cli`` registers them.
+
+Each module declares its commands and their options in ``register(commands)`` and gives
+each command a thin handler that parses nothing more and calls the library::
+
+    broker        broker fetch|start|stop|status
+    ingest        publish, simulate, consume, demo
+    verify        verify
+    maintenance   migrate, quarantine show
+    keys          keys generate, erase-subject
+    reports       report ccpa|conformance|transfers|subject|recipients|requests
+    query         query (SQL or a preset)
+    schemas       schemas check
+    reference     reference show|check
+
+``options`` holds what they share (common options, argument types); ``key_material``
+reads the subject secret and the checkpoint signing key from the settings.
+"""

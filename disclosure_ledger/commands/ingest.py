@@ -1,0 +1,270 @@
+"""Getting events into a ledger: ``publish``, ``simulate``, ``consume`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from disclosure_ledger.commands.key_material import signing_key, subject_keys, subject_secret
+from disclosure_ledger.commands.options import (
+    add_command,
+    bootstrap_servers,
+    iso_date,
+    iso_datetime,
+    kafka_options,
+    ledger_option,
+    open_output,
+)
+from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.settings import load_settings
+from schemas.model import DisclosureEvent
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from disclosure_ledger.commands.options import Subcommands
+    from ledger.checkpoints import Checkpointer
+    from ledger.store import Ledger
+    from reference import ReferenceData
+
+log = logging.getLogger("disclosure_ledger")
+
+
+def register(commands: Subcommands) -> None:
+    sub = add_command(
+        commands, "publish", run_publish, "Publish disclosure events given as JSON lines."
+    )
+    kafka_options(sub)
+    sub.add_argument("file", help="file of JSON lines, or - for standard input")
+    sub.add_argument("--undelivered", type=Path, help="write events not delivered here, to replay")
+    sub.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the broker and each acknowledgement (default 60)",
+    )
+
+    sub = add_command(
+        commands,
+        "simulate",
+        run_simulate,
+        "Generate realistic disclosure traffic for this platform.",
+    )
+    sub.add_argument("--events", type=int, required=True, help="how many events")
+    sub.add_argument("--seed", type=int, default=1, help="same seed, same events (default 1)")
+    sub.add_argument(
+        "--start", type=iso_datetime, help="first instant (default: --end minus 1 year)"
+    )
+    sub.add_argument(
+        "--end", type=iso_datetime, help="end instant, exclusive (default: today 00:00Z)"
+    )
+    sub.add_argument("--undeclared-rate", type=float, default=0.0, help="fraction undeclared")
+    sub.add_argument("--output", type=Path, help="write JSON lines here instead of publishing")
+    sub.add_argument("--partitions", type=int, default=3, help="partitions if the topic is new")
+    kafka_options(sub)
+
+    sub = add_command(commands, "consume", run_consume, "Ingest the topic into a ledger file.")
+    kafka_options(sub)
+    ledger_option(sub)
+    sub.add_argument(
+        "--until-idle", type=float, help="exit after this many seconds with nothing new"
+    )
+    sub.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="messages per transaction (default: consumers.consumer.DEFAULT_BATCH, 5,000)",
+    )
+    sub.add_argument(
+        "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
+    )
+    sub.add_argument("--reference", type=Path, help="reference data directory (default: shipped)")
+    sub.add_argument(
+        "--max-outage",
+        type=float,
+        help="give up (exit 1) once the broker has been unreachable this many seconds "
+        "(default: keep retrying)",
+    )
+    sub.add_argument(
+        "--dead-letter-topic", help="also copy quarantined messages to this topic, with headers"
+    )
+    sub.add_argument(
+        "--checkpoint-file", type=Path, help="append checkpoints here (default LEDGER.checkpoints)"
+    )
+    sub.add_argument(
+        "--checkpoint-every-rows",
+        type=int,
+        help="checkpoint after this many appended rows (default: settings, 100000)",
+    )
+    sub.add_argument(
+        "--checkpoint-every-seconds",
+        type=float,
+        help="checkpoint after this many seconds with new rows (default: settings, 300)",
+    )
+    sub.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="write no signed checkpoints (then no signing key is needed)",
+    )
+
+    sub = add_command(
+        commands, "demo", run_demo, "Broker, simulated traffic, ledger, verification, CCPA report."
+    )
+    sub.add_argument("--events", type=int, default=20_000, help="simulated events (default 20000)")
+    sub.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+    sub.add_argument("--as-of", type=iso_date, help="report date (default: today, UTC)")
+    sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
+
+
+def read_events(lines: Iterator[str], source: str) -> tuple[list[DisclosureEvent], list[str]]:
+    """Parse JSON lines; returns the valid events and one message per invalid line."""
+    events: list[DisclosureEvent] = []
+    problems: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(DisclosureEvent.model_validate_json(line))
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"]) or "(the line)"
+                problems.append(f"{source}:{number}: field {where}: {error['msg']}")
+    return events, problems
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from producers.publisher import PublishResult, publish_events
+
+    source = "<stdin>" if args.file == "-" else args.file
+    stream = sys.stdin if args.file == "-" else Path(args.file).open(encoding="utf-8")  # noqa: SIM115
+    with stream:
+        events, problems = read_events(iter(stream), source)
+    for problem in problems:
+        print(f"invalid, not sent: {problem}", file=sys.stderr)
+    result = PublishResult()
+    if events:
+        result = publish_events(bootstrap_servers(args), args.topic, events, timeout=args.timeout)
+    for miss in result.undelivered:
+        print(f"not delivered: event {miss.event.event_id}: {miss.error}", file=sys.stderr)
+    if args.undelivered and result.undelivered:
+        with Path(args.undelivered).open("w", encoding="utf-8") as out:
+            for miss in result.undelivered:
+                out.write(miss.event.to_json_line() + "\n")
+    invalid_lines = len({p.rsplit(": field", 1)[0] for p in problems})
+    print(
+        f"{result.delivered} delivered, {len(result.undelivered)} not delivered, "
+        f"{invalid_lines} invalid line(s) not sent, to {args.topic}"
+    )
+    return 0 if result.ok and not problems else 1
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from disclosure_ledger.simulate import simulate
+
+    end = args.end or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = args.start or end.replace(year=end.year - 1)
+    if start >= end:
+        raise DisclosureLedgerError(f"--start {start:%Y-%m-%d} must be before --end {end:%Y-%m-%d}")
+    events = simulate(args.events, args.seed, start, end, undeclared_rate=args.undeclared_rate)
+    if args.bootstrap_servers or not args.output:
+        from producers.publisher import DisclosurePublisher
+        from producers.topics import ensure_topic
+
+        bootstrap = bootstrap_servers(args)
+        ensure_topic(bootstrap, args.topic, args.partitions)
+        with DisclosurePublisher(bootstrap, args.topic) as publisher:
+            result = publisher.publish_many(events)
+        print(f"{result.delivered} simulated events delivered to {args.topic} at {bootstrap}")
+        for miss in result.undelivered[:10]:
+            print(f"not delivered: event {miss.event.event_id}: {miss.error}", file=sys.stderr)
+        return 0 if result.ok else 1
+    with open_output(args.output) as out:
+        count = 0
+        for event in events:
+            out.write(event.to_json_line() + "\n")
+            count += 1
+    print(f"{count} simulated events written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_consume(args: argparse.Namespace) -> int:
+    from consumers.consumer import DEFAULT_BATCH, consume
+    from consumers.pipeline import Ingestor
+    from ledger.store import Ledger
+    from reference import load_reference
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info(
+            "%s received: finishing the current batch, then stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    reference = load_reference(args.reference)
+    subject_secret()  # the missing-secret errors come before anything is opened
+    signer = None if args.no_checkpoints else signing_key()
+    with Ledger(args.ledger) as ledger, subject_keys(args.ledger, args.key_store) as keys:
+        ingestor = Ingestor(
+            ledger, keys, reference, checkpointer=_checkpointer(args, ledger, signer, reference)
+        )
+        stats = consume(
+            bootstrap_servers(args),
+            args.topic,
+            ingestor,
+            until_idle=args.until_idle,
+            max_batch=args.batch_size or DEFAULT_BATCH,
+            stop=stop,
+            max_outage=args.max_outage,
+            dead_letter_topic=args.dead_letter_topic,
+        )
+        final = ingestor.shutdown()  # consume returned: a clean stop
+    if final is not None and ingestor.checkpointer is not None:
+        print(f"checkpoint {final.at} appended to {ingestor.checkpointer.checkpoint_file}")
+    print(
+        f"{stats.total} messages from {args.topic} partitions {stats.partitions}: "
+        f"{stats.accepted} appended, {stats.duplicates} duplicates, "
+        f"{stats.quarantined} quarantined, into {args.ledger}"
+        + (f"; {stats.dead_lettered} dead-lettered" if args.dead_letter_topic else "")
+        + (f"; rode out {stats.outages} broker outage(s)" if stats.outages else "")
+    )
+    return 0
+
+
+def _checkpointer(
+    args: argparse.Namespace,
+    ledger: Ledger,
+    signer: Ed25519PrivateKey | None,
+    reference: ReferenceData,
+) -> Checkpointer | None:
+    from ledger.checkpoints import Checkpointer, default_checkpoint_file
+
+    if signer is None:
+        log.warning("--no-checkpoints: this run writes no signed checkpoints")
+        return None
+    settings = load_settings()
+    return Checkpointer(
+        ledger,
+        signer,
+        args.checkpoint_file or default_checkpoint_file(args.ledger),
+        reference_version=reference.version,
+        every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
+        every_seconds=args.checkpoint_every_seconds or settings.checkpoint_every_seconds,
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from disclosure_ledger.demo import run_demo as demo
+
+    return demo(events=args.events, seed=args.seed, as_of=args.as_of, out_dir=args.out)

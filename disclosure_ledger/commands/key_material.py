@@ -1,0 +1,79 @@
+"""The secrets commands need, from the settings: the subject secret and the signing key.
+
+Each is asked for only by the commands that use it, and a missing one is a clear error
+naming the variable to set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.settings import load_settings
+from ledger.pseudonyms import SubjectKeyStore
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = ["default_key_store", "signing_key", "subject_keys", "subject_secret"]
+
+
+def default_key_store(ledger_path: Path) -> Path:
+    """The per-subject keys live beside, never inside, the ledger file."""
+    return ledger_path.with_name(ledger_path.name + ".keys.sqlite")
+
+
+def subject_keys(ledger_path: Path, key_store: Path | None) -> SubjectKeyStore:
+    """The subject key store (default: beside the ledger), opened with the subject secret."""
+    return SubjectKeyStore(key_store or default_key_store(ledger_path), subject_secret())
+
+
+def subject_secret() -> bytes:
+    """The secret that keys the subject-key lookup; a clear error when it is not set."""
+    settings = load_settings()
+    secret: bytes | None = None
+    if settings.subject_secret is not None:
+        secret = settings.subject_secret.get_secret_value().encode()
+    elif settings.subject_secret_file is not None:
+        try:
+            secret = settings.subject_secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise DisclosureLedgerError(
+                f"cannot read the subject secret file {settings.subject_secret_file}: {exc}"
+            ) from exc
+    if not secret:
+        raise DisclosureLedgerError(
+            "no subject secret: set DISCLOSURE_LEDGER_SUBJECT_SECRET, or "
+            "DISCLOSURE_LEDGER_SUBJECT_SECRET_FILE naming a file that holds it (at least 16 "
+            "bytes, e.g. from `python -c 'import secrets; print(secrets.token_hex(32))'`); "
+            "it keys the lookup of per-subject keys and must stay the same for a ledger"
+        )
+    return secret
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The checkpoint signing key named in the settings; a clear error if there is none."""
+    from ledger.checkpoints import load_signing_key
+
+    settings = load_settings()
+    if settings.checkpoint_signing_key is not None:
+        return load_signing_key(
+            settings.checkpoint_signing_key.get_secret_value().encode(),
+            "DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY",
+        )
+    if settings.checkpoint_signing_key_file is not None:
+        try:
+            data = settings.checkpoint_signing_key_file.read_bytes()
+        except OSError as exc:
+            raise DisclosureLedgerError(
+                f"cannot read the checkpoint signing key file "
+                f"{settings.checkpoint_signing_key_file}: {exc}"
+            ) from exc
+        return load_signing_key(data, str(settings.checkpoint_signing_key_file))
+    raise DisclosureLedgerError(
+        "no checkpoint signing key: set DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE to the "
+        "private key file `disclosure-ledger keys generate` wrote (or "
+        "DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY to its content), or consume with "
+        "--no-checkpoints to run without tamper-evident checkpoints"
+    )

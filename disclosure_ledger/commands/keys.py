@@ -1,0 +1,73 @@
+"""Keys: ``keys generate`` (the checkpoint signing pair) and ``erase-subject``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from disclosure_ledger.commands.key_material import subject_keys
+from disclosure_ledger.commands.options import add_command, ledger_option
+
+if TYPE_CHECKING:
+    from disclosure_ledger.commands.options import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    sub = add_command(
+        commands, "keys", run_keys, "Generate the Ed25519 key pair that signs checkpoints."
+    )
+    sub.add_argument("action", choices=["generate"], help="write a new key pair")
+    sub.add_argument("--private-key", type=Path, required=True, help="private key file to write")
+    sub.add_argument("--public-key", type=Path, help="public key file (default PRIVATE.pub)")
+    sub.add_argument("--force", action="store_true", help="replace existing key files")
+
+    sub = add_command(
+        commands,
+        "erase-subject",
+        run_erase_subject,
+        "Destroy one subject's key (crypto-shredding) and record the erasure.",
+    )
+    ledger_option(sub)
+    sub.add_argument("--subject-id", required=True, help="the subject's raw id")
+    sub.add_argument(
+        "--subject-type", required=True, choices=["member", "guest"], help="the kind of subject"
+    )
+    sub.add_argument("--actor", help="who asked for the erasure (default: the OS user)")
+    sub.add_argument(
+        "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
+    )
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from ledger.checkpoints import generate_key_pair
+
+    public = args.public_key or args.private_key.with_name(args.private_key.name + ".pub")
+    key = generate_key_pair(args.private_key, public, overwrite=args.force)
+    print(f"checkpoint signing key {key}: private key {args.private_key} (mode 0600), public key")
+    print(f"{public}. Point DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE at the private key;")
+    print("publish the public key with the checkpoint file; never put either in the ledger.")
+    return 0
+
+
+def run_erase_subject(args: argparse.Namespace) -> int:
+    from ledger.pseudonyms import erase_subject
+    from ledger.store import Ledger
+
+    actor = args.actor or getpass.getuser()
+    with Ledger(args.ledger) as ledger, subject_keys(args.ledger, args.key_store) as keys:
+        erasure = erase_subject(ledger, keys, args.subject_type, args.subject_id, actor=actor)
+    if not erasure.erased:
+        print(
+            f"no key held for that {args.subject_type}: never seen, or already erased; "
+            "nothing to erase"
+        )
+        return 0
+    # Neither the id nor the pseudonym is printed: one beside the other would link them.
+    print(
+        f"erased the key of one {args.subject_type}; {erasure.ledger_rows} ledger row(s) can no "
+        f"longer be linked to them; recorded in the erasures table at "
+        f"{erasure.erased_at:%Y-%m-%dT%H:%M:%SZ} by {actor}"
+    )
+    return 0

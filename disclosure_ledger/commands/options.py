@@ -1,0 +1,92 @@
+"""What the command groups share: how a command is declared, and the common options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO, TypeAlias
+
+from disclosure_ledger.settings import load_settings
+from schemas import DEFAULT_TOPIC
+
+if TYPE_CHECKING:
+    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = [
+    "Handler",
+    "add_command",
+    "bootstrap_servers",
+    "iso_date",
+    "iso_datetime",
+    "kafka_options",
+    "ledger_option",
+    "open_output",
+]
+
+# A command's handler: parsed arguments in, exit status out.
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_command(
+    commands: Subcommands, name: str, handler: Handler, help_text: str
+) -> argparse.ArgumentParser:
+    """Declare one command; its help text is also its description in ``COMMAND --help``."""
+    sub = commands.add_parser(name, help=help_text, description=help_text)
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def kafka_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else local broker)",
+    )
+    sub.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
+
+
+def ledger_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--ledger", type=Path, required=True, help="the DuckDB ledger file")
+
+
+def bootstrap_servers(args: argparse.Namespace) -> str:
+    """--bootstrap-servers, else KAFKA_BOOTSTRAP_SERVERS, else the local broker's address."""
+    if getattr(args, "bootstrap_servers", None):
+        return str(args.bootstrap_servers)
+    settings = load_settings()
+    if settings.kafka_bootstrap_servers:
+        return str(settings.kafka_bootstrap_servers)
+    return f"127.0.0.1:{settings.broker_port}"
+
+
+def iso_date(text: str) -> date:
+    """An argument type: a calendar date like 2026-11-01."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from exc
+
+
+def iso_datetime(text: str) -> datetime:
+    """An argument type: a date or RFC 3339 time, taken as UTC when it names no zone."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or RFC 3339 time like 2026-11-01 or 2026-11-01T00:00:00Z"
+        ) from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@contextmanager
+def open_output(path: Path | None) -> Iterator[TextIO]:
+    """The named file, or standard output (which is left open)."""
+    if path is None:
+        yield sys.stdout
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        yield out

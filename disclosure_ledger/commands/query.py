@@ -1,0 +1,94 @@
+"""``query``: one read-only SQL statement over a ledger, or a named preset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from disclosure_ledger.commands.key_material import subject_keys
+from disclosure_ledger.commands.options import (
+    add_command,
+    iso_datetime,
+    ledger_option,
+    open_output,
+)
+from disclosure_ledger.errors import DisclosureLedgerError
+
+if TYPE_CHECKING:
+    from disclosure_ledger.commands.options import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    sub = add_command(
+        commands,
+        "query",
+        run_query,
+        "Run one read-only SQL statement over a ledger, or a named preset: "
+        "timeline (--subject-id), recipient (--recipient-id), volume (--by).",
+    )
+    ledger_option(sub)
+    sub.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "parquet"],
+        default="table",
+        help="output format (default table)",
+    )
+    sub.add_argument(
+        "--output", type=Path, help="file to write (default: standard output; parquet needs one)"
+    )
+    sub.add_argument(
+        "sql", help="one SELECT or WITH ... SELECT statement, or timeline | recipient | volume"
+    )
+    sub.add_argument("--subject-id", help="timeline: the person's id")
+    sub.add_argument(
+        "--subject-type",
+        choices=["member", "guest"],
+        default="member",
+        help="timeline: the kind of subject (default member)",
+    )
+    sub.add_argument("--key-store", type=Path, help="timeline: key store (default beside ledger)")
+    sub.add_argument("--recipient-id", help="recipient: the recipient's id")
+    sub.add_argument(
+        "--by", choices=["recipient", "category", "day"], default="recipient", help="volume"
+    )
+    sub.add_argument("--from", dest="from_", type=iso_datetime, help="presets: start, included")
+    sub.add_argument("--to", type=iso_datetime, help="presets: end, excluded")
+
+
+def run_query(args: argparse.Namespace) -> int:
+    from reports.presets import Output, recipient_disclosures, timeline, volume
+    from reports.query import run_query as run_sql
+
+    binary = args.format == "parquet"
+    with open_output(None if binary else args.output) as out:
+        output = Output(args.format, out, args.output if binary else None)
+        if args.sql == "timeline":
+            _need(args, "subject_id", "timeline")
+            with subject_keys(args.ledger, args.key_store) as keys:
+                pseudonym = keys.pseudonym(args.subject_type, args.subject_id)
+            if pseudonym is None:
+                print("no key for that subject in the key store: no data held", file=sys.stderr)
+            rows = timeline(
+                args.ledger, pseudonym, args.subject_type, output, start=args.from_, end=args.to
+            )
+        elif args.sql == "recipient":
+            _need(args, "recipient_id", "recipient")
+            rows = recipient_disclosures(
+                args.ledger, args.recipient_id, output, start=args.from_, end=args.to
+            )
+        elif args.sql == "volume":
+            rows = volume(args.ledger, args.by, output, start=args.from_, end=args.to)
+        else:
+            rows = run_sql(args.ledger, args.sql, args.format, out, output_path=output.output_path)
+    if binary:
+        print(f"{rows} rows written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _need(args: argparse.Namespace, option: str, preset: str) -> None:
+    if getattr(args, option) is None:
+        raise DisclosureLedgerError(
+            f"query {preset} needs --{option.replace('_', '-')}; see `query --help`"
+        )

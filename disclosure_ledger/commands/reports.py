@@ -1,0 +1,207 @@
+"""``report KIND``: the compliance reports, written as md, json, html or csv."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from disclosure_ledger.commands.key_material import subject_keys, subject_secret
+from disclosure_ledger.commands.options import (
+    add_command,
+    iso_date,
+    iso_datetime,
+    ledger_option,
+    open_output,
+)
+from disclosure_ledger.errors import DisclosureLedgerError
+
+if TYPE_CHECKING:
+    from disclosure_ledger.commands.options import Subcommands
+    from ledger.store import Ledger
+
+RECEIVED_VIA = (
+    "web_form",
+    "email",
+    "toll_free_phone",
+    "mail",
+    "in_person",
+    "authorized_agent",
+    "other",
+)
+
+
+def register(commands: Subcommands) -> None:
+    report = add_command(commands, "report", run_report, "Write a compliance report.")
+    kinds = report.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    def report_kind(name: str, help_text: str, *, as_of: bool = True) -> argparse.ArgumentParser:
+        kind = kinds.add_parser(name, help=help_text, description=help_text)
+        ledger_option(kind)
+        if as_of:
+            kind.add_argument(
+                "--as-of", type=iso_datetime, required=True, help="end of the window, exclusive"
+            )
+        kind.add_argument(
+            "--format",
+            choices=["md", "json", "html", "csv"],
+            default="md",
+            help="output format (default md)",
+        )
+        kind.add_argument("--output", type=Path, help="file to write (default: standard output)")
+        return kind
+
+    report_kind("ccpa", "CCPA 1798.130(a)(5)(C) lists for [as-of - 12 months, as-of).")
+    for name, help_text in (
+        ("conformance", "Undeclared flows and transfers without safeguard in the window."),
+        ("transfers", "Disclosures outside the EEA with the safeguard in force (Art. 30)."),
+    ):
+        kind = report_kind(name, help_text)
+        kind.add_argument("--since", type=iso_datetime, help="window start (default: 12 months)")
+    kind = report_kind(
+        "subject", "A consumer's request to know (1798.110/115, GDPR Art. 15(1)(c)); logged."
+    )
+    _subject_options(kind)
+    kind.add_argument(
+        "--since", type=iso_datetime, help="reach back beyond 12 months (not before 2022-01-01)"
+    )
+    kind = report_kind("recipients", "Every recipient of a person's data (GDPR Art. 19); logged.")
+    _subject_options(kind)
+    kind = report_kind(
+        "requests", "11 CCR 7102 metrics of the request log for a calendar year.", as_of=False
+    )
+    kind.add_argument("--year", type=int, required=True, help="calendar year, e.g. 2026")
+    kind.add_argument(
+        "--request-log", type=Path, help="request log (default LEDGER.requests.sqlite)"
+    )
+
+
+def _subject_options(kind: argparse.ArgumentParser) -> None:
+    kind.add_argument("--subject-id", required=True, help="the id the person gave")
+    kind.add_argument(
+        "--subject-type",
+        choices=["member", "guest"],
+        default="member",
+        help="the kind of subject (default member)",
+    )
+    kind.add_argument(
+        "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
+    )
+    kind.add_argument(
+        "--request-log", type=Path, help="request log (default LEDGER.requests.sqlite)"
+    )
+    kind.add_argument(
+        "--received-on",
+        type=iso_date,
+        default=datetime.now(UTC).date(),
+        help="day the request was received (default: today, UTC)",
+    )
+    kind.add_argument(
+        "--received-via",
+        choices=list(RECEIVED_VIA),
+        default="web_form",
+        help="how the request was received (default web_form)",
+    )
+    kind.add_argument(
+        "--deny",
+        metavar="BASIS",
+        help="record the request as denied on this basis (e.g. identity not verified) "
+        "and write the denial instead of the report",
+    )
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ledger.store import Ledger
+
+    if args.kind == "requests":
+        text = _requests_report(args)
+    else:
+        with Ledger(args.ledger, read_only=True) as ledger:
+            text = _REPORTS[args.kind](args, ledger)
+    with open_output(args.output) as out:
+        out.write(text)
+    if args.output:
+        print(f"{args.kind} report written to {args.output}")
+    return 0
+
+
+def _ccpa_report(args: argparse.Namespace, ledger: Ledger) -> str:
+    from reports.ccpa import ccpa_report, render_ccpa
+
+    return render_ccpa(ccpa_report(ledger, args.as_of), args.format)
+
+
+def _conformance_report(args: argparse.Namespace, ledger: Ledger) -> str:
+    from reports.conformance import conformance_report, render_conformance
+
+    report = conformance_report(ledger, args.as_of, since=args.since)
+    return render_conformance(report, args.format)
+
+
+def _transfers_report(args: argparse.Namespace, ledger: Ledger) -> str:
+    from reports.transfers import render_transfers, transfers_report
+
+    return render_transfers(transfers_report(ledger, args.as_of, since=args.since), args.format)
+
+
+def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
+    from reports.request_log import ReceivedVia, RequestKind, RequestLog, default_request_log
+    from reports.subject import (
+        answer_subject_request,
+        deny_subject_request,
+        recipients_report,
+        render_denial,
+        render_recipients,
+        render_subject,
+        subject_report,
+    )
+
+    log_path = args.request_log or default_request_log(args.ledger)
+    subject = {"subject_type": args.subject_type, "subject_id": args.subject_id}
+    with (
+        subject_keys(args.ledger, args.key_store) as keys,
+        RequestLog(log_path, subject_secret()) as log,
+    ):
+        received_on, via = args.received_on, ReceivedVia(args.received_via)
+        if args.deny is not None:
+            notice = deny_subject_request(
+                log,
+                kind=RequestKind.know if args.kind == "subject" else RequestKind.recipients,
+                **subject,
+                received_on=received_on,
+                received_via=via,
+                basis=args.deny,
+            )
+            return render_denial(notice, args.format)
+        if args.kind == "subject":
+            report = subject_report(ledger, keys, **subject, as_of=args.as_of, since=args.since)
+            report = answer_subject_request(report, log, received_on=received_on, received_via=via)
+            return render_subject(report, args.format)
+        listed = recipients_report(ledger, keys, **subject, as_of=args.as_of)
+        listed = answer_subject_request(listed, log, received_on=received_on, received_via=via)
+        return render_recipients(listed, args.format)
+
+
+def _requests_report(args: argparse.Namespace) -> str:
+    from reports.request_log import RequestLog, default_request_log
+    from reports.request_metrics import render_requests, requests_report
+
+    log_path = args.request_log or default_request_log(args.ledger)
+    if not log_path.exists():
+        raise DisclosureLedgerError(
+            f"no request log at {log_path}: requests are logged by `report subject` and "
+            "`report recipients`; give --request-log if it lives elsewhere"
+        )
+    with RequestLog(log_path, subject_secret()) as log:
+        return render_requests(requests_report(log, args.year), args.format)
+
+
+_REPORTS: dict[str, Callable[[argparse.Namespace, Ledger], str]] = {
+    "ccpa": _ccpa_report,
+    "conformance": _conformance_report,
+    "transfers": _transfers_report,
+    "subject": _subject_request,
+    "recipients": _subject_request,
+}
