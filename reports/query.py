@@ -211,6 +211,13 @@ _REFUSED_STATEMENTS: dict[str, str] = {
 }
 
 
+_SHOW_CATALOG_NAMES = frozenset(
+    {'"tables"', '"databases"', '"variables"', "__show_tables_expanded"}
+)
+"""What DuckDB 1.5 puts as the table name of ``SHOW TABLES``, ``SHOW DATABASES``, ``SHOW
+VARIABLES`` and ``SHOW ALL TABLES`` (2.0 marks them ``SHOW_SPECIAL``): they list the catalog."""
+
+
 def _parser() -> duckdb.DuckDBPyConnection:
     """An empty in-memory database, sandboxed like the ledger, used only to parse."""
     con = duckdb.connect(":memory:", config=dict(_SANDBOX))
@@ -231,6 +238,15 @@ def check_query(sql: str) -> set[str]:
             raise QueryRefusedError(f"the query does not parse: {exc}") from exc
         if not statements:
             raise QueryRefusedError("the query is empty: give one SELECT statement")
+        if any(not s.query.strip() for s in statements):
+            # DuckDB 1.5 hands out the parts of a statement it rewrote into several (a PIVOT
+            # without an IN list becomes CREATE TYPE + SELECT) as statements without text of
+            # their own, where 2.0 gives one MULTI statement: refuse either as MULTI.
+            kinds = ", ".join(s.type.name for s in statements)
+            raise QueryRefusedError(
+                f"refused a MULTI statement ({kinds}): {_REFUSED_STATEMENTS['MULTI']}. Only "
+                "one read-only SELECT (or WITH ... SELECT) is accepted over the ledger"
+            )
         if len(statements) > 1:
             kinds = ", ".join(s.type.name for s in statements)
             raise QueryRefusedError(
@@ -284,7 +300,7 @@ class _TreeWalk:
             self.tables.add(str(node.get("table_name", "")).lower())
         elif kind == "SHOW_REF" and node.get("show_type") != "SHOW_SPECIAL":
             name = str(node.get("table_name") or "")
-            if name:
+            if name and name.lower() not in _SHOW_CATALOG_NAMES:
                 self.tables.add(name.lower())
         if "function_name" in node and "function" not in node:
             self._scalar_function(str(node["function_name"]).lower())

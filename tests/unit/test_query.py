@@ -70,6 +70,9 @@ HOSTILE: list[tuple[str, str]] = [
     ("PREPARE p AS SELECT 1", "PREPARE"),
     ("EXPLAIN ANALYZE SELECT 1", "EXPLAIN"),
     ("PIVOT disclosures ON recipient_category", "MULTI"),
+    ("WITH p AS (PIVOT disclosures ON recipient_category) SELECT * FROM p", "MULTI"),
+    ("PIVOT disclosures ON recipient_category; SELECT 2", "MULTI"),
+    ("SELECT 1; PIVOT disclosures ON recipient_category", "MULTI"),
     (
         "MERGE INTO disclosures d USING disclosures s ON d.seq = s.seq WHEN MATCHED THEN DELETE",
         "MERGE_INTO",
@@ -169,7 +172,17 @@ def test_a_statement_refused_explains_what_and_why() -> None:
         "LOAD httpfs",
         "SET enable_external_access = true",
         "SET lock_configuration = false",
-        "CALL enable_logging()",
+        pytest.param(
+            "CALL enable_logging()",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=pytest.fail.Exception,
+                reason="DuckDB 1.5.5's logging functions change the configuration despite "
+                "lock_configuration (2.0 refuses); only the parse check refuses them, see "
+                "test_the_parse_check_refuses_every_spelling_of_the_logging_functions. "
+                "When this passes, DuckDB holds the lock again: drop the mark.",
+            ),
+        ),
         "EXPORT DATABASE '{dir}/export'",
     ],
 )
@@ -185,6 +198,25 @@ def test_the_sandboxed_connection_refuses_what_a_parser_bypass_would_try(
     finally:
         con.close()
     assert _files(folder) == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CALL enable_logging()",
+        "CALL system.main.enable_logging()",
+        "CALL main.enable_logging(storage='file', storage_path='/tmp/logs')",
+        "SELECT * FROM system.main.enable_logging()",
+        "FROM system.enable_logging(level='debug')",
+        "SELECT 1 WHERE EXISTS (FROM enable_profiling())",
+        "SELECT * FROM system.main.truncate_duckdb_logs()",
+    ],
+)
+def test_the_parse_check_refuses_every_spelling_of_the_logging_functions(statement: str) -> None:
+    # DuckDB 1.5.5 lets these past lock_configuration on the sandboxed connection (and
+    # file logging there aborts the process at exit), so the parse check is their lock.
+    with pytest.raises(QueryRefusedError, match=r"CALL|enable_logging|enable_profiling|truncate"):
+        check_query(statement)
 
 
 def test_the_sandbox_options_are_in_force(ledger_file: Path) -> None:
