@@ -79,7 +79,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 
@@ -87,14 +87,12 @@ from ledger.derived import LETTERS, UNKNOWN_LETTER_BIT, require_derived
 from ledger.store import Ledger
 from reports.chart import stacked_bars
 from reports.document import (
-    REPORT_FORMATS,
     Document,
     Section,
     Table,
     and_list,
     provenance_meta,
     render_csv,
-    render_markdown,
     render_report,
 )
 from reports.errors import ReportError
@@ -117,7 +115,6 @@ from reports.vocabulary import (
 from reports.window import months_in, naive_utc, report_window
 
 __all__ = [
-    "CCPA_FORMATS",
     "JSON_VERSION",
     "BusinessPurpose",
     "CategoryDisclosed",
@@ -128,7 +125,6 @@ __all__ = [
     "ccpa_csv",
     "ccpa_document",
     "ccpa_json",
-    "ccpa_markdown",
     "ccpa_report",
     "render_ccpa",
     "sold_or_shared_statement",
@@ -136,8 +132,6 @@ __all__ = [
 ]
 
 JSON_VERSION = "ccpa-report/1"
-CcpaFormat = Literal["json", "md", "html", "csv"]
-CCPA_FORMATS: tuple[str, ...] = REPORT_FORMATS
 SOLD_OR_SHARED_KINDS = ("sale", "share")
 KNOWN_KINDS = frozenset({"business_purpose", *SOLD_OR_SHARED_KINDS})
 
@@ -577,11 +571,6 @@ def ccpa_document(report: CcpaReport) -> Document:
         provenance=report.source,
         provenance_notes=(_COUNTS_NOTE,),
     )
-
-
-def ccpa_markdown(report: CcpaReport) -> str:
-    """The report as Markdown: the privacy-policy paragraphs, tables, then provenance."""
-    return render_markdown(ccpa_document(report))
 
 
 CSV_HEADERS = (

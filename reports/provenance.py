@@ -25,15 +25,6 @@ import duckdb
 
 from ledger.derived import has_derived
 
-JSON_SOURCE_FIELDS = (
-    "ledger_format_version",
-    "reference_versions",
-    "events_counted",
-    "first_event_at",
-    "last_event_at",
-    "chains",
-)
-
 
 @dataclass(frozen=True)
 class ChainRange:
