@@ -1,0 +1,520 @@
+"""A subject's answers written as JSON, Markdown, HTML or CSV (the JSON contracts are in
+:mod:`reports.contracts`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from reports.document import (
+    Document,
+    Section,
+    Table,
+    and_list,
+    provenance_meta,
+    render_csv,
+    render_report,
+)
+from reports.provenance import provenance_json, rfc3339, window_json
+from reports.request_log import LoggedRequest, RequestKind
+from reports.subject.values import (
+    DENIAL_JSON_VERSION,
+    LOOKBACK_FLOOR,
+    RECIPIENTS_JSON_VERSION,
+    SUBJECT_JSON_VERSION,
+    DenialNotice,
+    NamedRecipient,
+    RecipientDisclosed,
+    RecipientsReport,
+    SubjectReport,
+)
+from reports.vocabulary import recipient_phrase
+
+
+def _request_json(request: LoggedRequest | None) -> dict[str, Any] | None:
+    if request is None:
+        return None
+    return {
+        "request_id": request.request_id,
+        "kind": request.kind.value,
+        "received_on": request.received_on.isoformat(),
+        "received_via": request.received_via.value,
+        "responded_on": None if request.responded_on is None else request.responded_on.isoformat(),
+        "response": request.response.value,
+        "number_in_12_months": request.number_in_12_months,
+        "beyond_statutory_obligation": request.beyond_statutory_obligation,
+    }
+
+
+def _recipient_json(r: RecipientDisclosed, *, full: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "recipient_id": r.recipient_id,
+        "name": r.name,
+        "registered": r.registered,
+        "recipient_category": r.recipient_category,
+    }
+    if full:
+        data["role"] = r.role
+        data["address"] = r.address
+    data["country"] = r.country
+    data["letters"] = list(r.letters)
+    data["data_categories"] = list(r.data_categories)
+    data["events"] = r.events
+    data["first_disclosed"] = rfc3339(r.first_disclosed)
+    data["last_disclosed"] = rfc3339(r.last_disclosed)
+    return data
+
+
+def subject_json(report: SubjectReport) -> dict[str, Any]:
+    return {
+        "report": SUBJECT_JSON_VERSION,
+        "generated_at": rfc3339(report.source.generated_at),
+        "as_of": rfc3339(report.source.as_of),
+        "window": window_json(report.source),
+        "source": provenance_json(report.source),
+        "subject": {"type": report.subject_type, "id": report.subject_id},
+        "lookback": {
+            "since_requested": rfc3339(report.since_requested),
+            "clamped": report.since_clamped,
+            "floor": rfc3339(LOOKBACK_FLOOR),
+        },
+        "data_held": report.data_held,
+        "request": _request_json(report.request),
+        "categories": [
+            {
+                "letter": c.letter,
+                "name": c.name,
+                "disclosure_kinds": list(c.disclosure_kinds),
+                "recipient_categories": list(c.recipient_categories),
+                "recipients": [
+                    {
+                        "recipient_id": r.recipient_id,
+                        "name": r.name,
+                        "events": r.events,
+                        "first_disclosed": rfc3339(r.first_disclosed),
+                        "last_disclosed": rfc3339(r.last_disclosed),
+                    }
+                    for r in c.recipients
+                ],
+                "events": c.events,
+                "first_disclosed": rfc3339(c.first_disclosed),
+                "last_disclosed": rfc3339(c.last_disclosed),
+            }
+            for c in report.categories
+        ],
+        "recipients": [_recipient_json(r, full=False) for r in report.recipients],
+    }
+
+
+def recipients_json(report: RecipientsReport) -> dict[str, Any]:
+    return {
+        "report": RECIPIENTS_JSON_VERSION,
+        "generated_at": rfc3339(report.source.generated_at),
+        "as_of": rfc3339(report.source.as_of),
+        "window": window_json(report.source),
+        "source": provenance_json(report.source),
+        "subject": {"type": report.subject_type, "id": report.subject_id},
+        "data_held": report.data_held,
+        "request": _request_json(report.request),
+        "recipients": [_recipient_json(r, full=True) for r in report.recipients],
+    }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _request_section(request: LoggedRequest | None) -> Section | None:
+    if request is None:
+        return None
+    notice = None
+    if request.beyond_statutory_obligation:
+        notice = (
+            f"This is request number {request.number_in_12_months} from this consumer "
+            "within 12 months: it is answered, but beyond the statutory obligation to "
+            "answer a request to know twice in 12 months (Cal. Civ. Code 1798.130(b))."
+        )
+    return Section(
+        heading="Your request",
+        notice=notice,
+        items=(
+            f"Request id: {request.request_id}",
+            f"Received on {request.received_on.isoformat()} by "
+            f"{request.received_via.value.replace('_', ' ')}",
+            f"Answered on {request.responded_on.isoformat() if request.responded_on else '-'}"
+            f" ({request.response.value.replace('_', ' ')})",
+            f"Requests of this kind from you within 12 months, this one included: "
+            f"{request.number_in_12_months}",
+        ),
+        section_id="request",
+    )
+
+
+def _recipients_cell(recipients: Sequence[NamedRecipient]) -> str:
+    """Registered recipients by name; the others (each broadcaster has its own platform id)
+    counted per category, since the recipient list names every one of them."""
+    named = [r.name for r in recipients if r.name != r.recipient_id]
+    counted: dict[str, int] = {}
+    for r in recipients:
+        if r.name == r.recipient_id:
+            counted[r.recipient_category] = counted.get(r.recipient_category, 0) + 1
+    named += [
+        f"{n} {recipient_phrase(category)} (by platform id, listed below)"
+        for category, n in sorted(counted.items())
+    ]
+    return "; ".join(named)
+
+
+def _recipient_label(r: RecipientDisclosed) -> str:
+    if r.registered:
+        return r.name if r.name == r.recipient_id else f"{r.name} ({r.recipient_id})"
+    return f"{r.recipient_id} (platform id)"
+
+
+def subject_document(report: SubjectReport) -> Document:
+    s = report.source
+    assert s.window_start is not None
+    window = f"{_day(s.window_start)} up to {_day(s.window_end)} (excluded)"
+    lookback = []
+    if report.since_clamped and report.since_requested is not None:
+        lookback.append(
+            f"You asked for disclosures from {_day(report.since_requested)}; the law provides "
+            f"for a lookback to data from {_day(LOOKBACK_FLOOR)} on, so this answer starts "
+            "there."
+        )
+    if not report.data_held:
+        intro = (
+            f"We hold no record of disclosures of personal information about {report.subject_type} "
+            f"{report.subject_id}: the ledger has no key for this identifier (it was never seen, "
+            "or its data was erased)."
+        )
+    elif not report.categories:
+        intro = (
+            f"From {window} we did not disclose personal information about "
+            f"{report.subject_type} {report.subject_id}."
+        )
+    else:
+        parts = [
+            f"{c.name} ({c.letter}) to "
+            + and_list([recipient_phrase(x) for x in c.recipient_categories])
+            for c in report.categories
+        ]
+        intro = (
+            f"From {window} we disclosed the following categories of personal information "
+            f"about {report.subject_type} {report.subject_id}: {'; '.join(parts)}."
+        )
+    sections = [
+        section
+        for section in (
+            _request_section(report.request),
+            Section(
+                heading="Categories of personal information disclosed",
+                paragraphs=(intro, *lookback),
+                table=Table(
+                    (
+                        "Category",
+                        "Disclosed as",
+                        "Recipient categories",
+                        "Recipients",
+                        "First disclosed",
+                        "Last disclosed",
+                        "Events",
+                    ),
+                    tuple(
+                        (
+                            f"{c.name} ({c.letter})",
+                            ", ".join(k.replace("_", " ") for k in c.disclosure_kinds),
+                            ", ".join(recipient_phrase(x) for x in c.recipient_categories),
+                            _recipients_cell(c.recipients),
+                            f"{c.first_disclosed:%Y-%m-%d}",
+                            f"{c.last_disclosed:%Y-%m-%d}",
+                            str(c.events),
+                        )
+                        for c in report.categories
+                    ),
+                    (False, False, False, False, False, False, True),
+                )
+                if report.categories
+                else None,
+                section_id="categories",
+            ),
+            Section(
+                heading="Recipients (GDPR Art. 15(1)(c))",
+                paragraphs=(
+                    "The recipients by name; a recipient the platform addresses by its own "
+                    "id (a broadcaster) is named by that id."
+                    if report.recipients
+                    else "No recipient received personal information about you in this period.",
+                ),
+                items=tuple(
+                    f"{_recipient_label(r)}: {recipient_phrase(r.recipient_category)}"
+                    f"{', ' + r.country if r.country else ''}; categories "
+                    f"{', '.join(r.letters)}; first {r.first_disclosed:%Y-%m-%d}, last "
+                    f"{r.last_disclosed:%Y-%m-%d}"
+                    for r in report.recipients
+                ),
+                section_id="recipients",
+            ),
+        )
+        if section is not None
+    ]
+    return Document(
+        title=f"Personal information disclosed about {report.subject_type} {report.subject_id}",
+        basis=(
+            "Your request to know, Cal. Civ. Code 1798.110 and 1798.115, and GDPR Art. "
+            f"15(1)(c), as of {rfc3339(s.as_of)}."
+        ),
+        sections=tuple(sections),
+        provenance=s,
+        provenance_notes=(
+            "Disclosures are found by the keyed pseudonym of your identifier; the ledger "
+            "never holds the identifier itself.",
+        ),
+    )
+
+
+def recipients_document(report: RecipientsReport) -> Document:
+    s = report.source
+    if not report.data_held:
+        intro = (
+            f"We hold no record of disclosures about {report.subject_type} {report.subject_id}: "
+            "the ledger has no key for this identifier (never seen, or erased)."
+        )
+    elif not report.recipients:
+        intro = (
+            f"No recipient received personal data about {report.subject_type} "
+            f"{report.subject_id} up to {_day(s.window_end)}."
+        )
+    else:
+        intro = (
+            f"Up to {_day(s.window_end)}, personal data about {report.subject_type} "
+            f"{report.subject_id} was disclosed to {_count(len(report.recipients), 'recipient')}; "
+            "each is to be told of a rectification or erasure (GDPR Art. 19)."
+        )
+    sections = [
+        section
+        for section in (
+            _request_section(report.request),
+            Section(
+                heading="Recipients to notify",
+                paragraphs=(intro,),
+                table=Table(
+                    (
+                        "Recipient",
+                        "Category",
+                        "Role",
+                        "Address",
+                        "Country",
+                        "Data categories",
+                        "Last disclosed",
+                    ),
+                    tuple(
+                        (
+                            _recipient_label(r),
+                            recipient_phrase(r.recipient_category),
+                            (r.role or "-").replace("_", " "),
+                            r.address or "-",
+                            r.country or "-",
+                            ", ".join(r.data_categories),
+                            f"{r.last_disclosed:%Y-%m-%d}",
+                        )
+                        for r in report.recipients
+                    ),
+                )
+                if report.recipients
+                else None,
+                section_id="recipients",
+            ),
+        )
+        if section is not None
+    ]
+    return Document(
+        title=f"Recipients of personal data about {report.subject_type} {report.subject_id}",
+        basis=f"GDPR Art. 19 (notification of rectification or erasure), as of {rfc3339(s.as_of)}.",
+        sections=tuple(sections),
+        provenance=s,
+    )
+
+
+SUBJECT_CSV_HEADERS = (
+    "letter",
+    "name",
+    "disclosure_kinds",
+    "recipient_category",
+    "recipient_id",
+    "recipient_name",
+    "events",
+    "first_disclosed",
+    "last_disclosed",
+)
+
+
+def _request_meta(
+    request: LoggedRequest | None, subject_type: str, subject_id: str, data_held: bool
+) -> list[tuple[str, str]]:
+    meta = [
+        ("subject_type", subject_type),
+        ("subject_id", subject_id),
+        ("data_held", "true" if data_held else "false"),
+    ]
+    if request is not None:
+        meta += [
+            ("request_id", request.request_id),
+            ("received_on", request.received_on.isoformat()),
+            ("received_via", request.received_via.value),
+            ("number_in_12_months", str(request.number_in_12_months)),
+            (
+                "beyond_statutory_obligation",
+                "true" if request.beyond_statutory_obligation else "false",
+            ),
+        ]
+    return meta
+
+
+def subject_csv(report: SubjectReport) -> str:
+    """One row per category and recipient, with that recipient's dates for that category."""
+    rows = [
+        (
+            c.letter,
+            c.name,
+            c.disclosure_kinds,
+            r.recipient_category,
+            r.recipient_id,
+            r.name,
+            r.events,
+            rfc3339(r.first_disclosed),
+            rfc3339(r.last_disclosed),
+        )
+        for c in report.categories
+        for r in c.recipients
+    ]
+    meta = [
+        *provenance_meta(report.source),
+        *_request_meta(report.request, report.subject_type, report.subject_id, report.data_held),
+        ("since_clamped", "true" if report.since_clamped else "false"),
+    ]
+    return render_csv(SUBJECT_JSON_VERSION, meta, SUBJECT_CSV_HEADERS, rows)
+
+
+RECIPIENTS_CSV_HEADERS = (
+    "recipient_id",
+    "name",
+    "registered",
+    "recipient_category",
+    "role",
+    "address",
+    "country",
+    "letters",
+    "data_categories",
+    "events",
+    "first_disclosed",
+    "last_disclosed",
+)
+
+
+def recipients_csv(report: RecipientsReport) -> str:
+    rows = [
+        (
+            r.recipient_id,
+            r.name,
+            r.registered,
+            r.recipient_category,
+            r.role,
+            r.address,
+            r.country,
+            r.letters,
+            r.data_categories,
+            r.events,
+            rfc3339(r.first_disclosed),
+            rfc3339(r.last_disclosed),
+        )
+        for r in report.recipients
+    ]
+    meta = [
+        *provenance_meta(report.source),
+        *_request_meta(report.request, report.subject_type, report.subject_id, report.data_held),
+    ]
+    return render_csv(RECIPIENTS_JSON_VERSION, meta, RECIPIENTS_CSV_HEADERS, rows)
+
+
+def render_subject(report: SubjectReport, fmt: str) -> str:
+    return render_report(
+        fmt,
+        name="subject",
+        as_json=lambda: subject_json(report),
+        as_document=lambda: subject_document(report),
+        as_csv=lambda: subject_csv(report),
+    )
+
+
+def render_recipients(report: RecipientsReport, fmt: str) -> str:
+    return render_report(
+        fmt,
+        name="recipients",
+        as_json=lambda: recipients_json(report),
+        as_document=lambda: recipients_document(report),
+        as_csv=lambda: recipients_csv(report),
+    )
+
+
+def render_denial(notice: DenialNotice, fmt: str) -> str:
+    what = (
+        "request to know"
+        if notice.request.kind is RequestKind.know
+        else "request for the recipients"
+    )
+    return render_report(
+        fmt,
+        name="denial",
+        as_json=lambda: {
+            "report": DENIAL_JSON_VERSION,
+            "generated_at": rfc3339(notice.generated_at),
+            "subject": {"type": notice.subject_type, "id": notice.subject_id},
+            "request": _request_json(notice.request),
+            "denial_basis": notice.basis,
+        },
+        as_document=lambda: Document(
+            title=f"Your {what} ({notice.subject_type} {notice.subject_id})",
+            basis="Cal. Civ. Code 1798.130, 11 CCR 7101 (record of the response).",
+            sections=tuple(
+                s
+                for s in (
+                    _request_section(notice.request),
+                    Section(
+                        heading="Our response",
+                        paragraphs=(
+                            f"We cannot answer your {what}: {notice.basis}",
+                            "No personal information was disclosed in this response.",
+                        ),
+                        section_id="response",
+                    ),
+                )
+                if s is not None
+            ),
+            provenance=None,
+            source_lines=(f"Generated at: {rfc3339(notice.generated_at)}.",),
+        ),
+        as_csv=lambda: render_csv(
+            DENIAL_JSON_VERSION,
+            [
+                ("generated_at", rfc3339(notice.generated_at) or ""),
+                *_request_meta(notice.request, notice.subject_type, notice.subject_id, False),
+            ],
+            ("request_id", "kind", "received_on", "responded_on", "response", "denial_basis"),
+            [
+                (
+                    notice.request.request_id,
+                    notice.request.kind.value,
+                    notice.request.received_on.isoformat(),
+                    notice.generated_at.date().isoformat(),
+                    notice.request.response.value,
+                    notice.basis,
+                )
+            ],
+        ),
+    )
