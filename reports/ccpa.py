@@ -20,49 +20,8 @@ Formats: ``json`` (below), ``md`` and ``html`` (the paragraphs a privacy policy 
 the tables, and in HTML an inline SVG chart of disclosures per recipient category per
 month), ``csv`` (one row per list and category, provenance in ``#`` lines above).
 
-JSON shape ``ccpa-report/1`` (stable: fields are only ever added, never renamed or
-removed; a breaking change gets ``ccpa-report/2``)::
-
-    {
-      "report": "ccpa-report/1",
-      "generated_at": "2025-03-01T09:30:00Z",          # RFC 3339, UTC
-      "as_of": "2025-03-01T00:00:00Z",
-      "window": {"start": "2024-03-01T00:00:00Z",        # included
-                 "end": "2025-03-01T00:00:00Z"},         # excluded (= as_of)
-      "source": {
-        "ledger_format_version": "1",
-        "reference_versions": ["2025.1"],                # of the rows counted, sorted
-        "events_counted": 1234,                          # rows in the window
-        "first_event_at": "2024-03-01T00:00:05Z",        # null when nothing was counted
-        "last_event_at": "2025-02-28T23:59:01Z",
-        "chains": [                                      # every chain, sorted by chain_id
-          {"chain_id": "privacy.disclosures.v1/0",
-           "head_seq": 2000,                             # last row at generation time
-           "head_chain_hash": "9f0c...",                 # hex of that row's chain_hash
-           "events_counted": 1234,
-           "first_seq_counted": 1, "last_seq_counted": 1999}   # null when none counted
-        ]
-      },
-      "sold_or_shared": {
-        "none": true,
-        "statement": "We did not sell or share personal information ... .",
-        "categories": [                                  # sorted by letter; [] when none
-          {"letter": "F", "name": "Internet or other electronic network activity information",
-           "disclosure_kinds": ["share"],                # "sale" and/or "share"
-           "recipient_categories": ["service_provider"], # sorted keys
-           "events": 10, "distinct_subjects": 7}
-        ]
-      },
-      "business_purpose": {
-        "categories": [                                  # sorted by letter
-          {"letter": "A", "name": "Identifiers",
-           "recipient_categories": ["payment_provider", "service_provider"],
-           "business_purposes": [{"number": "2", "name": "Helping to ensure ..."},
-                                 {"number": "5", "name": "Performing services ..."}],
-           "events": 900, "distinct_subjects": 311}
-        ]
-      }
-    }
+JSON shape ``ccpa-report/1``: :class:`reports.contracts.CcpaReportJson`, published as
+``docs/schemas/ccpa-report-1.schema.json``.
 
 ``events`` counts ledger rows (one per disclosure event); ``distinct_subjects`` counts
 distinct subjects, by ``subject_key`` (the first 64 bits of the pseudonym: exact unless two
@@ -78,14 +37,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
-
-import duckdb
+from datetime import date, datetime, timedelta
+from typing import Any, Final
 
 from ledger.derived import LETTERS, UNKNOWN_LETTER_BIT, require_derived
 from ledger.store import Ledger
+from reports.base import ReportFormats, read_snapshot
 from reports.chart import stacked_bars
+from reports.contracts import (
+    BusinessPurposeCategory,
+    BusinessPurposeJson,
+    BusinessPurposeList,
+    CcpaReportJson,
+    SoldOrShared,
+    SoldOrSharedCategory,
+)
 from reports.document import (
     Document,
     Section,
@@ -93,15 +59,13 @@ from reports.document import (
     and_list,
     provenance_meta,
     render_csv,
-    render_report,
 )
 from reports.errors import ReportError
 from reports.provenance import (
     ChainRange,
     Provenance,
     count_chains,
-    provenance_from_counts,
-    report_json_header,
+    ledger_report_fields,
     rfc3339,
 )
 from reports.vocabulary import (
@@ -115,6 +79,7 @@ from reports.vocabulary import (
 from reports.window import months_in, naive_utc, report_window
 
 __all__ = [
+    "CCPA_FORMATS",
     "JSON_VERSION",
     "BusinessPurpose",
     "CategoryDisclosed",
@@ -122,6 +87,7 @@ __all__ = [
     "ChainRange",
     "MonthlyVolume",
     "business_purpose_statement",
+    "ccpa_contract",
     "ccpa_csv",
     "ccpa_document",
     "ccpa_json",
@@ -131,7 +97,7 @@ __all__ = [
     "window_phrase",
 ]
 
-JSON_VERSION = "ccpa-report/1"
+JSON_VERSION: Final = "ccpa-report/1"
 SOLD_OR_SHARED_KINDS = ("sale", "share")
 KNOWN_KINDS = frozenset({"business_purpose", *SOLD_OR_SHARED_KINDS})
 
@@ -279,30 +245,18 @@ def ccpa_report(
     require_derived(ledger)
     start, end = report_window(as_of)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
-    cursor = ledger.con.cursor()  # its own transaction: every query sees one snapshot
-    try:
-        cursor.execute("SET enable_progress_bar = false")
-        cursor.execute("BEGIN TRANSACTION")
+    with read_snapshot(
+        ledger, "CCPA report", window_start=start, window_end=end, generated_at=generated_at
+    ) as snapshot:
+        cursor = snapshot.cursor
         groups = cursor.execute(_GROUPS_SQL, params).fetchall()
         subject_masks = cursor.execute(_SUBJECT_MASKS_SQL, params).fetchall()
         unknown: list[str] = []
         if any(r[3] >> UNKNOWN_LETTER_BIT & 1 for r in groups):
             unknown = [str(r[0]) for r in cursor.execute(_UNKNOWN_LETTERS_SQL, params).fetchall()]
-        source = provenance_from_counts(
-            cursor,
-            count_chains((r[5], r[7], r[8], r[9], r[10], r[11], r[6]) for r in groups),
-            as_of=end,
-            window_start=start,
-            window_end=end,
-            generated_at=generated_at or datetime.now(UTC),
+        source = snapshot.provenance(
+            count_chains((r[5], r[7], r[8], r[9], r[10], r[11], r[6]) for r in groups)
         )
-        cursor.execute("COMMIT")
-    except duckdb.Error as exc:
-        raise ReportError(
-            f"cannot compute the CCPA report from ledger {ledger.path}: {exc}"
-        ) from exc
-    finally:
-        cursor.close()
 
     if unknown:
         _category_name(unknown[0], ledger)  # raises, naming the letter
@@ -400,42 +354,51 @@ def _business_purposes(
 # -- rendering ------------------------------------------------------------------------------
 def render_ccpa(report: CcpaReport, fmt: str) -> str:
     """The report as ``json`` (shape ``ccpa-report/1``), ``md``, ``html`` or ``csv`` text."""
-    return render_report(
-        fmt,
-        name="CCPA",
-        as_json=lambda: ccpa_json(report),
-        as_document=lambda: ccpa_document(report),
-        as_csv=lambda: ccpa_csv(report),
+    return CCPA_FORMATS.render(report, fmt)
+
+
+def ccpa_contract(report: CcpaReport) -> CcpaReportJson:
+    """The report as its ``ccpa-report/1`` contract."""
+    return CcpaReportJson(
+        report=JSON_VERSION,
+        **ledger_report_fields(report.source),
+        sold_or_shared=SoldOrShared(
+            none=report.none_sold_or_shared,
+            statement=sold_or_shared_statement(report),
+            categories=[
+                SoldOrSharedCategory(
+                    letter=c.letter,
+                    name=c.name,
+                    disclosure_kinds=list(c.disclosure_kinds),
+                    recipient_categories=list(c.recipient_categories),
+                    events=c.events,
+                    distinct_subjects=c.distinct_subjects,
+                )
+                for c in report.sold_or_shared
+            ],
+        ),
+        business_purpose=BusinessPurposeList(
+            categories=[
+                BusinessPurposeCategory(
+                    letter=c.letter,
+                    name=c.name,
+                    recipient_categories=list(c.recipient_categories),
+                    business_purposes=[
+                        BusinessPurposeJson(number=p.number, name=p.name)
+                        for p in c.business_purposes
+                    ],
+                    events=c.events,
+                    distinct_subjects=c.distinct_subjects,
+                )
+                for c in report.business_purpose
+            ]
+        ),
     )
-
-
-def _category_json(category: CategoryDisclosed, *, for_business: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"letter": category.letter, "name": category.name}
-    if not for_business:
-        data["disclosure_kinds"] = list(category.disclosure_kinds)
-    data["recipient_categories"] = list(category.recipient_categories)
-    if for_business:
-        data["business_purposes"] = [
-            {"number": p.number, "name": p.name} for p in category.business_purposes
-        ]
-    data["events"] = category.events
-    data["distinct_subjects"] = category.distinct_subjects
-    return data
 
 
 def ccpa_json(report: CcpaReport) -> dict[str, Any]:
     """The report as the documented ``ccpa-report/1`` JSON object."""
-    return {
-        **report_json_header(JSON_VERSION, report.source),
-        "sold_or_shared": {
-            "none": report.none_sold_or_shared,
-            "statement": sold_or_shared_statement(report),
-            "categories": [_category_json(c, for_business=False) for c in report.sold_or_shared],
-        },
-        "business_purpose": {
-            "categories": [_category_json(c, for_business=True) for c in report.business_purpose]
-        },
-    }
+    return ccpa_contract(report).model_dump(mode="json")
 
 
 def _day(moment: datetime) -> str:
@@ -617,3 +580,8 @@ def ccpa_csv(report: CcpaReport) -> str:
         ("sold_or_shared_none", "true" if report.none_sold_or_shared else "false"),
     ]
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
+
+
+CCPA_FORMATS: ReportFormats[CcpaReport] = ReportFormats(
+    "CCPA", ccpa_contract, ccpa_document, ccpa_csv
+)

@@ -9,22 +9,20 @@ Each report builds a :class:`Document` from its values, and this module writes i
   that carry the provenance (most CSV readers skip them with a comment option, e.g.
   ``pandas.read_csv(..., comment="#")``; a spreadsheet shows them above the table).
 
-JSON is each report's own documented shape; :func:`render_report` dispatches a format to
-the right writer.
+JSON is each report's own contract (:mod:`reports.contracts`); :mod:`reports.base` dispatches
+a format to the right writer.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Any, Literal
+from typing import Literal
 
-from reports.errors import ReportError
 from reports.provenance import (
     CHAIN_HEADERS,
     Provenance,
@@ -263,29 +261,6 @@ def _csv_cell(value: object) -> str:
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     return str(value)
-
-
-# -- dispatch ---------------------------------------------------------------------------------
-def render_report(
-    fmt: str,
-    *,
-    name: str,
-    as_json: Callable[[], dict[str, Any]],
-    as_document: Callable[[], Document],
-    as_csv: Callable[[], str],
-) -> str:
-    """Write a report in ``fmt`` (json, md, html or csv)."""
-    if fmt == "json":
-        return json.dumps(as_json(), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "md":
-        return render_markdown(as_document())
-    if fmt == "html":
-        return render_html(as_document())
-    if fmt == "csv":
-        return as_csv()
-    raise ReportError(
-        f"unknown format {fmt!r} for the {name} report; choose one of {', '.join(REPORT_FORMATS)}"
-    )
 
 
 def and_list(items: Sequence[str]) -> str:

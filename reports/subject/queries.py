@@ -16,8 +16,9 @@ import duckdb
 
 from ledger.derived import LETTERS, UNKNOWN_LETTER_BIT, letters_of, require_derived, subject_lookup
 from ledger.store import Ledger
+from reports.base import read_snapshot
 from reports.errors import ReportError
-from reports.provenance import Provenance, aware, count_chains, provenance_from_counts, rfc3339
+from reports.provenance import Provenance, aware, count_chains, rfc3339
 from reports.registry import Registry, read_registry
 from reports.subject.values import (
     LOOKBACK_FLOOR,
@@ -135,15 +136,14 @@ def _read_subject(
     subject_type: str,
     start: datetime | None,
     end: datetime,
-    as_of: datetime,
     generated_at: datetime | None,
     what: str,
 ) -> tuple[_SubjectRows, Registry, Provenance]:
     require_derived(ledger)
-    cursor = ledger.con.cursor()
-    try:
-        cursor.execute("SET enable_progress_bar = false")
-        cursor.execute("BEGIN TRANSACTION")
+    with read_snapshot(
+        ledger, what, window_start=start, window_end=end, generated_at=generated_at
+    ) as snapshot:
+        cursor = snapshot.cursor
         rows: list[tuple[Any, ...]] = []
         data_categories: dict[tuple[str, str], set[str]] = {}
         unknown: tuple[str, ...] = ()
@@ -178,23 +178,13 @@ def _read_subject(
         ]
         subject = _SubjectRows(groups, data_categories)
         registry = read_registry(cursor)  # a few hundred entries: cheaper whole than sifted
-        source = provenance_from_counts(
-            cursor,
+        source = snapshot.provenance(
             count_chains(
                 (str(r[1]), int(r[7]), int(r[8]), int(r[9]), r[10], r[11], str(r[6]))
                 for r in rows
                 if r[0] == _PER_CHAIN
-            ),
-            as_of=as_of,
-            window_start=start,
-            window_end=end,
-            generated_at=generated_at or datetime.now(UTC),
+            )
         )
-        cursor.execute("COMMIT")
-    except duckdb.Error as exc:
-        raise ReportError(f"cannot compute the {what} from ledger {ledger.path}: {exc}") from exc
-    finally:
-        cursor.close()
     return subject, registry, source
 
 
@@ -323,7 +313,7 @@ def subject_report(
         raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
     pseudonym = keys.pseudonym(subject_type, subject_id)
     subject, registry, source = _read_subject(
-        ledger, pseudonym, subject_type, start, end, end, generated_at, "subject report"
+        ledger, pseudonym, subject_type, start, end, generated_at, "subject report"
     )
     recipients = _recipients(subject, registry)
     return SubjectReport(
@@ -351,7 +341,7 @@ def recipients_report(
     end = as_utc(as_of)
     pseudonym = keys.pseudonym(subject_type, subject_id)
     subject, registry, source = _read_subject(
-        ledger, pseudonym, subject_type, None, end, end, generated_at, "recipients report"
+        ledger, pseudonym, subject_type, None, end, generated_at, "recipients report"
     )
     return RecipientsReport(
         source=source,

@@ -5,8 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
+from reports.base import ReportFormats
+from reports.contracts import (
+    DenialJson,
+    Lookback,
+    NamedRecipientJson,
+    RecipientJson,
+    RecipientsReportJson,
+    RequestJson,
+    SubjectCategoryJson,
+    SubjectJson,
+    SubjectRecipientJson,
+    SubjectReportJson,
+)
 from reports.document import (
     Document,
     Section,
@@ -14,9 +27,8 @@ from reports.document import (
     and_list,
     provenance_meta,
     render_csv,
-    render_report,
 )
-from reports.provenance import provenance_json, rfc3339, window_json
+from reports.provenance import ledger_report_fields, rfc3339
 from reports.request_log import LoggedRequest, RequestKind
 from reports.subject.values import (
     DENIAL_JSON_VERSION,
@@ -32,93 +44,112 @@ from reports.subject.values import (
 from reports.vocabulary import recipient_phrase
 
 
-def _request_json(request: LoggedRequest | None) -> dict[str, Any] | None:
+@overload
+def _request_contract(request: LoggedRequest) -> RequestJson: ...
+@overload
+def _request_contract(request: None) -> None: ...
+@overload
+def _request_contract(request: LoggedRequest | None) -> RequestJson | None: ...
+def _request_contract(request: LoggedRequest | None) -> RequestJson | None:
     if request is None:
         return None
-    return {
-        "request_id": request.request_id,
-        "kind": request.kind.value,
-        "received_on": request.received_on.isoformat(),
-        "received_via": request.received_via.value,
-        "responded_on": None if request.responded_on is None else request.responded_on.isoformat(),
-        "response": request.response.value,
-        "number_in_12_months": request.number_in_12_months,
-        "beyond_statutory_obligation": request.beyond_statutory_obligation,
-    }
+    return RequestJson(
+        request_id=request.request_id,
+        kind=request.kind,
+        received_on=request.received_on.isoformat(),
+        received_via=request.received_via,
+        responded_on=None if request.responded_on is None else request.responded_on.isoformat(),
+        response=request.response,
+        number_in_12_months=request.number_in_12_months,
+        beyond_statutory_obligation=request.beyond_statutory_obligation,
+    )
 
 
-def _recipient_json(r: RecipientDisclosed, *, full: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "recipient_id": r.recipient_id,
-        "name": r.name,
-        "registered": r.registered,
-        "recipient_category": r.recipient_category,
-    }
-    if full:
-        data["role"] = r.role
-        data["address"] = r.address
-    data["country"] = r.country
-    data["letters"] = list(r.letters)
-    data["data_categories"] = list(r.data_categories)
-    data["events"] = r.events
-    data["first_disclosed"] = rfc3339(r.first_disclosed)
-    data["last_disclosed"] = rfc3339(r.last_disclosed)
-    return data
+def subject_contract(report: SubjectReport) -> SubjectReportJson:
+    return SubjectReportJson(
+        report=SUBJECT_JSON_VERSION,
+        **ledger_report_fields(report.source),
+        subject=SubjectJson(type=report.subject_type, id=report.subject_id),
+        lookback=Lookback(
+            since_requested=rfc3339(report.since_requested),
+            clamped=report.since_clamped,
+            floor=rfc3339(LOOKBACK_FLOOR),
+        ),
+        data_held=report.data_held,
+        request=_request_contract(report.request),
+        categories=[
+            SubjectCategoryJson(
+                letter=c.letter,
+                name=c.name,
+                disclosure_kinds=list(c.disclosure_kinds),
+                recipient_categories=list(c.recipient_categories),
+                recipients=[
+                    NamedRecipientJson(
+                        recipient_id=r.recipient_id,
+                        name=r.name,
+                        events=r.events,
+                        first_disclosed=rfc3339(r.first_disclosed),
+                        last_disclosed=rfc3339(r.last_disclosed),
+                    )
+                    for r in c.recipients
+                ],
+                events=c.events,
+                first_disclosed=rfc3339(c.first_disclosed),
+                last_disclosed=rfc3339(c.last_disclosed),
+            )
+            for c in report.categories
+        ],
+        recipients=[
+            SubjectRecipientJson(
+                recipient_id=r.recipient_id,
+                name=r.name,
+                registered=r.registered,
+                recipient_category=r.recipient_category,
+                country=r.country,
+                letters=list(r.letters),
+                data_categories=list(r.data_categories),
+                events=r.events,
+                first_disclosed=rfc3339(r.first_disclosed),
+                last_disclosed=rfc3339(r.last_disclosed),
+            )
+            for r in report.recipients
+        ],
+    )
 
 
 def subject_json(report: SubjectReport) -> dict[str, Any]:
-    return {
-        "report": SUBJECT_JSON_VERSION,
-        "generated_at": rfc3339(report.source.generated_at),
-        "as_of": rfc3339(report.source.as_of),
-        "window": window_json(report.source),
-        "source": provenance_json(report.source),
-        "subject": {"type": report.subject_type, "id": report.subject_id},
-        "lookback": {
-            "since_requested": rfc3339(report.since_requested),
-            "clamped": report.since_clamped,
-            "floor": rfc3339(LOOKBACK_FLOOR),
-        },
-        "data_held": report.data_held,
-        "request": _request_json(report.request),
-        "categories": [
-            {
-                "letter": c.letter,
-                "name": c.name,
-                "disclosure_kinds": list(c.disclosure_kinds),
-                "recipient_categories": list(c.recipient_categories),
-                "recipients": [
-                    {
-                        "recipient_id": r.recipient_id,
-                        "name": r.name,
-                        "events": r.events,
-                        "first_disclosed": rfc3339(r.first_disclosed),
-                        "last_disclosed": rfc3339(r.last_disclosed),
-                    }
-                    for r in c.recipients
-                ],
-                "events": c.events,
-                "first_disclosed": rfc3339(c.first_disclosed),
-                "last_disclosed": rfc3339(c.last_disclosed),
-            }
-            for c in report.categories
+    return subject_contract(report).model_dump(mode="json")
+
+
+def recipients_contract(report: RecipientsReport) -> RecipientsReportJson:
+    return RecipientsReportJson(
+        report=RECIPIENTS_JSON_VERSION,
+        **ledger_report_fields(report.source),
+        subject=SubjectJson(type=report.subject_type, id=report.subject_id),
+        data_held=report.data_held,
+        request=_request_contract(report.request),
+        recipients=[
+            RecipientJson(
+                recipient_id=r.recipient_id,
+                name=r.name,
+                registered=r.registered,
+                recipient_category=r.recipient_category,
+                role=r.role,
+                address=r.address,
+                country=r.country,
+                letters=list(r.letters),
+                data_categories=list(r.data_categories),
+                events=r.events,
+                first_disclosed=rfc3339(r.first_disclosed),
+                last_disclosed=rfc3339(r.last_disclosed),
+            )
+            for r in report.recipients
         ],
-        "recipients": [_recipient_json(r, full=False) for r in report.recipients],
-    }
+    )
 
 
 def recipients_json(report: RecipientsReport) -> dict[str, Any]:
-    return {
-        "report": RECIPIENTS_JSON_VERSION,
-        "generated_at": rfc3339(report.source.generated_at),
-        "as_of": rfc3339(report.source.as_of),
-        "window": window_json(report.source),
-        "source": provenance_json(report.source),
-        "subject": {"type": report.subject_type, "id": report.subject_id},
-        "data_held": report.data_held,
-        "request": _request_json(report.request),
-        "recipients": [_recipient_json(r, full=True) for r in report.recipients],
-    }
+    return recipients_contract(report).model_dump(mode="json")
 
 
 def _count(n: int, noun: str) -> str:
@@ -443,78 +474,85 @@ def recipients_csv(report: RecipientsReport) -> str:
 
 
 def render_subject(report: SubjectReport, fmt: str) -> str:
-    return render_report(
-        fmt,
-        name="subject",
-        as_json=lambda: subject_json(report),
-        as_document=lambda: subject_document(report),
-        as_csv=lambda: subject_csv(report),
-    )
+    return SUBJECT_FORMATS.render(report, fmt)
 
 
 def render_recipients(report: RecipientsReport, fmt: str) -> str:
-    return render_report(
-        fmt,
-        name="recipients",
-        as_json=lambda: recipients_json(report),
-        as_document=lambda: recipients_document(report),
-        as_csv=lambda: recipients_csv(report),
+    return RECIPIENTS_FORMATS.render(report, fmt)
+
+
+def _denial_what(notice: DenialNotice) -> str:
+    if notice.request.kind is RequestKind.know:
+        return "request to know"
+    return "request for the recipients"
+
+
+def denial_contract(notice: DenialNotice) -> DenialJson:
+    return DenialJson(
+        report=DENIAL_JSON_VERSION,
+        generated_at=rfc3339(notice.generated_at),
+        subject=SubjectJson(type=notice.subject_type, id=notice.subject_id),
+        request=_request_contract(notice.request),
+        denial_basis=notice.basis,
+    )
+
+
+def denial_document(notice: DenialNotice) -> Document:
+    what = _denial_what(notice)
+    return Document(
+        title=f"Your {what} ({notice.subject_type} {notice.subject_id})",
+        basis="Cal. Civ. Code 1798.130, 11 CCR 7101 (record of the response).",
+        sections=tuple(
+            s
+            for s in (
+                _request_section(notice.request),
+                Section(
+                    heading="Our response",
+                    paragraphs=(
+                        f"We cannot answer your {what}: {notice.basis}",
+                        "No personal information was disclosed in this response.",
+                    ),
+                    section_id="response",
+                ),
+            )
+            if s is not None
+        ),
+        provenance=None,
+        source_lines=(f"Generated at: {rfc3339(notice.generated_at)}.",),
+    )
+
+
+def denial_csv(notice: DenialNotice) -> str:
+    return render_csv(
+        DENIAL_JSON_VERSION,
+        [
+            ("generated_at", rfc3339(notice.generated_at)),
+            *_request_meta(notice.request, notice.subject_type, notice.subject_id, False),
+        ],
+        ("request_id", "kind", "received_on", "responded_on", "response", "denial_basis"),
+        [
+            (
+                notice.request.request_id,
+                notice.request.kind.value,
+                notice.request.received_on.isoformat(),
+                notice.generated_at.date().isoformat(),
+                notice.request.response.value,
+                notice.basis,
+            )
+        ],
     )
 
 
 def render_denial(notice: DenialNotice, fmt: str) -> str:
-    what = (
-        "request to know"
-        if notice.request.kind is RequestKind.know
-        else "request for the recipients"
-    )
-    return render_report(
-        fmt,
-        name="denial",
-        as_json=lambda: {
-            "report": DENIAL_JSON_VERSION,
-            "generated_at": rfc3339(notice.generated_at),
-            "subject": {"type": notice.subject_type, "id": notice.subject_id},
-            "request": _request_json(notice.request),
-            "denial_basis": notice.basis,
-        },
-        as_document=lambda: Document(
-            title=f"Your {what} ({notice.subject_type} {notice.subject_id})",
-            basis="Cal. Civ. Code 1798.130, 11 CCR 7101 (record of the response).",
-            sections=tuple(
-                s
-                for s in (
-                    _request_section(notice.request),
-                    Section(
-                        heading="Our response",
-                        paragraphs=(
-                            f"We cannot answer your {what}: {notice.basis}",
-                            "No personal information was disclosed in this response.",
-                        ),
-                        section_id="response",
-                    ),
-                )
-                if s is not None
-            ),
-            provenance=None,
-            source_lines=(f"Generated at: {rfc3339(notice.generated_at)}.",),
-        ),
-        as_csv=lambda: render_csv(
-            DENIAL_JSON_VERSION,
-            [
-                ("generated_at", rfc3339(notice.generated_at) or ""),
-                *_request_meta(notice.request, notice.subject_type, notice.subject_id, False),
-            ],
-            ("request_id", "kind", "received_on", "responded_on", "response", "denial_basis"),
-            [
-                (
-                    notice.request.request_id,
-                    notice.request.kind.value,
-                    notice.request.received_on.isoformat(),
-                    notice.generated_at.date().isoformat(),
-                    notice.request.response.value,
-                    notice.basis,
-                )
-            ],
-        ),
-    )
+    return DENIAL_FORMATS.render(notice, fmt)
+
+
+SUBJECT_FORMATS: ReportFormats[SubjectReport] = ReportFormats(
+    "subject", subject_contract, subject_document, subject_csv
+)
+RECIPIENTS_FORMATS: ReportFormats[RecipientsReport] = ReportFormats(
+    "recipients", recipients_contract, recipients_document, recipients_csv
+)
+DENIAL_FORMATS: ReportFormats[DenialNotice] = ReportFormats(
+    "denial", denial_contract, denial_document, denial_csv
+)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from reports.provenance import Provenance
 from reports.request_log import LoggedRequest
 
-SUBJECT_JSON_VERSION = "subject-report/1"
-RECIPIENTS_JSON_VERSION = "recipients-report/1"
+SUBJECT_JSON_VERSION: Final = "subject-report/1"
+RECIPIENTS_JSON_VERSION: Final = "recipients-report/1"
 LOOKBACK_FLOOR = datetime(2022, 1, 1, tzinfo=UTC)
 """A request to know may reach back beyond 12 months only to data of 2022-01-01 on."""
 
@@ -86,7 +86,7 @@ class RecipientsReport:
     request: LoggedRequest | None = None
 
 
-DENIAL_JSON_VERSION = "request-denial/1"
+DENIAL_JSON_VERSION: Final = "request-denial/1"
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,7 @@ class DenialNotice:
     """A request recorded as denied (e.g. the requester's identity could not be verified).
 
     Nothing is read from the ledger: a denied request discloses nothing. JSON shape
-    ``request-denial/1``: ``{"report", "generated_at", "subject": {"type", "id"},
-    "request": {...as in subject-report/1...}, "denial_basis"}``.
+    ``request-denial/1``: :class:`reports.contracts.DenialJson`.
     """
 
     subject_type: str
