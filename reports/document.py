@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 from reports.provenance import (
     CHAIN_HEADERS,
     Provenance,
@@ -32,6 +30,7 @@ from reports.provenance import (
     rfc3339,
 )
 from reports.render import markdown_table
+from reports.templates import render_template
 
 ReportFormat = Literal["json", "md", "html", "csv"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("json", "md", "html", "csv")
@@ -106,16 +105,6 @@ def _source_lines(doc: Document) -> list[str]:
 
 
 # -- HTML -------------------------------------------------------------------------------------
-_PAGES = Environment(
-    loader=PackageLoader("reports", "templates"),
-    autoescape=True,  # every value is text; only the chart's SVG is marked safe
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    undefined=StrictUndefined,
-)
-
-
 def _cell_classes(table: Table, hash_columns: Sequence[int] = ()) -> list[str]:
     """The class of each column's cells: ``num`` (right-aligned), ``hash`` (monospace)."""
     width = max((len(row) for row in table.rows), default=len(table.headers))
@@ -141,14 +130,14 @@ def render_html(doc: Document) -> str:
             tuple(tuple(r) for r in chain_rows(doc.provenance)),
             (False, True, False, True, False),
         )
-    page: str = _PAGES.get_template("report.html.j2").render(
+    return render_template(
+        "report.html.j2",
         doc=doc,
         chains=chains,
         source_lines=_source_lines(doc),
         slug=slug,
         cell_classes=_cell_classes,
     )
-    return page
 
 
 # -- CSV --------------------------------------------------------------------------------------
