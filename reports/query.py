@@ -31,6 +31,7 @@ connection.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -377,6 +378,7 @@ def run_query(
     output_path: Path | None = None,
     batch_rows: int = BATCH_ROWS,
     max_table_rows: int = DEFAULT_TABLE_ROWS,
+    time_limit: float | None = None,
 ) -> int:
     """Check ``sql``, run it over the ledger read-only and write the result to ``out``.
 
@@ -385,8 +387,11 @@ def run_query(
     written to ``output_path`` batch by batch. Returns the number of rows.
     Raises :class:`QueryRefusedError` before anything runs if the statement is not one
     read-only SELECT over the ledger, :class:`LedgerError` if the ledger cannot be opened,
-    :class:`ReportError` if DuckDB cannot run the statement.
+    :class:`ReportError` if DuckDB cannot run the statement, or if it ran longer than
+    ``time_limit`` seconds (none by default), when it is stopped.
     """
+    if time_limit is not None and time_limit <= 0:
+        raise ReportError(f"time limit {time_limit} s: give a positive number of seconds")
     check_output(fmt, output_path)
     tables = check_query(sql)
     con = open_for_query(ledger_path)
@@ -399,7 +404,13 @@ def run_query(
                 "ledger (a quoted file name would be read from disk). The ledger's tables: "
                 + ", ".join(ledger_tables)
             )
+        # DuckDB 1.5 has no max_execution_time setting: a timer interrupts the connection,
+        # which stops the statement wherever it is, writing batches included.
+        timer = None if time_limit is None else threading.Timer(time_limit, con.interrupt)
         try:
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
             relation = con.sql(sql)
             if relation is None:
                 raise QueryRefusedError("the statement returned no result set")
@@ -408,6 +419,14 @@ def run_query(
                 fmt, reader, out=out, output_path=output_path, max_table_rows=max_table_rows
             )
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if timer is not None and timer.finished.is_set():
+                raise ReportError(
+                    f"the query was stopped after its time limit of {time_limit:g} s; narrow "
+                    "it (a shorter window, fewer columns) or give it more time"
+                ) from exc
             raise ReportError(f"the query failed: {exc}") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
     finally:
         con.close()

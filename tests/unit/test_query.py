@@ -414,3 +414,23 @@ def test_allowed_table_functions_exist_and_read_no_files() -> None:
     assert not any(
         name.startswith(("read_", "parquet", "glob")) for name in ALLOWED_TABLE_FUNCTIONS
     )
+
+
+def test_a_query_past_its_time_limit_is_stopped(ledger_file: Path) -> None:
+    # a cross join of ranges that would run for hours; the limit stops it mid-way
+    endless = "SELECT count(*) FROM range(1000000) a, range(1000000) b WHERE a.range <> b.range"
+    out = io.StringIO()
+    with pytest.raises(ReportError, match=r"stopped after its time limit of 0\.2 s"):
+        run_query(ledger_file, endless, "csv", out, time_limit=0.2)
+    assert out.getvalue() == ""
+
+
+def test_a_query_within_its_time_limit_runs(ledger_file: Path) -> None:
+    out = io.StringIO()
+    assert run_query(ledger_file, "SELECT 1 AS one", "csv", out, time_limit=60) == 1
+    assert out.getvalue() == "one\n1\n"
+
+
+def test_a_time_limit_must_be_positive(ledger_file: Path) -> None:
+    with pytest.raises(ReportError, match="positive number of seconds"):
+        run_query(ledger_file, "SELECT 1", "csv", io.StringIO(), time_limit=0)
