@@ -23,13 +23,20 @@ models in :mod:`reports.contracts`, published as JSON Schema under ``docs/schema
 
 The package by concern: :mod:`~reports.subject.values` (what an answer holds),
 :mod:`~reports.subject.queries` (reading it from the ledger),
-:mod:`~reports.subject.answers` (recording it in the request log, or a denial) and
-:mod:`~reports.subject.rendering` (JSON, Markdown, HTML, CSV).
+:mod:`~reports.subject.answers` (recording it in the request log),
+:mod:`~reports.subject.rendering` (JSON, Markdown, HTML, CSV) and
+:mod:`~reports.subject.denial` (a request denied: recorded, and its notice written).
 """
 
 from __future__ import annotations
 
-from reports.subject.answers import answer_subject_request, deny_subject_request
+from reports.subject.answers import answer_subject_request
+from reports.subject.denial import (
+    DENIAL_JSON_VERSION,
+    DenialNotice,
+    deny_subject_request,
+    render_denial,
+)
 from reports.subject.queries import recipients_report, subject_report
 from reports.subject.rendering import (
     RECIPIENTS_CSV_HEADERS,
@@ -37,7 +44,6 @@ from reports.subject.rendering import (
     recipients_csv,
     recipients_document,
     recipients_json,
-    render_denial,
     render_recipients,
     render_subject,
     subject_csv,
@@ -45,11 +51,9 @@ from reports.subject.rendering import (
     subject_json,
 )
 from reports.subject.values import (
-    DENIAL_JSON_VERSION,
     LOOKBACK_FLOOR,
     RECIPIENTS_JSON_VERSION,
     SUBJECT_JSON_VERSION,
-    DenialNotice,
     NamedRecipient,
     PseudonymSource,
     RecipientDisclosed,

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TypeVar
 
-from reports.errors import ReportError
 from reports.provenance import rfc3339
 from reports.request_log import ReceivedVia, RequestKind, RequestLog, Response
-from reports.subject.values import LOOKBACK_FLOOR, DenialNotice, RecipientsReport, SubjectReport
+from reports.subject.values import LOOKBACK_FLOOR, RecipientsReport, SubjectReport
 
 
 def _response_detail(report: SubjectReport | RecipientsReport) -> tuple[Response, str]:
@@ -61,33 +60,3 @@ def answer_subject_request(
         recorded_at=report.source.generated_at,
     )
     return replace(report, request=logged)
-
-
-def deny_subject_request(
-    log: RequestLog,
-    *,
-    kind: RequestKind,
-    subject_type: str,
-    subject_id: str,
-    received_on: date,
-    received_via: ReceivedVia,
-    basis: str,
-    generated_at: datetime | None = None,
-) -> DenialNotice:
-    """Record a request as denied, with its basis (11 CCR 7101(a))."""
-    if not basis.strip():
-        raise ReportError("a denial must state its basis (11 CCR 7101(a)); give --deny BASIS")
-    moment = (generated_at or datetime.now(UTC)).astimezone(UTC)
-    logged = log.record(
-        kind=kind,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        received_on=received_on,
-        received_via=received_via,
-        responded_on=moment.date(),
-        response=Response.denied,
-        response_detail="denied: " + basis,
-        denial_basis=basis,
-        recorded_at=moment,
-    )
-    return DenialNotice(subject_type, subject_id, moment, logged)

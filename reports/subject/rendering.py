@@ -9,7 +9,6 @@ from typing import Any, overload
 
 from reports.base import ReportFormats
 from reports.contracts import (
-    DenialJson,
     Lookback,
     NamedRecipientJson,
     RecipientJson,
@@ -29,13 +28,11 @@ from reports.document import (
     render_csv,
 )
 from reports.provenance import ledger_report_fields, rfc3339
-from reports.request_log import LoggedRequest, RequestKind
+from reports.request_log import LoggedRequest
 from reports.subject.values import (
-    DENIAL_JSON_VERSION,
     LOOKBACK_FLOOR,
     RECIPIENTS_JSON_VERSION,
     SUBJECT_JSON_VERSION,
-    DenialNotice,
     NamedRecipient,
     RecipientDisclosed,
     RecipientsReport,
@@ -45,12 +42,12 @@ from reports.vocabulary import recipient_phrase
 
 
 @overload
-def _request_contract(request: LoggedRequest) -> RequestJson: ...
+def request_contract(request: LoggedRequest) -> RequestJson: ...
 @overload
-def _request_contract(request: None) -> None: ...
+def request_contract(request: None) -> None: ...
 @overload
-def _request_contract(request: LoggedRequest | None) -> RequestJson | None: ...
-def _request_contract(request: LoggedRequest | None) -> RequestJson | None:
+def request_contract(request: LoggedRequest | None) -> RequestJson | None: ...
+def request_contract(request: LoggedRequest | None) -> RequestJson | None:
     if request is None:
         return None
     return RequestJson(
@@ -76,7 +73,7 @@ def subject_contract(report: SubjectReport) -> SubjectReportJson:
             floor=rfc3339(LOOKBACK_FLOOR),
         ),
         data_held=report.data_held,
-        request=_request_contract(report.request),
+        request=request_contract(report.request),
         categories=[
             SubjectCategoryJson(
                 letter=c.letter,
@@ -127,7 +124,7 @@ def recipients_contract(report: RecipientsReport) -> RecipientsReportJson:
         **ledger_report_fields(report.source),
         subject=SubjectJson(type=report.subject_type, id=report.subject_id),
         data_held=report.data_held,
-        request=_request_contract(report.request),
+        request=request_contract(report.request),
         recipients=[
             RecipientJson(
                 recipient_id=r.recipient_id,
@@ -160,7 +157,7 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
-def _request_section(request: LoggedRequest | None) -> Section | None:
+def request_section(request: LoggedRequest | None) -> Section | None:
     if request is None:
         return None
     notice = None
@@ -242,7 +239,7 @@ def subject_document(report: SubjectReport) -> Document:
     sections = [
         section
         for section in (
-            _request_section(report.request),
+            request_section(report.request),
             Section(
                 heading="Categories of personal information disclosed",
                 paragraphs=(intro, *lookback),
@@ -330,7 +327,7 @@ def recipients_document(report: RecipientsReport) -> Document:
     sections = [
         section
         for section in (
-            _request_section(report.request),
+            request_section(report.request),
             Section(
                 heading="Recipients to notify",
                 paragraphs=(intro,),
@@ -385,7 +382,7 @@ SUBJECT_CSV_HEADERS = (
 )
 
 
-def _request_meta(
+def request_meta(
     request: LoggedRequest | None, subject_type: str, subject_id: str, data_held: bool
 ) -> list[tuple[str, str]]:
     meta = [
@@ -426,7 +423,7 @@ def subject_csv(report: SubjectReport) -> str:
     ]
     meta = [
         *provenance_meta(report.source),
-        *_request_meta(report.request, report.subject_type, report.subject_id, report.data_held),
+        *request_meta(report.request, report.subject_type, report.subject_id, report.data_held),
         ("since_clamped", "true" if report.since_clamped else "false"),
     ]
     return render_csv(SUBJECT_JSON_VERSION, meta, SUBJECT_CSV_HEADERS, rows)
@@ -468,7 +465,7 @@ def recipients_csv(report: RecipientsReport) -> str:
     ]
     meta = [
         *provenance_meta(report.source),
-        *_request_meta(report.request, report.subject_type, report.subject_id, report.data_held),
+        *request_meta(report.request, report.subject_type, report.subject_id, report.data_held),
     ]
     return render_csv(RECIPIENTS_JSON_VERSION, meta, RECIPIENTS_CSV_HEADERS, rows)
 
@@ -481,78 +478,9 @@ def render_recipients(report: RecipientsReport, fmt: str) -> str:
     return RECIPIENTS_FORMATS.render(report, fmt)
 
 
-def _denial_what(notice: DenialNotice) -> str:
-    if notice.request.kind is RequestKind.know:
-        return "request to know"
-    return "request for the recipients"
-
-
-def denial_contract(notice: DenialNotice) -> DenialJson:
-    return DenialJson(
-        report=DENIAL_JSON_VERSION,
-        generated_at=rfc3339(notice.generated_at),
-        subject=SubjectJson(type=notice.subject_type, id=notice.subject_id),
-        request=_request_contract(notice.request),
-        denial_basis=notice.basis,
-    )
-
-
-def denial_document(notice: DenialNotice) -> Document:
-    what = _denial_what(notice)
-    return Document(
-        title=f"Your {what} ({notice.subject_type} {notice.subject_id})",
-        basis="Cal. Civ. Code 1798.130, 11 CCR 7101 (record of the response).",
-        sections=tuple(
-            s
-            for s in (
-                _request_section(notice.request),
-                Section(
-                    heading="Our response",
-                    paragraphs=(
-                        f"We cannot answer your {what}: {notice.basis}",
-                        "No personal information was disclosed in this response.",
-                    ),
-                    section_id="response",
-                ),
-            )
-            if s is not None
-        ),
-        provenance=None,
-        source_lines=(f"Generated at: {rfc3339(notice.generated_at)}.",),
-    )
-
-
-def denial_csv(notice: DenialNotice) -> str:
-    return render_csv(
-        DENIAL_JSON_VERSION,
-        [
-            ("generated_at", rfc3339(notice.generated_at)),
-            *_request_meta(notice.request, notice.subject_type, notice.subject_id, False),
-        ],
-        ("request_id", "kind", "received_on", "responded_on", "response", "denial_basis"),
-        [
-            (
-                notice.request.request_id,
-                notice.request.kind.value,
-                notice.request.received_on.isoformat(),
-                notice.generated_at.date().isoformat(),
-                notice.request.response.value,
-                notice.basis,
-            )
-        ],
-    )
-
-
-def render_denial(notice: DenialNotice, fmt: str) -> str:
-    return DENIAL_FORMATS.render(notice, fmt)
-
-
 SUBJECT_FORMATS: ReportFormats[SubjectReport] = ReportFormats(
     "subject", subject_contract, subject_document, subject_csv
 )
 RECIPIENTS_FORMATS: ReportFormats[RecipientsReport] = ReportFormats(
     "recipients", recipients_contract, recipients_document, recipients_csv
-)
-DENIAL_FORMATS: ReportFormats[DenialNotice] = ReportFormats(
-    "denial", denial_contract, denial_document, denial_csv
 )

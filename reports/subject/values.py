@@ -1,6 +1,6 @@
-"""The values of a subject's answers: what was disclosed about one person, to whom, and a
-denial. Computed by :mod:`reports.subject.queries`, recorded by
-:mod:`reports.subject.answers`, written by :mod:`reports.subject.rendering`."""
+"""The values of a subject's answers: what was disclosed about one person, and to whom.
+Computed by :mod:`reports.subject.queries`, recorded by :mod:`reports.subject.answers`,
+written by :mod:`reports.subject.rendering`."""
 
 from __future__ import annotations
 
@@ -84,24 +84,3 @@ class RecipientsReport:
     data_held: bool
     recipients: tuple[RecipientDisclosed, ...]
     request: LoggedRequest | None = None
-
-
-DENIAL_JSON_VERSION: Final = "request-denial/1"
-
-
-@dataclass(frozen=True)
-class DenialNotice:
-    """A request recorded as denied (e.g. the requester's identity could not be verified).
-
-    Nothing is read from the ledger: a denied request discloses nothing. JSON shape
-    ``request-denial/1``: :class:`reports.contracts.DenialJson`.
-    """
-
-    subject_type: str
-    subject_id: str
-    generated_at: datetime
-    request: LoggedRequest
-
-    @property
-    def basis(self) -> str:
-        return self.request.denial_basis or ""
