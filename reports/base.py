@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 import duckdb
@@ -23,7 +23,28 @@ from ledger.store import Ledger
 from reports.contracts import Contract
 from reports.document import REPORT_FORMATS, Document, render_html, render_markdown
 from reports.errors import ReportError
-from reports.provenance import Provenance, provenance_from_counts, read_provenance
+from reports.provenance import Provenance, provenance_from_counts, read_provenance, rfc3339
+from reports.window import as_utc, clamp_since, report_window
+
+
+def requested_window(
+    as_of: date | datetime,
+    since: date | datetime | None = None,
+    *,
+    floor: datetime | None = None,
+) -> tuple[datetime, datetime, bool]:
+    """``(start, end, clamped)``: ``[since, as_of)``, else the 12 calendar months before
+    ``as_of`` (:func:`~reports.window.report_window`); ``since`` no earlier than ``floor``
+    (``clamped`` says it was moved). An empty window is refused."""
+    start, end = report_window(as_of)
+    clamped = False
+    if since is not None:
+        start, clamped = (
+            (as_utc(since), False) if floor is None else clamp_since(since, start, floor)
+        )
+    if start >= end:
+        raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    return start, end, clamped
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from ledger.store import Ledger
-from reports.base import ReportFormats, read_snapshot
+from reports.base import ReportFormats, read_snapshot, requested_window
 from reports.contracts import (
     ConformanceReportJson,
     ConformanceSummary,
@@ -42,7 +42,6 @@ from reports.document import (
     provenance_meta,
     render_csv,
 )
-from reports.errors import ReportError
 from reports.provenance import (
     Provenance,
     aware,
@@ -51,7 +50,7 @@ from reports.provenance import (
 )
 from reports.registry import has_table, read_registry
 from reports.vocabulary import recipient_phrase
-from reports.window import as_utc, naive_utc, report_window
+from reports.window import naive_utc
 
 JSON_VERSION: Final = "conformance-report/1"
 UNDECLARED_FLOW = "undeclared_flow"
@@ -143,11 +142,7 @@ def conformance_report(
 ) -> ConformanceReport:
     """Undeclared flows and transfers without safeguard in ``[as_of - 12 months, as_of)``,
     or ``[since, as_of)`` when ``since`` is given."""
-    start, end = report_window(as_of)
-    if since is not None:
-        start = as_utc(since)
-        if start >= end:
-            raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    start, end, _ = requested_window(as_of, since)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
     with read_snapshot(
         ledger, "conformance report", window_start=start, window_end=end, generated_at=generated_at

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from ledger.store import Ledger
-from reports.base import ReportFormats, read_snapshot
+from reports.base import ReportFormats, read_snapshot, requested_window
 from reports.contracts import RegistryPeriod, TransferJson, TransfersReportJson, TransfersSummary
 from reports.document import (
     Document,
@@ -40,7 +40,7 @@ from reports.provenance import (
 )
 from reports.registry import has_table
 from reports.vocabulary import recipient_phrase
-from reports.window import as_utc, naive_utc, report_window
+from reports.window import naive_utc
 
 JSON_VERSION: Final = "transfers-report/1"
 MISSING = frozenset({None, "none"})
@@ -139,11 +139,7 @@ def transfers_report(
     generated_at: datetime | None = None,
 ) -> TransfersReport:
     """Disclosures to recipients outside the EEA in the window, with their safeguards."""
-    start, end = report_window(as_of)
-    if since is not None:
-        start = as_utc(since)
-        if start >= end:
-            raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    start, end, _ = requested_window(as_of, since)
     params: dict[str, Any] = {"start": naive_utc(start), "end": naive_utc(end)}
     with read_snapshot(
         ledger, "transfers report", window_start=start, window_end=end, generated_at=generated_at

@@ -16,9 +16,9 @@ import duckdb
 
 from ledger.derived import LETTERS, UNKNOWN_LETTER_BIT, letters_of, require_derived, subject_lookup
 from ledger.store import Ledger
-from reports.base import read_snapshot
+from reports.base import read_snapshot, requested_window
 from reports.errors import ReportError
-from reports.provenance import Provenance, aware, count_chains, rfc3339
+from reports.provenance import Provenance, aware, count_chains
 from reports.registry import Registry, read_registry
 from reports.subject.values import (
     LOOKBACK_FLOOR,
@@ -30,7 +30,7 @@ from reports.subject.values import (
     SubjectReport,
 )
 from reports.vocabulary import CCPA_CATEGORY_NAMES
-from reports.window import as_utc, clamp_since, naive_utc, report_window
+from reports.window import as_utc, naive_utc
 
 # The person's rows are found by their subject_key (ledger.derived), a fixed-width column
 # scanned in a few milliseconds, and their pseudonym (exact, read only where the key
@@ -307,10 +307,7 @@ def subject_report(
     generated_at: datetime | None = None,
 ) -> SubjectReport:
     """The request-to-know answer for one person (see module doc)."""
-    start, end = report_window(as_of)
-    start, clamped = clamp_since(since, start, LOOKBACK_FLOOR)
-    if start >= end:
-        raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    start, end, clamped = requested_window(as_of, since, floor=LOOKBACK_FLOOR)
     pseudonym = keys.pseudonym(subject_type, subject_id)
     subject, registry, source = _read_subject(
         ledger, pseudonym, subject_type, start, end, generated_at, "subject report"
