@@ -97,18 +97,7 @@ def subject_contract(report: SubjectReport) -> SubjectReportJson:
             for c in report.categories
         ],
         recipients=[
-            SubjectRecipientJson(
-                recipient_id=r.recipient_id,
-                name=r.name,
-                registered=r.registered,
-                recipient_category=r.recipient_category,
-                country=r.country,
-                letters=list(r.letters),
-                data_categories=list(r.data_categories),
-                events=r.events,
-                first_disclosed=rfc3339(r.first_disclosed),
-                last_disclosed=rfc3339(r.last_disclosed),
-            )
+            SubjectRecipientJson(**_recipient_fields(r, with_role_and_address=False))
             for r in report.recipients
         ],
     )
@@ -125,24 +114,28 @@ def recipients_contract(report: RecipientsReport) -> RecipientsReportJson:
         subject=SubjectJson(type=report.subject_type, id=report.subject_id),
         data_held=report.data_held,
         request=request_contract(report.request),
-        recipients=[
-            RecipientJson(
-                recipient_id=r.recipient_id,
-                name=r.name,
-                registered=r.registered,
-                recipient_category=r.recipient_category,
-                role=r.role,
-                address=r.address,
-                country=r.country,
-                letters=list(r.letters),
-                data_categories=list(r.data_categories),
-                events=r.events,
-                first_disclosed=rfc3339(r.first_disclosed),
-                last_disclosed=rfc3339(r.last_disclosed),
-            )
-            for r in report.recipients
-        ],
+        recipients=[RecipientJson(**_recipient_fields(r)) for r in report.recipients],
     )
+
+
+def _recipient_fields(
+    r: RecipientDisclosed, *, with_role_and_address: bool = True
+) -> dict[str, Any]:
+    """A recipient's fields in contract order; the request to know omits role and address."""
+    role_and_address = {"role": r.role, "address": r.address} if with_role_and_address else {}
+    return {
+        "recipient_id": r.recipient_id,
+        "name": r.name,
+        "registered": r.registered,
+        "recipient_category": r.recipient_category,
+        **role_and_address,
+        "country": r.country,
+        "letters": list(r.letters),
+        "data_categories": list(r.data_categories),
+        "events": r.events,
+        "first_disclosed": rfc3339(r.first_disclosed),
+        "last_disclosed": rfc3339(r.last_disclosed),
+    }
 
 
 def recipients_json(report: RecipientsReport) -> dict[str, Any]:
