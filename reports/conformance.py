@@ -211,7 +211,7 @@ def _at(value: datetime) -> datetime:
 
 # -- rendering ------------------------------------------------------------------------------
 def render_conformance(report: ConformanceReport, fmt: str) -> str:
-    return CONFORMANCE_FORMATS.render(report, fmt)
+    return CONFORMANCE_REPORT_FORMATS.render(report, fmt)
 
 
 def conformance_contract(report: ConformanceReport) -> ConformanceReportJson:
@@ -438,6 +438,6 @@ def conformance_csv(report: ConformanceReport) -> str:
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
 
 
-CONFORMANCE_FORMATS: ReportFormats[ConformanceReport] = ReportFormats(
+CONFORMANCE_REPORT_FORMATS: ReportFormats[ConformanceReport] = ReportFormats(
     "conformance", conformance_contract, conformance_document, conformance_csv
 )

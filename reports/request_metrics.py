@@ -81,7 +81,7 @@ def requests_report(
 
 
 def render_requests(report: RequestsReport, fmt: str) -> str:
-    return REQUESTS_FORMATS.render(report, fmt)
+    return REQUESTS_REPORT_FORMATS.render(report, fmt)
 
 
 def requests_contract(report: RequestsReport) -> RequestsReportJson:
@@ -210,6 +210,6 @@ def requests_csv(report: RequestsReport) -> str:
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
 
 
-REQUESTS_FORMATS: ReportFormats[RequestsReport] = ReportFormats(
+REQUESTS_REPORT_FORMATS: ReportFormats[RequestsReport] = ReportFormats(
     "requests", requests_contract, requests_document, requests_csv
 )

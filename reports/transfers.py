@@ -194,7 +194,7 @@ def transfers_report(
 
 # -- rendering ------------------------------------------------------------------------------
 def render_transfers(report: TransfersReport, fmt: str) -> str:
-    return TRANSFERS_FORMATS.render(report, fmt)
+    return TRANSFERS_REPORT_FORMATS.render(report, fmt)
 
 
 def transfers_contract(report: TransfersReport) -> TransfersReportJson:
@@ -376,6 +376,6 @@ def transfers_csv(report: TransfersReport) -> str:
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
 
 
-TRANSFERS_FORMATS: ReportFormats[TransfersReport] = ReportFormats(
+TRANSFERS_REPORT_FORMATS: ReportFormats[TransfersReport] = ReportFormats(
     "transfers", transfers_contract, transfers_document, transfers_csv
 )

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from reports.ccpa.queries import ccpa_report
 from reports.ccpa.rendering import (
-    CCPA_FORMATS,
+    CCPA_REPORT_FORMATS,
     CSV_HEADERS,
     business_purpose_statement,
     ccpa_contract,
@@ -61,7 +61,7 @@ from reports.ccpa.values import (
 from reports.provenance import ChainRange
 
 __all__ = [
-    "CCPA_FORMATS",
+    "CCPA_REPORT_FORMATS",
     "CSV_HEADERS",
     "JSON_VERSION",
     "BusinessPurpose",

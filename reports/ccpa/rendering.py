@@ -37,7 +37,7 @@ from reports.vocabulary import (
 
 def render_ccpa(report: CcpaReport, fmt: str) -> str:
     """The report as ``json`` (shape ``ccpa-report/1``), ``md``, ``html`` or ``csv`` text."""
-    return CCPA_FORMATS.render(report, fmt)
+    return CCPA_REPORT_FORMATS.render(report, fmt)
 
 
 def ccpa_contract(report: CcpaReport) -> CcpaReportJson:
@@ -265,6 +265,6 @@ def ccpa_csv(report: CcpaReport) -> str:
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
 
 
-CCPA_FORMATS: ReportFormats[CcpaReport] = ReportFormats(
+CCPA_REPORT_FORMATS: ReportFormats[CcpaReport] = ReportFormats(
     "CCPA", ccpa_contract, ccpa_document, ccpa_csv
 )

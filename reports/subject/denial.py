@@ -130,9 +130,9 @@ def denial_csv(notice: DenialNotice) -> str:
 
 
 def render_denial(notice: DenialNotice, fmt: str) -> str:
-    return DENIAL_FORMATS.render(notice, fmt)
+    return DENIAL_NOTICE_FORMATS.render(notice, fmt)
 
 
-DENIAL_FORMATS: ReportFormats[DenialNotice] = ReportFormats(
+DENIAL_NOTICE_FORMATS: ReportFormats[DenialNotice] = ReportFormats(
     "denial", denial_contract, denial_document, denial_csv
 )

@@ -464,16 +464,16 @@ def recipients_csv(report: RecipientsReport) -> str:
 
 
 def render_subject(report: SubjectReport, fmt: str) -> str:
-    return SUBJECT_FORMATS.render(report, fmt)
+    return SUBJECT_REPORT_FORMATS.render(report, fmt)
 
 
 def render_recipients(report: RecipientsReport, fmt: str) -> str:
-    return RECIPIENTS_FORMATS.render(report, fmt)
+    return RECIPIENTS_REPORT_FORMATS.render(report, fmt)
 
 
-SUBJECT_FORMATS: ReportFormats[SubjectReport] = ReportFormats(
+SUBJECT_REPORT_FORMATS: ReportFormats[SubjectReport] = ReportFormats(
     "subject", subject_contract, subject_document, subject_csv
 )
-RECIPIENTS_FORMATS: ReportFormats[RecipientsReport] = ReportFormats(
+RECIPIENTS_REPORT_FORMATS: ReportFormats[RecipientsReport] = ReportFormats(
     "recipients", recipients_contract, recipients_document, recipients_csv
 )
