@@ -10,10 +10,13 @@ html or csv):
 - :mod:`reports.conformance`: undeclared flows and transfers without safeguard;
 - :mod:`reports.request_metrics`: the 11 CCR 7102 metrics of :mod:`reports.request_log`.
 
-Shared parts: :mod:`reports.provenance` (what every report states it was computed from),
-:mod:`reports.document` (Markdown, HTML and CSV writers), :mod:`reports.chart` (inline
-SVG), :mod:`reports.registry` (the recipient registry stored in the ledger),
-:mod:`reports.window` and :mod:`reports.vocabulary`.
+Shared parts: :mod:`reports.base` (one read snapshot per report, one dispatch of the formats),
+:mod:`reports.contracts` (the JSON contracts as pydantic models, published as JSON Schema
+under ``docs/schemas/``), :mod:`reports.provenance` (what every report states it was
+computed from), :mod:`reports.document` (Markdown, HTML and CSV writers),
+:mod:`reports.chart` (inline SVG), :mod:`reports.templates` (the Jinja2 templates of the
+HTML page and the chart), :mod:`reports.registry` (the recipient registry stored
+in the ledger), :mod:`reports.window` and :mod:`reports.vocabulary`.
 
 Queries: :mod:`reports.query` (one checked read-only statement, sandboxed connection) and
 :mod:`reports.presets` (timeline, recipient, volume), written by :mod:`reports.render`.

@@ -1,4 +1,4 @@
-"""Charts as inline SVG text, drawn by our own code: no script, no web font, no network.
+"""Charts as inline SVG text: no script, no web font, no network.
 
 :func:`stacked_bars` draws one bar per period (a month), stacked by series (recipient
 categories), with a value axis, a legend and a ``<title>`` on every segment, so a browser
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from html import escape
+
+from reports.templates import render_template
 
 PALETTE = (
     "#0072B2",
@@ -59,7 +60,10 @@ def stacked_bars(
     series: Mapping[str, Sequence[int]],
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """An SVG of one stacked bar per period; ``series`` maps a key to one value per period."""
+    """An SVG of one stacked bar per period; ``series`` maps a key to one value per period.
+
+    The geometry is computed here and laid out by ``templates/chart.svg.j2``, which escapes
+    every text (titles, periods, labels)."""
     names = list(series)
     shown = labels or {}
     legend_rows = math.ceil(len(names) / LEGEND_COLUMNS) if names else 0
@@ -72,36 +76,22 @@ def stacked_bars(
     def y_of(value: float) -> float:
         return base_y - PLOT_HEIGHT * value / top
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(chart_id)}" class="chart" '
-        'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" '
-        f'role="img" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
-        f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc">',
-        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
-        f'<desc id="{escape(chart_id)}-desc">{escape(description)}</desc>',
-        '<g class="axis" font-size="11" fill="#333">',
-    ]
+    ticks = []
     for step in range(5):
         value = top * step / 4
         y = y_of(value)
-        label = _number(round(value)) if value == int(value) else f"{value:,.1f}"
-        out.append(
-            f'<line x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
-            f'stroke="#ddd" stroke-width="1"/>'
-            f'<text x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>'
+        ticks.append(
+            {
+                "y": f"{y:.1f}",
+                "label_y": f"{y + 4:.1f}",
+                "label": _number(round(value)) if value == int(value) else f"{value:,.1f}",
+            }
         )
     band = plot_width / max(len(periods), 1)
     bar = band * 0.7
+    lefts = [MARGIN_LEFT + band * i + (band - bar) / 2 for i in range(len(periods))]
+    segments = []
     for i, period in enumerate(periods):
-        x = MARGIN_LEFT + band * i + (band - bar) / 2
-        out.append(
-            f'<text x="{x + bar / 2:.1f}" y="{base_y + 16}" text-anchor="middle">'
-            f"{escape(period)}</text>"
-        )
-    out.append("</g>")
-    out.append('<g class="bars">')
-    for i, period in enumerate(periods):
-        x = MARGIN_LEFT + band * i + (band - bar) / 2
         running = 0
         for k, name in enumerate(names):
             value = series[name][i]
@@ -109,33 +99,51 @@ def stacked_bars(
                 continue
             y_top, y_bottom = y_of(running + value), y_of(running)
             running += value
-            label = shown.get(name, name)
-            out.append(
-                f'<rect x="{x:.1f}" y="{y_top:.1f}" width="{bar:.1f}" '
-                f'height="{max(y_bottom - y_top, 0.5):.1f}" fill="{PALETTE[k % len(PALETTE)]}">'
-                f"<title>{escape(label)}, {escape(period)}: {_number(value)}</title></rect>"
+            segments.append(
+                {
+                    "x": f"{lefts[i]:.1f}",
+                    "y": f"{y_top:.1f}",
+                    "width": f"{bar:.1f}",
+                    "height": f"{max(y_bottom - y_top, 0.5):.1f}",
+                    "colour": PALETTE[k % len(PALETTE)],
+                    "label": shown.get(name, name),
+                    "period": period,
+                    "value": _number(value),
+                }
             )
-    out.append("</g>")
-    out.append(
-        f'<line x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{base_y}" y2="{base_y}" '
-        'stroke="#333" stroke-width="1"/>'
-    )
-    out.append('<g class="legend" font-size="12" fill="#222">')
     column_width = (WIDTH - MARGIN_LEFT) / LEGEND_COLUMNS
+    legend = []
     for k, name in enumerate(names):
         row, column = divmod(k, LEGEND_COLUMNS)
         x = MARGIN_LEFT + column * column_width
-        y = base_y + AXIS_HEIGHT + row * LEGEND_ROW
-        out.append(
-            f'<rect x="{x:.1f}" y="{y - 10}" width="12" height="12" '
-            f'fill="{PALETTE[k % len(PALETTE)]}"/>'
-            f'<text x="{x + 18:.1f}" y="{y}">{escape(shown.get(name, name))}</text>'
+        legend.append(
+            {
+                "x": f"{x:.1f}",
+                "text_x": f"{x + 18:.1f}",
+                "y": base_y + AXIS_HEIGHT + row * LEGEND_ROW,
+                "colour": PALETTE[k % len(PALETTE)],
+                "label": shown.get(name, name),
+            }
         )
-    out.append("</g>")
+    empty = None
     if not any(totals):
-        out.append(
-            f'<text x="{WIDTH / 2:.0f}" y="{MARGIN_TOP + PLOT_HEIGHT / 2:.0f}" '
-            'text-anchor="middle" font-size="14" fill="#666">No disclosures in the window</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out)
+        empty = {"x": f"{WIDTH / 2:.0f}", "y": f"{MARGIN_TOP + PLOT_HEIGHT / 2:.0f}"}
+    return render_template(
+        "chart.svg.j2",
+        chart_id=chart_id,
+        title=title,
+        description=description,
+        width=WIDTH,
+        height=height,
+        plot_left=MARGIN_LEFT,
+        plot_right=WIDTH - MARGIN_RIGHT,
+        base_y=base_y,
+        ticks=ticks,
+        period_labels=[
+            {"x": f"{x + bar / 2:.1f}", "text": period}
+            for x, period in zip(lefts, periods, strict=True)
+        ],
+        segments=segments,
+        legend=legend,
+        empty=empty,
+    )

@@ -14,29 +14,8 @@ as_of)`` (or ``[since, as_of)``):
 - each recipient of transfers without a safeguard, with its country, the same counts and
   examples.
 
-JSON shape ``conformance-report/1`` (fields are only ever added)::
-
-    {
-      "report": "conformance-report/1",
-      "generated_at": "...", "as_of": "...", "window": {"start": "...", "end": "..."},
-      "source": {...},                         # as in ccpa-report/1
-      "summary": {"events": 10979, "undeclared_events": 220,
-                  "transfer_without_safeguard_events": 4},
-      "undeclared_flows": [
-        {"recipient_category": "service_provider",
-         "recipient_id": "emarsys",            # null: grouped (recipients not registered)
-         "recipients": 1,                      # distinct recipient ids in the group
-         "data_categories": ["user.behavior.browsing_history", "user.device.ip_address"],
-         "purpose": "analytics.reporting",
-         "events": 40, "first_seen": "...", "last_seen": "...",
-         "example_event_ids": ["0f6d...", "..."]}
-      ],
-      "transfers_without_safeguard": [
-        {"recipient_id": "survey-provider", "recipient_category": "service_provider",
-         "legal_name": "...", "country": "US",
-         "events": 4, "first_seen": "...", "last_seen": "...", "example_event_ids": [...]}
-      ]
-    }
+JSON shape ``conformance-report/1``: :class:`reports.contracts.ConformanceReportJson`,
+published as ``docs/schemas/conformance-report-1.schema.json``.
 
 CSV: one row per finding, ``finding`` being ``undeclared_flow`` or
 ``transfer_without_safeguard``; lists joined with ``;``.
@@ -45,33 +24,35 @@ CSV: one row per finding, ``finding`` being ``undeclared_flow`` or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
-
-import duckdb
+from datetime import date, datetime
+from typing import Any, Final
 
 from ledger.store import Ledger
+from reports.base import ReportFormats, read_snapshot, requested_window
+from reports.contracts import (
+    ConformanceReportJson,
+    ConformanceSummary,
+    UndeclaredFlowJson,
+    UnsafeTransferJson,
+)
 from reports.document import (
     Document,
     Section,
     Table,
     provenance_meta,
     render_csv,
-    render_report,
 )
-from reports.errors import ReportError
 from reports.provenance import (
     Provenance,
     aware,
-    read_provenance,
-    report_json_header,
+    ledger_report_fields,
     rfc3339,
 )
 from reports.registry import has_table, read_registry
 from reports.vocabulary import recipient_phrase
-from reports.window import as_utc, naive_utc, report_window
+from reports.window import naive_utc
 
-JSON_VERSION = "conformance-report/1"
+JSON_VERSION: Final = "conformance-report/1"
 UNDECLARED_FLOW = "undeclared_flow"
 TRANSFER_WITHOUT_SAFEGUARD = "transfer_without_safeguard"
 EXAMPLES = 3
@@ -161,16 +142,12 @@ def conformance_report(
 ) -> ConformanceReport:
     """Undeclared flows and transfers without safeguard in ``[as_of - 12 months, as_of)``,
     or ``[since, as_of)`` when ``since`` is given."""
-    start, end = report_window(as_of)
-    if since is not None:
-        start = as_utc(since)
-        if start >= end:
-            raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    start, end, _ = requested_window(as_of, since)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
-    cursor = ledger.con.cursor()
-    try:
-        cursor.execute("SET enable_progress_bar = false")
-        cursor.execute("BEGIN TRANSACTION")
+    with read_snapshot(
+        ledger, "conformance report", window_start=start, window_end=end, generated_at=generated_at
+    ) as snapshot:
+        cursor = snapshot.cursor
         if has_table(cursor, "ref_recipients"):
             undeclared_sql = _UNDECLARED_SQL.format(
                 registered="r.recipient_id IS NOT NULL",
@@ -183,22 +160,7 @@ def conformance_report(
         unsafe_rows = cursor.execute(_UNSAFE_SQL, params).fetchall()
         totals = cursor.execute(_TOTALS_SQL, params).fetchone() or (0, 0, 0)
         registry = read_registry(cursor, [str(r[0]) for r in unsafe_rows])
-        source = read_provenance(
-            cursor,
-            _COUNTED_SQL,
-            params,
-            as_of=end,
-            window_start=start,
-            window_end=end,
-            generated_at=generated_at or datetime.now(UTC),
-        )
-        cursor.execute("COMMIT")
-    except duckdb.Error as exc:
-        raise ReportError(
-            f"cannot compute the conformance report from ledger {ledger.path}: {exc}"
-        ) from exc
-    finally:
-        cursor.close()
+        source = snapshot.provenance_of(_COUNTED_SQL, params)
 
     flows = tuple(
         UndeclaredFlow(
@@ -249,51 +211,50 @@ def _at(value: datetime) -> datetime:
 
 # -- rendering ------------------------------------------------------------------------------
 def render_conformance(report: ConformanceReport, fmt: str) -> str:
-    return render_report(
-        fmt,
-        name="conformance",
-        as_json=lambda: conformance_json(report),
-        as_document=lambda: conformance_document(report),
-        as_csv=lambda: conformance_csv(report),
+    return CONFORMANCE_REPORT_FORMATS.render(report, fmt)
+
+
+def conformance_contract(report: ConformanceReport) -> ConformanceReportJson:
+    return ConformanceReportJson(
+        report=JSON_VERSION,
+        **ledger_report_fields(report.source),
+        summary=ConformanceSummary(
+            events=report.events,
+            undeclared_events=report.undeclared_events,
+            transfer_without_safeguard_events=report.unsafe_transfer_events,
+        ),
+        undeclared_flows=[
+            UndeclaredFlowJson(
+                recipient_category=f.recipient_category,
+                recipient_id=f.recipient_id,
+                recipients=f.recipients,
+                data_categories=list(f.data_categories),
+                purpose=f.purpose,
+                events=f.events,
+                first_seen=rfc3339(f.first_seen),
+                last_seen=rfc3339(f.last_seen),
+                example_event_ids=list(f.example_event_ids),
+            )
+            for f in report.undeclared_flows
+        ],
+        transfers_without_safeguard=[
+            UnsafeTransferJson(
+                recipient_id=t.recipient_id,
+                recipient_category=t.recipient_category,
+                legal_name=t.legal_name,
+                country=t.country,
+                events=t.events,
+                first_seen=rfc3339(t.first_seen),
+                last_seen=rfc3339(t.last_seen),
+                example_event_ids=list(t.example_event_ids),
+            )
+            for t in report.transfers_without_safeguard
+        ],
     )
 
 
 def conformance_json(report: ConformanceReport) -> dict[str, Any]:
-    return {
-        **report_json_header(JSON_VERSION, report.source),
-        "summary": {
-            "events": report.events,
-            "undeclared_events": report.undeclared_events,
-            "transfer_without_safeguard_events": report.unsafe_transfer_events,
-        },
-        "undeclared_flows": [
-            {
-                "recipient_category": f.recipient_category,
-                "recipient_id": f.recipient_id,
-                "recipients": f.recipients,
-                "data_categories": list(f.data_categories),
-                "purpose": f.purpose,
-                "events": f.events,
-                "first_seen": rfc3339(f.first_seen),
-                "last_seen": rfc3339(f.last_seen),
-                "example_event_ids": list(f.example_event_ids),
-            }
-            for f in report.undeclared_flows
-        ],
-        "transfers_without_safeguard": [
-            {
-                "recipient_id": t.recipient_id,
-                "recipient_category": t.recipient_category,
-                "legal_name": t.legal_name,
-                "country": t.country,
-                "events": t.events,
-                "first_seen": rfc3339(t.first_seen),
-                "last_seen": rfc3339(t.last_seen),
-                "example_event_ids": list(t.example_event_ids),
-            }
-            for t in report.transfers_without_safeguard
-        ],
-    }
+    return conformance_contract(report).model_dump(mode="json")
 
 
 def _share(part: int, whole: int) -> str:
@@ -475,3 +436,8 @@ def conformance_csv(report: ConformanceReport) -> str:
         ("transfer_without_safeguard_events", str(report.unsafe_transfer_events)),
     ]
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
+
+
+CONFORMANCE_REPORT_FORMATS: ReportFormats[ConformanceReport] = ReportFormats(
+    "conformance", conformance_contract, conformance_document, conformance_csv
+)

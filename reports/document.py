@@ -9,22 +9,19 @@ Each report builds a :class:`Document` from its values, and this module writes i
   that carry the provenance (most CSV readers skip them with a comment option, e.g.
   ``pandas.read_csv(..., comment="#")``; a spreadsheet shows them above the table).
 
-JSON is each report's own documented shape; :func:`render_report` dispatches a format to
-the right writer.
+JSON is each report's own contract (:mod:`reports.contracts`); :mod:`reports.base` dispatches
+a format to the right writer.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from html import escape
-from typing import Any, Literal
+from typing import Literal
 
-from reports.errors import ReportError
 from reports.provenance import (
     CHAIN_HEADERS,
     Provenance,
@@ -33,6 +30,7 @@ from reports.provenance import (
     rfc3339,
 )
 from reports.render import markdown_table
+from reports.templates import render_template
 
 ReportFormat = Literal["json", "md", "html", "csv"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("json", "md", "html", "csv")
@@ -107,109 +105,39 @@ def _source_lines(doc: Document) -> list[str]:
 
 
 # -- HTML -------------------------------------------------------------------------------------
-_CSS = """
-:root { color-scheme: light; }
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1a1a1a;
-       margin: 0; background: #fff; }
-main { max-width: 980px; margin: 0 auto; padding: 24px 32px 48px; }
-h1 { font-size: 1.6em; margin: 0 0 4px; }
-h2 { font-size: 1.2em; margin: 32px 0 8px; border-bottom: 1px solid #ccc; padding-bottom: 4px; }
-p.basis { color: #555; font-style: italic; margin-top: 0; }
-p.notice { background: #fff4e5; border-left: 4px solid #d55e00; padding: 8px 12px;
-           font-weight: 600; }
-table { border-collapse: collapse; margin: 8px 0 16px; width: 100%; }
-caption { text-align: left; color: #555; font-style: italic; padding-bottom: 4px; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.hash { font-family: ui-monospace, monospace; font-size: 0.8em; word-break: break-all; }
-figure { margin: 16px 0; }
-figcaption { color: #555; font-size: 0.9em; }
-svg.chart { max-width: 100%; height: auto; }
-footer { margin-top: 40px; color: #333; font-size: 0.92em; }
-@media print { main { padding: 0; } h2 { break-after: avoid; } table { break-inside: auto; } }
-"""
-
-# Nothing may be loaded: no script, no image, no font, no connection (inline CSS only).
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
-
-
-def _html_table(table: Table, *, hash_columns: Sequence[int] = ()) -> str:
-    numeric = table.numeric or tuple(False for _ in table.headers)
-    out = ["<table>"]
-    if table.caption:
-        out.append(f"<caption>{escape(table.caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f'<th scope="col">{escape(h)}</th>' for h in table.headers))
-    out.append("</tr></thead><tbody>")
-    for row in table.rows:
-        cells = []
-        for i, cell in enumerate(row):
-            classes = []
-            if i < len(numeric) and numeric[i]:
-                classes.append("num")
-            if i in hash_columns:
-                classes.append("hash")
-            attr = f' class="{" ".join(classes)}"' if classes else ""
-            cells.append(f"<td{attr}>{escape(cell)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
+def _cell_classes(table: Table, hash_columns: Sequence[int] = ()) -> list[str]:
+    """The class of each column's cells: ``num`` (right-aligned), ``hash`` (monospace)."""
+    width = max((len(row) for row in table.rows), default=len(table.headers))
+    return [
+        " ".join(
+            name
+            for name, on in (
+                ("num", i < len(table.numeric) and table.numeric[i]),
+                ("hash", i in hash_columns),
+            )
+            if on
+        )
+        for i in range(max(width, len(table.headers)))
+    ]
 
 
 def render_html(doc: Document) -> str:
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(doc.title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        "<main>",
-        "<header>",
-        f"<h1>{escape(doc.title)}</h1>",
-        f'<p class="basis">{escape(doc.basis)}</p>',
-        "</header>",
-    ]
-    for section in doc.sections:
-        out.append(f'<section id="{escape(section.section_id or slug(section.heading))}">')
-        out.append(f"<h2>{escape(section.heading)}</h2>")
-        if section.notice:
-            out.append(f'<p class="notice" role="note">{escape(section.notice)}</p>')
-        out += [f"<p>{escape(p)}</p>" for p in section.paragraphs]
-        if section.items:
-            out.append("<ul>")
-            out += [f"<li>{escape(item)}</li>" for item in section.items]
-            out.append("</ul>")
-        if section.chart_svg is not None:
-            out.append("<figure>")
-            out.append(section.chart_svg)
-            if section.table is not None and section.table.caption:
-                out.append(f"<figcaption>{escape(section.table.caption)}</figcaption>")
-            out.append("</figure>")
-        if section.table is not None:
-            out.append(_html_table(section.table))
-        out.append("</section>")
-    out.append('<footer id="provenance">')
-    out.append("<h2>How this report was produced</h2>")
-    out.append("<ul>")
-    out += [f"<li>{escape(line)}</li>" for line in _source_lines(doc)]
-    out.append("</ul>")
-    if doc.provenance is not None:
-        if doc.provenance.chains:
-            chains = Table(
-                CHAIN_HEADERS,
-                tuple(tuple(r) for r in chain_rows(doc.provenance)),
-                (False, True, False, True, False),
-            )
-            out.append(_html_table(chains, hash_columns=(2,)))
-        else:
-            out.append("<p>The ledger holds no events.</p>")
-    out += ["</footer>", "</main>", "</body>", "</html>", ""]
-    return "\n".join(out)
+    """One self-contained page (``templates/report.html.j2``)."""
+    chains = None
+    if doc.provenance is not None and doc.provenance.chains:
+        chains = Table(
+            CHAIN_HEADERS,
+            tuple(tuple(r) for r in chain_rows(doc.provenance)),
+            (False, True, False, True, False),
+        )
+    return render_template(
+        "report.html.j2",
+        doc=doc,
+        chains=chains,
+        source_lines=_source_lines(doc),
+        slug=slug,
+        cell_classes=_cell_classes,
+    )
 
 
 # -- CSV --------------------------------------------------------------------------------------
@@ -263,29 +191,6 @@ def _csv_cell(value: object) -> str:
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     return str(value)
-
-
-# -- dispatch ---------------------------------------------------------------------------------
-def render_report(
-    fmt: str,
-    *,
-    name: str,
-    as_json: Callable[[], dict[str, Any]],
-    as_document: Callable[[], Document],
-    as_csv: Callable[[], str],
-) -> str:
-    """Write a report in ``fmt`` (json, md, html or csv)."""
-    if fmt == "json":
-        return json.dumps(as_json(), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "md":
-        return render_markdown(as_document())
-    if fmt == "html":
-        return render_html(as_document())
-    if fmt == "csv":
-        return as_csv()
-    raise ReportError(
-        f"unknown format {fmt!r} for the {name} report; choose one of {', '.join(REPORT_FORMATS)}"
-    )
 
 
 def and_list(items: Sequence[str]) -> str:

@@ -19,20 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import duckdb
 
 from ledger.derived import has_derived
-
-JSON_SOURCE_FIELDS = (
-    "ledger_format_version",
-    "reference_versions",
-    "events_counted",
-    "first_event_at",
-    "last_event_at",
-    "chains",
-)
+from reports.contracts import ChainSource, Source, Window
 
 
 @dataclass(frozen=True)
@@ -68,6 +60,12 @@ class Provenance:
     chains: tuple[ChainRange, ...]
 
 
+@overload
+def rfc3339(moment: datetime) -> str: ...
+@overload
+def rfc3339(moment: None) -> None: ...
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
 def rfc3339(moment: datetime | None) -> str | None:
     """``2025-03-01T00:00:00Z`` (UTC; milliseconds only when there are any)."""
     if moment is None:
@@ -205,40 +203,40 @@ def chain_heads(cursor: duckdb.DuckDBPyConnection) -> list[tuple[str, int, bytes
     )
 
 
-def provenance_json(p: Provenance) -> dict[str, Any]:
-    """``{"ledger_format_version": ..., "reference_versions": [...], ..., "chains": [...]}``."""
-    return {
-        "ledger_format_version": p.ledger_format_version,
-        "reference_versions": list(p.reference_versions),
-        "events_counted": p.events_counted,
-        "first_event_at": rfc3339(p.first_event_at),
-        "last_event_at": rfc3339(p.last_event_at),
-        "chains": [
-            {
-                "chain_id": c.chain_id,
-                "head_seq": c.head_seq,
-                "head_chain_hash": c.head_chain_hash,
-                "events_counted": c.events_counted,
-                "first_seq_counted": c.first_seq_counted,
-                "last_seq_counted": c.last_seq_counted,
-            }
+def source_contract(p: Provenance) -> Source:
+    """The ``source`` object of a report over the ledger (:class:`reports.contracts.Source`)."""
+    return Source(
+        ledger_format_version=p.ledger_format_version,
+        reference_versions=list(p.reference_versions),
+        events_counted=p.events_counted,
+        first_event_at=rfc3339(p.first_event_at),
+        last_event_at=rfc3339(p.last_event_at),
+        chains=[
+            ChainSource(
+                chain_id=c.chain_id,
+                head_seq=c.head_seq,
+                head_chain_hash=c.head_chain_hash,
+                events_counted=c.events_counted,
+                first_seq_counted=c.first_seq_counted,
+                last_seq_counted=c.last_seq_counted,
+            )
             for c in p.chains
         ],
-    }
+    )
 
 
-def window_json(p: Provenance) -> dict[str, str | None]:
-    return {"start": rfc3339(p.window_start), "end": rfc3339(p.window_end)}
+def window_contract(p: Provenance) -> Window:
+    return Window(start=rfc3339(p.window_start), end=rfc3339(p.window_end))
 
 
-def report_json_header(version: str, p: Provenance) -> dict[str, Any]:
-    """The keys every windowed report's JSON opens with: what, when, over which rows."""
+def ledger_report_fields(p: Provenance) -> dict[str, Any]:
+    """The fields every report over the ledger opens with, after ``report``
+    (:class:`~reports.contracts.LedgerReport`): when, over which window and rows."""
     return {
-        "report": version,
         "generated_at": rfc3339(p.generated_at),
         "as_of": rfc3339(p.as_of),
-        "window": window_json(p),
-        "source": provenance_json(p),
+        "window": window_contract(p),
+        "source": source_contract(p),
     }
 
 

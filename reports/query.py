@@ -31,6 +31,7 @@ connection.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -211,6 +212,13 @@ _REFUSED_STATEMENTS: dict[str, str] = {
 }
 
 
+_SHOW_CATALOG_NAMES = frozenset(
+    {'"tables"', '"databases"', '"variables"', "__show_tables_expanded"}
+)
+"""What DuckDB 1.5 puts as the table name of ``SHOW TABLES``, ``SHOW DATABASES``, ``SHOW
+VARIABLES`` and ``SHOW ALL TABLES`` (2.0 marks them ``SHOW_SPECIAL``): they list the catalog."""
+
+
 def _parser() -> duckdb.DuckDBPyConnection:
     """An empty in-memory database, sandboxed like the ledger, used only to parse."""
     con = duckdb.connect(":memory:", config=dict(_SANDBOX))
@@ -231,6 +239,15 @@ def check_query(sql: str) -> set[str]:
             raise QueryRefusedError(f"the query does not parse: {exc}") from exc
         if not statements:
             raise QueryRefusedError("the query is empty: give one SELECT statement")
+        if any(not s.query.strip() for s in statements):
+            # DuckDB 1.5 hands out the parts of a statement it rewrote into several (a PIVOT
+            # without an IN list becomes CREATE TYPE + SELECT) as statements without text of
+            # their own, where 2.0 gives one MULTI statement: refuse either as MULTI.
+            kinds = ", ".join(s.type.name for s in statements)
+            raise QueryRefusedError(
+                f"refused a MULTI statement ({kinds}): {_REFUSED_STATEMENTS['MULTI']}. Only "
+                "one read-only SELECT (or WITH ... SELECT) is accepted over the ledger"
+            )
         if len(statements) > 1:
             kinds = ", ".join(s.type.name for s in statements)
             raise QueryRefusedError(
@@ -284,7 +301,7 @@ class _TreeWalk:
             self.tables.add(str(node.get("table_name", "")).lower())
         elif kind == "SHOW_REF" and node.get("show_type") != "SHOW_SPECIAL":
             name = str(node.get("table_name") or "")
-            if name:
+            if name and name.lower() not in _SHOW_CATALOG_NAMES:
                 self.tables.add(name.lower())
         if "function_name" in node and "function" not in node:
             self._scalar_function(str(node["function_name"]).lower())
@@ -361,6 +378,7 @@ def run_query(
     output_path: Path | None = None,
     batch_rows: int = BATCH_ROWS,
     max_table_rows: int = DEFAULT_TABLE_ROWS,
+    time_limit: float | None = None,
 ) -> int:
     """Check ``sql``, run it over the ledger read-only and write the result to ``out``.
 
@@ -369,8 +387,11 @@ def run_query(
     written to ``output_path`` batch by batch. Returns the number of rows.
     Raises :class:`QueryRefusedError` before anything runs if the statement is not one
     read-only SELECT over the ledger, :class:`LedgerError` if the ledger cannot be opened,
-    :class:`ReportError` if DuckDB cannot run the statement.
+    :class:`ReportError` if DuckDB cannot run the statement, or if it ran longer than
+    ``time_limit`` seconds (none by default), when it is stopped.
     """
+    if time_limit is not None and time_limit <= 0:
+        raise ReportError(f"time limit {time_limit} s: give a positive number of seconds")
     check_output(fmt, output_path)
     tables = check_query(sql)
     con = open_for_query(ledger_path)
@@ -383,7 +404,13 @@ def run_query(
                 "ledger (a quoted file name would be read from disk). The ledger's tables: "
                 + ", ".join(ledger_tables)
             )
+        # DuckDB 1.5 has no max_execution_time setting: a timer interrupts the connection,
+        # which stops the statement wherever it is, writing batches included.
+        timer = None if time_limit is None else threading.Timer(time_limit, con.interrupt)
         try:
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
             relation = con.sql(sql)
             if relation is None:
                 raise QueryRefusedError("the statement returned no result set")
@@ -392,6 +419,14 @@ def run_query(
                 fmt, reader, out=out, output_path=output_path, max_table_rows=max_table_rows
             )
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if timer is not None and timer.finished.is_set():
+                raise ReportError(
+                    f"the query was stopped after its time limit of {time_limit:g} s; narrow "
+                    "it (a shorter window, fewer columns) or give it more time"
+                ) from exc
             raise ReportError(f"the query failed: {exc}") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
     finally:
         con.close()

@@ -7,21 +7,8 @@ days to respond (7102(a)(1)-(2)). Requests to know beyond the twice-in-12-months
 obligation are counted too. The GDPR Art. 19 requests (``recipients``) are reported
 beside the CCPA requests to know, not mixed into them.
 
-JSON shape ``requests-report/1`` (fields are only ever added)::
-
-    {
-      "report": "requests-report/1",
-      "generated_at": "...", "year": 2026,
-      "period": {"start": "2026-01-01", "end": "2027-01-01"},   # end excluded
-      "source": {"request_log": "/path/ledger.duckdb.requests.sqlite",
-                 "entries_counted": 12},
-      "kinds": [
-        {"kind": "know", "name": "Requests to know (Cal. Civ. Code 1798.110, 1798.115)",
-         "received": 10, "complied_in_whole": 8, "complied_in_part": 1, "denied": 1,
-         "median_days_to_respond": 2.0,        # null when none was answered
-         "beyond_twice_in_12_months": 1}
-      ]
-    }
+JSON shape ``requests-report/1``: :class:`reports.contracts.RequestsReportJson`, published
+as ``docs/schemas/requests-report-1.schema.json``.
 """
 
 from __future__ import annotations
@@ -29,13 +16,15 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
 
-from reports.document import Document, Section, Table, render_csv, render_report
+from reports.base import ReportFormats
+from reports.contracts import KindMetricsJson, Period, RequestLogSource, RequestsReportJson
+from reports.document import Document, Section, Table, render_csv
 from reports.provenance import rfc3339
 from reports.request_log import LoggedRequest, RequestKind, RequestLog, Response
 
-JSON_VERSION = "requests-report/1"
+JSON_VERSION: Final = "requests-report/1"
 
 KIND_NAMES = {
     RequestKind.know: "Requests to know (Cal. Civ. Code 1798.110, 1798.115)",
@@ -92,39 +81,39 @@ def requests_report(
 
 
 def render_requests(report: RequestsReport, fmt: str) -> str:
-    return render_report(
-        fmt,
-        name="requests",
-        as_json=lambda: requests_json(report),
-        as_document=lambda: requests_document(report),
-        as_csv=lambda: requests_csv(report),
+    return REQUESTS_REPORT_FORMATS.render(report, fmt)
+
+
+def requests_contract(report: RequestsReport) -> RequestsReportJson:
+    return RequestsReportJson(
+        report=JSON_VERSION,
+        generated_at=rfc3339(report.generated_at),
+        year=report.year,
+        period=Period(
+            start=date(report.year, 1, 1).isoformat(),
+            end=date(report.year + 1, 1, 1).isoformat(),
+        ),
+        source=RequestLogSource(
+            request_log=report.request_log, entries_counted=report.entries_counted
+        ),
+        kinds=[
+            KindMetricsJson(
+                kind=k.kind,
+                name=KIND_NAMES[k.kind],
+                received=k.received,
+                complied_in_whole=k.complied_in_whole,
+                complied_in_part=k.complied_in_part,
+                denied=k.denied,
+                median_days_to_respond=k.median_days_to_respond,
+                beyond_twice_in_12_months=k.beyond_twice_in_12_months,
+            )
+            for k in report.kinds
+        ],
     )
 
 
 def requests_json(report: RequestsReport) -> dict[str, Any]:
-    return {
-        "report": JSON_VERSION,
-        "generated_at": rfc3339(report.generated_at),
-        "year": report.year,
-        "period": {
-            "start": date(report.year, 1, 1).isoformat(),
-            "end": date(report.year + 1, 1, 1).isoformat(),
-        },
-        "source": {"request_log": report.request_log, "entries_counted": report.entries_counted},
-        "kinds": [
-            {
-                "kind": k.kind.value,
-                "name": KIND_NAMES[k.kind],
-                "received": k.received,
-                "complied_in_whole": k.complied_in_whole,
-                "complied_in_part": k.complied_in_part,
-                "denied": k.denied,
-                "median_days_to_respond": k.median_days_to_respond,
-                "beyond_twice_in_12_months": k.beyond_twice_in_12_months,
-            }
-            for k in report.kinds
-        ],
-    }
+    return requests_contract(report).model_dump(mode="json")
 
 
 def _median(value: float | None) -> str:
@@ -219,3 +208,8 @@ def requests_csv(report: RequestsReport) -> str:
         for k in report.kinds
     ]
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
+
+
+REQUESTS_REPORT_FORMATS: ReportFormats[RequestsReport] = ReportFormats(
+    "requests", requests_contract, requests_document, requests_csv
+)

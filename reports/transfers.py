@@ -11,56 +11,38 @@ and SCCs, lapsed) appears once per period.
 Disclosures to recipients without a registry entry (each broadcaster, addressed by its
 platform id) have no recorded country; the report gives their count.
 
-JSON shape ``transfers-report/1`` (fields are only ever added)::
-
-    {
-      "report": "transfers-report/1",
-      "generated_at": ..., "as_of": ..., "window": {...}, "source": {...},
-      "summary": {"events": 10979, "transfer_events": 120, "without_safeguard_events": 4,
-                  "unregistered_recipient_events": 4200},
-      "transfers": [                     # missing safeguards first
-        {"recipient_id": "survey-provider", "legal_name": "...", "country": "US",
-         "recipient_category": "service_provider", "role": "third_party",
-         "safeguard": "none",            # or adequacy_decision, standard_contractual_clauses,
-                                         # binding_corporate_rules, derogation
-         "safeguard_missing": true,
-         "registry_period": {"valid_from": "2026-07-01T00:00:00Z", "valid_to": null},
-         "events": 4, "distinct_subjects": 4, "letters": ["A"],
-         "first_disclosure": ..., "last_disclosure": ...}
-      ]
-    }
+JSON shape ``transfers-report/1``: :class:`reports.contracts.TransfersReportJson`, published
+as ``docs/schemas/transfers-report-1.schema.json``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
-
-import duckdb
+from typing import Any, Final
 
 from ledger.store import Ledger
+from reports.base import ReportFormats, read_snapshot, requested_window
+from reports.contracts import RegistryPeriod, TransferJson, TransfersReportJson, TransfersSummary
 from reports.document import (
     Document,
     Section,
     Table,
     provenance_meta,
     render_csv,
-    render_report,
 )
 from reports.errors import ReportError
 from reports.provenance import (
     Provenance,
     aware,
-    read_provenance,
-    report_json_header,
+    ledger_report_fields,
     rfc3339,
 )
 from reports.registry import has_table
 from reports.vocabulary import recipient_phrase
-from reports.window import as_utc, naive_utc, report_window
+from reports.window import naive_utc
 
-JSON_VERSION = "transfers-report/1"
+JSON_VERSION: Final = "transfers-report/1"
 MISSING = frozenset({None, "none"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -157,16 +139,12 @@ def transfers_report(
     generated_at: datetime | None = None,
 ) -> TransfersReport:
     """Disclosures to recipients outside the EEA in the window, with their safeguards."""
-    start, end = report_window(as_of)
-    if since is not None:
-        start = as_utc(since)
-        if start >= end:
-            raise ReportError(f"--since {rfc3339(start)} must be before --as-of {rfc3339(end)}")
+    start, end, _ = requested_window(as_of, since)
     params: dict[str, Any] = {"start": naive_utc(start), "end": naive_utc(end)}
-    cursor = ledger.con.cursor()
-    try:
-        cursor.execute("SET enable_progress_bar = false")
-        cursor.execute("BEGIN TRANSACTION")
+    with read_snapshot(
+        ledger, "transfers report", window_start=start, window_end=end, generated_at=generated_at
+    ) as snapshot:
+        cursor = snapshot.cursor
         if not has_table(cursor, "ref_recipients"):
             raise ReportError(
                 f"ledger {ledger.path} holds no recipient registry (table ref_recipients): "
@@ -185,22 +163,7 @@ def transfers_report(
         ]
         rows = cursor.execute(_TRANSFERS_SQL, {**params, "outside_ids": outside}).fetchall()
         totals = cursor.execute(_TOTALS_SQL, {**params, "registered_ids": registered}).fetchone()
-        source = read_provenance(
-            cursor,
-            _COUNTED_SQL,
-            params,
-            as_of=end,
-            window_start=start,
-            window_end=end,
-            generated_at=generated_at or datetime.now(UTC),
-        )
-        cursor.execute("COMMIT")
-    except duckdb.Error as exc:
-        raise ReportError(
-            f"cannot compute the transfers report from ledger {ledger.path}: {exc}"
-        ) from exc
-    finally:
-        cursor.close()
+        source = snapshot.provenance_of(_COUNTED_SQL, params)
     transfers = [
         Transfer(
             recipient_id=str(r[0]),
@@ -231,46 +194,44 @@ def transfers_report(
 
 # -- rendering ------------------------------------------------------------------------------
 def render_transfers(report: TransfersReport, fmt: str) -> str:
-    return render_report(
-        fmt,
-        name="transfers",
-        as_json=lambda: transfers_json(report),
-        as_document=lambda: transfers_document(report),
-        as_csv=lambda: transfers_csv(report),
+    return TRANSFERS_REPORT_FORMATS.render(report, fmt)
+
+
+def transfers_contract(report: TransfersReport) -> TransfersReportJson:
+    return TransfersReportJson(
+        report=JSON_VERSION,
+        **ledger_report_fields(report.source),
+        summary=TransfersSummary(
+            events=report.events,
+            transfer_events=report.transfer_events,
+            without_safeguard_events=report.without_safeguard_events,
+            unregistered_recipient_events=report.unregistered_recipient_events,
+        ),
+        transfers=[
+            TransferJson(
+                recipient_id=t.recipient_id,
+                legal_name=t.legal_name,
+                country=t.country,
+                recipient_category=t.recipient_category,
+                role=t.role,
+                safeguard=t.safeguard,
+                safeguard_missing=t.safeguard_missing,
+                registry_period=RegistryPeriod(
+                    valid_from=rfc3339(t.valid_from), valid_to=rfc3339(t.valid_to)
+                ),
+                events=t.events,
+                distinct_subjects=t.distinct_subjects,
+                letters=list(t.letters),
+                first_disclosure=rfc3339(t.first_disclosure),
+                last_disclosure=rfc3339(t.last_disclosure),
+            )
+            for t in report.transfers
+        ],
     )
 
 
 def transfers_json(report: TransfersReport) -> dict[str, Any]:
-    return {
-        **report_json_header(JSON_VERSION, report.source),
-        "summary": {
-            "events": report.events,
-            "transfer_events": report.transfer_events,
-            "without_safeguard_events": report.without_safeguard_events,
-            "unregistered_recipient_events": report.unregistered_recipient_events,
-        },
-        "transfers": [
-            {
-                "recipient_id": t.recipient_id,
-                "legal_name": t.legal_name,
-                "country": t.country,
-                "recipient_category": t.recipient_category,
-                "role": t.role,
-                "safeguard": t.safeguard,
-                "safeguard_missing": t.safeguard_missing,
-                "registry_period": {
-                    "valid_from": rfc3339(t.valid_from),
-                    "valid_to": rfc3339(t.valid_to),
-                },
-                "events": t.events,
-                "distinct_subjects": t.distinct_subjects,
-                "letters": list(t.letters),
-                "first_disclosure": rfc3339(t.first_disclosure),
-                "last_disclosure": rfc3339(t.last_disclosure),
-            }
-            for t in report.transfers
-        ],
-    }
+    return transfers_contract(report).model_dump(mode="json")
 
 
 def _period(t: Transfer) -> str:
@@ -413,3 +374,8 @@ def transfers_csv(report: TransfersReport) -> str:
         ("unregistered_recipient_events", str(report.unregistered_recipient_events)),
     ]
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
+
+
+TRANSFERS_REPORT_FORMATS: ReportFormats[TransfersReport] = ReportFormats(
+    "transfers", transfers_contract, transfers_document, transfers_csv
+)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import MONTHLY, rrule
+
 
 def as_utc(moment: date | datetime) -> datetime:
     """A date (midnight UTC) or datetime (naive means UTC) as an aware UTC datetime."""
@@ -25,11 +28,7 @@ def as_utc(moment: date | datetime) -> datetime:
 
 def months_before(moment: datetime, months: int) -> datetime:
     """The same day and time ``months`` calendar months earlier, clamped to month end."""
-    index = moment.year * 12 + (moment.month - 1) - months
-    year, month = divmod(index, 12)
-    month += 1
-    day = min(moment.day, _days_in_month(year, month))
-    return moment.replace(year=year, month=month, day=day)
+    return moment - relativedelta(months=months)
 
 
 def report_window(as_of: date | datetime) -> tuple[datetime, datetime]:
@@ -47,10 +46,9 @@ def months_in(start: datetime, end: datetime) -> list[str]:
     """``YYYY-MM`` of every calendar month that ``[start, end)`` touches, in order."""
     if end <= start:
         return []
+    first = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last = end - timedelta(microseconds=1)
-    first_index = start.year * 12 + start.month - 1
-    last_index = last.year * 12 + last.month - 1
-    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first_index, last_index + 1)]
+    return [f"{month:%Y-%m}" for month in rrule(MONTHLY, dtstart=first, until=last)]
 
 
 def clamp_since(
@@ -64,9 +62,3 @@ def clamp_since(
     if start < floor:
         return floor, True
     return start, False
-
-
-def _days_in_month(year: int, month: int) -> int:
-    if month == 12:
-        return 31
-    return (date(year, month + 1, 1) - date(year, month, 1)).days

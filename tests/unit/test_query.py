@@ -70,6 +70,9 @@ HOSTILE: list[tuple[str, str]] = [
     ("PREPARE p AS SELECT 1", "PREPARE"),
     ("EXPLAIN ANALYZE SELECT 1", "EXPLAIN"),
     ("PIVOT disclosures ON recipient_category", "MULTI"),
+    ("WITH p AS (PIVOT disclosures ON recipient_category) SELECT * FROM p", "MULTI"),
+    ("PIVOT disclosures ON recipient_category; SELECT 2", "MULTI"),
+    ("SELECT 1; PIVOT disclosures ON recipient_category", "MULTI"),
     (
         "MERGE INTO disclosures d USING disclosures s ON d.seq = s.seq WHEN MATCHED THEN DELETE",
         "MERGE_INTO",
@@ -169,7 +172,17 @@ def test_a_statement_refused_explains_what_and_why() -> None:
         "LOAD httpfs",
         "SET enable_external_access = true",
         "SET lock_configuration = false",
-        "CALL enable_logging()",
+        pytest.param(
+            "CALL enable_logging()",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=pytest.fail.Exception,
+                reason="DuckDB 1.5.5's logging functions change the configuration despite "
+                "lock_configuration (2.0 refuses); only the parse check refuses them, see "
+                "test_the_parse_check_refuses_every_spelling_of_the_logging_functions. "
+                "When this passes, DuckDB holds the lock again: drop the mark.",
+            ),
+        ),
         "EXPORT DATABASE '{dir}/export'",
     ],
 )
@@ -185,6 +198,25 @@ def test_the_sandboxed_connection_refuses_what_a_parser_bypass_would_try(
     finally:
         con.close()
     assert _files(folder) == before
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CALL enable_logging()",
+        "CALL system.main.enable_logging()",
+        "CALL main.enable_logging(storage='file', storage_path='/tmp/logs')",
+        "SELECT * FROM system.main.enable_logging()",
+        "FROM system.enable_logging(level='debug')",
+        "SELECT 1 WHERE EXISTS (FROM enable_profiling())",
+        "SELECT * FROM system.main.truncate_duckdb_logs()",
+    ],
+)
+def test_the_parse_check_refuses_every_spelling_of_the_logging_functions(statement: str) -> None:
+    # DuckDB 1.5.5 lets these past lock_configuration on the sandboxed connection (and
+    # file logging there aborts the process at exit), so the parse check is their lock.
+    with pytest.raises(QueryRefusedError, match=r"CALL|enable_logging|enable_profiling|truncate"):
+        check_query(statement)
 
 
 def test_the_sandbox_options_are_in_force(ledger_file: Path) -> None:
@@ -382,3 +414,23 @@ def test_allowed_table_functions_exist_and_read_no_files() -> None:
     assert not any(
         name.startswith(("read_", "parquet", "glob")) for name in ALLOWED_TABLE_FUNCTIONS
     )
+
+
+def test_a_query_past_its_time_limit_is_stopped(ledger_file: Path) -> None:
+    # a cross join of ranges that would run for hours; the limit stops it mid-way
+    endless = "SELECT count(*) FROM range(1000000) a, range(1000000) b WHERE a.range <> b.range"
+    out = io.StringIO()
+    with pytest.raises(ReportError, match=r"stopped after its time limit of 0\.2 s"):
+        run_query(ledger_file, endless, "csv", out, time_limit=0.2)
+    assert out.getvalue() == ""
+
+
+def test_a_query_within_its_time_limit_runs(ledger_file: Path) -> None:
+    out = io.StringIO()
+    assert run_query(ledger_file, "SELECT 1 AS one", "csv", out, time_limit=60) == 1
+    assert out.getvalue() == "one\n1\n"
+
+
+def test_a_time_limit_must_be_positive(ledger_file: Path) -> None:
+    with pytest.raises(ReportError, match="positive number of seconds"):
+        run_query(ledger_file, "SELECT 1", "csv", io.StringIO(), time_limit=0)

@@ -1,0 +1,401 @@
+"""The JSON contracts of the reports, as pydantic models, published as JSON Schema.
+
+Every report's ``json`` format is one of the models below, dumped in field order
+(:func:`reports.base.json_text`). A contract is stable: fields are only ever added, never
+renamed or removed; a breaking change gets a new version (``ccpa-report/2``) and a model
+of its own. The schemas are published under ``docs/schemas/`` as
+``<report>-<version>.schema.json`` (``ccpa-report-1.schema.json``); regenerate them after
+changing a model with::
+
+    python -m reports.contracts docs/schemas
+
+and a unit test fails while the published files differ from the models.
+
+Times are RFC 3339 in UTC (``2025-03-01T09:30:00Z``, milliseconds only when there are
+any), days are ISO 8601 dates. Lists are sorted as each field says.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reports.request_log import ReceivedVia, RequestKind, Response
+
+Timestamp = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$",
+        description="RFC 3339, UTC",
+    ),
+]
+Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO 8601 date")]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Contract(BaseModel):
+    """A JSON object of a report: exactly these fields, in this order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- what every report over the ledger opens with ------------------------------------------
+class Window(Contract):
+    start: Timestamp | None = Field(
+        description="included; null: from the first event the ledger holds"
+    )
+    end: Timestamp = Field(description="excluded (= as_of)")
+
+
+class ChainSource(Contract):
+    """A chain's head at generation time and the rows of it the report counted."""
+
+    chain_id: str
+    head_seq: int = Field(description="sequence number of the chain's last row")
+    head_chain_hash: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="hex of that row's chain_hash"
+    )
+    events_counted: Count
+    first_seq_counted: int | None = Field(description="null when none was counted")
+    last_seq_counted: int | None = Field(description="null when none was counted")
+
+
+class Source(Contract):
+    """What the report was computed from, read in the report's own snapshot."""
+
+    ledger_format_version: str | None
+    reference_versions: list[str] = Field(
+        description="reference-data versions of the rows counted, sorted"
+    )
+    events_counted: Count = Field(description="ledger rows in the window")
+    first_event_at: Timestamp | None = Field(description="null when nothing was counted")
+    last_event_at: Timestamp | None = Field(description="null when nothing was counted")
+    chains: list[ChainSource] = Field(description="every chain, sorted by chain_id")
+
+
+class LedgerReport(Contract):
+    """The fields every report over the ledger opens with: what, when, over which rows."""
+
+    report: str
+    generated_at: Timestamp
+    as_of: Timestamp
+    window: Window
+    source: Source
+
+
+# -- ccpa-report/1 --------------------------------------------------------------------------
+class BusinessPurposeJson(Contract):
+    number: str = Field(description="1798.140(e) purpose, 1 to 8")
+    name: str
+
+
+class SoldOrSharedCategory(Contract):
+    letter: str = Field(description="CCPA category letter, 1798.140(v)(1)")
+    name: str
+    disclosure_kinds: list[Annotated[str, Field(pattern="^(sale|share)$")]]
+    recipient_categories: list[str] = Field(description="sorted")
+    events: Count = Field(description="ledger rows (one per disclosure event)")
+    distinct_subjects: Count = Field(description="distinct subjects, by subject_key")
+
+
+class BusinessPurposeCategory(Contract):
+    letter: str = Field(description="CCPA category letter, 1798.140(v)(1)")
+    name: str
+    recipient_categories: list[str] = Field(description="sorted")
+    business_purposes: list[BusinessPurposeJson] = Field(description="sorted by number")
+    events: Count = Field(description="ledger rows (one per disclosure event)")
+    distinct_subjects: Count = Field(description="distinct subjects, by subject_key")
+
+
+class SoldOrShared(Contract):
+    none: bool
+    statement: str = Field(description="section (i) as the sentence a privacy policy prints")
+    categories: list[SoldOrSharedCategory] = Field(description="sorted by letter; [] when none")
+
+
+class BusinessPurposeList(Contract):
+    categories: list[BusinessPurposeCategory] = Field(description="sorted by letter")
+
+
+class CcpaReportJson(LedgerReport):
+    """The CCPA privacy-policy lists of Cal. Civ. Code 1798.130(a)(5)(C)."""
+
+    report: Literal["ccpa-report/1"]
+    sold_or_shared: SoldOrShared
+    business_purpose: BusinessPurposeList
+
+
+# -- subject-report/1, recipients-report/1, request-denial/1 ---------------------------------
+class SubjectJson(Contract):
+    type: str
+    id: str = Field(description="the raw id the person gave (the ledger holds a pseudonym)")
+
+
+class RequestJson(Contract):
+    """The request as recorded in the request log (11 CCR 7101)."""
+
+    request_id: str
+    kind: RequestKind
+    received_on: Day
+    received_via: ReceivedVia
+    responded_on: Day | None
+    response: Response
+    number_in_12_months: int = Field(ge=1, description="this request counted: 1 for the first")
+    beyond_statutory_obligation: bool
+
+
+class Lookback(Contract):
+    since_requested: Timestamp | None
+    clamped: bool
+    floor: Timestamp = Field(description="a longer lookback reaches data of this day on")
+
+
+class NamedRecipientJson(Contract):
+    recipient_id: str
+    name: str
+    events: Count
+    first_disclosed: Timestamp
+    last_disclosed: Timestamp
+
+
+class SubjectCategoryJson(Contract):
+    letter: str
+    name: str
+    disclosure_kinds: list[str]
+    recipient_categories: list[str]
+    recipients: list[NamedRecipientJson] = Field(description="sorted by category, then id")
+    events: Count
+    first_disclosed: Timestamp
+    last_disclosed: Timestamp
+
+
+class SubjectRecipientJson(Contract):
+    recipient_id: str
+    name: str
+    registered: bool
+    recipient_category: str
+    country: str | None
+    letters: list[str]
+    data_categories: list[str]
+    events: Count
+    first_disclosed: Timestamp
+    last_disclosed: Timestamp
+
+
+class SubjectReportJson(LedgerReport):
+    """A request to know (Cal. Civ. Code 1798.110, 1798.115; GDPR Art. 15(1)(c))."""
+
+    report: Literal["subject-report/1"]
+    subject: SubjectJson
+    lookback: Lookback
+    data_held: bool = Field(description="false: no key for this person (none, or erased)")
+    request: RequestJson | None
+    categories: list[SubjectCategoryJson] = Field(description="sorted by letter")
+    recipients: list[SubjectRecipientJson] = Field(description="sorted by category, then id")
+
+
+class RecipientJson(Contract):
+    recipient_id: str
+    name: str
+    registered: bool
+    recipient_category: str
+    role: str | None
+    address: str | None
+    country: str | None
+    letters: list[str]
+    data_categories: list[str]
+    events: Count
+    first_disclosed: Timestamp
+    last_disclosed: Timestamp
+
+
+class RecipientsReportJson(LedgerReport):
+    """Every recipient of a person's data up to as_of (GDPR Art. 19); window.start is null."""
+
+    report: Literal["recipients-report/1"]
+    subject: SubjectJson
+    data_held: bool = Field(description="false: no key for this person (none, or erased)")
+    request: RequestJson | None
+    recipients: list[RecipientJson] = Field(description="sorted by category, then id")
+
+
+class DenialJson(Contract):
+    """A request recorded as denied; nothing is read from the ledger."""
+
+    report: Literal["request-denial/1"]
+    generated_at: Timestamp
+    subject: SubjectJson
+    request: RequestJson
+    denial_basis: str
+
+
+# -- transfers-report/1 ---------------------------------------------------------------------
+class TransfersSummary(Contract):
+    events: Count
+    transfer_events: Count
+    without_safeguard_events: Count
+    unregistered_recipient_events: Count
+
+
+class RegistryPeriod(Contract):
+    valid_from: Timestamp
+    valid_to: Timestamp | None = Field(description="null: open")
+
+
+class TransferJson(Contract):
+    recipient_id: str
+    legal_name: str
+    country: str | None
+    recipient_category: str
+    role: str
+    safeguard: str = Field(
+        description="adequacy_decision, standard_contractual_clauses, "
+        "binding_corporate_rules, derogation or none"
+    )
+    safeguard_missing: bool
+    registry_period: RegistryPeriod
+    events: Count
+    distinct_subjects: Count
+    letters: list[str]
+    first_disclosure: Timestamp
+    last_disclosure: Timestamp
+
+
+class TransfersReportJson(LedgerReport):
+    """Transfers outside the EEA with their safeguards (GDPR Art. 30(1)(e))."""
+
+    report: Literal["transfers-report/1"]
+    summary: TransfersSummary
+    transfers: list[TransferJson] = Field(description="missing safeguards first, then by id")
+
+
+# -- conformance-report/1 -------------------------------------------------------------------
+class ConformanceSummary(Contract):
+    events: Count
+    undeclared_events: Count
+    transfer_without_safeguard_events: Count
+
+
+class UndeclaredFlowJson(Contract):
+    recipient_category: str
+    recipient_id: str | None = Field(description="null: recipients not registered, grouped")
+    recipients: Count = Field(description="distinct recipient ids in the group")
+    data_categories: list[str]
+    purpose: str
+    events: Count
+    first_seen: Timestamp
+    last_seen: Timestamp
+    example_event_ids: list[str] = Field(description="up to three, the earliest")
+
+
+class UnsafeTransferJson(Contract):
+    recipient_id: str
+    recipient_category: str
+    legal_name: str | None
+    country: str | None
+    events: Count
+    first_seen: Timestamp
+    last_seen: Timestamp
+    example_event_ids: list[str] = Field(description="up to three, the earliest")
+
+
+class ConformanceReportJson(LedgerReport):
+    """Undeclared flows and transfers outside the EEA without a safeguard."""
+
+    report: Literal["conformance-report/1"]
+    summary: ConformanceSummary
+    undeclared_flows: list[UndeclaredFlowJson] = Field(description="most events first")
+    transfers_without_safeguard: list[UnsafeTransferJson] = Field(description="most events first")
+
+
+# -- requests-report/1 ----------------------------------------------------------------------
+class Period(Contract):
+    start: Day
+    end: Day = Field(description="excluded")
+
+
+class RequestLogSource(Contract):
+    request_log: str = Field(description="path of the request log")
+    entries_counted: Count
+
+
+class KindMetricsJson(Contract):
+    kind: RequestKind
+    name: str
+    received: Count
+    complied_in_whole: Count
+    complied_in_part: Count
+    denied: Count
+    median_days_to_respond: float | None = Field(description="null when none was answered")
+    beyond_twice_in_12_months: Count
+
+
+class RequestsReportJson(Contract):
+    """The 11 CCR 7102 metrics of one calendar year, from the request log."""
+
+    report: Literal["requests-report/1"]
+    generated_at: Timestamp
+    year: int
+    period: Period
+    source: RequestLogSource
+    kinds: list[KindMetricsJson]
+
+
+# -- publishing -----------------------------------------------------------------------------
+CONTRACTS: tuple[type[Contract], ...] = (
+    CcpaReportJson,
+    SubjectReportJson,
+    RecipientsReportJson,
+    DenialJson,
+    TransfersReportJson,
+    ConformanceReportJson,
+    RequestsReportJson,
+)
+"""Every report's JSON contract."""
+
+
+def contract_version(model: type[Contract]) -> str:
+    """``ccpa-report/1``: the value of the model's ``report`` field."""
+    annotation = model.model_fields["report"].annotation
+    (version,) = getattr(annotation, "__args__", (None,))
+    if not isinstance(version, str):
+        raise TypeError(f"{model.__name__}.report is not one Literal version")
+    return version
+
+
+def schema_file_name(model: type[Contract]) -> str:
+    """``ccpa-report-1.schema.json``."""
+    return contract_version(model).replace("/", "-") + ".schema.json"
+
+
+def json_schema(model: type[Contract]) -> dict[str, Any]:
+    """The model's JSON Schema (draft 2020-12), as published."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_file_name(model),
+        **model.model_json_schema(mode="serialization"),
+    }
+
+
+def json_schema_text(model: type[Contract]) -> str:
+    return json.dumps(json_schema(model), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_json_schemas(folder: Path) -> list[Path]:
+    """Write every contract's schema into ``folder``; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for model in CONTRACTS:
+        path = folder / schema_file_name(model)
+        path.write_text(json_schema_text(model), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_json_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else ".")):
+        print(written_path)
