@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.chain import LEAF_TYPES
+from ledger.coverage import WATERMARKS_DDL
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
 from ledger.errors import LedgerError, LedgerLockedError, LedgerVersionError
 
@@ -249,6 +250,7 @@ class Ledger:
             ) from exc
         if not read_only:
             self.con.execute(_DDL)
+            self.con.execute(WATERMARKS_DDL)
             self.con.execute(
                 "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                 [FORMAT_VERSION],
