@@ -61,5 +61,9 @@ ENCODING_SQL = "concat(" + ", ".join(field_sql(name) for name in LEAF_FIELDS) + 
 LEAF_BYTES_SQL = f"'\\x00'::BLOB || encode({ENCODING_SQL})"
 """``0x00 || encoding``: the bytes whose SHA-256 is the leaf, as one BLOB expression."""
 
-LEAF_HASH_SQL = f"unhex(sha256({LEAF_BYTES_SQL}))"
-"""The leaf hash of a ``disclosures`` row, a 32-byte BLOB (DuckDB's ``sha256`` gives hex)."""
+LEAF_HEX_SQL = f"sha256({LEAF_BYTES_SQL})"
+"""The leaf hash of a ``disclosures`` row in lower-case hex, as DuckDB's ``sha256`` gives it
+(compare it with ``lower(hex(leaf_hash))``: a little cheaper than ``unhex`` on every row)."""
+
+LEAF_HASH_SQL = f"unhex({LEAF_HEX_SQL})"
+"""The leaf hash of a ``disclosures`` row, a 32-byte BLOB."""

@@ -4,7 +4,7 @@ DuckDB's vectorised engine on every core, over DuckDB SQL and its ``sha256``.
 Rows are read in ranges of consecutive row ids (storage order: the order the consumer
 appended them, which is sequence order within each chain). For each range one query
 
-* recomputes every row's leaf with :data:`ledger.leaf_sql.LEAF_HASH_SQL` and compares it
+* recomputes every row's leaf with :data:`ledger.leaf_sql.LEAF_HEX_SQL` and compares it
   with the stored ``leaf_hash``;
 * checks, within each chain, that every row follows the one before it: ``seq`` one more,
   ``kafka_offset`` higher, ``chain_hash = SHA-256(0x01 || previous chain_hash ||
@@ -30,7 +30,7 @@ import duckdb
 
 from ledger.chain import GENESIS, link_hash
 from ledger.errors import LedgerError
-from ledger.leaf_sql import LEAF_HASH_SQL
+from ledger.leaf_sql import LEAF_HEX_SQL
 from ledger.verify.result import Failure, VerifyResult
 
 RANGE_ROWS = 4 * 122_880
@@ -40,7 +40,7 @@ each query has a row group for each of several threads."""
 _RANGE_SQL = f"""
 WITH checked AS (
     SELECT rowid AS r, chain_id, seq, kafka_offset, leaf_hash, chain_hash,
-           coalesce({LEAF_HASH_SQL} = leaf_hash, false) AS leaf_ok
+           coalesce({LEAF_HEX_SQL} = lower(hex(leaf_hash)), false) AS leaf_ok
     FROM disclosures WHERE rowid >= $low AND rowid < $high
 ),
 linked AS (
@@ -49,7 +49,8 @@ linked AS (
         OR coalesce(
             seq = lag(seq) OVER w + 1
             AND kafka_offset > lag(kafka_offset) OVER w
-            AND unhex(sha256('\\x01'::BLOB || lag(chain_hash) OVER w || leaf_hash)) = chain_hash,
+            AND sha256('\\x01'::BLOB || lag(chain_hash) OVER w || leaf_hash)
+                = lower(hex(chain_hash)),
             false) AS follows
     FROM checked WINDOW w AS (PARTITION BY chain_id ORDER BY r)
 )
