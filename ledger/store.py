@@ -399,8 +399,8 @@ _LEAF_SOURCE = {"occurred_at_ms": "occurred_at", "ingested_at_ms": "ingested_at"
 
 def leaf_view(table: pa.Table) -> pa.Table:
     """The leaf fields of disclosures columns, as :func:`ledger.chain.leaf_hashes` takes them
-    (timestamps as epoch milliseconds, integers as int64): the Arrow twin of verify's
-    ``LEAF_SELECT``."""
+    (timestamps as epoch milliseconds, integers as int64): the Arrow twin of
+    :data:`ledger.leaf_sql.LEAF_SELECT`."""
     return pa.table(
         {
             name: table.column(_LEAF_SOURCE.get(name, name)).cast(kind)
