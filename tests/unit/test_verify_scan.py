@@ -169,3 +169,21 @@ def test_one_chain_s_written_order_is_checked(tmp_path: Path) -> None:
         result = verify_ledger(ledger)
     assert result.ok, [str(f) for f in result.failures]
     assert result.chains[CHAIN][0] == 4
+
+
+def test_the_public_names_of_ledger_verify() -> None:
+    """What code outside the package imports from ledger.verify (the CLI, the demo, tests)."""
+    import ledger.verify
+
+    assert set(ledger.verify.__all__) == {
+        "CHECKPOINTS",
+        "DERIVED",
+        "LEAF_SELECT",
+        "RANGE_ROWS",
+        "CheckpointSource",
+        "Failure",
+        "VerifyResult",
+        "available_cores",
+        "verify_ledger",
+    }
+    assert all(hasattr(ledger.verify, name) for name in ledger.verify.__all__)
