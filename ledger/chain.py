@@ -1,6 +1,6 @@
 """The hash chain: canonical row encoding, leaf hashes and links. No I/O here.
 
-Encoding (what an auditor re-implements; see README "Verifying a ledger"):
+Encoding (what an auditor re-implements; see docs/verify-by-hand.md):
 
 * Every field of a row is turned into bytes in the fixed order of :data:`LEAF_FIELDS`.
 * A text is its UTF-8 bytes; an integer its decimal digits; a boolean ``true`` or
@@ -20,15 +20,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-
-try:  # the native helper, built from ledger/_leafhash.c at install time when possible
-    from ledger import _leafhash  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - exercised where no C compiler was available
-    _leafhash = None
-
-native: Any = _leafhash  # same encoding and SHA-256 as leaf_hash(), GIL released
-
-NATIVE = native is not None
 
 GENESIS = bytes(32)
 LEAF_PREFIX = b"\x00"
@@ -99,7 +90,7 @@ def link_hash(previous: bytes, leaf: bytes) -> bytes:
     return hashlib.sha256(LINK_PREFIX + previous + leaf).digest()
 
 
-# The Arrow type of each leaf field, as the native helper and the verifier read them.
+# The Arrow type of each leaf field, as the ingest path hands them to leaf_hashes().
 _LIST = pa.list_(pa.string())
 LEAF_TYPES: dict[str, pa.DataType] = {
     name: pa.int64()
@@ -128,55 +119,18 @@ def leaf_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     )
 
 
-def column_spec(array: pa.Array) -> tuple[Any, ...]:
-    """A column as the native helper takes it (see ledger/_leafhash.c)."""
-    if array.offset:
-        array = pa.concat_arrays([array])
-    buffers = array.buffers()
-    if array.null_count == 0:
-        buffers[0] = None  # no nulls: the helper skips the validity checks
-    kind = array.type
-    if pa.types.is_string(kind) or pa.types.is_binary(kind):
-        return (1, buffers[0], buffers[1], buffers[2])
-    if pa.types.is_int64(kind):
-        return (2, buffers[0], buffers[1])
-    if pa.types.is_boolean(kind):
-        return (3, buffers[0], buffers[1])
-    if pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz is None:
-        return (5, buffers[0], buffers[1])  # encoded as whole milliseconds, as epoch_ms
-    if pa.types.is_list(kind) and pa.types.is_string(kind.value_type):
-        if array.values.offset:
-            array = pa.concat_arrays([array])
-            buffers = array.buffers()
-            if array.null_count == 0:
-                buffers[0] = None
-        if array.values.null_count == 0:
-            buffers[2] = None
-        return (4, buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
-    raise TypeError(f"the leaf encoder has no encoding for Arrow type {kind}")
-
-
 def leaf_hashes(table: pa.Table) -> list[bytes]:
-    """Leaf hashes of a :func:`leaf_table` (native helper when built, else Python)."""
-    if table.num_rows == 0:
-        return []
-    if native is None:
-        return [leaf_hash(row) for row in table.to_pylist()]
-    batch = table.select(list(LEAF_FIELDS)).combine_chunks().to_batches()[0]
-    digests: bytes = native.leaf_hashes([column_spec(c) for c in batch.columns], table.num_rows)
-    return [digests[i : i + 32] for i in range(0, len(digests), 32)]
+    """Leaf hashes of the rows of a table holding the :data:`LEAF_FIELDS`."""
+    return [leaf_hash(row) for row in table.select(list(LEAF_FIELDS)).to_pylist()]
 
 
 def link_hashes(previous: bytes, leaves: Sequence[bytes]) -> list[bytes]:
     """Chain hashes of consecutive leaves after ``previous``."""
-    if native is None:
-        links = []
-        for leaf in leaves:
-            previous = link_hash(previous, leaf)
-            links.append(previous)
-        return links
-    packed: bytes = native.link_hashes(previous, b"".join(leaves))
-    return [packed[i : i + 32] for i in range(0, len(packed), 32)]
+    links = []
+    for leaf in leaves:
+        previous = link_hash(previous, leaf)
+        links.append(previous)
+    return links
 
 
 def chain_rows(

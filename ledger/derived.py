@@ -435,7 +435,8 @@ def check_derived(ledger: Ledger, *, rows: bool = True) -> list[Finding]:
     ``[]`` (the reports refuse it). Set-wise SQL, one read transaction; about four scans of
     narrow columns (see ``tests/unit/test_derived.py`` and the README for the cost).
     ``rows=False`` leaves out the per-row ``ccpa_mask`` and ``subject_key`` checks, for a
-    caller that makes them in its own scan of those columns (``verify`` does).
+    caller that makes them in its own scan of those columns (``verify`` asks for them:
+    about 0.4 s of CPU a million rows).
     """
     cursor = ledger.con.cursor()
     try:

@@ -1,8 +1,7 @@
 """HMAC-SHA-256 of many messages at once: the key store derives three per new subject.
 
-``hmac.digest`` costs about 3.4 µs a call here (OpenSSL 3 looks the digest up each time);
-the native helper (``ledger/_leafhash.c``) computes the same RFC 2104 value in about 0.2 µs,
-setting up a shared key's padded blocks once. Without the helper, ``hmac.digest`` serves.
+One ``hmac.digest`` call per item (the standard library over OpenSSL): one shape for a
+shared key or message and for pairs of them.
 """
 
 from __future__ import annotations
@@ -10,10 +9,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-
-from ledger.chain import native
-
-_native_hmac = getattr(native, "hmac_sha256", None)  # absent from a stale build
 
 
 def hmac_sha256_many(
@@ -26,12 +21,6 @@ def hmac_sha256_many(
         raise TypeError("give a sequence of keys or a sequence of messages")
     if not one_key and not one_message and len(keys) != len(messages):
         raise ValueError(f"{len(keys)} keys for {len(messages)} messages")
-    if _native_hmac is not None:
-        return list(
-            _native_hmac(
-                keys if one_key else list(keys), messages if one_message else list(messages)
-            )
-        )
     each_key: Iterable[bytes] = repeat(keys) if isinstance(keys, bytes) else keys
     each_message: Iterable[bytes] = repeat(messages) if isinstance(messages, bytes) else messages
     # One side may repeat without end; two sequences' lengths were checked above.

@@ -9,11 +9,11 @@ Kafka, says where to resume. Bulk writes go through Arrow tables, never ``execut
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -201,9 +201,6 @@ def empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-_C = TypeVar("_C")
-
-
 class Ledger:
     """A ledger file opened as its one writer, or read-only."""
 
@@ -212,7 +209,6 @@ class Ledger:
         self.read_only = read_only
         self._closed = False
         self._reader: duckdb.DuckDBPyConnection | None = None
-        self._companions: dict[str, tuple[Any, Callable[[Any], None]]] = {}
         if read_only and not self.path.exists():
             raise LedgerError(
                 f"ledger file {self.path} does not exist; check --ledger, or ingest into it "
@@ -284,31 +280,12 @@ class Ledger:
             self._reader = self.con.cursor()
         return self._reader
 
-    def companion(self, name: str, open_: Callable[[], _C], close: Callable[[_C], None]) -> _C:
-        """A second handle on the file, opened once (``open_``) and closed (``close``) with
-        the ledger, after its connection.
-
-        For verify's scan inside DuckDB, which opens the file again in a DuckDB instance of
-        its own: closing that before this connection would release this process's lock on
-        the file (POSIX drops all of a process's locks on a file when any descriptor of it
-        closes), and a writer could then open it under a reader.
-        """
-        if name not in self._companions:
-            self._companions[name] = (open_(), close)
-        handle: _C = self._companions[name][0]
-        return handle
-
     def _close_connections(self) -> None:
         try:
             if self._reader is not None:
                 self._reader.close()
         finally:
-            try:
-                self.con.close()
-            finally:
-                for handle, close in self._companions.values():
-                    close(handle)
-                self._companions.clear()
+            self.con.close()
 
     def close(self) -> None:
         """Close; the writer first derives any rows inserted without derived data."""
@@ -462,8 +439,8 @@ _LEAF_SOURCE = {"occurred_at_ms": "occurred_at", "ingested_at_ms": "ingested_at"
 
 def leaf_view(table: pa.Table) -> pa.Table:
     """The leaf fields of disclosures columns, as :func:`ledger.chain.leaf_hashes` takes them
-    (timestamps as epoch milliseconds, integers as int64): the Arrow twin of verify's
-    ``LEAF_SELECT``."""
+    (timestamps as epoch milliseconds, integers as int64): the Arrow twin of
+    :data:`ledger.leaf_sql.LEAF_SELECT`."""
     return pa.table(
         {
             name: table.column(_LEAF_SOURCE.get(name, name)).cast(kind)

@@ -1,0 +1,118 @@
+"""Checkpoints against the chains: every signed head must still be the chain hash at its
+length. A chain shorter than a checkpoint was truncated below it; another hash at that
+length means the chain was rewritten since. Signatures are checked when a public key is
+given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.chain import GENESIS
+from ledger.checkpoints import Checkpoint, parse_checkpoint
+from ledger.errors import LedgerError
+from ledger.verify.result import CHECKPOINTS, CheckpointSource, Failure, VerifyResult
+
+
+def verify_checkpoints(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[CheckpointSource],
+    public_key: Ed25519PublicKey | None,
+    result: VerifyResult,
+) -> None:
+    trusted: dict[str, tuple[Checkpoint, str]] = {}  # line -> (checkpoint, where)
+    for source in sources:
+        for number, line in enumerate(source.lines, start=1):
+            where = f"{source.name}, checkpoint {number}"
+            if line in trusted:
+                continue
+            try:
+                checkpoint = parse_checkpoint(line)
+            except LedgerError as exc:
+                result.failures.append(
+                    Failure(CHECKPOINTS, None, "bad signature", f"{where} is malformed: {exc}")
+                )
+                continue
+            if public_key is not None:
+                problem = checkpoint.verify(public_key)
+                if problem is not None:
+                    result.failures.append(
+                        Failure(
+                            CHECKPOINTS,
+                            None,
+                            "bad signature",
+                            f"{where} ({checkpoint.at}): {problem}",
+                        )
+                    )
+                    continue
+            trusted[line] = (checkpoint, where)
+    result.signatures_checked = public_key is not None
+    result.checkpoints = len(trusted)
+    if trusted and public_key is None:
+        result.notes.append(
+            f"{len(trusted)} checkpoint(s) compared with the chains but their signatures were "
+            "NOT checked: pass --public-key"
+        )
+    heads = [
+        (head.chain_id, head.length, head.head, checkpoint.at, where)
+        for checkpoint, where in trusted.values()
+        for head in checkpoint.heads
+        if head.length > 0
+    ]
+    if not heads:
+        return
+    probe = pa.table(
+        {
+            "chain_id": pa.array([h[0] for h in heads], pa.string()),
+            "length": pa.array([h[1] for h in heads], pa.int64()),
+            "position": pa.array(list(range(len(heads))), pa.int64()),
+        }
+    )
+    con.register("_verify_heads", probe)
+    try:
+        found = con.execute(
+            "SELECT p.position, list(d.chain_hash) FILTER (WHERE d.chain_hash IS NOT NULL) "
+            "FROM _verify_heads p LEFT JOIN disclosures d "
+            "ON d.chain_id = p.chain_id AND d.seq = p.length GROUP BY p.position"
+        ).fetchall()
+    finally:
+        con.unregister("_verify_heads")
+    at_length = {int(pos): [bytes(h) for h in (hashes or [])] for pos, hashes in found}
+    matched: dict[str, list[tuple[int, str]]] = {}
+    problems: list[tuple[int, str, int, bytes, str, str]] = []
+    for position, (chain, length, head, at, where) in enumerate(heads):
+        if head in at_length.get(position, []):
+            matched.setdefault(chain, []).append((length, at))
+        else:
+            problems.append((position, chain, length, head, at, where))
+    reported: set[tuple[str, str, int]] = set()
+    for _, chain, length, head, at, where in sorted(problems, key=lambda p: (p[1], p[2])):
+        current = result.chains.get(chain, (0, GENESIS.hex()))[0]
+        good = [m for m in matched.get(chain, []) if m[0] < length]
+        since = (
+            f"; rows up to seq {max(good)[0]} still match the checkpoint of {max(good)[1]}"
+            if good
+            else ""
+        )
+        if current < length:
+            kind = "chain truncated below a checkpoint"
+            seq = current + 1
+            detail = (
+                f"{where} ({at}) recorded {length} rows with head {head.hex()[:16]}…; the "
+                f"ledger holds {current}{since}"
+            )
+        else:
+            kind = "chain rewritten since a checkpoint"
+            seq = length
+            detail = (
+                f"{where} ({at}) recorded head {head.hex()[:16]}… at seq {length}; the row "
+                f"there now has another chain hash{since}"
+            )
+        key = (chain, kind, seq)
+        if key in reported:
+            continue
+        reported.add(key)
+        result.failures.append(Failure(chain, seq, kind, detail))

@@ -1,0 +1,58 @@
+"""What ``verify`` reports: every failure with its chain, sequence and kind.
+
+Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reordered``,
+``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
+signature``, ``offset missing``, ``offset doubled``, ``offset beyond stored position``,
+``derived data altered`` (what :mod:`ledger.derived` keeps beside the hashed columns for
+fast reports disagrees with them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+CHECKPOINTS = "checkpoints"
+"""Where checkpoint failures are reported, in place of a chain id."""
+DERIVED = "derived data"
+"""Where failures of derived data that belongs to no chain are reported."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    chain_id: str
+    seq: int | None
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.chain_id} seq {self.seq}" if self.seq is not None else self.chain_id
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class VerifyResult:
+    rows: int = 0
+    chains: dict[str, tuple[int, str]] = field(default_factory=dict)  # chain -> (length, head)
+    failures: list[Failure] = field(default_factory=list)
+    checkpoints: int = 0  # checkpoint lines checked against the chains
+    signatures_checked: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Checkpoint lines and where they came from (for the failure messages)."""
+
+    name: str
+    lines: Sequence[str]
+
+
+def row_altered(chain: str, seq: int) -> Failure:
+    return Failure(
+        chain, seq, "row altered", "the row's content does not match its stored leaf hash"
+    )
