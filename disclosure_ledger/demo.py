@@ -26,7 +26,7 @@ from ledger.checkpoints import (
     load_signing_key,
     read_checkpoint_file,
 )
-from ledger.errors import ChainError
+from ledger.errors import ChainError, LedgerError
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from ledger.verify import CheckpointSource, verify_ledger
@@ -42,10 +42,17 @@ log = logging.getLogger(__name__)
 DEMO_PARTITIONS = 3
 
 
-def _demo_secret(settings: Settings, demo_dir: Path) -> bytes:
+def _demo_secret(settings: Settings, demo_dir: Path, key_store: Path) -> bytes:
     if settings.subject_secret is not None:
         return settings.subject_secret.get_secret_value().encode()
     path = demo_dir / "subject-secret"
+    if not path.exists() and key_store.exists():
+        # A new secret would not open the demo's key store: say so instead of making one.
+        raise LedgerError(
+            f"the demo's subject secret file {path} is gone but its key store {key_store} "
+            "is still there: set DISCLOSURE_LEDGER_SUBJECT_SECRET to the secret the demo "
+            f"ledger was created with, or delete {demo_dir} to start the demo afresh"
+        )
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
@@ -74,6 +81,12 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
     start, end = report_window(as_of)
     demo_dir = settings.state_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
+    ledger_path = demo_dir / "ledger.duckdb"
+    key_store = demo_dir / "ledger.duckdb.keys.sqlite"
+    secret = _demo_secret(settings, demo_dir, key_store)
+    # The secret is checked (ledger.key_check) before anything is published or consumed.
+    with Ledger(ledger_path) as ledger, SubjectKeyStore(key_store, secret, ledger=ledger):
+        pass
 
     if settings.kafka_bootstrap_servers:
         bootstrap = settings.kafka_bootstrap_servers
@@ -98,15 +111,12 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
         raise PublishError(f"{len(published.undelivered)} simulated events were not delivered")
     print(f"demo: published {published.delivered} simulated events to {topic}")
 
-    ledger_path = demo_dir / "ledger.duckdb"
     checkpoint_file = default_checkpoint_file(ledger_path)
     private_key, public_key = _demo_signing_key(demo_dir)
     reference = load_reference()
     with (
         Ledger(ledger_path) as ledger,
-        SubjectKeyStore(
-            demo_dir / "ledger.duckdb.keys.sqlite", _demo_secret(settings, demo_dir)
-        ) as keys,
+        SubjectKeyStore(key_store, secret, ledger=ledger) as keys,
     ):
         checkpointer = Checkpointer(
             ledger,

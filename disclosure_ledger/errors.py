@@ -16,7 +16,8 @@ its own ``errors`` module; third-party errors are converted where they cross int
     ├── LedgerError                 ledger.errors: the DuckDB ledger file
     │   ├── LedgerLockedError       a second writer tried to open the file
     │   ├── LedgerVersionError      the file was written by a DuckDB this one cannot read
-    │   └── ChainError              the hash chain or offset accounting does not verify
+    │   ├── ChainError              the hash chain or offset accounting does not verify
+    │   └── WrongSecretError        the subject secret is not the key store's own
     ├── ReportError                 reports.errors: a report or query cannot be produced
     │   └── QueryRefusedError       a query is not one read-only statement
     └── BrokerError                 this module: the local Kafka broker

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from disclosure_ledger.errors import DisclosureLedgerError
 
-__all__ = ["ChainError", "LedgerError", "LedgerLockedError", "LedgerVersionError"]
+__all__ = [
+    "ChainError",
+    "LedgerError",
+    "LedgerLockedError",
+    "LedgerVersionError",
+    "WrongSecretError",
+]
 
 
 class LedgerError(DisclosureLedgerError):
@@ -21,3 +27,7 @@ class LedgerVersionError(LedgerError):
 
 class ChainError(LedgerError):
     """The hash chain or the offset accounting does not verify."""
+
+
+class WrongSecretError(LedgerError):
+    """The subject secret is not the one the subject key store was created with."""

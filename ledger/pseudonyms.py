@@ -29,6 +29,7 @@ from pathlib import Path
 from ledger.context_crypto import context_key, context_keys, decrypt_context
 from ledger.errors import LedgerError
 from ledger.hmacs import hmac_sha256_many
+from ledger.key_check import KeyStoreAccess, check_secret
 from ledger.store import Ledger
 
 KEY_BYTES = 32
@@ -62,18 +63,39 @@ class SubjectSecrets:
 class SubjectKeyStore:
     """The per-subject key table (one SQLite file, beside but outside the ledger).
 
-    ``cache_entries`` caps the cache of :meth:`derive` (0 turns it off); see there.
+    Opening it checks the secret against the store's key-check value and raises
+    :class:`~ledger.errors.WrongSecretError` on a mismatch, before anything is read or
+    written (:mod:`ledger.key_check`). ``access`` says what the caller will do: ``derive``
+    (the default) creates the store if missing; ``erase`` and ``read`` need it to exist,
+    and ``read`` opens it read-only. ``ledger``, if given, lets an old store without a
+    check value be proven by the ledger's sealed quarantine. ``cache_entries`` caps the
+    cache of :meth:`derive` (0 turns it off); see there.
     """
 
     def __init__(
-        self, path: Path, secret: bytes, *, cache_entries: int = DEFAULT_CACHE_ENTRIES
+        self,
+        path: Path,
+        secret: bytes,
+        *,
+        access: KeyStoreAccess = KeyStoreAccess.derive,
+        ledger: Ledger | None = None,
+        cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
         if cache_entries < 0:
             raise LedgerError(f"cache_entries must be 0 or more, not {cache_entries}")
+        path = Path(path)
         if len(secret) < 16:
             raise LedgerError(
-                "the subject secret is shorter than 16 bytes; generate one with "
+                f"the subject secret is shorter than 16 bytes, so it is not the one the subject "
+                f"key store {path} was created with: supply that one"
+                if path.exists()
+                else "the subject secret is shorter than 16 bytes; generate one with "
                 "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        if access is not KeyStoreAccess.derive and not path.exists():
+            raise LedgerError(
+                f"no subject key store at {path}: `consume` creates it beside the ledger; "
+                "give --key-store if it lives elsewhere"
             )
         self.path = path
         self._secret = secret
@@ -83,18 +105,46 @@ class SubjectKeyStore:
         self._cache: dict[tuple[str, str], SubjectSecrets] = {}
         self._data_version: int | None = None
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
-            # Deleted rows are overwritten with zeros, the rollback journal is a file that is
-            # deleted at commit, and VACUUM's scratch copy stays in memory, never on disk.
-            self._db.execute("PRAGMA secure_delete = ON")
-            self._db.execute("PRAGMA journal_mode = DELETE")
-            self._db.execute("PRAGMA temp_store = MEMORY")
+            if access is KeyStoreAccess.read:
+                self._db = sqlite3.connect(
+                    path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None
+                )
+            else:
+                self._db = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the subject key store {path}: {exc}") from exc
+        try:
+            self._open(access, ledger)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise LedgerError(f"cannot open the subject key store {path}: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, access: KeyStoreAccess, ledger: Ledger | None) -> None:
+        """Settings, tables, and the secret checked (:mod:`ledger.key_check`) before use."""
+        # Deleted rows are overwritten with zeros, the rollback journal is a file that is
+        # deleted at commit, and VACUUM's scratch copy stays in memory, never on disk.
+        self._db.execute("PRAGMA secure_delete = ON")
+        self._db.execute("PRAGMA temp_store = MEMORY")
+        if access is KeyStoreAccess.read:
+            check_secret(self._db, self.path, self._secret, access, ledger)
+            return
+        self._db.execute("PRAGMA journal_mode = DELETE")
+        # One write transaction: a mismatch rolls back to the file as it was, and two
+        # processes opening an old store cannot record different check values.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            check_secret(self._db, self.path, self._secret, access, ledger)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS subject_keys "
                 "(lookup BLOB PRIMARY KEY, subject_key BLOB NOT NULL) WITHOUT ROWID"
             )
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot open the subject key store {path}: {exc}") from exc
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._cache.clear()

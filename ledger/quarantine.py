@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -130,3 +131,32 @@ def read_quarantine(
             )
         )
     return found
+
+
+def secret_opens_quarantine(ledger: Ledger, secret: bytes, *, tries: int = 3) -> bool | None:
+    """Whether ``secret`` is the one the ledger's quarantine was sealed under.
+
+    True if one of the first ``tries`` sealed values opens (AES-GCM authenticates: a wrong
+    key cannot open one), False if every one tried fails to open, None if the quarantine
+    holds nothing sealed to try. The subject key store uses this to check the secret of a
+    store created before it kept a key-check value (:mod:`ledger.pseudonyms`).
+    """
+    try:
+        found = ledger.con.execute(
+            "SELECT topic, kafka_partition, kafka_offset, message_value FROM quarantine "
+            "WHERE message_value IS NOT NULL ORDER BY ALL LIMIT 100"
+        ).fetchall()
+    except duckdb.Error:  # a ledger written before there was a quarantine table
+        return None
+    # Rows an older consumer stored unsealed prove nothing either way.
+    rows = [row for row in found if bytes(row[3]).startswith(SEALED_PREFIX)][:tries]
+    if not rows:
+        return None
+    key = quarantine_key(secret)
+    for topic, partition, offset, sealed in rows:
+        try:
+            unseal(key, topic, partition, offset, "value", bytes(sealed))
+        except LedgerError:
+            continue
+        return True
+    return False

@@ -213,9 +213,18 @@ def run_consume(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     reference = load_reference(args.reference)
-    subject_secret()  # the missing-secret errors come before anything is opened
+    from ledger.key_check import KeyStoreAccess
+
+    # the missing-secret errors come before anything is opened
+    subject_secret(args.ledger, args.key_store)
     signer = None if args.no_checkpoints else signing_key()
-    with Ledger(args.ledger) as ledger, subject_keys(args.ledger, args.key_store) as keys:
+    with (
+        Ledger(args.ledger) as ledger,
+        # checks the secret first: a wrong one stops here, before any offset is consumed
+        subject_keys(
+            args.ledger, args.key_store, access=KeyStoreAccess.derive, ledger=ledger
+        ) as keys,
+    ):
         ingestor = Ingestor(
             ledger, keys, reference, checkpointer=_checkpointer(args, ledger, signer, reference)
         )

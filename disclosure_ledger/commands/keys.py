@@ -52,11 +52,17 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def run_erase_subject(args: argparse.Namespace) -> int:
+    from ledger.key_check import KeyStoreAccess
     from ledger.pseudonyms import erase_subject
     from ledger.store import Ledger
 
     actor = args.actor or getpass.getuser()
-    with Ledger(args.ledger) as ledger, subject_keys(args.ledger, args.key_store) as keys:
+    with (
+        Ledger(args.ledger) as ledger,
+        subject_keys(
+            args.ledger, args.key_store, access=KeyStoreAccess.erase, ledger=ledger
+        ) as keys,
+    ):
         erasure = erase_subject(ledger, keys, args.subject_type, args.subject_id, actor=actor)
     if not erasure.erased:
         print(

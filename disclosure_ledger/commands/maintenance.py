@@ -55,7 +55,7 @@ def run_quarantine(args: argparse.Namespace) -> int:
     from ledger.quarantine import quarantine_key, read_quarantine
     from ledger.store import Ledger
 
-    key = quarantine_key(subject_secret())
+    key = quarantine_key(subject_secret(args.ledger))
     with Ledger(args.ledger, read_only=True) as ledger:
         held = read_quarantine(ledger, key, topic=args.topic, partition=args.partition)
     for q in held:

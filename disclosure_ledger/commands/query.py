@@ -62,12 +62,11 @@ def run_query(args: argparse.Namespace) -> int:
     from reports.query import run_query as run_sql
 
     binary = args.format == "parquet"
+    # The subject's pseudonym before any output is opened: a wrong secret writes nothing.
+    pseudonym = _timeline_pseudonym(args) if args.sql == "timeline" else None
     with open_output(None if binary else args.output) as out:
         output = Output(args.format, out, args.output if binary else None)
         if args.sql == "timeline":
-            _need(args, "subject_id", "timeline")
-            with subject_keys(args.ledger, args.key_store) as keys:
-                pseudonym = keys.pseudonym(args.subject_type, args.subject_id)
             if pseudonym is None:
                 print("no key for that subject in the key store: no data held", file=sys.stderr)
             rows = timeline(
@@ -85,6 +84,21 @@ def run_query(args: argparse.Namespace) -> int:
     if binary:
         print(f"{rows} rows written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _timeline_pseudonym(args: argparse.Namespace) -> str | None:
+    """The subject's pseudonym, or None if the key store holds no key; the secret checked."""
+    from ledger.key_check import KeyStoreAccess
+    from ledger.store import Ledger
+
+    _need(args, "subject_id", "timeline")
+    with (
+        Ledger(args.ledger, read_only=True) as ledger,
+        subject_keys(
+            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+        ) as keys,
+    ):
+        return keys.pseudonym(args.subject_type, args.subject_id)
 
 
 def _need(args: argparse.Namespace, option: str, preset: str) -> None:

@@ -17,6 +17,7 @@ from disclosure_ledger.commands.options import (
     open_output,
 )
 from disclosure_ledger.errors import DisclosureLedgerError
+from ledger.key_check import KeyStoreAccess
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -160,9 +161,13 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
 
     log_path = args.request_log or default_request_log(args.ledger)
     subject = {"subject_type": args.subject_type, "subject_id": args.subject_id}
+    # The key store checks the secret before the request log is opened: a wrong secret
+    # records no request (:mod:`ledger.key_check`).
     with (
-        subject_keys(args.ledger, args.key_store) as keys,
-        RequestLog(log_path, subject_secret()) as log,
+        subject_keys(
+            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+        ) as keys,
+        RequestLog(log_path, subject_secret(args.ledger, args.key_store)) as log,
     ):
         received_on, via = args.received_on, ReceivedVia(args.received_via)
         if args.deny is not None:
@@ -194,7 +199,7 @@ def _requests_report(args: argparse.Namespace) -> str:
             f"no request log at {log_path}: requests are logged by `report subject` and "
             "`report recipients`; give --request-log if it lives elsewhere"
         )
-    with RequestLog(log_path, subject_secret()) as log:
+    with RequestLog(log_path, subject_secret(args.ledger)) as log:
         return render_requests(requests_report(log, args.year), args.format)
 
 
