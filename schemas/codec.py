@@ -9,6 +9,10 @@ compatible version a producer wrote (``schemas/compat.py`` checks that they are)
 implementations disagree on the canonical form of a primitive that carries a logical type
 (Java and fastavro write ``"long"``, the Python ``avro`` package ``{"type":"long"}``), so
 every shipped schema answers to both fingerprints.
+
+Records are decoded by fastavro only; canonical forms and fingerprints come from
+``fastavro.schema``. The consumer decodes a whole batch with
+:meth:`EventCodec.decode_many`.
 """
 
 from __future__ import annotations
@@ -319,7 +323,10 @@ def locate_body_error(schema: Any, data: bytes, start: int = 0) -> str | None:
 
     Returns e.g. ``"field recipient.category: enum index 32 is not one of the 8
     RecipientCategory symbols"``, or ``None`` when the body reads cleanly (then the
-    caller's own error stands). Only used on the error path: fastavro decodes.
+    caller's own error stands). Only used on the error path, after fastavro has refused
+    the body: kept by hand because fastavro's errors (``EOFError``, ``IndexError``, ...)
+    do not say which field broke, and a producer needs that to fix its message. Nothing
+    it reads is kept; every record the ledger stores was decoded by fastavro.
     """
     names: dict[str, Any] = {}
     position = start
