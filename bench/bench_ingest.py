@@ -1,6 +1,8 @@
-"""Publish and ingest throughput against the real local broker (issue 7).
+"""Publish and ingest throughput against the real local broker (issue 7), and the ingest
+pipeline alone without one (issue 15).
 
     .venv/bin/python -m bench.bench_ingest [--events 1000000] [--runs 3]
+    .venv/bin/python -m bench.bench_ingest --no-broker [--pipeline-events 100000] [--runs 5]
 
 Per run, on fresh 4-partition topics: (1) publish N simulated events through the
 producer library (``DisclosurePublisher.publish_many``, the path services and the CLI
@@ -10,6 +12,11 @@ producer settings (``PRODUCER_DEFAULTS``, partitioner included); (2) ingest that
 backlog into an empty ledger in a separate process (decode, classify, pseudonymise,
 chain, append, store offsets), and beside it the ceiling, a bare kafka-python consumer
 that only polls the topic to the end.
+(3) The pipeline alone (``bench.ingest_offline``, in its own process each run): the same
+simulated messages decoded, classified, pseudonymised, chained and appended batch by batch
+with no broker, as events per wall second and per CPU second (every thread of the
+process); the CPU figure is the one that compares across a busy machine and across
+versions of the code (run the same module in the other version's tree).
 Prints medians and writes bench/results/ingest.json.
 """
 
@@ -97,6 +104,34 @@ def _bare_consume(bootstrap: str, topic: str, expected: int) -> float:
     return seconds
 
 
+def pipeline_runs(events_n: int, runs: int) -> dict[str, list[float]]:
+    """The broker-free pipeline figures of ``runs`` runs (bench.ingest_offline), the
+    encoded messages cached in the results folder so every run reads the same bytes."""
+    RESULTS.mkdir(exist_ok=True)
+    cache = RESULTS / f"ingest-messages-{events_n}.pickle"
+    figures: dict[str, list[float]] = {"pipeline_eps": [], "pipeline_events_per_cpu_s": []}
+    for run_no in range(1, runs + 1):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.ingest_offline",
+                "--events",
+                str(events_n),
+                "--messages",
+                str(cache),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        worker = json.loads(out.stdout.strip().splitlines()[-1])
+        figures["pipeline_eps"].append(worker["eps"])
+        figures["pipeline_events_per_cpu_s"].append(worker["events_per_cpu_s"])
+        print_run(run_no, figures)
+    return figures
+
+
 def run(events_n: int, runs: int) -> dict[str, Any]:
     bootstrap = _bootstrap()
     start, end = datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
@@ -175,23 +210,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pipeline-events", type=int, default=100_000)
+    parser.add_argument(
+        "--no-broker", action="store_true", help="only the pipeline alone: no broker needed"
+    )
     args = parser.parse_args()
-    result = run(args.events, args.runs)
+    result: dict[str, Any] = (
+        {
+            "benchmark": "ingest",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cores": os.cpu_count(),
+            "runs": args.runs,
+            "medians": {},
+            "all_runs": {},
+        }
+        if args.no_broker
+        else run(args.events, args.runs)
+    )
+    pipeline = pipeline_runs(args.pipeline_events, args.runs)
+    result["pipeline_events"] = args.pipeline_events
+    result["all_runs"].update(pipeline)
+    result["medians"].update({k: statistics.median(v) for k, v in pipeline.items()})
     m = result["medians"]
     print(
-        f"\ningest benchmark, {result['events']:,} events, median of {result['runs']} runs, "
-        f"{result['cores']} cores, {result['date']}"
+        f"\ningest benchmark, median of {result['runs']} runs, {result['cores']} cores, "
+        f"{result['date']}"
     )
-    print(f"{'figure':<28}{'value':>14}{'ceiling':>14}{'ratio':>8}")
-    print(
-        f"{'publish (events/s)':<28}{m['publish_eps']:>14,.0f}{m['publish_ceiling_eps']:>14,.0f}"
-        f"{result['publish_ratio']:>8.0%}"
-    )
-    print(
-        f"{'ingest (events/s)':<28}{m['ingest_eps']:>14,.0f}{m['ingest_ceiling_eps']:>14,.0f}"
-        f"{result['ingest_ratio']:>8.0%}"
-    )
-    print(f"{'ingest peak RSS (MB)':<28}{m['ingest_peak_rss_mb']:>14,.0f}")
+    print(f"{'figure':<40}{'value':>14}{'ceiling':>14}{'ratio':>8}")
+    if not args.no_broker:
+        print(f"{result['events']:,} events through the broker")
+        print(
+            f"{'publish (events/s)':<40}{m['publish_eps']:>14,.0f}"
+            f"{m['publish_ceiling_eps']:>14,.0f}{result['publish_ratio']:>8.0%}"
+        )
+        print(
+            f"{'ingest (events/s)':<40}{m['ingest_eps']:>14,.0f}"
+            f"{m['ingest_ceiling_eps']:>14,.0f}{result['ingest_ratio']:>8.0%}"
+        )
+        print(f"{'ingest peak RSS (MB)':<40}{m['ingest_peak_rss_mb']:>14,.0f}")
+    print(f"{args.pipeline_events:,} events through the pipeline alone (no broker)")
+    print(f"{'pipeline (events/s)':<40}{m['pipeline_eps']:>14,.0f}")
+    print(f"{'pipeline (events per CPU second)':<40}{m['pipeline_events_per_cpu_s']:>14,.0f}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2))
 

@@ -12,12 +12,13 @@ this loop promises, and how:
   batches: the batch in hand is committed, the broker connection closed, and
   :func:`consume` returns normally.
 - **Broker outages.** When the broker stops answering, the loop stops polling and probes
-  it with a backoff (:class:`Backoff`, doubling up to a cap), logging one warning per
-  attempt, sleeping in between (no busy loop), until it answers; then it seeks every
-  partition back to the ledger's stored offsets and carries on. ``until_idle`` counts
-  only time during which the broker answered and every partition was read to its end,
-  so an outage never passes for "caught up". ``max_outage`` (default: none) turns a
-  long outage into a :class:`~consumers.errors.ConsumeError`.
+  it with a backoff (:class:`Backoff`, doubling up to a cap; tenacity runs the loop),
+  logging one warning per attempt, sleeping in between (no busy loop), until it answers;
+  then it seeks every partition back to the ledger's stored offsets and carries on.
+  ``until_idle`` counts only time during which the broker answered and every partition
+  was read to its end, so an outage never passes for "caught up". ``max_outage``
+  (default: none) turns a long outage into a :class:`~consumers.errors.ConsumeError`;
+  a stop signal during an outage still ends it cleanly.
 - **Dead letters (optional).** With ``dead_letter_topic``, every quarantined message is
   also copied there once its batch has committed, with headers naming its source topic,
   partition, offset and error, as Kafka Connect's dead-letter queue does. The ledger's
@@ -31,11 +32,12 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import tenacity
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -44,6 +46,8 @@ from consumers.pipeline import Ingestor, IngestStats, SourceMessage
 from ledger.quarantine import read_quarantine
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Fetch sizes bound what kafka-python holds at once (each response is buffered and copied
 # while it is parsed): 64 MB / 8 MB fetches cost the consumer ~150 MB of resident memory
@@ -72,13 +76,10 @@ DLQ_HEADER_PREFIX = "__connect.errors."
 
 @dataclass(frozen=True)
 class Backoff:
-    """Seconds to wait before reconnection attempt ``n``: ``initial`` doubling to ``maximum``."""
+    """Seconds between reconnection attempts: ``initial`` doubling to ``maximum``."""
 
     initial: float = 0.5
     maximum: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.maximum, self.initial * 2 ** max(0, attempt - 1)))
 
 
 @dataclass
@@ -90,39 +91,84 @@ class ConsumeStats(IngestStats):
     dead_lettered: int = 0
 
 
-class _Outage:
-    """Counts the attempts and time of one period without a broker, and gives up when
-    ``max_outage`` is exceeded."""
+def _outage_retrying(
+    bootstrap_servers: str,
+    backoff: Backoff,
+    max_outage: float | None,
+    stop: threading.Event,
+    stats: ConsumeStats,
+    where: str,
+) -> tenacity.Retrying:
+    """tenacity's retry loop for one period without a broker.
 
-    def __init__(self, bootstrap_servers: str, backoff: Backoff, max_outage: float | None) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.backoff = backoff
-        self.max_outage = max_outage
-        self.started = time.monotonic()
-        self.attempts = 0
+    Each failed attempt (a :class:`KafkaError`) is counted and logged as one numbered
+    warning; the wait doubles from ``backoff.initial`` to ``backoff.maximum`` and is slept
+    in ``stop.wait``, so a stop ends it at once (the attempt after it returns ``None``
+    without calling the broker, see :func:`_unless_stopped`). Once the outage has lasted
+    ``max_outage`` seconds, the next failure raises :class:`ConsumeError`; a stop set
+    meanwhile makes the loop return ``None`` instead.
+    """
 
-    def wait_after(self, error: BaseException, stop: threading.Event, where: str) -> bool:
-        """Log this failed attempt and sleep before the next; False if stop was set."""
-        self.attempts += 1
-        down = time.monotonic() - self.started
-        if self.max_outage is not None and down >= self.max_outage:
-            raise ConsumeError(
-                f"Kafka at {self.bootstrap_servers} has not answered for {down:.0f} s "
-                f"({self.attempts} attempts; last error: {_describe(error)}); giving up after "
-                f"--max-outage {self.max_outage:g} s. {where}. Start the broker (or check "
-                "KAFKA_BOOTSTRAP_SERVERS) and run consume again: it resumes there"
-            )
-        delay = self.backoff.delay(self.attempts)
+    def count(state: tenacity.RetryCallState) -> None:
+        if state.attempt_number == 1:
+            stats.outages += 1
+        stats.reconnect_attempts += 1
+
+    def warn(state: tenacity.RetryCallState) -> None:
         log.warning(
             "Kafka at %s unreachable (attempt %d, down %.1f s): %s; retrying in %.1f s. %s",
-            self.bootstrap_servers,
-            self.attempts,
-            down,
-            _describe(error),
-            delay,
+            bootstrap_servers,
+            state.attempt_number,
+            state.seconds_since_start or 0.0,
+            _describe(_failure(state)),
+            state.upcoming_sleep,
             where,
         )
-        return not stop.wait(delay)
+
+    def give_up(state: tenacity.RetryCallState) -> None:
+        if stop.is_set():
+            return None
+        raise ConsumeError(
+            f"Kafka at {bootstrap_servers} has not answered for "
+            f"{state.seconds_since_start or 0.0:.0f} s ({state.attempt_number} attempts; last "
+            f"error: {_describe(_failure(state))}); giving up after --max-outage "
+            f"{max_outage:g} s. {where}. Start the broker (or check KAFKA_BOOTSTRAP_SERVERS) "
+            "and run consume again: it resumes there"
+        ) from _failure(state)
+
+    def nap(seconds: float) -> None:
+        stop.wait(seconds)  # a stop wakes it at once
+
+    give_up_after: tenacity.stop.stop_base = tenacity.stop_when_event_set(stop)
+    if max_outage is not None:
+        give_up_after = give_up_after | tenacity.stop_after_delay(max_outage)
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(KafkaError),
+        wait=tenacity.wait_exponential(multiplier=backoff.initial, max=backoff.maximum),
+        stop=give_up_after,
+        sleep=nap,
+        after=count,
+        before_sleep=warn,
+        retry_error_callback=give_up,
+    )
+
+
+def _failure(state: tenacity.RetryCallState) -> BaseException:
+    """The error of the attempt that just failed."""
+    assert state.outcome is not None and state.outcome.failed
+    error = state.outcome.exception()
+    assert error is not None
+    return error
+
+
+def _unless_stopped(stop: threading.Event, attempt: Callable[[], T]) -> Callable[[], T | None]:
+    """``attempt``, or ``None`` without calling it once ``stop`` is set: tenacity makes one
+    more attempt after a sleep a stop cut short, and that one must not wait on the broker."""
+
+    def guarded() -> T | None:
+        return None if stop.is_set() else attempt()
+
+    return guarded
 
 
 def _describe(error: BaseException) -> str:
@@ -163,31 +209,23 @@ def _connect(
     stats: ConsumeStats,
 ) -> Any | None:
     """Connect, retrying with backoff while the broker is away; None if stopped first."""
-    outage: _Outage | None = None
-    while not stop.is_set():
-        try:
-            consumer = _open_consumer(bootstrap_servers, max_batch, probe_timeout)
-        except KafkaError as exc:
-            if outage is None:
-                outage = _Outage(bootstrap_servers, backoff, max_outage)
-                stats.outages += 1
-            stats.reconnect_attempts += 1
-            where = (
-                "Nothing read yet; start the local broker with `disclosure-ledger broker "
-                "start` or set KAFKA_BOOTSTRAP_SERVERS"
-            )
-            if not outage.wait_after(exc, stop, where):
-                return None
-            continue
-        if outage is not None:
-            log.info(
-                "Kafka at %s answers after %.1f s and %d attempt(s)",
-                bootstrap_servers,
-                time.monotonic() - outage.started,
-                outage.attempts,
-            )
-        return consumer
-    return None
+    where = (
+        "Nothing read yet; start the local broker with `disclosure-ledger broker "
+        "start` or set KAFKA_BOOTSTRAP_SERVERS"
+    )
+    retrying = _outage_retrying(bootstrap_servers, backoff, max_outage, stop, stats, where)
+    consumer = retrying(
+        _unless_stopped(stop, lambda: _open_consumer(bootstrap_servers, max_batch, probe_timeout))
+    )
+    failed = retrying.statistics["attempt_number"] - 1
+    if consumer is not None and failed:
+        log.info(
+            "Kafka at %s answers after %.1f s and %d attempt(s)",
+            bootstrap_servers,
+            time.monotonic() - retrying.statistics["start_time"],
+            failed,
+        )
+    return consumer
 
 
 def consume(
@@ -389,7 +427,7 @@ class _Commits:
 
 def _ride_out(
     consumer: Any,
-    error: BaseException,
+    error: KafkaError,
     stop: threading.Event,
     backoff: Backoff,
     max_outage: float | None,
@@ -400,26 +438,26 @@ def _ride_out(
     stats: ConsumeStats,
 ) -> bool:
     """Probe the broker with backoff until it answers (True) or stop is set (False)."""
-    outage = _Outage(bootstrap_servers, backoff, max_outage)
-    stats.outages += 1
     where = f"The ledger resumes {topic} at {ingestor.ledger.stored_offsets(topic)}"
-    while True:
-        stats.reconnect_attempts += 1
-        if not outage.wait_after(error, stop, where):
-            return False
-        try:
-            consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
-        except KafkaError as exc:
-            error = exc
-            continue
-        log.info(
-            "Kafka at %s answers again after %.1f s and %d attempt(s); resuming from the "
-            "ledger's offsets",
-            bootstrap_servers,
-            time.monotonic() - outage.started,
-            outage.attempts,
-        )
+    began = [error]
+
+    def probe() -> bool:
+        if began:  # the failure that began the outage counts as attempt 1
+            raise began.pop()
+        consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
         return True
+
+    retrying = _outage_retrying(bootstrap_servers, backoff, max_outage, stop, stats, where)
+    if retrying(_unless_stopped(stop, probe)) is None:
+        return False
+    log.info(
+        "Kafka at %s answers again after %.1f s and %d attempt(s); resuming from the "
+        "ledger's offsets",
+        bootstrap_servers,
+        time.monotonic() - retrying.statistics["start_time"],
+        retrying.statistics["attempt_number"] - 1,
+    )
+    return True
 
 
 def _assign(

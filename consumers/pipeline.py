@@ -33,7 +33,7 @@ from ledger.store import (
     leaf_view,
     table_from_rows,
 )
-from reference import ReferenceData, classify
+from reference import Classification, ReferenceData, classify
 from reference.errors import ReferenceDataError
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError
@@ -120,26 +120,34 @@ class Ingestor:
         if not messages:
             return PreparedBatch(None, IngestStats(), False)
         now = self._clock_ms()
-        candidates: list[tuple[SourceMessage, int, dict[str, Any], Any]] = []
+        candidates: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
         quarantined: list[dict[str, Any]] = []
         next_offsets: dict[tuple[str, int], int] = {}
-        for message in messages:
+        reference = self.reference
+        decoded = self.codec.decode_many([message.value for message in messages])
+        for message, outcome in zip(messages, decoded, strict=True):
             position = (message.topic, message.partition)
             next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
+            if isinstance(outcome, DecodeError):
+                quarantined.append(_quarantine_row(message, str(outcome), now, self._sealing_key))
+                continue
+            record = outcome[1]
+            recipient = record["recipient"]
             try:
-                version, record = self.codec.decode(message.value)
+                # memoised per (recipient, categories, purpose) inside reference: after the
+                # first row of a combination, only its validity windows are looked at
                 classification = classify(
-                    self.reference,
-                    recipient_id=record["recipient"]["id"],
-                    recipient_category=record["recipient"]["category"],
+                    reference,
+                    recipient_id=recipient["id"],
+                    recipient_category=recipient["category"],
                     data_categories=record["data_categories"],
                     purpose=record["purpose"],
                     occurred_at_ms=record["occurred_at"],
                 )
-            except (DecodeError, ReferenceDataError) as exc:
+            except ReferenceDataError as exc:
                 quarantined.append(_quarantine_row(message, str(exc), now, self._sealing_key))
                 continue
-            candidates.append((message, version, record, classification))
+            candidates.append((message, outcome[0], record, classification))
 
         # Deduplicate by event_id: against the ledger, set-wise, against the batch that may
         # still be committing, and within the batch.
@@ -149,7 +157,7 @@ class Ingestor:
             in_flight = self._in_flight
             known.update((e, in_flight[e]) for e in event_ids if e in in_flight)
         first_in_batch: dict[str, int] = {}
-        accepted: list[tuple[SourceMessage, int, dict[str, Any], Any]] = []
+        accepted: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
         later_duplicates: list[tuple[SourceMessage, str, int]] = []
         duplicate_rows: list[dict[str, Any]] = []
         for candidate in candidates:
@@ -220,7 +228,7 @@ class Ingestor:
 
     def _rows(
         self,
-        accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Any]],
+        accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Classification]],
         subjects: Sequence[SubjectSecrets],
         now: int,
     ) -> tuple[list[tuple[str, int]], pa.Table]:
@@ -289,7 +297,7 @@ class Ingestor:
         body = pa.table(
             [pa.array(columns[f.name], f.type) for f in _BODY_COLUMNS], schema=_BODY_COLUMNS
         )
-        # Every leaf of the batch at once (native helper), read from the very columns
+        # Every leaf of the batch in one call (ledger.chain), read from the very columns
         # that are appended, then each chain's links.
         leaves = leaf_hashes(leaf_view(body))
         links: list[bytes] = [b""] * n

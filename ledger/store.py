@@ -166,9 +166,11 @@ def _unreadable_version(path: Path, duckdb_said: str) -> str:
 #   as the ledger grows. Disclosures are never deleted, so vacuuming reclaims nothing here.
 # - memory_limit: the buffer pool (default 80% of RAM) otherwise keeps every block written
 #   at a checkpoint or scanned to deduplicate event ids. It must hold the committed rows
-#   not yet checkpointed (~15 MB at that threshold: raise it with checkpoint_threshold),
-#   and a batch's working set; more spills to the ledger's .tmp directory.
-STREAMING_WRITER_SETTINGS: Mapping[str, str] = {"memory_limit": "32MB", "max_vacuum_tasks": "0"}
+#   not yet checkpointed (~15 MB at that threshold, ~20 MB in DuckDB 1.5.5: raise it with
+#   checkpoint_threshold), and a batch's working set; more spills to the ledger's .tmp
+#   directory. Under DuckDB 1.5.5, 32 MB failed the fourth 5,000-event commit into a new
+#   ledger ("could not allocate block": its in-memory rows are not spilled); 64 MB holds.
+STREAMING_WRITER_SETTINGS: Mapping[str, str] = {"memory_limit": "64MB", "max_vacuum_tasks": "0"}
 
 
 REFERENCE_TABLES = ("ref_recipients", "ref_categories", "ref_purposes", "ref_flows")

@@ -9,6 +9,10 @@ compatible version a producer wrote (``schemas/compat.py`` checks that they are)
 implementations disagree on the canonical form of a primitive that carries a logical type
 (Java and fastavro write ``"long"``, the Python ``avro`` package ``{"type":"long"}``), so
 every shipped schema answers to both fingerprints.
+
+Records are decoded by fastavro only; canonical forms and fingerprints come from
+``fastavro.schema``. The consumer decodes a whole batch with
+:meth:`EventCodec.decode_many`.
 """
 
 from __future__ import annotations
@@ -16,8 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -28,114 +31,64 @@ import fastavro
 
 from schemas.errors import DecodeError, SchemaError
 
-try:  # the native decoder, built from schemas/_avrodecode.c at install time when possible
-    from schemas import _avrodecode  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - exercised by installs without a C compiler
-    _avrodecode = None
-
-native_decoder: Any = _avrodecode  # None when not built: fastavro decodes everything
-
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = 10
 SCHEMA_FILE = re.compile(r"^disclosure_event\.v(\d+)\.avsc$")
 UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-_CRC64_EMPTY = 0xC15D213AA4D7A795
-
-
-def _crc64_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        fp = byte
-        for _ in range(8):
-            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
-        table.append(fp)
-    return tuple(table)
-
-
-_CRC64_TABLE = _crc64_table()
-
-
-def crc64_avro(data: bytes) -> bytes:
-    """CRC-64-AVRO of ``data`` as the 8 little-endian bytes single-object encoding uses."""
-    fp = _CRC64_EMPTY
-    for byte in data:
-        fp = (fp >> 8) ^ _CRC64_TABLE[(fp ^ byte) & 0xFF]
-    return fp.to_bytes(8, "little")
-
-
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-_KEEP = ("name", "type", "fields", "symbols", "items", "values", "size")
 
 
-def parsing_canonical_form(schema: Any, *, logical_as_object: bool = False) -> str:
-    """The Avro parsing canonical form of a schema given as parsed JSON.
+def parsing_canonical_form(schema: Any) -> str:
+    """The Avro parsing canonical form of a schema given as JSON, as Java and fastavro
+    write it (a primitive with a logical type is plain ``"long"``)."""
+    return str(fastavro.schema.to_parsing_canonical_form(fastavro.parse_schema(dict(schema))))
 
-    ``logical_as_object=True`` reproduces the Python ``avro`` package, which keeps a
-    primitive with a logical type as ``{"type":"long"}`` instead of ``"long"``.
+
+def avro_package_canonical_form(schema: Any) -> str:
+    """The parsing canonical form as the Python ``avro`` package writes it: a primitive that
+    carries a logical type stays an object, ``{"type":"long"}``.
+
+    Kept by hand because no library offers it: fastavro writes the specification's form
+    only, and the ``avro`` package is no runtime dependency (it is in the tests, which
+    check this against it). Producers using that package put this form's fingerprint on
+    the wire, so the consumer must know it too. Everything but the logical-type nodes is
+    fastavro's own output, read back and written again in the same compact JSON.
     """
+    parsed = fastavro.parse_schema(dict(schema))
+    canonical = json.loads(fastavro.schema.to_parsing_canonical_form(parsed))
 
-    def full(name: str, namespace: str | None) -> str:
-        return name if "." in name or not namespace else f"{namespace}.{name}"
-
-    def walk(node: Any, namespace: str | None, seen: set[str]) -> str:
-        if isinstance(node, str):
-            if node in _PRIMITIVES:
-                return json.dumps(node)
-            return json.dumps(full(node, namespace))
+    def walk(node: Any, form: Any) -> Any:
         if isinstance(node, list):
-            return "[" + ",".join(walk(branch, namespace, seen) for branch in node) + "]"
+            return [walk(branch, part) for branch, part in zip(node, form, strict=True)]
+        if not isinstance(node, dict):
+            return form
         kind = node["type"]
-        if isinstance(kind, str) and kind in _PRIMITIVES:
-            if logical_as_object and "logicalType" in node:
-                return '{"type":' + json.dumps(kind) + "}"
-            return json.dumps(kind)
-        if not isinstance(kind, str):
-            return walk(kind, namespace, seen)
-        parts: list[str] = []
-        inner_namespace = namespace
-        if "name" in node:
-            name = full(node["name"], node.get("namespace", namespace))
-            inner_namespace = name.rpartition(".")[0] or None
-            if name in seen:
-                return json.dumps(name)
-            seen.add(name)
-        for key in _KEEP:
-            if key not in node:
-                continue
-            value = node[key]
-            if key == "name":
-                rendered = json.dumps(full(value, node.get("namespace", namespace)))
-            elif key == "type":
-                rendered = json.dumps(kind)
-            elif key == "fields":
-                rendered = (
-                    "["
-                    + ",".join(
-                        '{"name":'
-                        + json.dumps(field["name"])
-                        + ',"type":'
-                        + walk(field["type"], inner_namespace, seen)
-                        + "}"
-                        for field in value
-                    )
-                    + "]"
-                )
-            elif key == "symbols":
-                rendered = "[" + ",".join(json.dumps(s) for s in value) + "]"
-            elif key in ("items", "values"):
-                rendered = walk(value, inner_namespace, seen)
-            else:
-                rendered = str(int(value))
-            parts.append(json.dumps(key) + ":" + rendered)
-        return "{" + ",".join(parts) + "}"
+        if kind in _PRIMITIVES:
+            return {"type": kind} if "logicalType" in node else form
+        if kind in ("record", "error"):
+            fields = zip(node["fields"], form["fields"], strict=True)
+            return {
+                **form,
+                "fields": [{**f, "type": walk(n["type"], f["type"])} for n, f in fields],
+            }
+        if kind in ("array", "map"):
+            part = "items" if kind == "array" else "values"
+            return {**form, part: walk(node[part], form[part])}
+        return form
 
-    return walk(schema, None, set())
+    return json.dumps(walk(parsed, canonical), separators=(",", ":"))
+
+
+def crc64_avro_fingerprint(canonical_form: str) -> bytes:
+    """The CRC-64-AVRO fingerprint of a canonical form, as the 8 bytes single-object
+    encoding puts on the wire (little-endian)."""
+    return bytes.fromhex(fastavro.schema.fingerprint(canonical_form, "CRC-64-AVRO"))
 
 
 def without_logical_types(node: Any) -> Any:
-    """A copy of the schema without logical types: the decoder's fast path reads raw
-    longs and strings (fastavro decodes about twice as fast without conversions)."""
+    """A copy of the schema without logical types: records keep raw wire values (epoch
+    milliseconds, UUID text), and fastavro decodes about twice as fast without conversions."""
     if isinstance(node, list):
         return [without_logical_types(n) for n in node]
     if isinstance(node, dict):
@@ -158,11 +111,8 @@ class SchemaVersion:
 
 def schema_version(version: int, source: str, schema_json: Mapping[str, Any]) -> SchemaVersion:
     """A parsed schema with both fingerprints implementations compute for it."""
-    forms = (
-        parsing_canonical_form(schema_json),
-        parsing_canonical_form(schema_json, logical_as_object=True),
-    )
-    prints = tuple(dict.fromkeys(crc64_avro(f.encode()) for f in forms))
+    forms = (parsing_canonical_form(schema_json), avro_package_canonical_form(schema_json))
+    prints = tuple(dict.fromkeys(crc64_avro_fingerprint(f) for f in forms))
     return SchemaVersion(version, source, schema_json, prints)
 
 
@@ -197,113 +147,11 @@ def latest_schema() -> SchemaVersion:
     return shipped_schemas()[-1]
 
 
-_PRIMITIVE_KINDS = {
-    "null": 0,
-    "boolean": 1,
-    "int": 2,
-    "long": 3,
-    "float": 4,
-    "double": 5,
-    "bytes": 6,
-    "string": 7,
-}
-
-
-def compile_program(schema: Any) -> tuple[Any, ...]:
-    """A schema (JSON form, logical types removed) as the native decoder's program: nested
-    ``(kind, argument)`` tuples (see schemas/_avrodecode.c). SchemaError for a recursive
-    schema, which the native decoder does not take."""
-    names: dict[str, tuple[Any, ...]] = {}
-
-    def walk(node: Any, namespace: str | None, path: tuple[str, ...]) -> tuple[Any, ...]:
-        if isinstance(node, list):
-            return (13, tuple(walk(branch, namespace, path) for branch in node))
-        if isinstance(node, str):
-            if node in _PRIMITIVE_KINDS:
-                return (_PRIMITIVE_KINDS[node], None)
-            full = node if "." in node or namespace is None else f"{namespace}.{node}"
-            for name in (full, node):
-                if name in names:
-                    return names[name]
-            raise SchemaError(f"type {node!r} is recursive or undefined: no native program")
-        kind = node["type"]
-        if kind in _PRIMITIVE_KINDS or not isinstance(kind, str):
-            return walk(kind, namespace, path)
-        if kind in ("array", "map"):
-            return (
-                11 if kind == "array" else 12,
-                walk(node["items" if kind == "array" else "values"], namespace, path),
-            )
-        name = node["name"]
-        namespace = node.get("namespace", namespace) if "." not in name else name.rsplit(".", 1)[0]
-        full = name if "." in name else f"{namespace}.{name}" if namespace else name
-        if kind == "enum":
-            names[full] = (8, tuple(node["symbols"]))
-        elif kind == "fixed":
-            names[full] = (9, int(node["size"]))
-        elif kind == "record":
-            fields = tuple(
-                (sys.intern(f["name"]), walk(f["type"], namespace, (*path, f["name"])))
-                for f in node["fields"]
-            )
-            names[full] = (10, fields)
-        else:
-            raise SchemaError(f"unknown Avro type {kind!r} at {'.'.join(path) or 'top'}")
-        return names[full]
-
-    return walk(schema, None, ())
-
-
-def _sample(program: tuple[Any, ...]) -> Any:
-    """A value of every branch and kind of a compiled schema, for the decoder's self-check."""
-    kind, arg = program
-    samples: dict[int, Any] = {0: None, 1: True, 2: -123456, 3: 1_767_225_600_123, 4: 1.5}
-    if kind in samples:
-        return samples[kind]
-    if kind == 5:
-        return -2.25
-    if kind == 6:
-        return b"\x00\xffbytes"
-    if kind == 7:
-        return "text \u00e9\u2028\U0001f600"
-    if kind == 8:
-        return arg[-1]
-    if kind == 9:
-        return bytes(i % 256 for i in range(arg))
-    if kind == 10:
-        return {name: _sample(node) for name, node in arg}
-    if kind == 11:
-        return [_sample(arg) for _ in range(3)]
-    if kind == 12:
-        return {f"k{i}": _sample(arg) for i in range(3)}
-    # a union: the last branch that is not null, to cover the value path
-    return _sample(next((b for b in reversed(arg) if b[0] != 0), arg[0]))
-
-
-def _native_program(parsed_writer: Any, schema_json: Any) -> tuple[Any, ...] | None:
-    """The native program for a writer schema read as itself, if the native decoder is built
-    and decodes a sample exactly as fastavro does; otherwise None (fastavro decodes)."""
-    if native_decoder is None:
-        return None
-    try:
-        program = compile_program(schema_json)
-        buffer = io.BytesIO()
-        fastavro.schemaless_writer(buffer, parsed_writer, _sample(program))
-        data = buffer.getvalue()
-        expected = fastavro.schemaless_reader(io.BytesIO(data), parsed_writer, None)
-        if native_decoder.decode(program, data, 0) == (expected, len(data)):
-            return program
-    except Exception:  # any doubt about the native path: fastavro decodes this version
-        pass
-    return None
-
-
 @dataclass(frozen=True)
 class _Reader:
     version: int
     writer: Any
-    reader: Any
-    program: tuple[Any, ...] | None = None
+    reader: Any  # None for the newest version: its records are read as written
 
 
 class EventCodec:
@@ -332,15 +180,9 @@ class EventCodec:
         self._readers: dict[bytes, _Reader] = {}
         for version in versions.values():
             plain = without_logical_types(version.schema_json)
-            writer = fastavro.parse_schema(plain)
             same = version.version == latest.version
             entry = _Reader(
-                version.version,
-                writer,
-                None if same else reader_schema,
-                # the native decoder reads a record as written; older versions go through
-                # fastavro's schema resolution
-                _native_program(writer, plain) if same else None,
+                version.version, fastavro.parse_schema(plain), None if same else reader_schema
             )
             for fp in version.fingerprints:
                 self._readers[fp] = entry
@@ -382,15 +224,6 @@ class EventCodec:
                 "shipped schemas; publish with a schema from schemas/ or ship the new "
                 "version there first"
             )
-        if entry.program is not None:
-            try:
-                record, end = native_decoder.decode(entry.program, value, HEADER_LENGTH)
-            except ValueError:  # UnicodeDecodeError included: fastavro says what is wrong
-                pass
-            else:
-                if end == len(value):
-                    check_values(record)
-                    return entry.version, record
         body = io.BytesIO(value)
         body.seek(HEADER_LENGTH)
         try:
@@ -410,6 +243,55 @@ class EventCodec:
             raise DecodeError("Avro body did not decode to a record")
         check_values(record)
         return entry.version, record
+
+    def decode_many(
+        self, values: Sequence[bytes | None]
+    ) -> list[tuple[int, dict[str, Any]] | DecodeError]:
+        """:meth:`decode` of a whole batch, in one pass: for each value its (version, record),
+        or the :class:`DecodeError` :meth:`decode` raises for it.
+
+        Each record costs one fastavro call and the checks of :func:`values_are_valid`; the
+        per-message framing of :meth:`decode` (header checks, error wording) runs only for
+        a value that fails them, which :meth:`decode` then reads again to say why.
+        """
+        readers = self._readers
+        read = fastavro.schemaless_reader
+        body_of = io.BytesIO
+        valid = values_are_valid
+        decoded: list[tuple[int, dict[str, Any]] | DecodeError] = []
+        append = decoded.append
+        for value in values:
+            if (
+                value is not None
+                and value[:2] == MAGIC
+                and (entry := readers.get(value[2:HEADER_LENGTH])) is not None
+            ):
+                body = body_of(value)
+                body.seek(HEADER_LENGTH)
+                record: Any
+                try:
+                    record = read(body, entry.writer, entry.reader)
+                except Exception:  # fastavro raises many types; decode() says which field
+                    record = None
+                if record is not None and body.tell() == len(value) and valid(record):
+                    append((entry.version, record))
+                    continue
+            try:
+                append(self.decode(value))
+            except DecodeError as exc:
+                append(exc)
+        return decoded
+
+
+def values_are_valid(record: Mapping[str, Any]) -> bool:
+    """Whether :func:`check_values` passes, without building its error message."""
+    return bool(
+        UUID_TEXT.match(record["event_id"])
+        and record["data_categories"]
+        and record["subject"]["id"]
+        and record["recipient"]["id"]
+        and record.get("legal_reference") != ""
+    )
 
 
 def check_values(record: Mapping[str, Any]) -> None:
@@ -441,8 +323,10 @@ def locate_body_error(schema: Any, data: bytes, start: int = 0) -> str | None:
 
     Returns e.g. ``"field recipient.category: enum index 32 is not one of the 8
     RecipientCategory symbols"``, or ``None`` when the body reads cleanly (then the
-    caller's own error stands). Only used on the error path: the fast decoder is
-    fastavro's.
+    caller's own error stands). Only used on the error path, after fastavro has refused
+    the body: kept by hand because fastavro's errors (``EOFError``, ``IndexError``, ...)
+    do not say which field broke, and a producer needs that to fix its message. Nothing
+    it reads is kept; every record the ledger stores was decoded by fastavro.
     """
     names: dict[str, Any] = {}
     position = start

@@ -9,6 +9,8 @@ import avro.io
 import avro.schema
 import fastavro
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import HEADER_LENGTH, MAGIC, EventCodec, latest_schema, shipped_schemas
 from schemas.errors import DecodeError
@@ -132,3 +134,96 @@ def test_valid_avro_with_bad_values_is_refused(codec: EventCodec, change, messag
 def test_tombstone_is_refused(codec: EventCodec) -> None:
     with pytest.raises(DecodeError, match="no value"):
         codec.decode(None)
+
+
+def _long(n: int) -> bytes:
+    zigzag = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        byte = zigzag & 0x7F
+        zigzag >>= 7
+        if not zigzag:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def _string(s: str) -> bytes:
+    raw = s.encode()
+    return _long(len(raw)) + raw
+
+
+def test_arrays_and_maps_written_in_sized_blocks_decode(codec: EventCodec) -> None:
+    """Java's blocking encoders write a negative count followed by the block's byte size,
+    and may split one array over several blocks; fastavro's writer never does."""
+    categories = ["user.contact.email", "user.financial", "user.name"]
+    first = _string(categories[0]) + _string(categories[1])
+    body = b"".join(
+        [
+            _string(str(uuid.UUID(int=7))),
+            _long(1_767_225_600_000),
+            _string("m-1") + _long(0),
+            _string("escalion") + _long(4),
+            _long(-2) + _long(len(first)) + first + _long(1) + _string(categories[2]) + _long(0),
+            _string("essential.service"),
+            _long(1),
+            _long(0),
+            _string("billing") + _string("1.0"),
+            _long(-1) + _long(len(_string("k") + _string("v"))) + _string("k") + _string("v"),
+            _long(0),
+            _long(0),
+        ]
+    )
+    value = codec.header + body
+    version, record = codec.decode(value)
+    assert record["data_categories"] == categories
+    assert record["context"] == {"k": "v"}
+    assert codec.decode_many([value]) == [(version, record)]
+
+
+def test_a_huge_declared_count_is_a_decode_error_not_an_allocation(codec: EventCodec) -> None:
+    body = _string(str(uuid.UUID(int=1))) + _long(0) + _string("m") + _long(0)
+    body += _string("r") + _long(0) + _long(2**62)  # data_categories claims 2**62 items
+    with pytest.raises(DecodeError, match="data_categories"):
+        codec.decode(codec.header + body)
+    assert isinstance(codec.decode_many([codec.header + body])[0], DecodeError)
+
+
+def _outcome(codec: EventCodec, value: bytes | None) -> object:
+    try:
+        return codec.decode(value)
+    except DecodeError as exc:
+        return ("DecodeError", str(exc))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_batch_decodes_each_message_exactly_as_decode_does(data: st.DataObject) -> None:
+    """decode_many, the consumer's path, gives each damaged or intact message the same
+    record or the same error as decode, and keeps the batch's order."""
+    codec = EventCodec()
+    values: list[bytes | None] = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        record = make_event(
+            context=data.draw(st.dictionaries(st.text(max_size=8), st.text(max_size=8)))
+        ).to_avro()
+        value = bytearray(codec.encode(record))
+        for _ in range(data.draw(st.integers(0, 3))):
+            action = data.draw(st.sampled_from(["flip", "truncate", "append", "insert"]))
+            at = data.draw(st.integers(0, max(0, len(value) - 1)))
+            byte = data.draw(st.integers(0, 255))
+            if action == "flip" and at < len(value):
+                value[at] = byte
+            elif action == "truncate":
+                del value[at:]
+            elif action == "append":
+                value.append(byte)
+            else:
+                value.insert(at, byte)
+        values.append(bytes(value))
+    values.append(data.draw(st.sampled_from([None, b"", codec.header])))
+    batch = [
+        ("DecodeError", str(item)) if isinstance(item, DecodeError) else item
+        for item in codec.decode_many(values)
+    ]
+    assert batch == [_outcome(codec, value) for value in values]
