@@ -53,7 +53,7 @@ class Section:
     paragraphs: tuple[str, ...] = ()
     items: tuple[str, ...] = ()  # a bulleted list
     table: Table | None = None
-    chart_svg: str | None = None  # HTML only; the table beside it carries the same numbers
+    chart_svg: str | None = None  # HTML only: SVG chart and legend; the table has the numbers
     chart_caption: str | None = None  # HTML only: how to read the chart (not the table's)
     notice: str | None = None  # a flag the reader must not miss
     section_id: str | None = None
