@@ -17,13 +17,14 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/disclosure-ledger demo
 
-# The HTML reports are checked in Debian's headless Chromium; installed here when missing
-# and this is a root shell with apt-get (as on this project's machines and CI), otherwise
-# that one test skips and says how to install it (under CI=true it fails instead).
+# The HTML reports are checked in Debian's headless Chromium, whose layout is measured
+# through its WebDriver (chromedriver, driven by Selenium); both are installed here when
+# missing and this is a root shell with apt-get (as on this project's machines and CI),
+# otherwise those tests skip and say how to install them (under CI=true they fail instead).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium not installed: the browser test will skip, or fail under CI=true (apt-get install chromium)"; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "chromium or chromium-driver not installed: the browser tests will skip, or fail under CI=true (apt-get install chromium chromium-driver)"; }
 
 test: setup browser
 	$(BIN)/ruff check .

@@ -4,12 +4,21 @@ Kafka, consumed into a DuckDB ledger, verified, and the CCPA report written.
 Running it again re-publishes the same simulated events (same seed, same day): the
 consumer resumes from the ledger's offsets and records every one as a duplicate, so the
 ledger, its verification and the report stay as they were.
+
+It ends by saying what to do next (:func:`next_steps`): where the command-line tool is,
+the setting that unlocks subject look-ups, three people the demo ledger holds (the
+busiest of the simulated traffic, counted as it is published) and a command that answers
+a request to know for one of them.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import shlex
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -36,10 +45,96 @@ from producers.topics import ensure_topic
 from reference import load_reference
 from reports.ccpa import ccpa_report, render_ccpa
 from reports.window import report_window
+from schemas.model import DisclosureEvent
 
 log = logging.getLogger(__name__)
 
 DEMO_PARTITIONS = 3
+SUBJECTS_NAMED = 3
+SECRET_FILE_SETTING = "DISCLOSURE_LEDGER_SUBJECT_SECRET_FILE"
+
+SubjectRef = tuple[str, str]  # (subject type, subject id), as the events carry them
+
+
+def counted(
+    events: Iterable[DisclosureEvent], tally: Counter[SubjectRef]
+) -> Iterator[DisclosureEvent]:
+    """The events, unchanged, each counted in ``tally`` under its subject as it passes."""
+    for event in events:
+        tally[(event.subject.type.value, event.subject.id)] += 1
+        yield event
+
+
+def busiest_subjects(
+    tally: Counter[SubjectRef], count: int = SUBJECTS_NAMED
+) -> list[tuple[str, str, int]]:
+    """``(type, id, events)`` of the ``count`` subjects with the most events (ties: the
+    first seen)."""
+    return [(kind, subject_id, n) for (kind, subject_id), n in tally.most_common(count)]
+
+
+def _shown(path: Path) -> str:
+    """A path as typed from the current directory when it lies below it, shell-quoted."""
+    try:
+        text = str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        text = str(path)
+    return shlex.quote(text)
+
+
+def cli_path() -> Path:
+    """The ``disclosure-ledger`` script installed beside this Python (the project's venv)."""
+    beside = Path(sys.executable).parent / "disclosure-ledger"
+    return beside if beside.exists() else Path("disclosure-ledger")
+
+
+def next_steps(
+    *,
+    cli: Path,
+    ledger_path: Path,
+    secret_file: Path | None,
+    subjects: Sequence[tuple[str, str, int]],
+    as_of: date,
+) -> str:
+    """What to do after the demo, as printed at its end: the tool, the subject-secret
+    setting (``secret_file`` None: the secret is already in the environment), the busiest
+    ``subjects`` and one command that answers a request to know for the first of them."""
+    tool = _shown(cli)
+    setting = f"{SECRET_FILE_SETTING}={_shown(secret_file)}" if secret_file else ""
+    lines = [
+        "demo: what next",
+        f"  The command-line tool: {tool} (`{tool} --help` lists every command).",
+    ]
+    if secret_file is not None:
+        lines += [
+            "  Looking up a person in the demo ledger needs its subject secret; set",
+            f"    export {setting}",
+        ]
+    else:
+        lines.append(
+            "  Looking up a person uses the subject secret already set in "
+            "DISCLOSURE_LEDGER_SUBJECT_SECRET."
+        )
+    if not subjects:
+        return "\n".join(lines)
+    lines.append("  The busiest people in the demo ledger:")
+    lines += [f"    {kind} {subject_id}: {n} disclosures" for kind, subject_id, n in subjects]
+    kind, subject_id, _ = subjects[0]
+    command = [
+        *([setting] if setting else []),
+        tool,
+        "report subject",
+        f"--ledger {_shown(ledger_path)}",
+        f"--subject-id {shlex.quote(subject_id)}",
+        *([] if kind == "member" else [f"--subject-type {shlex.quote(kind)}"]),
+        f"--as-of {as_of.isoformat()}",
+    ]
+    lines += [
+        f"  Answer {subject_id}'s request to know (what was disclosed, to whom; it is "
+        "recorded in the request log):",
+        f"    {' '.join(command)}",
+    ]
+    return "\n".join(lines)
 
 
 def _demo_secret(settings: Settings, demo_dir: Path, key_store: Path) -> bytes:
@@ -105,8 +200,9 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
 
     topic = settings.topic
     ensure_topic(bootstrap, topic, DEMO_PARTITIONS)
+    tally: Counter[SubjectRef] = Counter()
     with DisclosurePublisher(bootstrap, topic) as publisher:
-        published = publisher.publish_many(simulate(events, seed, start, end))
+        published = publisher.publish_many(counted(simulate(events, seed, start, end), tally))
     if not published.ok:
         raise PublishError(f"{len(published.undelivered)} simulated events were not delivered")
     print(f"demo: published {published.delivered} simulated events to {topic}")
@@ -156,4 +252,13 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
         path = out_dir / f"ccpa-{as_of.isoformat()}.{fmt}"
         path.write_text(render_ccpa(report, fmt), encoding="utf-8")
         print(f"demo: CCPA report written to {path}")
+    print(
+        next_steps(
+            cli=cli_path(),
+            ledger_path=ledger_path,
+            secret_file=None if settings.subject_secret else demo_dir / "subject-secret",
+            subjects=busiest_subjects(tally),
+            as_of=as_of,
+        )
+    )
     return 0

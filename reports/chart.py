@@ -1,9 +1,15 @@
-"""Charts as inline SVG text: no script, no web font, no network.
+"""Charts as inline SVG with an HTML legend: no script, no web font, no network.
 
 :func:`stacked_bars` draws one bar per period (a month), stacked by series (recipient
-categories), with a value axis, a legend and a ``<title>`` on every segment, so a browser
-shows the figure on hover and a screen reader reads the chart's title and description.
+categories), with a value axis and a ``<title>`` on every segment, so a browser shows the
+figure on hover and a screen reader reads the chart's title and description. A period
+marked partial (a month the window covers only in part) is hatched and labelled so.
 Colours are the Okabe-Ito palette, which stays distinguishable for colour-blind readers.
+
+The legend is an HTML list after the SVG, not SVG text: SVG cannot measure text, so a
+legend laid out in SVG coordinates overlaps as soon as a label is longer than its slot in
+the font the browser picked. As a wrapping list, the browser lays the entries out by their
+real widths, one after the other, and they cannot overlap (the browser test measures it).
 """
 
 from __future__ import annotations
@@ -31,8 +37,7 @@ MARGIN_LEFT = 64
 MARGIN_RIGHT = 16
 MARGIN_TOP = 16
 AXIS_HEIGHT = 40
-LEGEND_ROW = 20
-LEGEND_COLUMNS = 3
+PARTIAL_LABEL = "partial"
 
 
 def nice_ceiling(value: int) -> int:
@@ -59,15 +64,17 @@ def stacked_bars(
     periods: Sequence[str],
     series: Mapping[str, Sequence[int]],
     labels: Mapping[str, str] | None = None,
+    partial: Sequence[bool] = (),
 ) -> str:
-    """An SVG of one stacked bar per period; ``series`` maps a key to one value per period.
+    """An SVG of one stacked bar per period, then its legend as an HTML list; ``series``
+    maps a key to one value per period, ``partial`` marks the periods counted in part.
 
-    The geometry is computed here and laid out by ``templates/chart.svg.j2``, which escapes
-    every text (titles, periods, labels)."""
+    The geometry is computed here and laid out by ``templates/chart.html.j2``, which
+    escapes every text (titles, periods, labels)."""
     names = list(series)
     shown = labels or {}
-    legend_rows = math.ceil(len(names) / LEGEND_COLUMNS) if names else 0
-    height = MARGIN_TOP + PLOT_HEIGHT + AXIS_HEIGHT + legend_rows * LEGEND_ROW + 8
+    is_partial = [i < len(partial) and partial[i] for i in range(len(periods))]
+    height = MARGIN_TOP + PLOT_HEIGHT + AXIS_HEIGHT
     plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     totals = [sum(series[n][i] for n in names) for i in range(len(periods))]
     top = nice_ceiling(max(totals, default=0))
@@ -111,25 +118,25 @@ def stacked_bars(
                     "value": _number(value),
                 }
             )
-    column_width = (WIDTH - MARGIN_LEFT) / LEGEND_COLUMNS
-    legend = []
-    for k, name in enumerate(names):
-        row, column = divmod(k, LEGEND_COLUMNS)
-        x = MARGIN_LEFT + column * column_width
-        legend.append(
-            {
-                "x": f"{x:.1f}",
-                "text_x": f"{x + 18:.1f}",
-                "y": base_y + AXIS_HEIGHT + row * LEGEND_ROW,
-                "colour": PALETTE[k % len(PALETTE)],
-                "label": shown.get(name, name),
-            }
-        )
+    hatched = [
+        {
+            "x": f"{lefts[i]:.1f}",
+            "y": f"{y_of(totals[i]):.1f}",
+            "width": f"{bar:.1f}",
+            "height": f"{base_y - y_of(totals[i]):.1f}",
+        }
+        for i in range(len(periods))
+        if is_partial[i] and totals[i] > 0
+    ]
+    legend = [
+        {"colour": PALETTE[k % len(PALETTE)], "label": shown.get(name, name)}
+        for k, name in enumerate(names)
+    ]
     empty = None
     if not any(totals):
         empty = {"x": f"{WIDTH / 2:.0f}", "y": f"{MARGIN_TOP + PLOT_HEIGHT / 2:.0f}"}
     return render_template(
-        "chart.svg.j2",
+        "chart.html.j2",
         chart_id=chart_id,
         title=title,
         description=description,
@@ -140,10 +147,13 @@ def stacked_bars(
         base_y=base_y,
         ticks=ticks,
         period_labels=[
-            {"x": f"{x + bar / 2:.1f}", "text": period}
-            for x, period in zip(lefts, periods, strict=True)
+            {"x": f"{x + bar / 2:.1f}", "text": period, "partial": part}
+            for x, period, part in zip(lefts, periods, is_partial, strict=True)
         ],
         segments=segments,
+        hatched=hatched,
+        partial_label=PARTIAL_LABEL,
         legend=legend,
+        any_partial=any(is_partial),
         empty=empty,
     )

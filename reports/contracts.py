@@ -121,12 +121,49 @@ class BusinessPurposeList(Contract):
     categories: list[BusinessPurposeCategory] = Field(description="sorted by letter")
 
 
+class MonthJson(Contract):
+    """One calendar month (UTC) of the window, cut to the window."""
+
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="calendar month, UTC")
+    start: Timestamp = Field(description="included: the month's start, or the window's if later")
+    end: Timestamp = Field(
+        description="excluded: the next month's start, or the window's end if earlier"
+    )
+    partial: bool = Field(
+        description="true: the window covers only part of the month (start or end is cut), "
+        "so its count is not comparable with a whole month's"
+    )
+    events: Count = Field(description="ledger rows in [start, end), every recipient category")
+    by_recipient_category: dict[str, Count] = Field(
+        description="ledger rows per recipient category, in the order of "
+        "monthly.recipient_categories, zeros included"
+    )
+
+
+class MonthlyBreakdown(Contract):
+    """Disclosures per month and recipient category: the table and chart of md and html."""
+
+    recipient_categories: list[str] = Field(
+        description="every recipient category with disclosures in the window, in the order "
+        "the md and html table shows them"
+    )
+    months: list[MonthJson] = Field(
+        description="every calendar month the window touches, in order; the first and the "
+        "last are partial unless the window starts and ends at a month's start"
+    )
+
+
 class CcpaReportJson(LedgerReport):
     """The CCPA privacy-policy lists of Cal. Civ. Code 1798.130(a)(5)(C)."""
 
     report: Literal["ccpa-report/1"]
     sold_or_shared: SoldOrShared
     business_purpose: BusinessPurposeList
+    monthly: MonthlyBreakdown | None = Field(
+        default=None,
+        description="disclosures per month and recipient category, all kinds; added to "
+        "ccpa-report/1 later, so reports written before it lack the field",
+    )
 
 
 # -- subject-report/1, recipients-report/1, request-denial/1 ---------------------------------

@@ -42,6 +42,9 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     numeric: tuple[bool, ...] = ()  # right-aligned columns
     caption: str | None = None
+    # Many numeric columns (a month's row of counts): set compact in HTML, and where the
+    # page is narrow (print, small screens) its column headers turn sideways to fit.
+    wide: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class Section:
     paragraphs: tuple[str, ...] = ()
     items: tuple[str, ...] = ()  # a bulleted list
     table: Table | None = None
-    chart_svg: str | None = None  # HTML only; the table beside it carries the same numbers
+    chart_svg: str | None = None  # HTML only: SVG chart and legend; the table has the numbers
+    chart_caption: str | None = None  # HTML only: how to read the chart (not the table's)
     notice: str | None = None  # a flag the reader must not miss
     section_id: str | None = None
 

@@ -11,6 +11,7 @@ the bound to compare it with (an aware bound would be compared in the session ti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -49,6 +50,30 @@ def months_in(start: datetime, end: datetime) -> list[str]:
     first = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last = end - timedelta(microseconds=1)
     return [f"{month:%Y-%m}" for month in rrule(MONTHLY, dtstart=first, until=last)]
+
+
+@dataclass(frozen=True)
+class MonthSpan:
+    """The part of one calendar month (UTC) that a window covers: ``[start, end)``."""
+
+    month: str  # "2025-03"
+    start: datetime  # the month's first instant, or the window's start when later
+    end: datetime  # the next month's first instant, or the window's end when earlier
+    partial: bool  # the window covers only part of the month
+
+
+def month_spans(start: datetime, end: datetime) -> list[MonthSpan]:
+    """Every calendar month that ``[start, end)`` touches (:func:`months_in`), each cut to
+    the window, so the first and last say whether the window covers them whole."""
+    spans = []
+    for month in months_in(start, end):
+        first = datetime.strptime(month, "%Y-%m").replace(tzinfo=start.tzinfo)
+        following = first + relativedelta(months=1)
+        span_start, span_end = max(first, start), min(following, end)
+        spans.append(
+            MonthSpan(month, span_start, span_end, (span_start, span_end) != (first, following))
+        )
+    return spans
 
 
 def clamp_since(

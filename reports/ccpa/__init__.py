@@ -18,7 +18,10 @@ and the range of sequence numbers counted, and when it was generated.
 
 Formats: ``json`` (below), ``md`` and ``html`` (the paragraphs a privacy policy publishes,
 the tables, and in HTML an inline SVG chart of disclosures per recipient category per
-month), ``csv`` (one row per list and category, provenance in ``#`` lines above).
+month), ``csv`` (one row per list and category, provenance in ``#`` lines above). The
+monthly breakdown (one row per month, one column per recipient category) is in json, md
+and html alike; the first and last months are marked partial when the window covers them
+only in part (:func:`reports.window.month_spans`).
 
 JSON shape ``ccpa-report/1``: :class:`reports.contracts.CcpaReportJson`, published as
 ``docs/schemas/ccpa-report-1.schema.json``.

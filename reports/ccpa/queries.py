@@ -28,7 +28,7 @@ from reports.vocabulary import (
     CCPA_CATEGORY_NAMES,
     RECIPIENT_CATEGORY_PHRASES,
 )
-from reports.window import months_in, naive_utc, report_window
+from reports.window import month_spans, naive_utc, report_window
 
 _IN_WINDOW = "occurred_at >= $start AND occurred_at < $end"
 
@@ -156,14 +156,14 @@ def ccpa_report(
 
 
 def _monthly(rows: Sequence[tuple[Any, ...]], start: datetime, end: datetime) -> MonthlyVolume:
-    months = months_in(start, end)
-    position = {m: i for i, m in enumerate(months)}
+    spans = month_spans(start, end)
+    position = {span.month: i for i, span in enumerate(spans)}
     series: dict[str, list[int]] = {}
     for month, category, events in rows:
-        values = series.setdefault(str(category), [0] * len(months))
+        values = series.setdefault(str(category), [0] * len(spans))
         values[position[month]] += int(events)
     ordered = sorted(series, key=_category_order)
-    return MonthlyVolume(tuple(months), tuple((c, tuple(series[c])) for c in ordered))
+    return MonthlyVolume(tuple(spans), tuple((c, tuple(series[c])) for c in ordered))
 
 
 def _category_order(category: str) -> tuple[int, str]:

@@ -6,13 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reports.base import ReportFormats
-from reports.ccpa.values import JSON_VERSION, CategoryDisclosed, CcpaReport
+from reports.ccpa.values import JSON_VERSION, CategoryDisclosed, CcpaReport, MonthlyVolume
 from reports.chart import stacked_bars
 from reports.contracts import (
     BusinessPurposeCategory,
     BusinessPurposeJson,
     BusinessPurposeList,
     CcpaReportJson,
+    MonthJson,
+    MonthlyBreakdown,
     SoldOrShared,
     SoldOrSharedCategory,
 )
@@ -33,6 +35,7 @@ from reports.vocabulary import (
     DISCLOSURE_KIND_TO,
     recipient_phrase,
 )
+from reports.window import MonthSpan
 
 
 def render_ccpa(report: CcpaReport, fmt: str) -> str:
@@ -76,6 +79,25 @@ def ccpa_contract(report: CcpaReport) -> CcpaReportJson:
                 for c in report.business_purpose
             ]
         ),
+        monthly=monthly_contract(report.monthly),
+    )
+
+
+def monthly_contract(monthly: MonthlyVolume) -> MonthlyBreakdown:
+    """The monthly table of md and html as its JSON contract: one object per month."""
+    return MonthlyBreakdown(
+        recipient_categories=[c for c, _ in monthly.by_recipient_category],
+        months=[
+            MonthJson(
+                month=span.month,
+                start=rfc3339(span.start) or "",
+                end=rfc3339(span.end) or "",
+                partial=span.partial,
+                events=total,
+                by_recipient_category={c: v[i] for c, v in monthly.by_recipient_category},
+            )
+            for i, (span, total) in enumerate(zip(monthly.spans, monthly.totals, strict=True))
+        ],
     )
 
 
@@ -182,40 +204,83 @@ def ccpa_document(report: CcpaReport) -> Document:
         else None,
         section_id="business-purpose",
     )
-    monthly = report.monthly
-    months_table = Table(
-        ("Recipient category", *monthly.months, "Total"),
-        tuple(
-            (recipient_phrase(c), *(str(v) for v in values), str(sum(values)))
-            for c, values in monthly.by_recipient_category
-        ),
-        (False, *(True for _ in monthly.months), True),
-        caption="Disclosures per recipient category per month (UTC), all kinds.",
-    )
-    chart = stacked_bars(
-        chart_id="disclosures-per-month",
-        title="Disclosures per recipient category per month",
-        description=(
-            f"Stacked bars, one per month from {monthly.months[0] if monthly.months else '-'} "
-            f"to {monthly.months[-1] if monthly.months else '-'}; the table below gives the "
-            "same numbers."
-        ),
-        periods=monthly.months,
-        series=dict(monthly.by_recipient_category),
-        labels={c: recipient_phrase(c) for c, _ in monthly.by_recipient_category},
-    )
-    volume = Section(
-        heading="Disclosures per month",
-        table=months_table,
-        chart_svg=chart,
-        section_id="per-month",
-    )
+    volume = _monthly_section(report.monthly)
     return Document(
         title="Personal information sold, shared or disclosed in the preceding 12 months",
         basis=f"Cal. Civ. Code 1798.130(a)(5)(C), as of {rfc3339(report.as_of)}.",
         sections=(sold, business, volume),
         provenance=report.source,
         provenance_notes=(_COUNTS_NOTE,),
+    )
+
+
+def span_phrase(span: MonthSpan) -> str:
+    """The days of a month a window covers: ``4 to 31 December 2025`` (exact UTC times when
+    a bound is not midnight)."""
+    if all(m.time() == datetime.min.time() for m in (span.start, span.end)):
+        last = span.end - timedelta(days=1)
+        if last.date() == span.start.date():
+            return _day(last)
+        return f"{span.start.day} to {_day(last)}"
+    return f"{span.start:%Y-%m-%d %H:%M:%S} UTC up to {span.end:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _monthly_section(monthly: MonthlyVolume) -> Section:
+    """One row per month (so the table is as narrow as the recipient categories allow, and
+    fits a printed page), a partial month marked in its row, the chart, and what they mean.
+    """
+    partial = [span for span in monthly.spans if span.partial]
+    caption = "Disclosures per month (UTC) and recipient category, all kinds."
+    if partial:
+        caption += (
+            " Partial months, which the 12-month window covers only in part, count fewer "
+            "days: " + and_list([f"{span.month} ({span_phrase(span)})" for span in partial]) + "."
+        )
+    categories = monthly.by_recipient_category
+    table = Table(
+        ("Month", *(recipient_phrase(c) for c, _ in categories), "All categories"),
+        (
+            *(
+                (
+                    f"{span.month} (partial)" if span.partial else span.month,
+                    *(str(values[i]) for _, values in categories),
+                    str(total),
+                )
+                for i, (span, total) in enumerate(zip(monthly.spans, monthly.totals, strict=True))
+            ),
+            (
+                "Total",
+                *(str(sum(values)) for _, values in categories),
+                str(sum(monthly.totals)),
+            ),
+        ),
+        (False, *(True for _ in categories), True),
+        caption=caption,
+        wide=True,
+    )
+    first, last = (monthly.months[0], monthly.months[-1]) if monthly.months else ("-", "-")
+    chart = stacked_bars(
+        chart_id="disclosures-per-month",
+        title="Disclosures per recipient category per month",
+        description=(
+            f"Stacked bars, one per month from {first} to {last}"
+            + ("; hatched bars are partial months" if partial else "")
+            + "; the table below gives the same numbers."
+        ),
+        periods=monthly.months,
+        series=dict(categories),
+        labels={c: recipient_phrase(c) for c, _ in categories},
+        partial=[span.partial for span in monthly.spans],
+    )
+    chart_caption = "One bar per month, stacked by recipient category"
+    if partial:
+        chart_caption += "; a hatched bar is a partial month, with fewer days counted"
+    return Section(
+        heading="Disclosures per month",
+        table=table,
+        chart_svg=chart,
+        chart_caption=chart_caption + ". The table below gives the numbers.",
+        section_id="per-month",
     )
 
 

@@ -10,6 +10,7 @@ from reports.provenance import (
     ChainRange,
     Provenance,
 )
+from reports.window import MonthSpan
 
 JSON_VERSION: Final = "ccpa-report/1"
 SOLD_OR_SHARED_KINDS = ("sale", "share")
@@ -37,10 +38,23 @@ class CategoryDisclosed:
 
 @dataclass(frozen=True)
 class MonthlyVolume:
-    """Disclosures per recipient category per month of the window (the HTML chart)."""
+    """Disclosures per recipient category per month of the window (the table and chart)."""
 
-    months: tuple[str, ...]  # "2025-03", every month the window touches, in order
-    by_recipient_category: tuple[tuple[str, tuple[int, ...]], ...]  # sorted by category
+    spans: tuple[MonthSpan, ...]  # every month the window touches, in order, cut to it
+    by_recipient_category: tuple[tuple[str, tuple[int, ...]], ...]  # in the vocabulary's order
+
+    @property
+    def months(self) -> tuple[str, ...]:
+        """``"2025-03"`` of every month the window touches, in order."""
+        return tuple(span.month for span in self.spans)
+
+    @property
+    def totals(self) -> tuple[int, ...]:
+        """Disclosures per month, every recipient category."""
+        return tuple(
+            sum(values[i] for _, values in self.by_recipient_category)
+            for i in range(len(self.spans))
+        )
 
 
 @dataclass(frozen=True)

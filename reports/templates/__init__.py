@@ -1,4 +1,4 @@
-"""The Jinja2 templates of the HTML page and the SVG chart the reports write.
+"""The Jinja2 templates of the HTML page and the chart (SVG and legend) the reports write.
 
 One environment, with autoescape on for every template: a value is always text, and only
 markup a template built itself (the chart inside the page) is passed on as safe.

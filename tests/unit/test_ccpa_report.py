@@ -197,6 +197,7 @@ def test_json_has_the_documented_stable_shape(report: CcpaReport) -> None:
         "source",
         "sold_or_shared",
         "business_purpose",
+        "monthly",
     ]
     assert data["generated_at"] == "2025-03-02T09:30:00Z"
     assert data["as_of"] == "2025-03-01T00:00:00Z"
@@ -226,6 +227,20 @@ def test_json_has_the_documented_stable_shape(report: CcpaReport) -> None:
         "events": 2,
         "distinct_subjects": 2,
     }
+    monthly = data["monthly"]
+    assert list(monthly) == ["recipient_categories", "months"]
+    assert len(monthly["months"]) == 12 and not any(m["partial"] for m in monthly["months"])
+    assert monthly["months"][6] == {
+        "month": "2024-09",
+        "start": "2024-09-01T00:00:00Z",
+        "end": "2024-10-01T00:00:00Z",
+        "partial": False,
+        "events": sum(monthly["months"][6]["by_recipient_category"].values()),
+        "by_recipient_category": {
+            category: values[6] for category, values in report.monthly.by_recipient_category
+        },
+    }
+    assert sum(m["events"] for m in monthly["months"]) == data["source"]["events_counted"]
 
 
 def test_markdown_reads_like_the_privacy_policy_paragraph(report: CcpaReport) -> None:

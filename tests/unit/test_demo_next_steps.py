@@ -1,0 +1,139 @@
+"""What `make demo` says to do next names people its ledger holds, and its command works.
+
+The demo counts each simulated event under its subject as it is published
+(:func:`disclosure_ledger.demo.counted`) and ends with :func:`~disclosure_ledger.demo.
+next_steps`. Here the same simulated traffic is ingested through the real pipeline (no
+broker: the consumer's :class:`~consumers.pipeline.Ingestor` directly), the closing text
+is built the demo's way, and every person it names must have disclosures in the ledger,
+as many as it says; the command it prints is run through the CLI and answers for that
+person. The README's "After the demo" must name the people the default demo names.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from consumers.pipeline import Ingestor, SourceMessage
+from disclosure_ledger.cli import build_parser, main
+from disclosure_ledger.demo import (
+    SECRET_FILE_SETTING,
+    SUBJECTS_NAMED,
+    SubjectRef,
+    busiest_subjects,
+    cli_path,
+    counted,
+    next_steps,
+)
+from disclosure_ledger.simulate import simulate
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.store import Ledger
+from reference import ReferenceData
+from reports.subject import subject_report
+from reports.window import report_window
+from schemas.codec import EventCodec
+
+AS_OF = date(2026, 11, 1)
+README = Path(__file__).resolve().parents[2] / "README.md"
+_NAMED = re.compile(r"^    (member|guest) (\S+): (\d+) disclosures$", re.M)
+
+
+@pytest.fixture
+def demo_like(
+    tmp_path: Path, reference: ReferenceData, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path, str]:
+    """A demo-like ledger in ``tmp_path`` (the working directory, as the demo's is), its
+    secret file, and the closing text built the demo's way."""
+    monkeypatch.chdir(tmp_path)
+    demo_dir = Path(".local/demo")
+    demo_dir.mkdir(parents=True)
+    secret_file = demo_dir / "subject-secret"
+    secret_file.write_text(secrets.token_hex(32))
+    ledger_path = demo_dir / "ledger.duckdb"
+    start, end = report_window(AS_OF)
+    tally: Counter[SubjectRef] = Counter()
+    codec = EventCodec()
+    messages = [
+        SourceMessage("demo", 0, offset, e.subject.id.encode(), codec.encode(e.to_avro()))
+        for offset, e in enumerate(counted(simulate(3000, 7, start, end), tally))
+    ]
+    with (
+        Ledger(ledger_path) as ledger,
+        SubjectKeyStore(
+            demo_dir / "ledger.duckdb.keys.sqlite", secret_file.read_text().encode()
+        ) as keys,
+    ):
+        Ingestor(ledger, keys, reference).ingest(messages)
+    text = next_steps(
+        cli=cli_path(),
+        ledger_path=ledger_path,
+        secret_file=secret_file,
+        subjects=busiest_subjects(tally),
+        as_of=AS_OF,
+    )
+    return ledger_path, secret_file, text
+
+
+def test_the_people_named_are_in_the_ledger_with_as_many_disclosures(
+    demo_like: tuple[Path, Path, str],
+) -> None:
+    ledger_path, secret_file, text = demo_like
+    named = _NAMED.findall(text)
+    assert len(named) == SUBJECTS_NAMED == len({subject_id for _, subject_id, _ in named})
+    assert f"export {SECRET_FILE_SETTING}={secret_file}" in text
+    with (
+        Ledger(ledger_path, read_only=True) as ledger,
+        SubjectKeyStore(
+            ledger_path.with_name("ledger.duckdb.keys.sqlite"), secret_file.read_text().encode()
+        ) as keys,
+    ):
+        for kind, subject_id, events in named:
+            answer = subject_report(
+                ledger, keys, subject_type=kind, subject_id=subject_id, as_of=AS_OF
+            )
+            assert answer.data_held, subject_id
+            assert answer.source.events_counted == int(events) > 0, subject_id
+
+
+def test_the_command_printed_answers_for_the_first_person(
+    demo_like: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, text = demo_like
+    command = shlex.split(text.splitlines()[-1])
+    setting, tool, *arguments = command
+    name, _, value = setting.partition("=")
+    assert name == SECRET_FILE_SETTING and Path(value).is_file()
+    assert Path(tool).name == "disclosure-ledger" and arguments[:2] == ["report", "subject"]
+    first = _NAMED.findall(text)[0][1]
+    assert arguments[arguments.index("--subject-id") + 1] == first
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(name, value)
+        assert main(arguments) == 0
+    answer = capsys.readouterr().out
+    assert f"# Personal information disclosed about member {first}" in answer
+    disclosed = (
+        f"we disclosed the following categories of personal information about member {first}"
+    )
+    assert disclosed in answer
+
+
+def test_the_readme_names_the_people_the_default_demo_names() -> None:
+    defaults = build_parser().parse_args(["demo"])
+    start, end = report_window(AS_OF)
+    tally: Counter[SubjectRef] = Counter()
+    for _ in counted(simulate(defaults.events, defaults.seed, start, end), tally):
+        pass
+    busiest = [subject_id for _, subject_id, _ in busiest_subjects(tally)]
+    readme = README.read_text(encoding="utf-8")
+    after_the_demo = readme.split("## After the demo", 1)[1].split("\n## ", 1)[0]
+    for subject_id in busiest:
+        assert f"`{subject_id}`" in after_the_demo, (subject_id, busiest)
+    assert f"--subject-id {busiest[0]}" in after_the_demo
+    assert SECRET_FILE_SETTING in after_the_demo and ".venv/bin/disclosure-ledger" in readme
