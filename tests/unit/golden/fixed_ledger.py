@@ -109,7 +109,9 @@ def build_fixed_ledger(folder: Path, reference: ReferenceData) -> FixedLedger:
     return FixedLedger(path, key_store, tuple(events))
 
 
-def store_reference(path: Path, reference: ReferenceData) -> None:
+def store_reference(
+    path: Path, reference: ReferenceData, *, complete_through: datetime | None = COMPLETE_THROUGH
+) -> None:
     """Store the reference tables in a ledger (a test ledger written row by row lacks
     them), as the consumer does with the first batch it ingests; then coverage evidence for
     the sources it declares."""
@@ -126,7 +128,8 @@ def store_reference(path: Path, reference: ReferenceData) -> None:
                 reference_tables=tables,
             )
         )
-    record_coverage(path, COMPLETE_THROUGH)
+    if complete_through is not None:
+        record_coverage(path, complete_through)
 
 
 def _only_stand_in_sources(ledger: Ledger) -> bool:
