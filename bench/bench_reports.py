@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -183,8 +183,8 @@ def build_ledger(path: Path, rows: int, months: int, end: date) -> BenchLedger:
         with duckdb.connect(str(path), read_only=True) as con:
             found = con.execute("SELECT count(*) FROM disclosures").fetchone()
         if found and found[0] == rows:
-            with Ledger(path):  # the writer brings an older ledger's derived data up to date
-                pass
+            with Ledger(path) as ledger:  # the writer brings an older ledger up to date
+                _declare_complete(ledger.con, end_at)
             return bench
     for old in (path, keys, path.with_name(path.name + ".wal")):
         old.unlink(missing_ok=True)
@@ -221,12 +221,41 @@ def build_ledger(path: Path, rows: int, months: int, end: date) -> BenchLedger:
             },
         )
         con.unregister("templates")
+        _declare_complete(con, end_at)
         con.execute("CHECKPOINT")
     print(
         f"built {rows:,} rows over {months} months in {time.perf_counter() - began:.1f} s: {path}",
         file=sys.stderr,
     )
     return bench
+
+
+def _declare_complete(con: duckdb.DuckDBPyConnection, end_at: datetime) -> None:
+    """Coverage evidence, as the simulated sources and the consumer would leave it: a
+    watermark an hour past ``end_at`` from every expected source on every partition, and a
+    probe each partition has reached, so the reports timed are complete ones (a report past
+    the coverage is refused; a subject's answer would be cut to nothing)."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    found = con.execute("SELECT count(*) FROM watermarks").fetchone()
+    if found and found[0]:
+        return
+    if "ref_sources" not in tables:  # reference data declaring no sources: one stand-in
+        con.execute(
+            "CREATE TABLE ref_sources AS SELECT DISTINCT reference_version, 'bench' AS source "
+            "FROM disclosures"
+        )
+    at = (end_at + timedelta(hours=1)).replace(tzinfo=None)
+    con.execute(
+        "INSERT INTO partition_probes SELECT DISTINCT topic, kafka_partition, $at, 0 "
+        "FROM disclosures",
+        {"at": at},
+    )
+    con.execute(
+        "INSERT INTO watermarks SELECT p.topic, p.kafka_partition, 0, s.source, $at, $at "
+        "FROM (SELECT DISTINCT topic, kafka_partition FROM disclosures) p, "
+        "(SELECT DISTINCT source FROM ref_sources) s",
+        {"at": at},
+    )
 
 
 Timing = tuple[str, float, float, str]

@@ -2,7 +2,9 @@
 
 The commands live in :mod:`disclosure_ledger.commands`, one module per group; this module
 builds the parser from them, sets up logging, and turns the project's errors into a
-message on standard error and an exit status.
+message on standard error and an exit status: 1 for an error, 2 for a usage error (an
+invalid event, an ``--as-of`` in the future), 3 for a report refused because its window
+ends after the ledger's coverage (:class:`reports.errors.IncompleteLedgerError`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from disclosure_ledger.commands import (
 from disclosure_ledger.commands.key_material import default_key_store
 from disclosure_ledger.commands.options import Handler
 from disclosure_ledger.errors import DisclosureLedgerError
+from reports.errors import FutureAsOfError, IncompleteLedgerError
 from schemas.errors import EventValidationError
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
 
-__all__ = ["COMMAND_GROUPS", "build_parser", "default_key_store", "main"]
+__all__ = ["COMMAND_GROUPS", "EXIT_INCOMPLETE", "build_parser", "default_key_store", "main"]
+
+EXIT_INCOMPLETE = 3
+"""A report refused: its window ends after the ledger's coverage."""
 
 
 class CommandGroup(Protocol):
@@ -81,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except DisclosureLedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, EventValidationError) else 1
+        if isinstance(exc, IncompleteLedgerError):
+            return EXIT_INCOMPLETE
+        return 2 if isinstance(exc, EventValidationError | FutureAsOfError) else 1
     except (OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

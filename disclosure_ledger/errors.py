@@ -19,7 +19,9 @@ its own ``errors`` module; third-party errors are converted where they cross int
     │   ├── ChainError              the hash chain or offset accounting does not verify
     │   └── WrongSecretError        the subject secret is not the key store's own
     ├── ReportError                 reports.errors: a report or query cannot be produced
-    │   └── QueryRefusedError       a query is not one read-only statement
+    │   ├── QueryRefusedError       a query is not one read-only statement
+    │   ├── IncompleteLedgerError   the window ends after the ledger's coverage (exit 3)
+    │   └── FutureAsOfError         --as-of is later than now (exit 2)
     └── BrokerError                 this module: the local Kafka broker
 
 This module imports nothing of the project, so every layer, the lowest (``schemas``)

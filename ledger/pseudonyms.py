@@ -317,6 +317,7 @@ class Erasure:
     erased: bool
     erased_at: datetime
     ledger_rows: int
+    pseudonym: str | None = None  # what else links to the subject must forget (request log)
 
 
 def erase_subject(
@@ -360,4 +361,4 @@ def erase_subject(
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-    return Erasure(True, erased_at, rows)
+    return Erasure(True, erased_at, rows, pseudonym)

@@ -19,8 +19,15 @@ from typing import Any, Generic, TypeVar
 
 import duckdb
 
+from ledger.coverage import ledger_coverage
 from ledger.store import Ledger
 from reports.contracts import Contract
+from reports.coverage import (
+    CoveragePolicy,
+    WindowCoverage,
+    refuse_future_as_of,
+    window_coverage,
+)
 from reports.document import REPORT_FORMATS, Document, render_html, render_markdown
 from reports.errors import ReportError
 from reports.provenance import Provenance, provenance_from_counts, read_provenance, rfc3339
@@ -49,12 +56,15 @@ def requested_window(
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A report's read transaction: its cursor, and the provenance of what it counted."""
+    """A report's read transaction: its cursor, the ledger's coverage of its window, and the
+    provenance of what it counted. ``window_end`` is the end the report answers for: the
+    one asked for, unless a person's answer was cut at the coverage."""
 
     cursor: duckdb.DuckDBPyConnection
     window_start: datetime | None
     window_end: datetime
     generated_at: datetime
+    coverage: WindowCoverage
 
     def provenance(self, counted: Sequence[Sequence[Any]]) -> Provenance:
         """From per-chain counts already computed (:data:`~reports.provenance.CountedChain`)."""
@@ -66,10 +76,11 @@ class Snapshot:
 
     def _window(self) -> dict[str, Any]:
         return {
-            "as_of": self.window_end,
+            "as_of": self.coverage.requested_end,
             "window_start": self.window_start,
             "window_end": self.window_end,
             "generated_at": self.generated_at,
+            "coverage": self.coverage,
         }
 
 
@@ -81,13 +92,33 @@ def read_snapshot(
     window_start: datetime | None,
     window_end: datetime,
     generated_at: datetime | None,
+    on_incomplete: CoveragePolicy = "refuse",
 ) -> Iterator[Snapshot]:
-    """One read transaction over ``ledger`` for the report named ``report`` (in messages)."""
+    """One read transaction over ``ledger`` for the report named ``report`` (in messages).
+
+    A ``window_end`` later than the current time is refused
+    (:class:`~reports.errors.FutureAsOfError`); ``generated_at`` (default now) is only
+    stated. The ledger's coverage is computed in the
+    transaction, once, and checked against the window under ``on_incomplete``
+    (:mod:`reports.coverage`): ``refuse`` raises
+    :class:`~reports.errors.IncompleteLedgerError`, ``provisional`` marks the report,
+    ``cut`` ends the window at the coverage."""
+    now = datetime.now(UTC)
+    refuse_future_as_of(window_end, now)
+    if generated_at is not None:
+        now = as_utc(generated_at)
     cursor = ledger.con.cursor()  # its own transaction: every query sees one snapshot
     try:
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")
-        yield Snapshot(cursor, window_start, window_end, generated_at or datetime.now(UTC))
+        covered = window_coverage(
+            ledger_coverage(cursor, now=now),
+            report=report,
+            window_start=window_start,
+            window_end=window_end,
+            policy=on_incomplete,
+        )
+        yield Snapshot(cursor, window_start, covered.answered_end, now, covered)
         cursor.execute("COMMIT")
     except duckdb.Error as exc:
         raise ReportError(f"cannot compute the {report} from ledger {ledger.path}: {exc}") from exc

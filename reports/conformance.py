@@ -139,13 +139,20 @@ def conformance_report(
     *,
     since: date | datetime | None = None,
     generated_at: datetime | None = None,
+    allow_incomplete: bool = False,
 ) -> ConformanceReport:
     """Undeclared flows and transfers without safeguard in ``[as_of - 12 months, as_of)``,
-    or ``[since, as_of)`` when ``since`` is given."""
+    or ``[since, as_of)`` when ``since`` is given. A window past the ledger's coverage is
+    refused unless ``allow_incomplete``, which marks the report provisional."""
     start, end, _ = requested_window(as_of, since)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
     with read_snapshot(
-        ledger, "conformance report", window_start=start, window_end=end, generated_at=generated_at
+        ledger,
+        "conformance report",
+        window_start=start,
+        window_end=end,
+        generated_at=generated_at,
+        on_incomplete="provisional" if allow_incomplete else "refuse",
     ) as snapshot:
         cursor = snapshot.cursor
         if has_table(cursor, "ref_recipients"):

@@ -48,7 +48,9 @@ class Window(Contract):
     start: Timestamp | None = Field(
         description="included; null: from the first event the ledger holds"
     )
-    end: Timestamp = Field(description="excluded (= as_of)")
+    end: Timestamp = Field(
+        description="excluded (= as_of, unless a subject's answer was cut at the coverage)"
+    )
 
 
 class ChainSource(Contract):
@@ -77,6 +79,36 @@ class Source(Contract):
     chains: list[ChainSource] = Field(description="every chain, sorted by chain_id")
 
 
+class HoldbackJson(Contract):
+    """A producer source or a topic partition, and how far it is complete."""
+
+    kind: Literal["source", "partition"]
+    name: str = Field(description='a producer service, or "topic/partition"')
+    through: Timestamp | None = Field(description="null: complete through no known time")
+    detail: str
+
+
+class CoverageJson(Contract):
+    """How far the ledger is complete, and whether that covers the report's window."""
+
+    complete: bool = Field(
+        description="true: every disclosure of the window is recorded; false: the report "
+        "is provisional (produced with --allow-incomplete)"
+    )
+    complete_through: Timestamp | None = Field(
+        description="the ledger is complete up to this time; null: through no known time"
+    )
+    allowance_seconds: Count = Field(description="held back from the evidence for late events")
+    holding_back: list[HoldbackJson] = Field(
+        description="the sources and partitions that set complete_through, earliest first"
+    )
+    unanswered: Window | None = Field(
+        description="the part of the window asked for that the ledger cannot answer for yet "
+        "(a subject's answer is cut at the coverage); null: none"
+    )
+    statement: str = Field(description="the coverage as the sentence the report prints")
+
+
 class LedgerReport(Contract):
     """The fields every report over the ledger opens with: what, when, over which rows."""
 
@@ -85,6 +117,9 @@ class LedgerReport(Contract):
     as_of: Timestamp
     window: Window
     source: Source
+    coverage: CoverageJson | None = Field(
+        default=None, description="added in place: null only in reports made before it was"
+    )
 
 
 # -- ccpa-report/1 --------------------------------------------------------------------------
@@ -371,6 +406,21 @@ class KindMetricsJson(Contract):
     beyond_twice_in_12_months: Count
 
 
+class ReissueDueJson(Contract):
+    """An answer a late event changed: to be given again, against the same request."""
+
+    request_id: str
+    kind: RequestKind
+    received_on: Day
+    responded_on: Day | None
+    coverage_through: Timestamp | None = Field(
+        description="the ledger's coverage when the answer was given"
+    )
+    answered_start: Timestamp | None = Field(description="null: from the first event")
+    answered_end: Timestamp | None
+    due_since: Timestamp = Field(description="when a late event inside that window was found")
+
+
 class RequestsReportJson(Contract):
     """The 11 CCR 7102 metrics of one calendar year, from the request log."""
 
@@ -380,6 +430,11 @@ class RequestsReportJson(Contract):
     period: Period
     source: RequestLogSource
     kinds: list[KindMetricsJson]
+    reissues_due: list[ReissueDueJson] = Field(
+        default_factory=list,
+        description="answers to give again (any year), oldest request first; a re-issue is "
+        "not a new request and is not counted in kinds",
+    )
 
 
 # -- publishing -----------------------------------------------------------------------------

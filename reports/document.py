@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reports.coverage import coverage_meta, provisional_banner
 from reports.provenance import (
     CHAIN_HEADERS,
     Provenance,
@@ -76,6 +77,9 @@ def slug(text: str) -> str:
 # -- Markdown ---------------------------------------------------------------------------------
 def render_markdown(doc: Document) -> str:
     out = [f"# {doc.title}", "", f"*{doc.basis}*", ""]
+    banner = provisional_banner(doc.provenance.coverage if doc.provenance else None)
+    if banner:
+        out += [f"> **{banner}**", ""]
     for section in doc.sections:
         out += [f"## {section.heading}", ""]
         if section.notice:
@@ -139,6 +143,7 @@ def render_html(doc: Document) -> str:
         doc=doc,
         chains=chains,
         source_lines=_source_lines(doc),
+        banner=provisional_banner(doc.provenance.coverage if doc.provenance else None),
         slug=slug,
         cell_classes=_cell_classes,
     )
@@ -168,6 +173,7 @@ def provenance_meta(p: Provenance | None) -> list[tuple[str, str]]:
         )
         for c in p.chains
     ]
+    meta += coverage_meta(p.coverage)
     return meta
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from disclosure_ledger.errors import DisclosureLedgerError
 
-__all__ = ["QueryRefusedError", "ReportError"]
+if TYPE_CHECKING:
+    from ledger.coverage import Coverage
+
+__all__ = ["FutureAsOfError", "IncompleteLedgerError", "QueryRefusedError", "ReportError"]
 
 
 class ReportError(DisclosureLedgerError):
@@ -13,3 +18,15 @@ class ReportError(DisclosureLedgerError):
 
 class QueryRefusedError(ReportError):
     """A query is not exactly one read-only statement."""
+
+
+class IncompleteLedgerError(ReportError):
+    """A report's window ends after the ledger's coverage (the CLI exits 3)."""
+
+    def __init__(self, message: str, coverage: Coverage) -> None:
+        super().__init__(message)
+        self.coverage = coverage
+
+
+class FutureAsOfError(ReportError):
+    """A report was asked for as of a time that has not come yet (the CLI exits 2)."""

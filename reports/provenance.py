@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any
 
 import duckdb
 
 from ledger.derived import has_derived
 from reports.contracts import ChainSource, Source, Window
+from reports.coverage import WindowCoverage, coverage_contract, coverage_lines
+from reports.window import rfc3339 as rfc3339  # re-exported: the reports import it here
 
 
 @dataclass(frozen=True)
@@ -58,24 +60,7 @@ class Provenance:
     first_event_at: datetime | None
     last_event_at: datetime | None
     chains: tuple[ChainRange, ...]
-
-
-@overload
-def rfc3339(moment: datetime) -> str: ...
-@overload
-def rfc3339(moment: None) -> None: ...
-@overload
-def rfc3339(moment: datetime | None) -> str | None: ...
-def rfc3339(moment: datetime | None) -> str | None:
-    """``2025-03-01T00:00:00Z`` (UTC; milliseconds only when there are any)."""
-    if moment is None:
-        return None
-    text = moment.astimezone(UTC).isoformat()
-    if "." in text:
-        head, _, tail = text.partition(".")
-        fraction = tail[: tail.index("+")] if "+" in tail else tail
-        text = f"{head}.{fraction[:3]}+00:00"
-    return text.replace("+00:00", "Z")
+    coverage: WindowCoverage | None = None  # how far the ledger is complete, for this window
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -99,6 +84,7 @@ def read_provenance(
     window_start: datetime | None,
     window_end: datetime,
     generated_at: datetime,
+    coverage: WindowCoverage | None = None,
 ) -> Provenance:
     """Provenance of a report whose counted rows are ``counted_sql`` (see module doc)."""
     counted = cursor.execute(
@@ -116,6 +102,7 @@ def read_provenance(
         window_start=window_start,
         window_end=window_end,
         generated_at=generated_at,
+        coverage=coverage,
     )
 
 
@@ -144,6 +131,7 @@ def provenance_from_counts(
     window_start: datetime | None,
     window_end: datetime,
     generated_at: datetime,
+    coverage: WindowCoverage | None = None,
 ) -> Provenance:
     """Provenance from per-chain counts already computed (:data:`CountedChain` rows)."""
     heads = chain_heads(cursor)
@@ -176,6 +164,7 @@ def provenance_from_counts(
         first_event_at=aware(min(firsts)) if firsts else None,
         last_event_at=aware(max(lasts)) if lasts else None,
         chains=tuple(chains),
+        coverage=coverage,
     )
 
 
@@ -231,12 +220,14 @@ def window_contract(p: Provenance) -> Window:
 
 def ledger_report_fields(p: Provenance) -> dict[str, Any]:
     """The fields every report over the ledger opens with, after ``report``
-    (:class:`~reports.contracts.LedgerReport`): when, over which window and rows."""
+    (:class:`~reports.contracts.LedgerReport`): when, over which window and rows, and how
+    far the ledger is complete."""
     return {
         "generated_at": rfc3339(p.generated_at),
         "as_of": rfc3339(p.as_of),
         "window": window_contract(p),
         "source": source_contract(p),
+        "coverage": coverage_contract(p.coverage),
     }
 
 
@@ -260,6 +251,7 @@ def provenance_lines(p: Provenance, *, counts_note: str | None = None) -> list[s
         + (", ".join(p.reference_versions) or "none")
         + ".",
         f"Ledger format version: {p.ledger_format_version or 'unknown'}.",
+        *coverage_lines(p.coverage),
     ]
     if counts_note:
         lines.append(counts_note)

@@ -15,12 +15,28 @@ enough to count one person's requests, never the raw id and never the ledger pse
 answer a consumer's request to know more than twice in 12 months (Cal. Civ. Code
 1798.130(b)); the third and later are answered, and recorded and shown as beyond that
 obligation.
+
+Coverage (issue 16): each answer records the ledger's coverage when it was given
+(``coverage_through``) and the window it answered for. While an answer may still change
+(a late event inside its window), the log keeps an *answer watch*: the person's ledger
+pseudonym, that window, and the chain heads the answer read. :mod:`reports.reissue` finds
+rows added since inside a watched window and marks the answer for re-issue; a re-issue is
+recorded against the original request (:meth:`RequestLog.record_reissue`), never as a new
+request, so the 11 CCR 7102 metrics count each request once.
+
+The watch links the log to the ledger, so it never holds the pseudonym in the clear: it is
+sealed (AES-256-GCM, :mod:`ledger.context_crypto`, under ``HMAC-SHA-256(subject secret,
+"request-log/answer-watch/v1")``, the request id as associated data) and found by a keyed
+token (``HMAC-SHA-256(subject secret, "answer-watch" 0x00 pseudonym)``). Erasing a subject
+must also call :meth:`RequestLog.forget_pseudonym`, which drops that subject's watches: the
+request records stay (11 CCR 7101), the link does not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -29,6 +45,8 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from ledger.context_crypto import decrypt_context, encrypt_context
+from ledger.errors import LedgerError
 from reports.errors import ReportError
 from reports.window import months_before
 
@@ -73,6 +91,10 @@ class LoggedRequest:
     number_in_12_months: int  # this request counted: 1 for the first
     beyond_statutory_obligation: bool
     recorded_at: datetime
+    coverage_through: datetime | None = None  # the ledger's coverage when answered
+    answered_start: datetime | None = None  # the window answered for; None: from the start
+    answered_end: datetime | None = None
+    reissue_due_since: datetime | None = None  # a late event landed inside that window
 
     @property
     def days_to_respond(self) -> int | None:
@@ -99,13 +121,54 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_by_requester ON requests (requester, kind, received_on);
 CREATE INDEX IF NOT EXISTS requests_by_day ON requests (received_on);
+CREATE TABLE IF NOT EXISTS answer_watch (
+    request_id TEXT PRIMARY KEY REFERENCES requests (request_id),
+    watch_token TEXT NOT NULL,
+    sealed_pseudonym TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    window_start TEXT,
+    window_end TEXT NOT NULL,
+    chain_heads TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reissues (
+    request_id TEXT NOT NULL REFERENCES requests (request_id),
+    reissued_at TEXT NOT NULL,
+    coverage_through TEXT,
+    response_detail TEXT NOT NULL
+);
 """
+_ADDED_COLUMNS = {  # columns added to requests after logs were first written
+    "coverage_through": "TEXT",
+    "answered_start": "TEXT",
+    "answered_end": "TEXT",
+    "reissue_due_since": "TEXT",
+}
+
+
+@dataclass(frozen=True)
+class AnswerWatch:
+    """What an answer read, to find rows added later inside its window."""
+
+    subject_pseudonym: str
+    subject_type: str
+    window_start: datetime | None
+    window_end: datetime
+    chain_heads: dict[str, int]  # chain_id -> head seq the answer's snapshot held
+
 
 _COLUMNS = (
     "request_id, kind, subject_type, received_on, received_via, responded_on, response, "
     "response_detail, denial_basis, number_in_12_months, beyond_statutory_obligation, "
-    "recorded_at"
+    "recorded_at, coverage_through, answered_start, answered_end, reissue_due_since"
 )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def default_request_log(ledger_path: Path) -> Path:
@@ -126,6 +189,10 @@ class RequestLog:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode = DELETE")
             self._db.executescript(_SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
         except (sqlite3.Error, OSError) as exc:
             raise ReportError(f"cannot open the request log {self.path}: {exc}") from exc
 
@@ -155,8 +222,12 @@ class RequestLog:
         response_detail: str,
         denial_basis: str | None = None,
         recorded_at: datetime | None = None,
+        coverage_through: datetime | None = None,
+        watch: AnswerWatch | None = None,
     ) -> LoggedRequest:
-        """Record one request answered; returns it with its number within 12 months."""
+        """Record one request answered; returns it with its number within 12 months.
+        ``watch`` (an answer given from the ledger) is kept to find late events in its
+        window (:mod:`reports.reissue`)."""
         if responded_on is not None and responded_on < received_on:
             raise ReportError(
                 f"the response date {responded_on} is before the request was received "
@@ -187,12 +258,16 @@ class RequestLog:
                 beyond_statutory_obligation=kind is RequestKind.know
                 and number > STATUTORY_REQUESTS_PER_12_MONTHS,
                 recorded_at=moment,
+                coverage_through=coverage_through,
+                answered_start=None if watch is None else watch.window_start,
+                answered_end=None if watch is None else watch.window_end,
             )
             self._db.execute(
                 "INSERT INTO requests (request_id, requester, subject_type, kind, received_on, "
                 "received_via, responded_on, response, response_detail, denial_basis, "
-                "number_in_12_months, beyond_statutory_obligation, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "number_in_12_months, beyond_statutory_obligation, recorded_at, "
+                "coverage_through, answered_start, answered_end) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     logged.request_id,
                     requester,
@@ -207,8 +282,13 @@ class RequestLog:
                     number,
                     int(logged.beyond_statutory_obligation),
                     moment.isoformat(),
+                    _iso(coverage_through),
+                    _iso(logged.answered_start),
+                    _iso(logged.answered_end),
                 ),
             )
+            if watch is not None:
+                self._watch(logged.request_id, watch)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
@@ -221,9 +301,11 @@ class RequestLog:
         return list(self._select("WHERE received_on >= ? AND received_on < ?", start, end))
 
     def _select(self, where: str, *args: date) -> Iterator[LoggedRequest]:
+        return self._select_where(where, *(a.isoformat() for a in args))
+
+    def _select_where(self, where: str, *args: str) -> Iterator[LoggedRequest]:
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM requests {where} ORDER BY received_on, recorded_at",
-            tuple(a.isoformat() for a in args),
+            f"SELECT {_COLUMNS} FROM requests {where} ORDER BY received_on, recorded_at", args
         ).fetchall()
         for row in rows:
             yield LoggedRequest(
@@ -239,7 +321,144 @@ class RequestLog:
                 number_in_12_months=int(row[9]),
                 beyond_statutory_obligation=bool(row[10]),
                 recorded_at=datetime.fromisoformat(row[11]),
+                coverage_through=_moment(row[12]),
+                answered_start=_moment(row[13]),
+                answered_end=_moment(row[14]),
+                reissue_due_since=_moment(row[15]),
             )
+
+    # -- answers that may change: watched for late events, re-issued ------------------------
+    def _watch_token(self, subject_pseudonym: str) -> str:
+        message = b"answer-watch\x00" + subject_pseudonym.encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _seal_key(self) -> bytes:
+        return hmac.new(self._secret, b"request-log/answer-watch/v1", hashlib.sha256).digest()
+
+    def _watch(self, request_id: str, watch: AnswerWatch) -> None:
+        sealed = encrypt_context(
+            self._seal_key(), request_id, {"pseudonym": watch.subject_pseudonym}
+        )
+        self._db.execute(
+            "INSERT OR REPLACE INTO answer_watch VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                self._watch_token(watch.subject_pseudonym),
+                sealed,
+                watch.subject_type,
+                _iso(watch.window_start),
+                _iso(watch.window_end),
+                json.dumps(watch.chain_heads, sort_keys=True),
+            ),
+        )
+
+    def watches(self) -> list[tuple[str, AnswerWatch]]:
+        """Every answer watched for late events, with its request id."""
+        rows = self._db.execute(
+            "SELECT request_id, sealed_pseudonym, subject_type, window_start, window_end, "
+            "chain_heads FROM answer_watch ORDER BY request_id"
+        ).fetchall()
+        return [
+            (
+                str(r[0]),
+                AnswerWatch(
+                    subject_pseudonym=self._unseal(str(r[0]), str(r[1])),
+                    subject_type=str(r[2]),
+                    window_start=_moment(r[3]),
+                    window_end=datetime.fromisoformat(r[4]),
+                    chain_heads={str(k): int(v) for k, v in json.loads(r[5]).items()},
+                ),
+            )
+            for r in rows
+        ]
+
+    def _unseal(self, request_id: str, sealed: str) -> str:
+        try:
+            return decrypt_context(self._seal_key(), request_id, sealed)["pseudonym"]
+        except (LedgerError, KeyError) as exc:
+            raise ReportError(
+                f"the answer watch of request {request_id} in {self.path} does not open with "
+                "this subject secret: give the secret the log was written with"
+            ) from exc
+
+    def mark_reissue_due(self, request_id: str, since: datetime) -> None:
+        """A late event landed inside the answer's window (kept from the first time seen)."""
+        self._write(
+            "UPDATE requests SET reissue_due_since = coalesce(reissue_due_since, ?) "
+            "WHERE request_id = ?",
+            (_iso(since), request_id),
+        )
+
+    def requester_of(self, request_id: str) -> str | None:
+        found = self._db.execute(
+            "SELECT requester FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def request(self, request_id: str) -> LoggedRequest | None:
+        found = list(self._select_where("WHERE request_id = ?", request_id))
+        return found[0] if found else None
+
+    def reissues_due(self) -> list[LoggedRequest]:
+        """Answers marked for re-issue and not re-issued since, oldest first."""
+        return list(self._select("WHERE reissue_due_since IS NOT NULL"))
+
+    def record_reissue(
+        self,
+        request_id: str,
+        *,
+        reissued_at: datetime,
+        coverage_through: datetime | None,
+        response_detail: str,
+        watch: AnswerWatch | None,
+    ) -> None:
+        """The answer to ``request_id`` given again: recorded against that request (no new
+        request is counted), its due mark cleared, and the new answer watched instead."""
+        found = self._db.execute(
+            "SELECT count(*) FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        if not found or not found[0]:
+            raise ReportError(
+                f"no request {request_id!r} in the request log {self.path}: give the id "
+                "`report requests` lists under answers to re-issue"
+            )
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO reissues VALUES (?, ?, ?, ?)",
+                (request_id, _iso(reissued_at), _iso(coverage_through), response_detail),
+            )
+            self._db.execute(
+                "UPDATE requests SET reissue_due_since = NULL, coverage_through = ?, "
+                "answered_start = ?, answered_end = ? WHERE request_id = ?",
+                (
+                    _iso(coverage_through),
+                    _iso(None if watch is None else watch.window_start),
+                    _iso(None if watch is None else watch.window_end),
+                    request_id,
+                ),
+            )
+            self._db.execute("DELETE FROM answer_watch WHERE request_id = ?", (request_id,))
+            if watch is not None:
+                self._watch(request_id, watch)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise ReportError(f"cannot record the re-issue in {self.path}: {exc}") from exc
+
+    def forget_pseudonym(self, subject_pseudonym: str) -> int:
+        """Drop the watches of an erased subject (the link from this log to the ledger)."""
+        return self._write(
+            "DELETE FROM answer_watch WHERE watch_token = ?",
+            (self._watch_token(subject_pseudonym),),
+        )
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> int:
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise ReportError(f"cannot update the request log {self.path}: {exc}") from exc
 
     def prune(self, before: date, *, today: date) -> int:
         """Delete entries received before ``before``, never within 24 months of ``today``."""

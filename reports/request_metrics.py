@@ -7,6 +7,10 @@ days to respond (7102(a)(1)-(2)). Requests to know beyond the twice-in-12-months
 obligation are counted too. The GDPR Art. 19 requests (``recipients``) are reported
 beside the CCPA requests to know, not mixed into them.
 
+Given the ledger, the report first marks the answers a late event has changed
+(:mod:`reports.reissue`) and lists every answer due for re-issue, of any year. A re-issue
+is recorded against its request, so the metrics count each request once.
+
 JSON shape ``requests-report/1``: :class:`reports.contracts.RequestsReportJson`, published
 as ``docs/schemas/requests-report-1.schema.json``.
 """
@@ -18,10 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+from ledger.store import Ledger
 from reports.base import ReportFormats
-from reports.contracts import KindMetricsJson, Period, RequestLogSource, RequestsReportJson
+from reports.contracts import (
+    KindMetricsJson,
+    Period,
+    ReissueDueJson,
+    RequestLogSource,
+    RequestsReportJson,
+)
 from reports.document import Document, Section, Table, render_csv
 from reports.provenance import rfc3339
+from reports.reissue import mark_reissues_due
 from reports.request_log import LoggedRequest, RequestKind, RequestLog, Response
 
 JSON_VERSION: Final = "requests-report/1"
@@ -50,6 +62,7 @@ class RequestsReport:
     request_log: str
     entries_counted: int
     kinds: tuple[KindMetrics, ...]
+    reissues_due: tuple[LoggedRequest, ...] = ()
 
 
 def _metrics(kind: RequestKind, entries: list[LoggedRequest]) -> KindMetrics:
@@ -67,9 +80,15 @@ def _metrics(kind: RequestKind, entries: list[LoggedRequest]) -> KindMetrics:
 
 
 def requests_report(
-    log: RequestLog, year: int, *, generated_at: datetime | None = None
+    log: RequestLog,
+    year: int,
+    *,
+    generated_at: datetime | None = None,
+    ledger: Ledger | None = None,
 ) -> RequestsReport:
-    """The 11 CCR 7102 metrics of the requests received in calendar year ``year``."""
+    """The 11 CCR 7102 metrics of the requests received in calendar year ``year``, and the
+    answers due for re-issue (looked for in ``ledger`` first, when given)."""
+    due = mark_reissues_due(log, ledger) if ledger is not None else log.reissues_due()
     entries = log.entries(date(year, 1, 1), date(year + 1, 1, 1))
     return RequestsReport(
         year=year,
@@ -77,6 +96,7 @@ def requests_report(
         request_log=str(log.path),
         entries_counted=len(entries),
         kinds=tuple(_metrics(kind, entries) for kind in RequestKind),
+        reissues_due=tuple(due),
     )
 
 
@@ -108,6 +128,19 @@ def requests_contract(report: RequestsReport) -> RequestsReportJson:
                 beyond_twice_in_12_months=k.beyond_twice_in_12_months,
             )
             for k in report.kinds
+        ],
+        reissues_due=[
+            ReissueDueJson(
+                request_id=r.request_id,
+                kind=r.kind,
+                received_on=r.received_on.isoformat(),
+                responded_on=None if r.responded_on is None else r.responded_on.isoformat(),
+                coverage_through=rfc3339(r.coverage_through),
+                answered_start=rfc3339(r.answered_start),
+                answered_end=rfc3339(r.answered_end),
+                due_since=rfc3339(r.reissue_due_since) or "",
+            )
+            for r in report.reissues_due
         ],
     )
 
@@ -164,6 +197,7 @@ def requests_document(report: RequestsReport) -> Document:
                 ),
                 section_id="requests",
             ),
+            _reissue_section(report),
         ),
         provenance=None,
         source_lines=(
@@ -172,6 +206,40 @@ def requests_document(report: RequestsReport) -> Document:
             f"Source: the request log {report.request_log} ({report.entries_counted} entries "
             "in the period), not the ledger: no chain heads apply.",
         ),
+    )
+
+
+def _reissue_section(report: RequestsReport) -> Section:
+    due = report.reissues_due
+    return Section(
+        heading="Answers to re-issue",
+        paragraphs=(
+            (
+                f"{len(due)} answer{'s' if len(due) != 1 else ''} changed since given: an "
+                "event that arrived late lies inside the period answered. Give each again "
+                "with `report subject` or `report recipients` and --reissue REQUEST_ID; a "
+                "re-issue is not a new request and is not counted above."
+            )
+            if due
+            else "No answer has been changed by a late event.",
+        ),
+        table=Table(
+            ("Request id", "Kind", "Received", "Answered", "Coverage then", "Due since"),
+            tuple(
+                (
+                    r.request_id,
+                    r.kind.value,
+                    r.received_on.isoformat(),
+                    "-" if r.responded_on is None else r.responded_on.isoformat(),
+                    rfc3339(r.coverage_through) or "none",
+                    rfc3339(r.reissue_due_since) or "-",
+                )
+                for r in due
+            ),
+        )
+        if due
+        else None,
+        section_id="reissues",
     )
 
 
@@ -194,6 +262,14 @@ def requests_csv(report: RequestsReport) -> str:
         ("generated_at", rfc3339(report.generated_at) or ""),
         ("request_log", report.request_log),
         ("entries_counted", str(report.entries_counted)),
+    ]
+    meta += [
+        (
+            "reissue_due",
+            f"{r.request_id} kind={r.kind.value} received_on={r.received_on.isoformat()} "
+            f"due_since={rfc3339(r.reissue_due_since)}",
+        )
+        for r in report.reissues_due
     ]
     rows = [
         (

@@ -137,12 +137,20 @@ def transfers_report(
     *,
     since: date | datetime | None = None,
     generated_at: datetime | None = None,
+    allow_incomplete: bool = False,
 ) -> TransfersReport:
-    """Disclosures to recipients outside the EEA in the window, with their safeguards."""
+    """Disclosures to recipients outside the EEA in the window, with their safeguards. A
+    window past the ledger's coverage is refused unless ``allow_incomplete``, which marks
+    the report provisional (:mod:`reports.coverage`)."""
     start, end, _ = requested_window(as_of, since)
     params: dict[str, Any] = {"start": naive_utc(start), "end": naive_utc(end)}
     with read_snapshot(
-        ledger, "transfers report", window_start=start, window_end=end, generated_at=generated_at
+        ledger,
+        "transfers report",
+        window_start=start,
+        window_end=end,
+        generated_at=generated_at,
+        on_incomplete="provisional" if allow_incomplete else "refuse",
     ) as snapshot:
         cursor = snapshot.cursor
         if not has_table(cursor, "ref_recipients"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import overload
 
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import MONTHLY, rrule
@@ -87,3 +88,21 @@ def clamp_since(
     if start < floor:
         return floor, True
     return start, False
+
+
+@overload
+def rfc3339(moment: datetime) -> str: ...
+@overload
+def rfc3339(moment: None) -> None: ...
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
+def rfc3339(moment: datetime | None) -> str | None:
+    """``2025-03-01T00:00:00Z`` (UTC; milliseconds only when there are any)."""
+    if moment is None:
+        return None
+    text = moment.astimezone(UTC).isoformat()
+    if "." in text:
+        head, _, tail = text.partition(".")
+        fraction = tail[: tail.index("+")] if "+" in tail else tail
+        text = f"{head}.{fraction[:3]}+00:00"
+    return text.replace("+00:00", "Z")

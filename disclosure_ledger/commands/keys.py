@@ -7,7 +7,7 @@ import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.key_material import subject_keys
+from disclosure_ledger.commands.key_material import subject_keys, subject_secret
 from disclosure_ledger.commands.options import add_command, ledger_option
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         ) as keys,
     ):
         erasure = erase_subject(ledger, keys, args.subject_type, args.subject_id, actor=actor)
+    watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
     if not erasure.erased:
         print(
             f"no key held for that {args.subject_type}: never seen, or already erased; "
@@ -76,4 +77,18 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         f"longer be linked to them; recorded in the erasures table at "
         f"{erasure.erased_at:%Y-%m-%dT%H:%M:%SZ} by {actor}"
     )
+    if watches:
+        print(f"the request log no longer links {watches} earlier answer(s) to them")
     return 0
+
+
+def _forget_in_request_log(ledger_path: Path, pseudonym: str | None) -> int:
+    """Drop the request log's link (its sealed watch of earlier answers) to an erased subject.
+    The log's own entries hold no subject; only the watch could lead back to the ledger."""
+    from reports.request_log import RequestLog, default_request_log
+
+    log_path = default_request_log(ledger_path)
+    if pseudonym is None or not log_path.exists():
+        return 0
+    with RequestLog(log_path, subject_secret(ledger_path)) as log:
+        return log.forget_pseudonym(pseudonym)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,13 +55,15 @@ def register(commands: Subcommands) -> None:
         kind.add_argument("--output", type=Path, help="file to write (default: standard output)")
         return kind
 
-    report_kind("ccpa", "CCPA 1798.130(a)(5)(C) lists for [as-of - 12 months, as-of).")
+    kind = report_kind("ccpa", "CCPA 1798.130(a)(5)(C) lists for [as-of - 12 months, as-of).")
+    _allow_incomplete_option(kind)
     for name, help_text in (
         ("conformance", "Undeclared flows and transfers without safeguard in the window."),
         ("transfers", "Disclosures outside the EEA with the safeguard in force (Art. 30)."),
     ):
         kind = report_kind(name, help_text)
         kind.add_argument("--since", type=iso_datetime, help="window start (default: 12 months)")
+        _allow_incomplete_option(kind)
     kind = report_kind(
         "subject", "A consumer's request to know (1798.110/115, GDPR Art. 15(1)(c)); logged."
     )
@@ -76,6 +79,15 @@ def register(commands: Subcommands) -> None:
     kind.add_argument("--year", type=int, required=True, help="calendar year, e.g. 2026")
     kind.add_argument(
         "--request-log", type=Path, help="request log (default LEDGER.requests.sqlite)"
+    )
+
+
+def _allow_incomplete_option(kind: argparse.ArgumentParser) -> None:
+    kind.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="write the report even when its window ends after the ledger's coverage, "
+        "marked provisional (without it such a window is refused, exit status 3)",
     )
 
 
@@ -111,6 +123,12 @@ def _subject_options(kind: argparse.ArgumentParser) -> None:
         help="record the request as denied on this basis (e.g. identity not verified) "
         "and write the denial instead of the report",
     )
+    kind.add_argument(
+        "--reissue",
+        metavar="REQUEST_ID",
+        help="give again the answer to this logged request, which a late event changed "
+        "(`report requests` lists them); recorded against it, not as a new request",
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -131,20 +149,26 @@ def run_report(args: argparse.Namespace) -> int:
 def _ccpa_report(args: argparse.Namespace, ledger: Ledger) -> str:
     from reports.ccpa import ccpa_report, render_ccpa
 
-    return render_ccpa(ccpa_report(ledger, args.as_of), args.format)
+    report = ccpa_report(ledger, args.as_of, allow_incomplete=args.allow_incomplete)
+    return render_ccpa(report, args.format)
 
 
 def _conformance_report(args: argparse.Namespace, ledger: Ledger) -> str:
     from reports.conformance import conformance_report, render_conformance
 
-    report = conformance_report(ledger, args.as_of, since=args.since)
+    report = conformance_report(
+        ledger, args.as_of, since=args.since, allow_incomplete=args.allow_incomplete
+    )
     return render_conformance(report, args.format)
 
 
 def _transfers_report(args: argparse.Namespace, ledger: Ledger) -> str:
     from reports.transfers import render_transfers, transfers_report
 
-    return render_transfers(transfers_report(ledger, args.as_of, since=args.since), args.format)
+    report = transfers_report(
+        ledger, args.as_of, since=args.since, allow_incomplete=args.allow_incomplete
+    )
+    return render_transfers(report, args.format)
 
 
 def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
@@ -153,6 +177,7 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
         answer_subject_request,
         deny_subject_request,
         recipients_report,
+        reissue_subject_answer,
         render_denial,
         render_recipients,
         render_subject,
@@ -182,14 +207,24 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
             return render_denial(notice, args.format)
         if args.kind == "subject":
             report = subject_report(ledger, keys, **subject, as_of=args.as_of, since=args.since)
-            report = answer_subject_request(report, log, received_on=received_on, received_via=via)
+            if args.reissue:
+                report = reissue_subject_answer(report, log, request_id=args.reissue)
+            else:
+                report = answer_subject_request(
+                    report, log, received_on=received_on, received_via=via
+                )
             return render_subject(report, args.format)
         listed = recipients_report(ledger, keys, **subject, as_of=args.as_of)
-        listed = answer_subject_request(listed, log, received_on=received_on, received_via=via)
+        if args.reissue:
+            listed = reissue_subject_answer(listed, log, request_id=args.reissue)
+        else:
+            listed = answer_subject_request(listed, log, received_on=received_on, received_via=via)
         return render_recipients(listed, args.format)
 
 
 def _requests_report(args: argparse.Namespace) -> str:
+    from ledger.errors import LedgerLockedError
+    from ledger.store import Ledger
     from reports.request_log import RequestLog, default_request_log
     from reports.request_metrics import render_requests, requests_report
 
@@ -200,7 +235,19 @@ def _requests_report(args: argparse.Namespace) -> str:
             "`report recipients`; give --request-log if it lives elsewhere"
         )
     with RequestLog(log_path, subject_secret(args.ledger)) as log:
-        return render_requests(requests_report(log, args.year), args.format)
+        if not args.ledger.exists():  # the metrics need only the log
+            return render_requests(requests_report(log, args.year), args.format)
+        try:
+            with Ledger(args.ledger, read_only=True) as ledger:  # answers a late event changed
+                report = requests_report(log, args.year, ledger=ledger)
+        except LedgerLockedError as exc:
+            print(
+                f"warning: answers changed by late events since the last look are not "
+                f"listed: {exc}",
+                file=sys.stderr,
+            )
+            report = requests_report(log, args.year)
+        return render_requests(report, args.format)
 
 
 _REPORTS: dict[str, Callable[[argparse.Namespace, Ledger], str]] = {

@@ -84,14 +84,26 @@ class _Accumulated:
 
 
 def ccpa_report(
-    ledger: Ledger, as_of: date | datetime, *, generated_at: datetime | None = None
+    ledger: Ledger,
+    as_of: date | datetime,
+    *,
+    generated_at: datetime | None = None,
+    allow_incomplete: bool = False,
 ) -> CcpaReport:
-    """The 1798.130(a)(5)(C) lists for the 12 months before ``as_of`` (see module doc)."""
+    """The 1798.130(a)(5)(C) lists for the 12 months before ``as_of`` (see module doc). A
+    window past the ledger's coverage is refused
+    (:class:`~reports.errors.IncompleteLedgerError`) unless ``allow_incomplete``, which marks
+    the report provisional (:mod:`reports.coverage`)."""
     require_derived(ledger)
     start, end = report_window(as_of)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
     with read_snapshot(
-        ledger, "CCPA report", window_start=start, window_end=end, generated_at=generated_at
+        ledger,
+        "CCPA report",
+        window_start=start,
+        window_end=end,
+        generated_at=generated_at,
+        on_incomplete="provisional" if allow_incomplete else "refuse",
     ) as snapshot:
         cursor = snapshot.cursor
         groups = cursor.execute(_GROUPS_SQL, params).fetchall()

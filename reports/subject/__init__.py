@@ -16,7 +16,13 @@ The person is found through the subject key store: their pseudonym is computed f
 raw id and looked up in the ledger, which never holds the raw id. The reports print the
 raw id the person gave, never the pseudonym. When the key store holds no key (never
 seen, or erased) the answer is that no data is held. Each answer is recorded in the
-request log (:mod:`reports.request_log`) by :func:`answer_subject_request`.
+request log (:mod:`reports.request_log`) by :func:`answer_subject_request`, with the
+ledger's coverage; :func:`reissue_subject_answer` gives an answer again that a late event
+changed (:mod:`reports.reissue`).
+
+An answer is given for the period the ledger covers (:mod:`reports.coverage`): a window
+ending after the coverage is cut there, and the answer says that the ledger cannot answer
+for the rest yet. It never says "we did not disclose" of time the ledger does not cover.
 
 JSON shapes ``subject-report/1``, ``recipients-report/1`` and ``request-denial/1``: the
 models in :mod:`reports.contracts`, published as JSON Schema under ``docs/schemas/``.
@@ -30,7 +36,7 @@ The package by concern: :mod:`~reports.subject.values` (what an answer holds),
 
 from __future__ import annotations
 
-from reports.subject.answers import answer_subject_request
+from reports.subject.answers import answer_subject_request, reissue_subject_answer
 from reports.subject.denial import (
     DENIAL_JSON_VERSION,
     DenialNotice,
@@ -82,6 +88,7 @@ __all__ = [
     "recipients_document",
     "recipients_json",
     "recipients_report",
+    "reissue_subject_answer",
     "render_denial",
     "render_recipients",
     "render_subject",

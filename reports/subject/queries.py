@@ -141,7 +141,12 @@ def _read_subject(
 ) -> tuple[_SubjectRows, Registry, Provenance]:
     require_derived(ledger)
     with read_snapshot(
-        ledger, what, window_start=start, window_end=end, generated_at=generated_at
+        ledger,
+        what,
+        window_start=start,
+        window_end=end,
+        generated_at=generated_at,
+        on_incomplete="cut",  # answered for the period the ledger covers, and says so
     ) as snapshot:
         cursor = snapshot.cursor
         rows: list[tuple[Any, ...]] = []
@@ -151,7 +156,7 @@ def _read_subject(
             params: dict[str, Any] = {
                 "subject_type": subject_type,
                 "start": naive_utc(start or datetime(1970, 1, 1, tzinfo=UTC)),
-                "end": naive_utc(end),
+                "end": naive_utc(snapshot.window_end),
             }
             rows, data_categories = _subject_rows(cursor, pseudonym, params)
             if any(r[0] == _PER_GROUP and r[5] >> UNKNOWN_LETTER_BIT & 1 for r in rows):
@@ -322,6 +327,7 @@ def subject_report(
         since_clamped=clamped,
         categories=_categories(subject.groups, recipients),
         recipients=recipients,
+        pseudonym=pseudonym,
     )
 
 
@@ -346,4 +352,5 @@ def recipients_report(
         subject_id=subject_id,
         data_held=pseudonym is not None,
         recipients=_recipients(subject, registry),
+        pseudonym=pseudonym,
     )

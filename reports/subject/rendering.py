@@ -19,6 +19,7 @@ from reports.contracts import (
     SubjectRecipientJson,
     SubjectReportJson,
 )
+from reports.coverage import answered_nothing, moment_text, unanswered_sentence
 from reports.document import (
     Document,
     Section,
@@ -200,7 +201,9 @@ def _recipient_label(r: RecipientDisclosed) -> str:
 def subject_document(report: SubjectReport) -> Document:
     s = report.source
     assert s.window_start is not None
-    window = f"{_day(s.window_start)} up to {_day(s.window_end)} (excluded)"
+    window = f"{_day(s.window_start)} up to {moment_text(s.window_end)} (excluded)"
+    nothing_covered = answered_nothing(s.coverage, s.window_start)
+    uncovered = unanswered_sentence(s.coverage, s.window_start)
     lookback = []
     if report.since_clamped and report.since_requested is not None:
         lookback.append(
@@ -214,6 +217,8 @@ def subject_document(report: SubjectReport) -> Document:
             f"{report.subject_id}: the ledger has no key for this identifier (it was never seen, "
             "or its data was erased)."
         )
+    elif nothing_covered and uncovered:  # never "we did not disclose" of uncovered time
+        intro = uncovered
     elif not report.categories:
         intro = (
             f"From {window} we did not disclose personal information about "
@@ -235,7 +240,11 @@ def subject_document(report: SubjectReport) -> Document:
             request_section(report.request),
             Section(
                 heading="Categories of personal information disclosed",
-                paragraphs=(intro, *lookback),
+                paragraphs=(
+                    intro,
+                    *(() if nothing_covered or not uncovered else (uncovered,)),
+                    *lookback,
+                ),
                 table=Table(
                     (
                         "Category",
@@ -270,6 +279,8 @@ def subject_document(report: SubjectReport) -> Document:
                     "The recipients by name; a recipient the platform addresses by its own "
                     "id (a broadcaster) is named by that id."
                     if report.recipients
+                    else "The ledger cannot yet answer for this period."
+                    if nothing_covered
                     else "No recipient received personal information about you in this period.",
                 ),
                 items=tuple(
@@ -301,19 +312,22 @@ def subject_document(report: SubjectReport) -> Document:
 
 def recipients_document(report: RecipientsReport) -> Document:
     s = report.source
+    uncovered = unanswered_sentence(s.coverage, s.window_start)
     if not report.data_held:
         intro = (
             f"We hold no record of disclosures about {report.subject_type} {report.subject_id}: "
             "the ledger has no key for this identifier (never seen, or erased)."
         )
+    elif answered_nothing(s.coverage, s.window_start) and uncovered:
+        intro, uncovered = uncovered, None
     elif not report.recipients:
         intro = (
             f"No recipient received personal data about {report.subject_type} "
-            f"{report.subject_id} up to {_day(s.window_end)}."
+            f"{report.subject_id} up to {moment_text(s.window_end)}."
         )
     else:
         intro = (
-            f"Up to {_day(s.window_end)}, personal data about {report.subject_type} "
+            f"Up to {moment_text(s.window_end)}, personal data about {report.subject_type} "
             f"{report.subject_id} was disclosed to {_count(len(report.recipients), 'recipient')}; "
             "each is to be told of a rectification or erasure (GDPR Art. 19)."
         )
@@ -323,7 +337,7 @@ def recipients_document(report: RecipientsReport) -> Document:
             request_section(report.request),
             Section(
                 heading="Recipients to notify",
-                paragraphs=(intro,),
+                paragraphs=(intro,) if uncovered is None else (intro, uncovered),
                 table=Table(
                     (
                         "Recipient",

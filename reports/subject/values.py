@@ -74,6 +74,7 @@ class SubjectReport:
     categories: tuple[SubjectCategory, ...]
     recipients: tuple[RecipientDisclosed, ...]
     request: LoggedRequest | None = None
+    pseudonym: str | None = None  # never written out; the request log watches it
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,4 @@ class RecipientsReport:
     data_held: bool
     recipients: tuple[RecipientDisclosed, ...]
     request: LoggedRequest | None = None
+    pseudonym: str | None = None  # never written out; the request log watches it

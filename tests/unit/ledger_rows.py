@@ -3,7 +3,9 @@
 ``disclosure_row(**overrides)`` is one valid ``disclosures`` row; ``write_ledger(path,
 rows)`` numbers the rows per chain (``seq`` 1, 2, ...), gives them stand-in hashes
 (``chain_hash = sha256("chain_id/seq")``: reports read hashes, they do not verify them)
-and appends them through :meth:`Ledger.append_batch`, the one write path.
+and appends them through :meth:`Ledger.append_batch`, the one write path. It then records
+coverage evidence (:func:`record_coverage`) so that reports over the ledger are complete,
+unless told ``complete_through=None``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from ledger.store import (
@@ -29,6 +32,10 @@ from ledger.store import (
 
 TOPIC = "privacy.disclosures.v1"
 CHAIN = f"{TOPIC}/0"
+COMPLETE_THROUGH = datetime(2100, 1, 1)
+"""Test ledgers are complete through here by default: after every as-of a test can ask."""
+STAND_IN_SOURCE = "test-source"
+"""The expected source of a test ledger whose reference data declares none."""
 
 
 def stand_in_hash(chain_id: str, seq: int) -> bytes:
@@ -66,8 +73,14 @@ def disclosure_row(**overrides: Any) -> dict[str, Any]:
     return row
 
 
-def write_ledger(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Append ``rows`` to the ledger file at ``path`` (created if absent); returns path."""
+def write_ledger(
+    path: Path,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    complete_through: datetime | None = COMPLETE_THROUGH,
+) -> Path:
+    """Append ``rows`` to the ledger file at ``path`` (created if absent); returns path.
+    The ledger is then complete through ``complete_through`` (None: no evidence)."""
     with Ledger(path) as ledger:
         heads: dict[str, int] = {
             chain: head.seq
@@ -104,4 +117,60 @@ def write_ledger(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
                 next_offsets={},
             )
         )
+        if complete_through is not None:
+            record_coverage_in(ledger.con, complete_through)
     return path
+
+
+def record_coverage(path: Path, through: datetime) -> None:
+    """Coverage evidence, written straight into the tables the consumer keeps it in: a
+    watermark at ``through`` from every expected source on every partition. A ledger whose
+    reference data declares no sources gets :data:`STAND_IN_SOURCE` as its one source; a
+    partition no offset was committed for (rows written by :func:`write_ledger`) gets a
+    probe at ``through`` that its position has reached, so it is known and complete.
+    (A plain connection: opening the ledger as its writer would do more than this.)"""
+    con = duckdb.connect(str(path))
+    try:
+        record_coverage_in(con, through)
+    finally:
+        con.close()
+
+
+def record_coverage_in(con: duckdb.DuckDBPyConnection, through: datetime) -> None:
+    """:func:`record_coverage` through an open connection."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "ref_sources" not in tables:
+        con.execute("CREATE TABLE ref_sources (reference_version VARCHAR, source VARCHAR)")
+    versions = [
+        r[0] for r in con.execute("SELECT DISTINCT reference_version FROM disclosures").fetchall()
+    ] or ["test-1"]
+    for version in versions:
+        declared = con.execute(
+            "SELECT count(*) FROM ref_sources WHERE reference_version = ?", [version]
+        ).fetchone()
+        if not declared or not declared[0]:
+            con.execute(
+                "INSERT INTO ref_sources (reference_version, source) VALUES (?, ?)",
+                [version, STAND_IN_SOURCE],
+            )
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM ref_sources").fetchall()]
+    committed = {
+        (str(t), int(p))
+        for t, p in con.execute("SELECT topic, kafka_partition FROM offsets").fetchall()
+    }
+    written = {
+        (str(t), int(p))
+        for t, p in con.execute(
+            "SELECT DISTINCT topic, kafka_partition FROM disclosures"
+        ).fetchall()
+    }
+    if not committed and not written:
+        written = {(TOPIC, 0)}  # an empty ledger: one partition, read and found empty
+    for topic, partition in sorted(written - committed):
+        con.execute("INSERT INTO partition_probes VALUES (?, ?, ?, 0)", [topic, partition, through])
+    for topic, partition in sorted(committed | written):
+        for source in sources:
+            con.execute(
+                "INSERT INTO watermarks VALUES (?, ?, 0, ?, ?, ?)",
+                [topic, partition, source, through, through],
+            )

@@ -19,7 +19,15 @@ from reports.ccpa import (
 )
 from reports.errors import ReportError
 from reports.vocabulary import BUSINESS_PURPOSE_NAMES, CCPA_CATEGORY_NAMES
-from tests.unit.ledger_rows import CHAIN, TOPIC, disclosure_row, stand_in_hash, write_ledger
+from tests.unit.ledger_rows import (
+    CHAIN,
+    COMPLETE_THROUGH,
+    TOPIC,
+    disclosure_row,
+    record_coverage,
+    stand_in_hash,
+    write_ledger,
+)
 
 AS_OF = date(2025, 3, 1)
 GENERATED = datetime(2025, 3, 2, 9, 30, tzinfo=UTC)
@@ -195,6 +203,7 @@ def test_json_has_the_documented_stable_shape(report: CcpaReport) -> None:
         "as_of",
         "window",
         "source",
+        "coverage",
         "sold_or_shared",
         "business_purpose",
         "monthly",
@@ -266,6 +275,7 @@ def test_markdown_reads_like_the_privacy_policy_paragraph(report: CcpaReport) ->
 def test_an_empty_ledger_states_that_nothing_was_disclosed(tmp_path: Path) -> None:
     path = tmp_path / "empty.duckdb"
     Ledger(path).close()
+    record_coverage(path, COMPLETE_THROUGH)  # every source declared it sent nothing more
     with Ledger(path, read_only=True) as ledger:
         report = ccpa_report(ledger, AS_OF, generated_at=GENERATED)
     assert report.business_purpose == report.sold_or_shared == ()

@@ -15,7 +15,7 @@ import re
 import secrets
 import shlex
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,7 @@ from reference import ReferenceData
 from reports.subject import subject_report
 from reports.window import report_window
 from schemas.codec import EventCodec
+from tests.unit.ledger_rows import record_coverage
 
 AS_OF = date(2026, 11, 1)
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -70,6 +71,8 @@ def demo_like(
         ) as keys,
     ):
         Ingestor(ledger, keys, reference).ingest(messages)
+    # the demo's simulated sources declare, by watermarks, that they published everything
+    record_coverage(ledger_path, datetime.combine(AS_OF, time(1, 0)))
     text = next_steps(
         cli=cli_path(),
         ledger_path=ledger_path,

@@ -25,6 +25,7 @@ from reports.subject import subject_report
 from schemas.codec import EventCodec
 from tests.conftest import TEST_SECRET
 from tests.unit.events import make_event
+from tests.unit.ledger_rows import COMPLETE_THROUGH, record_coverage
 
 TOPIC = "t.disclosures"
 CODEC = EventCodec()
@@ -52,6 +53,7 @@ def _ingest(path: Path, keys: SubjectKeyStore, reference: ReferenceData) -> Path
         ingestor = Ingestor(ledger, keys, reference, checkpointer=checkpointer)
         ingestor.ingest(messages)
         ingestor.shutdown()
+    record_coverage(path, COMPLETE_THROUGH)
     return path
 
 

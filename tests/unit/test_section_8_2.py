@@ -19,6 +19,7 @@ from ledger.store import Ledger
 from reference import ReferenceData
 from reports.ccpa import ccpa_json, ccpa_report
 from schemas.codec import EventCodec
+from tests.unit.ledger_rows import COMPLETE_THROUGH, record_coverage
 
 AS_OF = date(2026, 7, 1)
 
@@ -56,6 +57,7 @@ def ledger_8_2(tmp_path_factory: pytest.TempPathFactory, reference: ReferenceDat
     ):
         stats = Ingestor(ledger, keys, reference).ingest(messages)
     assert stats.accepted == len(events)
+    record_coverage(path, COMPLETE_THROUGH)
     return path
 
 

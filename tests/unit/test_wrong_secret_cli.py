@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -212,3 +212,21 @@ def test_the_demo_checks_its_secret_before_starting_anything(
     assert not (tmp_path / "demo" / "subject-secret").exists()
     assert key_store.read_bytes() == key_store_bytes
     assert not (tmp_path / "out").exists()
+
+
+def test_an_erasure_unlinks_the_request_logs_watch_of_earlier_answers(
+    ledger_file: Path, subject_secret_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reports.request_log import RequestLog
+
+    assert main(_request("subject", ledger_file)) == 0
+    log_path = default_request_log(ledger_file)
+    with RequestLog(log_path, subject_secret_env.encode()) as log:
+        assert len(log.watches()) == 1  # the answer is watched for late events
+    capsys.readouterr()
+    args = ["erase-subject", "--ledger", str(ledger_file), "--subject-type", SUBJECT[0]]
+    assert main([*args, "--subject-id", SUBJECT[1], "--actor", "dpo"]) == 0
+    assert "no longer links 1 earlier answer(s)" in capsys.readouterr().out
+    with RequestLog(log_path, subject_secret_env.encode()) as log:
+        assert log.watches() == []
+        assert len(log.entries(date(2026, 1, 1), date(2027, 1, 1))) == 1  # kept (11 CCR 7101)

@@ -32,6 +32,7 @@ from ledger.store import (
 from reference import ReferenceData
 from schemas.codec import EventCodec
 from schemas.model import DisclosureEvent
+from tests.unit.ledger_rows import COMPLETE_THROUGH, STAND_IN_SOURCE, record_coverage
 
 TOPIC = "privacy.disclosures.v1"
 PARTITIONS = 3
@@ -43,6 +44,9 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 AS_OF = date(2026, 11, 1)
 GENERATED_AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 INGESTED_AT_MS = 1_793_000_000_000
+WATERMARK_AT = datetime(2026, 11, 1, 9, 0)
+"""Every expected source's watermark on every partition: the reports as of AS_OF are
+complete (coverage WATERMARK_AT less the allowance for late events)."""
 HEAVY_SUBJECT = ("member", "member-0000001")  # the simulator's most active member
 UNSAFE_SUBJECT = ("member", "member-0000777")  # written by hand, to the survey provider
 
@@ -101,18 +105,38 @@ def build_fixed_ledger(folder: Path, reference: ReferenceData) -> FixedLedger:
             stats = ingestor.ingest(messages[start : start + 500])
             if stats.quarantined or stats.duplicates:
                 raise AssertionError(f"the fixed events must all be accepted: {stats}")
+    record_coverage(path, WATERMARK_AT)
     return FixedLedger(path, key_store, tuple(events))
 
 
-def store_reference(path: Path, reference: ReferenceData) -> None:
+def store_reference(
+    path: Path, reference: ReferenceData, *, complete_through: datetime | None = COMPLETE_THROUGH
+) -> None:
     """Store the reference tables in a ledger (a test ledger written row by row lacks
-    them), as the consumer does with the first batch it ingests."""
+    them), as the consumer does with the first batch it ingests; then coverage evidence for
+    the sources it declares."""
+    tables = reference.to_arrow_tables()
     with Ledger(path) as ledger:
+        if "ref_sources" in tables and _only_stand_in_sources(ledger):
+            # the reference declares its sources: the stand-in write_ledger made goes
+            ledger.con.execute("DROP TABLE ref_sources")
         ledger.append_batch(
             Batch(
                 accepted=empty(DISCLOSURE_COLUMNS),
                 quarantined=empty(QUARANTINE_COLUMNS),
                 duplicates=empty(DUPLICATE_COLUMNS),
-                reference_tables=reference.to_arrow_tables(),
+                reference_tables=tables,
             )
         )
+    if complete_through is not None:
+        record_coverage(path, complete_through)
+
+
+def _only_stand_in_sources(ledger: Ledger) -> bool:
+    found = ledger.con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ref_sources'"
+    ).fetchone()
+    if not found or not found[0]:
+        return False
+    sources = ledger.con.execute("SELECT DISTINCT source FROM ref_sources").fetchall()
+    return {r[0] for r in sources} <= {STAND_IN_SOURCE}
