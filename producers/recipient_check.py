@@ -65,7 +65,7 @@ class RecipientCheck:
         if event.recipient.id not in self._warned:
             self._warned.add(event.recipient.id)
             log.warning(
-                "event %s: %s; sent anyway (the ledger records it flagged "
+                "event %s: %s; sending it anyway (the ledger records it flagged "
                 "unregistered_recipient; further events to this recipient are not warned "
                 "about again)",
                 event.event_id,
