@@ -12,6 +12,7 @@ its own ``errors`` module; third-party errors are converted where they cross int
     ├── ReferenceDataError          reference.errors: reference data files are invalid
     │   └── ReferenceViolation      an event the reference data cannot place (key named)
     ├── PublishError                producers.errors: the broker did not acknowledge an event
+    │   └── UnregisteredRecipientError  strict check: recipient not in the registry, not sent
     ├── ConsumeError                consumers.errors: the consumer cannot make progress
     ├── LedgerError                 ledger.errors: the DuckDB ledger file
     │   ├── LedgerLockedError       a second writer tried to open the file

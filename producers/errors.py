@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from disclosure_ledger.errors import DisclosureLedgerError
 
-__all__ = ["PublishError"]
+__all__ = ["PublishError", "UnregisteredRecipientError"]
 
 
 class PublishError(DisclosureLedgerError):
     """The broker did not acknowledge an event."""
+
+
+class UnregisteredRecipientError(PublishError):
+    """Strict recipient check: the event names a recipient the registry lacks; not sent."""

@@ -8,6 +8,10 @@ and is never sent. Nothing is reported as delivered that was not acknowledged by
 in-sync replica. The converse is not promised: an event reported undelivered because its
 acknowledgement did not arrive in time may still have reached the broker, so replaying it
 is safe only because the ledger deduplicates by ``event_id``.
+
+Opt-in, ``recipients=`` a recipient registry (``reference.load_reference()``) checks each
+event's recipient before it is sent (see ``producers/recipient_check.py``): an
+unregistered one is warned about, or, with ``strict=True``, refused and never sent.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from producers.encoding import EventEncoder
-from producers.errors import PublishError
+from producers.errors import PublishError, UnregisteredRecipientError
+from producers.recipient_check import RecipientCheck, RecipientRegistry
 from schemas import DEFAULT_TOPIC
 from schemas.codec import EventCodec
 from schemas.model import DisclosureEvent
@@ -119,9 +124,24 @@ class DisclosurePublisher:
         *,
         codec: EventCodec | None = None,
         timeout: float | None = None,
+        recipients: RecipientRegistry | None = None,
+        strict: bool = False,
         **producer_config: Any,
     ) -> None:
-        """``timeout`` (seconds) bounds connecting and each event's delivery; default 60."""
+        """``timeout`` (seconds) bounds connecting and each event's delivery; default 60.
+
+        ``recipients``: check each event's recipient against this registry (opt-in; e.g.
+        ``reference.load_reference()``); an unregistered one is logged as a warning, or,
+        with ``strict=True``, refused and not sent.
+        """
+        if strict and recipients is None:
+            raise ValueError(
+                "strict=True checks recipients against a registry: pass recipients= too "
+                "(e.g. reference.load_reference())"
+            )
+        self.recipient_check = (
+            None if recipients is None else RecipientCheck(recipients, strict=strict)
+        )
         self.topic = topic
         self.codec = codec or EventCodec()
         self._encoder = EventEncoder(self.codec)
@@ -144,8 +164,13 @@ class DisclosurePublisher:
     def send(self, event: DisclosureEvent) -> Any:
         """Encode and send one event; returns kafka-python's future for its acknowledgement.
 
-        Raises :class:`EventValidationError`, sending nothing, if the event is invalid.
+        Raises :class:`EventValidationError`, sending nothing, if the event is invalid, and
+        :class:`UnregisteredRecipientError` if the strict recipient check refuses it.
         """
+        if self.recipient_check is not None:
+            refusal = self.recipient_check.refusal(event)
+            if refusal is not None:
+                raise UnregisteredRecipientError(refusal)
         key, value = self._encoder.message(event)
         return self._producer.send(self.topic, key=key, value=value)
 
@@ -155,7 +180,8 @@ class DisclosurePublisher:
 
     def publish(self, event: DisclosureEvent, timeout: float = 30.0) -> None:
         """Send one event and wait for its acknowledgement; raises PublishError if none,
-        EventValidationError (nothing sent) if the event is invalid."""
+        EventValidationError (nothing sent) if the event is invalid,
+        UnregisteredRecipientError (nothing sent) if the strict recipient check refuses it."""
         try:
             future = self.send(event)
             self._producer.flush(timeout=timeout)  # do not wait out linger_ms for one event
@@ -171,9 +197,10 @@ class DisclosurePublisher:
         This is the path services use for volume (and the one ``bench/bench_ingest.py``
         measures). An invalid event is reported undelivered with the
         :class:`EventValidationError` message (field and fix) and not sent; the others
-        still are. If the producer cannot even queue an event (no metadata for the topic
-        within the timeout: the broker is away), that event and every later one are
-        reported undelivered at once instead of each waiting out the timeout again.
+        still are. So is an event the strict recipient check refuses, with its reason.
+        If the producer cannot even queue an event (no metadata for the topic within the
+        timeout: the broker is away), that event and every later one are reported
+        undelivered at once instead of each waiting out the timeout again.
         """
         timeout = self.timeout if timeout is None else timeout
         result = PublishResult()
@@ -183,12 +210,22 @@ class DisclosurePublisher:
         gave_up: str | None = None
         messages, send, topic = self._encoder.messages, self._producer.send, self.topic
         source = iter(events)
+        check = self.recipient_check
         # Encode a chunk, then send it: two tight loops run faster than one that
         # alternates between the encoder's code and kafka-python's.
         while chunk := list(islice(source, _CHUNK)):
             if gave_up is not None:
                 undelivered.extend(Undelivered(event, gave_up) for event in chunk)
                 continue
+            if check is not None:
+                allowed = []
+                for event in chunk:
+                    refusal = check.refusal(event)
+                    if refusal is None:
+                        allowed.append(event)
+                    else:
+                        undelivered.append(Undelivered(event, refusal))
+                chunk = allowed
             encoded, refused = messages(chunk)
             undelivered.extend(Undelivered(event, str(exc)) for event, exc in refused)
             sent: list[DisclosureEvent] = []

@@ -22,6 +22,7 @@ from reference.classification import (
     REGISTRATION_EXEMPT_CATEGORIES,
     TRANSFER_WITHOUT_SAFEGUARD,
     UNDECLARED_FLOW,
+    UNREGISTERED_RECIPIENT,
     classify,
     classify_event,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "REGISTRATION_EXEMPT_CATEGORIES",
     "TRANSFER_WITHOUT_SAFEGUARD",
     "UNDECLARED_FLOW",
+    "UNREGISTERED_RECIPIENT",
     "CategoryEntry",
     "CategoryMapping",
     "Classification",

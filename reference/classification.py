@@ -3,7 +3,10 @@
 :func:`classify` is the consumer's check at ingest. It raises
 :class:`~reference.errors.ReferenceViolation` (naming the key and the file to extend) for
 an event the reference data cannot place, and otherwise returns the event's
-:class:`~reference.models.Classification`. The work is done once per distinct
+:class:`~reference.models.Classification`. A recipient that should be in the registry but
+is not (at the event's time) does not make an event unplaceable: the disclosure happened,
+so it is classified by the category the event carries and flagged
+``unregistered_recipient`` (issue 16). The work is done once per distinct
 (recipient, category, data categories, purpose) in a :class:`ClassificationIndex`, and
 memoised; only the time is checked per event, against the recipient's validity windows.
 """
@@ -37,6 +40,7 @@ __all__ = [
     "REGISTRATION_EXEMPT_CATEGORIES",
     "TRANSFER_WITHOUT_SAFEGUARD",
     "UNDECLARED_FLOW",
+    "UNREGISTERED_RECIPIENT",
     "ClassificationIndex",
     "classify",
     "classify_event",
@@ -45,6 +49,7 @@ __all__ = [
 ]
 
 # The flags a classification carries.
+UNREGISTERED_RECIPIENT: Final = "unregistered_recipient"
 UNDECLARED_FLOW: Final = "undeclared_flow"
 TRANSFER_WITHOUT_SAFEGUARD: Final = "transfer_without_safeguard"
 
@@ -64,14 +69,6 @@ def _ms_text(ms: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Unregistered:
-    """Marker: the recipient needs a registry entry valid at the event's time."""
-
-
-_UNREGISTERED: Final = _Unregistered()
-
-
-@dataclass(frozen=True, slots=True)
 class _Violation:
     message: str
     key: str
@@ -81,7 +78,7 @@ class _Violation:
         return ReferenceViolation(self.message, key=self.key, reference_file=self.reference_file)
 
 
-_Outcome = Classification | _Violation | _Unregistered
+_Outcome = Classification | _Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +149,8 @@ class ClassificationIndex:
         special = any(m.gdpr_special_category for m in found)
         flow = self.matching_flow(recipient_id, category, keys, purpose)
 
-        def outcome(entry: RecipientEntry | None) -> Classification:
-            flags: list[str] = []
+        def outcome(entry: RecipientEntry | None, *, unregistered: bool = False) -> Classification:
+            flags: list[str] = [UNREGISTERED_RECIPIENT] if unregistered else []
             if flow is None:
                 flags.append(UNDECLARED_FLOW)
             if entry is not None and entry.eea is False and entry.safeguard in _NO_SAFEGUARD:
@@ -173,9 +170,8 @@ class ClassificationIndex:
                 business_purpose=purpose_entry.business_purpose,
             )
 
-        otherwise: _Outcome = (
-            outcome(None) if category in REGISTRATION_EXEMPT_CATEGORIES else _UNREGISTERED
-        )
+        # no registry entry valid at the event's time: recorded, by the event's category
+        otherwise = outcome(None, unregistered=category not in REGISTRATION_EXEMPT_CATEGORIES)
         if recipient_id is None:
             return _Memo((), otherwise)
         windows: list[tuple[int, int, _Outcome]] = []
@@ -194,19 +190,29 @@ class ClassificationIndex:
             windows.append((start, end, result))
         return _Memo(tuple(windows), otherwise)
 
-    def unregistered(self, recipient_id: str, category: str, occurred_at_ms: int) -> _Violation:
+    def unregistered(
+        self,
+        recipient_id: str,
+        category: str,
+        occurred_at_ms: int,
+        registry_file: str = RECIPIENTS_FILE,
+    ) -> str | None:
+        """Why the recipient needs a registry entry valid at that time and has none, naming
+        the id and the fix; None if it has one, or its category needs none."""
+        if category in REGISTRATION_EXEMPT_CATEGORIES:
+            return None
+        periods = self.windows.get(recipient_id, ())
+        if any(start <= occurred_at_ms < end for start, end, _ in periods):
+            return None
         when = _ms_text(occurred_at_ms)
-        periods = self.windows.get(recipient_id)
         if periods:
             covered = ", ".join(entry.period_text() for _, _, entry in periods)
             detail = f"has no registry entry valid at {when} (its entries cover {covered})"
         else:
             detail = "is not in the recipient registry"
-        return _Violation(
+        return (
             f"recipient {recipient_id!r} of category {category!r} {detail}; every recipient "
-            f"of that category must be registered: add it to {RECIPIENTS_FILE}",
-            recipient_id,
-            RECIPIENTS_FILE,
+            f"of that category must be registered: add it to {registry_file}"
         )
 
 
@@ -239,10 +245,11 @@ def classify(
 ) -> Classification:
     """Classify one disclosure by the reference data valid at ``occurred_at_ms``.
 
-    Raises ReferenceViolation when a data-category or purpose key is unknown, when a
-    registered recipient's category disagrees with the event's, or when a recipient whose
-    category requires registration has no registry entry valid at that time. Memoised on
-    everything but the time; the time is checked against the recipient's validity windows.
+    Raises ReferenceViolation when a data-category or purpose key is unknown, or when a
+    registered recipient's category disagrees with the event's. A recipient whose category
+    requires registration but has no registry entry valid at that time is classified by
+    the event's category and flagged ``unregistered_recipient``. Memoised on everything
+    but the time; the time is checked against the recipient's validity windows.
     """
     index = ref._index
     rid = recipient_id if recipient_id in index.registered else None
@@ -257,11 +264,10 @@ def classify(
         if start <= occurred_at_ms < end:
             result = outcome
             break
-    if type(result) is Classification:
-        return result
     if type(result) is _Violation:
         raise result.error()
-    raise index.unregistered(recipient_id, str(recipient_category), occurred_at_ms).error()
+    assert type(result) is Classification
+    return result
 
 
 def classify_event(ref: ReferenceData, event: DisclosureEvent) -> Classification:

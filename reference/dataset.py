@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 from reference.classification import ClassificationIndex, unknown_category, unknown_purpose
 from reference.models import (
+    EPOCH,
+    MILLISECOND,
+    RECIPIENTS_FILE,
     CategoryEntry,
     CategoryMapping,
     FlowEntry,
@@ -80,6 +83,22 @@ class ReferenceData:
             if start <= occurred_at_ms < end:
                 return entry
         return None
+
+    def unregistered_recipient(
+        self,
+        recipient_id: str,
+        recipient_category: str,
+        occurred_at: datetime,
+        *,
+        registry_file: str = RECIPIENTS_FILE,
+    ) -> str | None:
+        """Why this recipient needs a registry entry valid at ``occurred_at`` and has none,
+        naming the id and the fix (add it to ``registry_file``); None when it has one, or
+        its category needs none (broadcasters, the public, authorities). The check
+        ``publish`` and the producer library make before sending: the consumer records
+        such an event anyway, flagged ``unregistered_recipient``."""
+        at_ms = (occurred_at - EPOCH) // MILLISECOND
+        return self._index.unregistered(recipient_id, str(recipient_category), at_ms, registry_file)
 
     def matching_flow(
         self,

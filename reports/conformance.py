@@ -1,11 +1,16 @@
-"""Conformance with the privacy policy: undeclared flows and transfers without safeguard.
+"""Conformance with the privacy policy: unregistered recipients, undeclared flows and
+transfers without safeguard.
 
-The consumer flags, at ingest, a disclosure that matches no flow the privacy policy
-declares (``undeclared_flow``) and a disclosure to a recipient outside the EEA with no
-transfer safeguard valid at that time (``transfer_without_safeguard``); see
-the ``reference`` package. This report lists both for the window ``[as_of - 12 months,
-as_of)`` (or ``[since, as_of)``):
+The consumer flags, at ingest, a disclosure to a recipient that needs a registry entry
+and had none at that time (``unregistered_recipient``), a disclosure that matches no flow
+the privacy policy declares (``undeclared_flow``) and a disclosure to a recipient outside
+the EEA with no transfer safeguard valid at that time (``transfer_without_safeguard``);
+see the ``reference`` package. This report lists them for the window
+``[as_of - 12 months, as_of)`` (or ``[since, as_of)``):
 
+- first, each unregistered recipient (its id and the category its events carry) with its
+  number of events, first and last seen, up to three example event ids (the earliest) and
+  the fix: add it to the recipient registry;
 - each undeclared flow (recipient, recipient category, the set of data categories, the
   purpose) with its number of events, first and last seen, and up to three example event
   ids (the earliest), most events first. Recipients that need no registry entry (each
@@ -17,8 +22,8 @@ as_of)`` (or ``[since, as_of)``):
 JSON shape ``conformance-report/1``: :class:`reports.contracts.ConformanceReportJson`,
 published as ``docs/schemas/conformance-report-1.schema.json``.
 
-CSV: one row per finding, ``finding`` being ``undeclared_flow`` or
-``transfer_without_safeguard``; lists joined with ``;``.
+CSV: one row per finding, ``finding`` being ``unregistered_recipient``, ``undeclared_flow``
+or ``transfer_without_safeguard``; lists joined with ``;``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from reports.contracts import (
     ConformanceReportJson,
     ConformanceSummary,
     UndeclaredFlowJson,
+    UnregisteredRecipientJson,
     UnsafeTransferJson,
 )
 from reports.document import (
@@ -53,9 +59,29 @@ from reports.vocabulary import recipient_phrase
 from reports.window import naive_utc
 
 JSON_VERSION: Final = "conformance-report/1"
+# the flags of reference.classification, spelled here as the ledger stores them
+UNREGISTERED_RECIPIENT = "unregistered_recipient"
 UNDECLARED_FLOW = "undeclared_flow"
 TRANSFER_WITHOUT_SAFEGUARD = "transfer_without_safeguard"
 EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class UnregisteredRecipient:
+    recipient_id: str
+    recipient_category: str  # as the events carry it: their category in every report
+    events: int
+    first_seen: datetime
+    last_seen: datetime
+    example_event_ids: tuple[str, ...]
+
+    @property
+    def fix(self) -> str:
+        return (
+            f"add {self.recipient_id!r} ({self.recipient_category}) to the recipient registry, "
+            "reference/data/recipients.yaml or the --reference directory the consumer runs "
+            "with, valid from its first disclosure"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,13 +113,24 @@ class UnsafeTransfer:
 class ConformanceReport:
     source: Provenance
     events: int
+    unregistered_events: int
     undeclared_events: int
     unsafe_transfer_events: int
+    unregistered_recipients: tuple[UnregisteredRecipient, ...]
     undeclared_flows: tuple[UndeclaredFlow, ...]
     transfers_without_safeguard: tuple[UnsafeTransfer, ...]
 
 
 _IN_WINDOW = "occurred_at >= $start AND occurred_at < $end"
+
+_UNREGISTERED_SQL = f"""
+SELECT recipient_id, recipient_category, count(*), min(occurred_at), max(occurred_at),
+       min_by(event_id::VARCHAR, (occurred_at, event_id), {EXAMPLES})
+FROM disclosures
+WHERE {_IN_WINDOW} AND list_contains(flags, '{UNREGISTERED_RECIPIENT}')
+GROUP BY ALL
+ORDER BY count(*) DESC, recipient_id, recipient_category
+"""
 
 _UNDECLARED_SQL = f"""
 WITH flagged AS (
@@ -123,6 +160,7 @@ ORDER BY count(*) DESC, recipient_id
 
 _TOTALS_SQL = f"""
 SELECT count(*),
+       count(*) FILTER (WHERE list_contains(flags, '{UNREGISTERED_RECIPIENT}')),
        count(*) FILTER (WHERE list_contains(flags, '{UNDECLARED_FLOW}')),
        count(*) FILTER (WHERE list_contains(flags, '{TRANSFER_WITHOUT_SAFEGUARD}'))
 FROM disclosures WHERE {_IN_WINDOW}
@@ -141,9 +179,10 @@ def conformance_report(
     generated_at: datetime | None = None,
     allow_incomplete: bool = False,
 ) -> ConformanceReport:
-    """Undeclared flows and transfers without safeguard in ``[as_of - 12 months, as_of)``,
-    or ``[since, as_of)`` when ``since`` is given. A window past the ledger's coverage is
-    refused unless ``allow_incomplete``, which marks the report provisional."""
+    """Unregistered recipients, undeclared flows and transfers without safeguard in
+    ``[as_of - 12 months, as_of)``, or ``[since, as_of)`` when ``since`` is given. A window
+    past the ledger's coverage is refused unless ``allow_incomplete``, which marks the report
+    provisional."""
     start, end, _ = requested_window(as_of, since)
     params = {"start": naive_utc(start), "end": naive_utc(end)}
     with read_snapshot(
@@ -157,18 +196,32 @@ def conformance_report(
         cursor = snapshot.cursor
         if has_table(cursor, "ref_recipients"):
             undeclared_sql = _UNDECLARED_SQL.format(
-                registered="r.recipient_id IS NOT NULL",
+                # an unregistered recipient that should be registered is shown by its id
+                registered="r.recipient_id IS NOT NULL "
+                f"OR list_contains(d.flags, '{UNREGISTERED_RECIPIENT}')",
                 join="LEFT JOIN (SELECT DISTINCT recipient_id, reference_version "
                 "FROM ref_recipients) r USING (recipient_id, reference_version)",
             )
         else:  # no registry stored: every recipient is shown by its own id
             undeclared_sql = _UNDECLARED_SQL.format(registered="true", join="")
+        unregistered_rows = cursor.execute(_UNREGISTERED_SQL, params).fetchall()
         undeclared_rows = cursor.execute(undeclared_sql, params).fetchall()
         unsafe_rows = cursor.execute(_UNSAFE_SQL, params).fetchall()
-        totals = cursor.execute(_TOTALS_SQL, params).fetchone() or (0, 0, 0)
+        totals = cursor.execute(_TOTALS_SQL, params).fetchone() or (0, 0, 0, 0)
         registry = read_registry(cursor, [str(r[0]) for r in unsafe_rows])
         source = snapshot.provenance_of(_COUNTED_SQL, params)
 
+    unregistered = tuple(
+        UnregisteredRecipient(
+            recipient_id=str(rid),
+            recipient_category=str(category),
+            events=int(events),
+            first_seen=_at(first),
+            last_seen=_at(last),
+            example_event_ids=tuple(examples),
+        )
+        for rid, category, events, first, last, examples in unregistered_rows
+    )
     flows = tuple(
         UndeclaredFlow(
             recipient_category=str(category),
@@ -203,8 +256,10 @@ def conformance_report(
     return ConformanceReport(
         source=source,
         events=int(totals[0]),
-        undeclared_events=int(totals[1]),
-        unsafe_transfer_events=int(totals[2]),
+        unregistered_events=int(totals[1]),
+        undeclared_events=int(totals[2]),
+        unsafe_transfer_events=int(totals[3]),
+        unregistered_recipients=unregistered,
         undeclared_flows=flows,
         transfers_without_safeguard=tuple(transfers),
     )
@@ -227,9 +282,22 @@ def conformance_contract(report: ConformanceReport) -> ConformanceReportJson:
         **ledger_report_fields(report.source),
         summary=ConformanceSummary(
             events=report.events,
+            unregistered_recipient_events=report.unregistered_events,
             undeclared_events=report.undeclared_events,
             transfer_without_safeguard_events=report.unsafe_transfer_events,
         ),
+        unregistered_recipients=[
+            UnregisteredRecipientJson(
+                recipient_id=u.recipient_id,
+                recipient_category=u.recipient_category,
+                events=u.events,
+                first_seen=rfc3339(u.first_seen),
+                last_seen=rfc3339(u.last_seen),
+                example_event_ids=list(u.example_event_ids),
+                fix=u.fix,
+            )
+            for u in report.unregistered_recipients
+        ],
         undeclared_flows=[
             UndeclaredFlowJson(
                 recipient_category=f.recipient_category,
@@ -283,6 +351,23 @@ def conformance_document(report: ConformanceReport) -> Document:
     s = report.source
     assert s.window_start is not None
     period = f"from {_day(s.window_start)} up to {_day(s.window_end)} (excluded)"
+    if report.unregistered_recipients:
+        count = len(report.unregistered_recipients)
+        unregistered_text = (
+            f"{report.unregistered_events} of the {report.events} disclosures {period} "
+            f"({_share(report.unregistered_events, report.events)}) went to {count} "
+            f"recipient{'s' if count != 1 else ''} that must be in the recipient registry and "
+            "were not at the time. They are recorded and counted under the recipient "
+            "category their events carry. Fix: add each to the registry "
+            "(reference/data/recipients.yaml, or the --reference directory the consumer "
+            "runs with), valid from its first disclosure; rows already recorded keep their "
+            "flag, since the ledger is append-only."
+        )
+    else:
+        unregistered_text = (
+            f"Every one of the {report.events} disclosures {period} went to a recipient "
+            "in the registry at the time, or to one that needs no registry entry."
+        )
     if report.undeclared_flows:
         undeclared_text = (
             f"{report.undeclared_events} of the {report.events} disclosures {period} "
@@ -310,11 +395,40 @@ def conformance_document(report: ConformanceReport) -> Document:
     return Document(
         title="Conformance with the privacy policy",
         basis=(
-            "Disclosures that match no flow the privacy policy declares, and transfers "
-            "outside the EEA without a safeguard (GDPR Arts. 44-46), as of "
-            f"{rfc3339(s.as_of)}."
+            "Disclosures to recipients missing from the recipient registry, disclosures "
+            "that match no flow the privacy policy declares, and transfers outside the EEA "
+            f"without a safeguard (GDPR Arts. 44-46), as of {rfc3339(s.as_of)}."
         ),
         sections=(
+            Section(
+                heading="Unregistered recipients",
+                paragraphs=(unregistered_text,),
+                table=Table(
+                    (
+                        "Recipient",
+                        "Recipient category",
+                        "Events",
+                        "First seen",
+                        "Last seen",
+                        "Example event ids",
+                    ),
+                    tuple(
+                        (
+                            u.recipient_id,
+                            u.recipient_category,
+                            str(u.events),
+                            rfc3339(u.first_seen) or "",
+                            rfc3339(u.last_seen) or "",
+                            " ".join(u.example_event_ids),
+                        )
+                        for u in report.unregistered_recipients
+                    ),
+                    (False, False, True, False, False, False),
+                )
+                if report.unregistered_recipients
+                else None,
+                section_id="unregistered-recipients",
+            ),
             Section(
                 heading="Undeclared flows",
                 paragraphs=(undeclared_text,),
@@ -406,6 +520,22 @@ CSV_HEADERS = (
 def conformance_csv(report: ConformanceReport) -> str:
     rows: list[tuple[object, ...]] = [
         (
+            UNREGISTERED_RECIPIENT,
+            u.recipient_category,
+            u.recipient_id,
+            1,
+            (),
+            None,
+            None,
+            u.events,
+            rfc3339(u.first_seen),
+            rfc3339(u.last_seen),
+            u.example_event_ids,
+        )
+        for u in report.unregistered_recipients
+    ]
+    rows += [
+        (
             UNDECLARED_FLOW,
             f.recipient_category,
             f.recipient_id,
@@ -439,6 +569,7 @@ def conformance_csv(report: ConformanceReport) -> str:
     meta = [
         *provenance_meta(report.source),
         ("events", str(report.events)),
+        ("unregistered_recipient_events", str(report.unregistered_events)),
         ("undeclared_events", str(report.undeclared_events)),
         ("transfer_without_safeguard_events", str(report.unsafe_transfer_events)),
     ]

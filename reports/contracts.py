@@ -348,8 +348,19 @@ class TransfersReportJson(LedgerReport):
 # -- conformance-report/1 -------------------------------------------------------------------
 class ConformanceSummary(Contract):
     events: Count
+    unregistered_recipient_events: Count
     undeclared_events: Count
     transfer_without_safeguard_events: Count
+
+
+class UnregisteredRecipientJson(Contract):
+    recipient_id: str
+    recipient_category: str = Field(description="as the events carry it")
+    events: Count
+    first_seen: Timestamp
+    last_seen: Timestamp
+    example_event_ids: list[str] = Field(description="up to three, the earliest")
+    fix: str = Field(description="what to add to the reference data")
 
 
 class UndeclaredFlowJson(Contract):
@@ -376,10 +387,14 @@ class UnsafeTransferJson(Contract):
 
 
 class ConformanceReportJson(LedgerReport):
-    """Undeclared flows and transfers outside the EEA without a safeguard."""
+    """Unregistered recipients, undeclared flows, and transfers outside the EEA without a
+    safeguard."""
 
     report: Literal["conformance-report/1"]
     summary: ConformanceSummary
+    unregistered_recipients: list[UnregisteredRecipientJson] = Field(
+        description="most events first"
+    )
     undeclared_flows: list[UndeclaredFlowJson] = Field(description="most events first")
     transfers_without_safeguard: list[UnsafeTransferJson] = Field(description="most events first")
 

@@ -52,6 +52,18 @@ def register(commands: Subcommands) -> None:
         default=60.0,
         help="seconds to wait for the broker and each acknowledgement (default 60)",
     )
+    sub.add_argument(
+        "--reference",
+        type=Path,
+        help="reference data directory whose recipient registry events are checked against "
+        "(default: shipped)",
+    )
+    sub.add_argument(
+        "--strict",
+        action="store_true",
+        help="send nothing unless every line is valid and names a registered recipient "
+        "(default: warn about unregistered recipients, skip invalid lines, send the rest)",
+    )
 
     sub = add_command(
         commands,
@@ -125,20 +137,48 @@ def register(commands: Subcommands) -> None:
     sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
 
 
-def read_events(lines: Iterator[str], source: str) -> tuple[list[DisclosureEvent], list[str]]:
-    """Parse JSON lines; returns the valid events and one message per invalid line."""
-    events: list[DisclosureEvent] = []
+def read_events(
+    lines: Iterator[str], source: str
+) -> tuple[list[tuple[int, DisclosureEvent]], list[str]]:
+    """Parse JSON lines; returns the valid events with their line numbers, and one message
+    per problem of an invalid line."""
+    events: list[tuple[int, DisclosureEvent]] = []
     problems: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            events.append(DisclosureEvent.model_validate_json(line))
+            events.append((number, DisclosureEvent.model_validate_json(line)))
         except ValidationError as exc:
             for error in exc.errors():
                 where = ".".join(str(p) for p in error["loc"]) or "(the line)"
                 problems.append(f"{source}:{number}: field {where}: {error['msg']}")
     return events, problems
+
+
+def unregistered_lines(
+    events: list[tuple[int, DisclosureEvent]], source: str, reference_dir: Path | None
+) -> list[str]:
+    """One message per line whose recipient the registry lacks at the event's time, naming
+    the line, the id and the fix."""
+    from reference import default_reference_directory, load_reference
+    from reference.models import RECIPIENTS_FILE
+
+    registry = load_reference(reference_dir)
+    registry_file = str((reference_dir or default_reference_directory()) / RECIPIENTS_FILE)
+    if reference_dir is None:
+        registry_file += " (the shipped registry), or pass --reference DIR with it"
+    found = []
+    for number, event in events:
+        problem = registry.unregistered_recipient(
+            event.recipient.id,
+            event.recipient.category.value,
+            event.occurred_at,
+            registry_file=registry_file,
+        )
+        if problem is not None:
+            found.append(f"{source}:{number}: {problem}")
+    return found
 
 
 def run_publish(args: argparse.Namespace) -> int:
@@ -147,9 +187,24 @@ def run_publish(args: argparse.Namespace) -> int:
     source = "<stdin>" if args.file == "-" else args.file
     stream = sys.stdin if args.file == "-" else Path(args.file).open(encoding="utf-8")  # noqa: SIM115
     with stream:
-        events, problems = read_events(iter(stream), source)
+        numbered, problems = read_events(iter(stream), source)
+    events = [event for _, event in numbered]
+    unregistered = unregistered_lines(numbered, source, args.reference)
     for problem in problems:
         print(f"invalid, not sent: {problem}", file=sys.stderr)
+    verdict = "refused (--strict)" if args.strict else "publishing anyway (the ledger flags it)"
+    for line in unregistered:
+        print(f"unregistered recipient, {verdict}: {line}", file=sys.stderr)
+    invalid_lines = len({p.rsplit(": field", 1)[0] for p in problems})
+    if args.strict and (unregistered or problems):
+        # all or nothing: a demanding user must not be left with half an input published
+        print(
+            f"nothing sent to {args.topic}: --strict refuses the whole input, "
+            f"{len(unregistered)} line(s) naming unregistered recipients and {invalid_lines} "
+            "invalid line(s); fix them (or drop --strict) and publish again",
+            file=sys.stderr,
+        )
+        return 1
     result = PublishResult()
     if events:
         result = publish_events(bootstrap_servers(args), args.topic, events, timeout=args.timeout)
@@ -159,10 +214,10 @@ def run_publish(args: argparse.Namespace) -> int:
         with Path(args.undelivered).open("w", encoding="utf-8") as out:
             for miss in result.undelivered:
                 out.write(miss.event.to_json_line() + "\n")
-    invalid_lines = len({p.rsplit(": field", 1)[0] for p in problems})
     print(
         f"{result.delivered} delivered, {len(result.undelivered)} not delivered, "
         f"{invalid_lines} invalid line(s) not sent, to {args.topic}"
+        + (f"; {len(unregistered)} to unregistered recipients" if unregistered else "")
     )
     return 0 if result.ok and not problems else 1
 

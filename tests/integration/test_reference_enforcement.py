@@ -43,11 +43,6 @@ BREAKS_A_RULE = [
         {"purpose": "marketing.mind_reading"},
         ("marketing.mind_reading", "purposes.yaml"),
     ),
-    (
-        "unregistered processor",
-        {"recipient": {"id": "acme-analytics", "category": "service_provider"}},
-        ("acme-analytics", "recipients.yaml"),
-    ),
 ]
 
 
@@ -68,16 +63,18 @@ def test_each_rule_is_enforced_and_flows_are_flagged(
     )
     with_safeguard = make_event(occurred_at=BEFORE_LAPSE, purpose=survey_purpose, **SURVEY)
     without_safeguard = make_event(occurred_at=AFTER_LAPSE, purpose=survey_purpose, **SURVEY)
+    # recorded and flagged, not quarantined: the disclosure happened (issue 16)
+    unregistered = make_event(recipient={"id": "acme-analytics", "category": "service_provider"})
     broken = [make_event(**changes) for _, changes, _ in BREAKS_A_RULE]
     with DisclosurePublisher(kafka_bootstrap, topic) as publisher:
-        sent = [declared, undeclared, with_safeguard, without_safeguard, *broken]
+        sent = [declared, undeclared, with_safeguard, without_safeguard, unregistered, *broken]
         assert publisher.publish_many(sent).ok
 
     with Ledger(ledger_path) as ledger:
         stats = consume(
             kafka_bootstrap, topic, Ingestor(ledger, key_store, reference), until_idle=2.0
         )
-        assert (stats.accepted, stats.quarantined) == (4, len(BREAKS_A_RULE))
+        assert (stats.accepted, stats.quarantined) == (5, len(BREAKS_A_RULE))
         errors = [
             r[0]
             for r in ledger.con.execute(
@@ -98,6 +95,7 @@ def test_each_rule_is_enforced_and_flows_are_flagged(
         assert not declared_col[str(undeclared.event_id)]
         assert "transfer_without_safeguard" not in flags[str(with_safeguard.event_id)]
         assert "transfer_without_safeguard" in flags[str(without_safeguard.event_id)]
+        assert "unregistered_recipient" in flags[str(unregistered.event_id)]
         versions = ledger.con.execute(
             "SELECT DISTINCT reference_version FROM disclosures"
         ).fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ from ledger.quarantine import read_quarantine
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from reference import ReferenceData
+from reports.ccpa import ccpa_report
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
 
@@ -78,14 +80,15 @@ def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
     ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
     poison = b"\xc3\x01garbage"
-    unregistered = _encoded(recipient={"id": "acme-analytics", "category": "service_provider"})
     unknown_key = _encoded(data_categories=["user.not_a_category"])
+    # registered as a payment provider, named by the event as a service provider
+    miscategorised = _encoded(recipient={"id": "escalion", "category": "service_provider"})
     with Ledger(ledger_path) as ledger:
         stats = _ingestor(ledger, key_store, reference).ingest(
             [
                 _message(0, poison),
                 _message(1, _encoded()),
-                _message(2, unregistered),
+                _message(2, miscategorised),
                 _message(3, unknown_key),
                 _message(4, None),
             ]
@@ -95,12 +98,44 @@ def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
             (q.offset, q.value, q.error) for q in read_quarantine(ledger, key_store.quarantine_key)
         ]
         assert rows[0][1] == poison
-        assert rows[1][1] == unregistered
-        assert "acme-analytics" in rows[1][2] and "recipients.yaml" in rows[1][2]
+        assert rows[1][1] == miscategorised
+        assert "escalion" in rows[1][2] and "recipients.yaml" in rows[1][2]
         assert "user.not_a_category" in rows[2][2] and "categories.yaml" in rows[2][2]
         assert "no value" in rows[3][2]
         assert ledger.stored_offsets(TOPIC) == {0: 5}
         assert verify_ledger(ledger).ok
+
+
+def test_unregistered_recipient_is_recorded_flagged_and_counted_by_its_category(
+    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    """A disclosure to a recipient missing from the registry happened: it is evidence,
+    kept in the chain, flagged, and reported under the category the event carries."""
+    unregistered = make_event(
+        recipient={"id": "acme-analytics", "category": "service_provider"},
+        data_categories=["user.device.ip_address"],
+        purpose="analytics.reporting",
+    )
+    with Ledger(ledger_path) as ledger:
+        stats = _ingestor(ledger, key_store, reference).ingest(
+            [_message(0, _encoded()), _message(1, CODEC.encode(unregistered.to_avro()))]
+        )
+        assert (stats.accepted, stats.quarantined) == (2, 0)
+        assert read_quarantine(ledger, key_store.quarantine_key) == []
+        row = ledger.con.execute(
+            "SELECT recipient_id, recipient_category, flags, ccpa_letters, declared "
+            "FROM disclosures WHERE event_id = ?",
+            [str(unregistered.event_id)],
+        ).fetchone()
+        assert row is not None
+        recipient, category, flags, letters, _ = row
+        assert (recipient, category) == ("acme-analytics", "service_provider")
+        assert flags[0] == "unregistered_recipient"
+        assert letters == sorted(reference.ccpa_letters("user.device.ip_address"))
+        assert verify_ledger(ledger).ok
+        report = ccpa_report(ledger, date(2026, 4, 1))
+    counted = {c.letter: c.recipient_categories for c in report.business_purpose}
+    assert all("service_provider" in counted[letter] for letter in letters)
 
 
 def test_restart_continues_each_chain_where_the_ledger_left_it(

@@ -419,36 +419,58 @@ def test_registered_recipient_with_another_category_names_key_and_file(
 @pytest.mark.parametrize(
     "category", ["service_provider", "payment_provider", "financial_institution", "group_entity"]
 )
-def test_unregistered_recipient_where_registration_is_required(
+def test_unregistered_recipient_where_registration_is_required_is_classified_and_flagged(
     ref: ReferenceData, category: str
 ) -> None:
-    with pytest.raises(ReferenceViolation) as info:
-        classify(
-            ref,
-            recipient_id="acme-data-brokers",
-            recipient_category=category,
-            data_categories=["user.contact.email"],
-            purpose="essential.service.operations",
-            occurred_at_ms=NOW,
-        )
-    assert (info.value.key, info.value.reference_file) == ("acme-data-brokers", "recipients.yaml")
-    assert "'acme-data-brokers'" in str(info.value)
-    assert "recipients.yaml" in str(info.value)
+    # the disclosure happened: it is classified by the event's category, and flagged
+    result = classify(
+        ref,
+        recipient_id="acme-data-brokers",
+        recipient_category=category,
+        data_categories=["user.contact.email"],
+        purpose="essential.service.operations",
+        occurred_at_ms=NOW,
+    )
+    assert result.flags[0] == "unregistered_recipient"
+    assert not result.recipient_registered and result.recipient_role == Role.third_party
+    assert result.ccpa_letters == tuple(sorted(ref.ccpa_letters("user.contact.email")))
+    problem = ref.unregistered_recipient(
+        "acme-data-brokers", category, datetime.fromtimestamp(NOW / 1000, UTC)
+    )
+    assert problem is not None
+    assert "'acme-data-brokers'" in problem and "add it to recipients.yaml" in problem
 
 
-def test_registered_recipient_outside_its_validity(ref: ReferenceData) -> None:
-    with pytest.raises(ReferenceViolation) as info:
-        classify(
-            ref,
-            recipient_id="hotjar",
-            recipient_category="service_provider",
-            data_categories=["user.device.ip_address"],
-            purpose="analytics.reporting",
-            occurred_at_ms=ms("2021-07-21T23:59:59.999+00:00"),
-        )
-    assert info.value.key == "hotjar"
-    assert "no registry entry valid at 2021-07-21T23:59:59.999" in str(info.value)
-    assert "[2021-07-22, open)" in str(info.value)
+def test_registered_recipient_outside_its_validity_is_flagged_unregistered(
+    ref: ReferenceData,
+) -> None:
+    before = ms("2021-07-21T23:59:59.999+00:00")
+    result = classify(
+        ref,
+        recipient_id="hotjar",
+        recipient_category="service_provider",
+        data_categories=["user.device.ip_address"],
+        purpose="analytics.reporting",
+        occurred_at_ms=before,
+    )
+    assert "unregistered_recipient" in result.flags and not result.recipient_registered
+    problem = ref.unregistered_recipient(
+        "hotjar",
+        "service_provider",
+        datetime(2021, 7, 21, 23, 59, 59, 999000, tzinfo=UTC),
+        registry_file="/srv/ref/recipients.yaml",
+    )
+    assert problem is not None
+    assert "no registry entry valid at 2021-07-21T23:59:59.999" in problem
+    assert "[2021-07-22, open)" in problem and "/srv/ref/recipients.yaml" in problem
+    assert (
+        ref.unregistered_recipient("hotjar", "service_provider", datetime(2026, 1, 1, tzinfo=UTC))
+        is None
+    )
+    assert (
+        ref.unregistered_recipient("broadcaster-1", "broadcaster", datetime(2026, 1, 1, tzinfo=UTC))
+        is None
+    )
 
 
 def test_role_change_classifies_by_the_entry_valid_at_the_time(ref: ReferenceData) -> None:

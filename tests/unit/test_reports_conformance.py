@@ -151,6 +151,7 @@ def test_conformance_in_every_format(ledger_file: Path) -> None:
     assert data["report"] == "conformance-report/1"
     assert data["summary"] == {
         "events": 12,
+        "unregistered_recipient_events": 0,
         "undeclared_events": 7,
         "transfer_without_safeguard_events": 2,
     }
@@ -228,3 +229,79 @@ def test_csv_preamble_is_skippable(ledger_file: Path) -> None:
     assert any(line.startswith("# chain: privacy.disclosures.v1/0 head_seq=") for line in preamble)
     body = io.StringIO("\n".join(line for line in text.splitlines() if not line.startswith("#")))
     assert len(list(csv.DictReader(body))) == 3
+
+
+def test_unregistered_recipients_come_first_with_counts_and_the_fix(
+    tmp_path: Path, reference: ReferenceData
+) -> None:
+    v = reference.version
+    flagged = ["unregistered_recipient", "undeclared_flow"]
+    rows = [
+        *(
+            disclosure_row(
+                event_id=_id(50 + n),
+                recipient_id="acme-analytics",
+                recipient_category="service_provider",
+                flags=flagged,
+                declared=False,
+                reference_version=v,
+                occurred_at=datetime(2026, 5, 10 - n, 8, 0),
+            )
+            for n in range(4)
+        ),
+        disclosure_row(
+            event_id=_id(60),
+            recipient_id="old-bank",
+            recipient_category="financial_institution",
+            flags=["unregistered_recipient"],
+            reference_version=v,
+            occurred_at=datetime(2026, 6, 1),
+        ),
+        disclosure_row(
+            event_id=_id(61),
+            recipient_id="emarsys",
+            recipient_category="service_provider",
+            flags=UNDECLARED,
+            declared=False,
+            reference_version=v,
+            occurred_at=datetime(2026, 6, 2),
+        ),
+        disclosure_row(reference_version=v, occurred_at=datetime(2026, 3, 1)),
+    ]
+    path = write_ledger(tmp_path / "ledger.duckdb", rows)
+    store_reference(path, reference)
+    with Ledger(path, read_only=True) as ledger:
+        report = conformance_report(ledger, AS_OF)
+    assert (report.events, report.unregistered_events, report.undeclared_events) == (7, 5, 5)
+    acme, bank = report.unregistered_recipients
+    assert (acme.recipient_id, acme.recipient_category, acme.events) == (
+        "acme-analytics",
+        "service_provider",
+        4,
+    )
+    assert acme.first_seen == datetime(2026, 5, 7, 8, 0, tzinfo=UTC)
+    assert acme.example_event_ids == (_id(53), _id(52), _id(51))
+    assert (bank.recipient_id, bank.events) == ("old-bank", 1)
+    # its undeclared flow names it by id, not grouped with "recipients not registered"
+    assert {f.recipient_id for f in report.undeclared_flows} == {"acme-analytics", "emarsys"}
+
+    data = json.loads(render_conformance(report, "json"))
+    assert data["summary"]["unregistered_recipient_events"] == 5
+    findings = [key for key in data if key.endswith(("recipients", "flows", "safeguard"))]
+    assert findings[0] == "unregistered_recipients"
+    assert data["unregistered_recipients"][0]["recipient_id"] == "acme-analytics"
+    assert "recipients.yaml" in data["unregistered_recipients"][0]["fix"]
+    md = render_conformance(report, "md")
+    assert md.index("## Unregistered recipients") < md.index("## Undeclared flows")
+    assert "5 of the 7 disclosures" in md and "went to 2 recipients" in md
+    assert "add each to the registry (reference/data/recipients.yaml" in md
+    assert "| acme-analytics | service_provider | 4 |" in md
+    lines = render_conformance(report, "csv").splitlines()
+    table = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    assert [r["finding"] for r in table][:3] == [
+        "unregistered_recipient",
+        "unregistered_recipient",
+        "undeclared_flow",
+    ]
+    html = render_conformance(report, "html")
+    assert html.index("Unregistered recipients") < html.index("Undeclared flows")
