@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,7 @@ from reference import ReferenceData
 from reports.ccpa import ccpa_report
 from schemas.codec import EventCodec
 from tests.unit.events import make_event
+from tests.unit.ledger_rows import record_coverage_in
 
 TOPIC = "t.disclosures"
 CODEC = EventCodec()
@@ -133,6 +134,7 @@ def test_unregistered_recipient_is_recorded_flagged_and_counted_by_its_category(
         assert flags[0] == "unregistered_recipient"
         assert letters == sorted(reference.ccpa_letters("user.device.ip_address"))
         assert verify_ledger(ledger).ok
+        record_coverage_in(ledger.con, datetime(2026, 4, 2))  # the sources' watermarks
         report = ccpa_report(ledger, date(2026, 4, 1))
     counted = {c.letter: c.recipient_categories for c in report.business_purpose}
     assert all("service_provider" in counted[letter] for letter in letters)
