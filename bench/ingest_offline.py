@@ -153,7 +153,7 @@ def time_stages() -> StageTimer:
     timer.wrap(EventCodec, "decode_many", "decode (fastavro)")
     timer.wrap(pipeline, "classify", "classify")
     timer.wrap(pipeline, "encrypt_contexts", "encrypt contexts (AES-GCM)")
-    timer.wrap(pipeline, "leaf_hashes", "leaf hashes (ledger.chain)")
+    timer.wrap(pipeline, "batch_leaf_hashes", "leaf hashes (ledger.leaf_batch)")
     timer.wrap(pipeline, "link_hashes", "link hashes")
     timer.wrap(SubjectKeyStore, "derive", "pseudonymise (SubjectKeyStore.derive)")
     timer.wrap(Ledger, "find_event_ids", "deduplicate (Ledger.find_event_ids)")

@@ -17,9 +17,10 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from ledger.chain import GENESIS, leaf_hashes, link_hashes
+from ledger.chain import GENESIS, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_contexts
+from ledger.leaf_batch import batch_leaf_hashes
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
 from ledger.quarantine import seal
 from ledger.store import (
@@ -297,9 +298,9 @@ class Ingestor:
         body = pa.table(
             [pa.array(columns[f.name], f.type) for f in _BODY_COLUMNS], schema=_BODY_COLUMNS
         )
-        # Every leaf of the batch in one call (ledger.chain), read from the very columns
-        # that are appended, then each chain's links.
-        leaves = leaf_hashes(leaf_view(body))
+        # Every leaf of the batch in one DuckDB query (ledger.leaf_batch), read from the very
+        # columns that are appended, then each chain's links.
+        leaves = batch_leaf_hashes(leaf_view(body))
         links: list[bytes] = [b""] * n
         for chain, positions in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))

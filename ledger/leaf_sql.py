@@ -11,6 +11,8 @@ the event id is its UUID text. ``tests/unit/test_leaf_sql.py`` holds the SQL to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ledger.chain import LEAF_FIELDS
 
 # How each leaf field is read from its ``disclosures`` column, as the encoding needs it.
@@ -42,10 +44,11 @@ def _netstring(text: str) -> str:
     return f"coalesce(strlen({text}) || ':', 'N'), {text}, ','"
 
 
-def field_sql(name: str) -> str:
-    """The canonical bytes of leaf field ``name``, as ``concat`` arguments over
-    ``disclosures``' columns."""
-    value = READ_AS.get(name, name)
+def field_sql(name: str, value: str | None = None) -> str:
+    """The canonical bytes of leaf field ``name``, as ``concat`` arguments; ``value`` reads
+    the field (default: from ``disclosures``' columns, :data:`READ_AS`)."""
+    if value is None:
+        value = READ_AS.get(name, name)
     if name in BOOLEAN_FIELDS:
         return f"CASE WHEN {value} THEN '4:true,' WHEN NOT {value} THEN '5:false,' ELSE 'N,' END"
     if name in LIST_FIELDS:
@@ -55,8 +58,16 @@ def field_sql(name: str) -> str:
     return _netstring(f"({value})::VARCHAR")
 
 
-ENCODING_SQL = "concat(" + ", ".join(field_sql(name) for name in LEAF_FIELDS) + ")"
-"""The row's encoding (:func:`ledger.chain.encode_row`) as one VARCHAR expression."""
+def encoding_sql(read_as: Mapping[str, str] = READ_AS) -> str:
+    """The row's encoding as one VARCHAR expression, each field read by ``read_as[name]``
+    or, for a field it does not name, by the column of that name."""
+    fields = ", ".join(field_sql(name, read_as.get(name, name)) for name in LEAF_FIELDS)
+    return f"concat({fields})"
+
+
+ENCODING_SQL = encoding_sql()
+"""The row's encoding (:func:`ledger.chain.encode_row`) as one VARCHAR expression over
+``disclosures``' columns."""
 
 LEAF_BYTES_SQL = f"'\\x00'::BLOB || encode({ENCODING_SQL})"
 """``0x00 || encoding``: the bytes whose SHA-256 is the leaf, as one BLOB expression."""

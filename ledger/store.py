@@ -393,13 +393,16 @@ class Ledger:
                 }
             ),
         }
+        # only what has rows is registered: quarantine and duplicates are usually empty, and
+        # each registration and its removal cost about 0.1 ms
+        incoming = {name: table for name, table in incoming.items() if table.num_rows}
         for name, table in incoming.items():
             self.con.register(name, table)
         try:
             with self._transaction() as con:
                 for name, table in batch.reference_tables.items():
                     _append_reference(con, name, table)
-                if batch.accepted.num_rows:
+                if "_incoming_disclosures" in incoming:
                     con.execute(
                         "INSERT INTO disclosures BY NAME "
                         f"{APPEND_SELECT} FROM _incoming_disclosures"
@@ -409,9 +412,9 @@ class Ledger:
                     ("quarantine", "_incoming_quarantine"),
                     ("duplicates", "_incoming_duplicates"),
                 ):
-                    if incoming[source].num_rows:
+                    if source in incoming:
                         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
-                if batch.next_offsets:
+                if "_incoming_offsets" in incoming:
                     con.execute(
                         "INSERT INTO offsets BY NAME SELECT *, now()::TIMESTAMP AS updated_at "
                         "FROM _incoming_offsets ON CONFLICT (topic, kafka_partition) DO UPDATE "
