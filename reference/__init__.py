@@ -1,4 +1,4 @@
-"""Reference data: recipients, categories, purposes and declared flows.
+"""Reference data: recipients, categories, purposes, declared flows and expected sources.
 
 Versioned data files, validated on load. Neither storage (``ledger``) nor the wire contract
 (``schemas``): consumers, reports and the simulator all classify with it. One module per
@@ -34,6 +34,7 @@ from reference.models import (
     CategoryEntry,
     CategoryMapping,
     Classification,
+    ExpectedSource,
     FlowEntry,
     Manifest,
     PurposeEntry,
@@ -55,6 +56,7 @@ __all__ = [
     "CategoryEntry",
     "CategoryMapping",
     "Classification",
+    "ExpectedSource",
     "FlowEntry",
     "Manifest",
     "PurposeEntry",
