@@ -23,6 +23,7 @@ from disclosure_ledger.commands import (
     reference,
     reports,
     schemas,
+    status,
     verify,
 )
 from disclosure_ledger.commands.key_material import default_key_store
@@ -45,6 +46,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     broker,
     ingest,
     verify,
+    status,
     maintenance,
     keys,
     reports,
