@@ -27,7 +27,7 @@ from ledger.checkpoints import (
     load_signing_key,
     read_checkpoint_file,
 )
-from ledger.coverage import ledger_coverage
+from ledger.coverage import DEFAULT_ALLOWANCE, ledger_coverage
 from ledger.errors import ChainError, LedgerError
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
@@ -78,7 +78,9 @@ def _demo_signing_key(demo_dir: Path) -> tuple[Path, Path]:
 
 def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> int:
     settings = load_settings()
-    as_of = as_of or datetime.now(UTC).date()
+    # today, unless the simulated services' watermarks (sent now) less the allowance for
+    # late events cannot yet cover today's midnight: then yesterday
+    as_of = as_of or (datetime.now(UTC) - DEFAULT_ALLOWANCE).date()
     start, end = report_window(as_of)
     demo_dir = settings.state_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,11 @@ class DisclosurePublisher:
     Use as a context manager, or call :meth:`close`, which flushes.
     """
 
+    # until __init__ says otherwise: no source, so no watermarks
+    source: WatermarkSource | None = None
+    _watermark_thread: threading.Thread | None = None
+    _watermark_on_close: bool = False
+
     def __init__(
         self,
         bootstrap_servers: str,
@@ -407,8 +412,8 @@ class DisclosurePublisher:
         """Flush for up to ``timeout`` seconds, then close; whatever is still unsent is
         dropped (and was reported undelivered by :meth:`publish_many`). A publisher that
         names its source sends a last watermark first (a warning if it cannot)."""
-        self._stop_watermarks.set()
         if self._watermark_thread is not None:
+            self._stop_watermarks.set()
             self._watermark_thread.join()
         if self.source is not None and self._watermark_on_close and timeout > 0:
             try:

@@ -138,7 +138,12 @@ def register(commands: Subcommands) -> None:
     )
     sub.add_argument("--events", type=int, default=20_000, help="simulated events (default 20000)")
     sub.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
-    sub.add_argument("--as-of", type=iso_date, help="report date (default: today, UTC)")
+    sub.add_argument(
+        "--as-of",
+        type=iso_date,
+        help="report date (default: today, UTC; yesterday during the first "
+        "5 minutes after midnight, which the watermarks cannot cover yet)",
+    )
     sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
 
 
