@@ -254,6 +254,8 @@ def consume(
     While the broker is unreachable this retries with ``backoff`` (see the module
     docstring) and raises :class:`ConsumeError` only after ``max_outage`` seconds.
     """
+    if probe_every <= 0:
+        raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = ConsumeStats()

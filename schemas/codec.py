@@ -10,6 +10,10 @@ implementations disagree on the canonical form of a primitive that carries a log
 (Java and fastavro write ``"long"``, the Python ``avro`` package ``{"type":"long"}``), so
 every shipped schema answers to both fingerprints.
 
+The topic also carries producer watermarks (``producer_watermark.vN.avsc``,
+:mod:`schemas.watermark`): same header, their own fingerprints, so
+:meth:`EventCodec.decode_many` returns a :class:`~schemas.watermark.Watermark` for them.
+
 Records are decoded by fastavro only; canonical forms and fingerprints come from
 ``fastavro.schema``. The consumer decodes a whole batch with
 :meth:`EventCodec.decode_many`.

@@ -115,6 +115,13 @@ def register(commands: Subcommands) -> None:
         "--dead-letter-topic", help="also copy quarantined messages to this topic, with headers"
     )
     sub.add_argument(
+        "--probe-every",
+        type=float,
+        default=10.0,
+        help="seconds between probes of each partition's end offset, which the coverage "
+        "(`status`) reads (default 10)",
+    )
+    sub.add_argument(
         "--checkpoint-file", type=Path, help="append checkpoints here (default LEDGER.checkpoints)"
     )
     sub.add_argument(
@@ -302,6 +309,7 @@ def run_consume(args: argparse.Namespace) -> int:
             stop=stop,
             max_outage=args.max_outage,
             dead_letter_topic=args.dead_letter_topic,
+            probe_every=args.probe_every,
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
     if final is not None and ingestor.checkpointer is not None:
