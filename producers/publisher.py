@@ -361,6 +361,11 @@ class DisclosurePublisher:
                     f"no watermark for {self.source.service}: earlier events were not all "
                     f"acknowledged within {timeout:g} s ({exc})"
                 ) from exc
+            if watermark_at is not None and watermark_at > began:
+                raise PublishError(
+                    f"no watermark for {self.source.service} at {watermark_at.isoformat()}: it "
+                    "is in the future, and a source can only declare what it has published"
+                )
             at_ms = epoch_ms(watermark_at if watermark_at is not None else began)
             with self._undelivered_lock:
                 held = self._earliest_undelivered_ms
@@ -372,7 +377,13 @@ class DisclosurePublisher:
                         "this publisher; replay it, then send the watermark from a new publisher"
                     )
                 at_ms = held
-            partitions = sorted(self._producer.partitions_for(self.topic) or ())
+            try:
+                partitions = sorted(self._producer.partitions_for(self.topic) or ())
+            except KafkaError as exc:
+                raise PublishError(
+                    f"no watermark for {self.source.service}: the partitions of {self.topic} "
+                    f"are unknown ({exc})"
+                ) from exc
             if not partitions:
                 raise PublishError(f"topic {self.topic} has no partitions in the metadata")
             watermark = Watermark(
@@ -405,7 +416,7 @@ class DisclosurePublisher:
         while not self._stop_watermarks.wait(seconds):
             try:
                 self.send_watermark()
-            except PublishError as exc:
+            except (PublishError, KafkaError) as exc:  # the next period tries again
                 log.warning("%s", exc)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -416,10 +427,12 @@ class DisclosurePublisher:
             self._stop_watermarks.set()
             self._watermark_thread.join()
         if self.source is not None and self._watermark_on_close and timeout > 0:
+            began = time.monotonic()
             try:
                 self.send_watermark(timeout=timeout)
             except (PublishError, KafkaError) as exc:
                 log.warning("no watermark on close: %s", exc)
+            timeout = max(0.0, timeout - (time.monotonic() - began))  # one budget for both
         try:
             self._producer.close(timeout=timeout)
         except KafkaTimeoutError:
