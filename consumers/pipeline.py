@@ -166,7 +166,9 @@ class Ingestor:
                 duplicates=DUPLICATE_COLUMNS.empty_table(),
                 probes=probes,
             )
-            return PreparedBatch(only_probes, IngestStats(), False, dict(self._heads))
+            return PreparedBatch(
+                only_probes, IngestStats(), False, dict(self._heads), dict(self._watermarks)
+            )
         now = self._clock_ms()
         candidates: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
         quarantined: list[dict[str, Any]] = []

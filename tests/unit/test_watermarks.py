@@ -196,3 +196,32 @@ def test_status_names_what_holds_the_coverage_back(
     assert {s["source"] for s in status["sources"]} == {s.source for s in reference.sources}
     (partition,) = status["partitions"]
     assert partition["position"] == 1 + len(reference.sources) and partition["lag"] == 0
+
+
+def test_a_failed_commit_forgets_its_watermarks_but_not_the_earlier_ones(
+    ledger_path: Path,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    later = T + timedelta(hours=1)
+    with Ledger(ledger_path) as ledger:
+        ingestor = Ingestor(ledger, key_store, reference)
+        ingestor.ingest([_message(0, _watermark(at=T))])
+
+        def fail(batch: object) -> None:
+            raise RuntimeError("disk full")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ledger, "append_batch", fail)
+            with pytest.raises(RuntimeError):
+                ingestor.ingest([_message(1, _watermark(at=later))])
+            ingestor.note_probes([(TOPIC, 0, epoch_ms(T), 1)])
+            with pytest.raises(RuntimeError):
+                ingestor.commit(ingestor.prepare([]))  # the probes alone
+        # offset 1 is read again; the event between T and the uncommitted watermark is on
+        # time, one before T is late
+        stats = ingestor.ingest(
+            [_message(1, _event(T + timedelta(minutes=1))), _message(2, _event(T - timedelta(1)))]
+        )
+        assert (stats.accepted, stats.late) == (2, 1)
