@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+from tabulate import tabulate
 
 from ledger.coverage import Coverage, ledger_coverage
 
@@ -183,11 +184,9 @@ def _partitions(con: duckdb.DuckDBPyConnection) -> list[PartitionStatus]:
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    """Rows (the first is the header) as a text table, indented; tabulate lays it out."""
+    text = tabulate(list(rows[1:]), headers=list(rows[0]), tablefmt="simple", disable_numparse=True)
+    return ["  " + line for line in text.splitlines()]
 
 
 def _utc(value: datetime) -> datetime:
