@@ -19,6 +19,10 @@ this loop promises, and how:
   was read to its end, so an outage never passes for "caught up". ``max_outage``
   (default: none) turns a long outage into a :class:`~consumers.errors.ConsumeError`;
   a stop signal during an outage still ends it cleanly.
+- **Partition probes.** Every ``probe_every`` seconds, busy or idle, the end offset of
+  each assigned partition is asked for and recorded (table ``partition_probes``) with the
+  next transaction, or in one of its own when idle: a partition is complete through the
+  latest probe whose end offset the committed position has reached (``ledger/coverage.py``).
 - **Dead letters (optional).** With ``dead_letter_topic``, every quarantined message is
   also copied there once its batch has committed, with headers naming its source topic,
   partition, offset and error, as Kafka Connect's dead-letter queue does. The ledger's
@@ -241,6 +245,7 @@ def consume(
     max_outage: float | None = None,
     probe_timeout: float = 5.0,
     dead_letter_topic: str | None = None,
+    probe_every: float = 10.0,
 ) -> ConsumeStats:
     """Ingest ``topic`` until ``stop`` is set, or until every partition has been read to
     its end and nothing new arrived for ``until_idle`` seconds.
@@ -249,6 +254,8 @@ def consume(
     While the broker is unreachable this retries with ``backoff`` (see the module
     docstring) and raises :class:`ConsumeError` only after ``max_outage`` seconds.
     """
+    if probe_every <= 0:
+        raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = ConsumeStats()
@@ -264,7 +271,7 @@ def consume(
     )
     assigned: list[TopicPartition] = []
     reseek = False
-    last_refresh = last_probe = 0.0
+    last_refresh = last_probe = last_end_probe = 0.0
     last_activity = time.monotonic()
     caught_up = False
     collector = _BatchCollector()
@@ -278,14 +285,22 @@ def consume(
                         consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
                     assigned = _assign(consumer, topic, ingestor, assigned, reseek=reseek)
                     reseek, last_refresh = False, time.monotonic()
+                if assigned and time.monotonic() - last_end_probe >= probe_every:
+                    ingestor.note_probes(_probe_ends(consumer, assigned, probe_timeout))
+                    last_end_probe = time.monotonic()
                 messages = _poll_batch(consumer, max_batch, linger) if assigned else []
                 if not messages:
                     commits.wait()
                     if time.monotonic() - last_probe >= 1.0:
                         collector.collect()
                         # Nothing new: is the broker still there, and is every partition read?
-                        caught_up = _caught_up(consumer, assigned, probe_timeout)
+                        caught_up, probes = _caught_up(consumer, assigned, probe_timeout)
                         last_probe = time.monotonic()
+                        if probes and last_probe - last_end_probe >= probe_every:
+                            ingestor.note_probes(probes)
+                            last_end_probe = last_probe
+                    if ingestor.has_pending_probes:
+                        commits.submit([])  # the probes alone, while nothing else comes
             except KafkaError as exc:
                 commits.wait()  # what was read before the outage is still good
                 if not _ride_out(
@@ -407,14 +422,18 @@ class _Commits:
         self._in_flight = None
         result = future.result()
         self.stats.add(result)
-        self.stats.batches += 1
-        log.info(
-            "batch of %d: %d accepted, %d duplicate, %d quarantined",
-            result.total,
-            result.accepted,
-            result.duplicates,
-            result.quarantined,
-        )
+        if result.total:
+            self.stats.batches += 1
+        if result.total:
+            log.info(
+                "batch of %d: %d accepted (%d late), %d duplicate, %d quarantined, %d watermark(s)",
+                result.total,
+                result.accepted,
+                result.late,
+                result.duplicates,
+                result.quarantined,
+                result.watermarks,
+            )
         if self.dead_letters is not None and result.quarantined:
             self.stats.dead_lettered += self.dead_letters.forward(self.ingestor, messages)
 
@@ -490,15 +509,32 @@ def _assign(
     return tps
 
 
-def _caught_up(consumer: Any, assigned: Sequence[TopicPartition], timeout: float) -> bool:
-    """Whether every assigned partition has been read to its end; KafkaError if the
-    broker does not answer within ``timeout``."""
+def _caught_up(
+    consumer: Any, assigned: Sequence[TopicPartition], timeout: float
+) -> tuple[bool, list[tuple[str, int, int, int]]]:
+    """Whether every assigned partition has been read to its end, and the end offsets seen
+    (as probes); KafkaError if the broker does not answer within ``timeout``."""
     if not assigned:
         consumer.bootstrap(timeout_ms=int(timeout * 1000), refresh=True)
-        return True
+        return True, []
     timeout_ms = int(timeout * 1000)
-    ends = consumer.end_offsets(list(assigned), timeout_ms=timeout_ms)
-    return all(consumer.position(tp, timeout_ms=timeout_ms) >= ends[tp] for tp in assigned)
+    probes = _probe_ends(consumer, assigned, timeout)
+    ends = {(topic, partition): end for topic, partition, _, end in probes}
+    done = all(
+        consumer.position(tp, timeout_ms=timeout_ms) >= ends[(tp.topic, tp.partition)]
+        for tp in assigned
+    )
+    return done, probes
+
+
+def _probe_ends(
+    consumer: Any, assigned: Sequence[TopicPartition], timeout: float
+) -> list[tuple[str, int, int, int]]:
+    """(topic, partition, probed_at ms, end offset) of every assigned partition. The time is
+    taken before asking: every message appended before it lies below the end offset."""
+    probed_at = time.time_ns() // 1_000_000
+    ends = consumer.end_offsets(list(assigned), timeout_ms=int(timeout * 1000))
+    return [(tp.topic, tp.partition, probed_at, int(ends[tp])) for tp in assigned]
 
 
 def _poll_batch(consumer: Any, max_batch: int, linger: float) -> list[SourceMessage]:

@@ -2,8 +2,12 @@
 
 This knows nothing of Kafka: it takes source messages (topic, partition, offset, key,
 value) and turns them into one ledger transaction in which every offset is accounted
-for, as an accepted row, a duplicate of an earlier ``event_id`` or a quarantined
-message with its raw bytes.
+for, as an accepted row, a duplicate of an earlier ``event_id``, a quarantined message
+with its raw bytes, or a producer watermark (``ledger/coverage.py``). An event that
+arrives after a watermark it falls under (same source and partition, ``occurred_at``
+before the latest watermark already consumed there) is accepted and flagged ``late``.
+The end offsets the consumer probes (:meth:`Ingestor.note_probes`) travel with the next
+transaction.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ import pyarrow as pa
 from ledger.chain import GENESIS, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_contexts
+from ledger.coverage import LATE_FLAG
 from ledger.leaf_batch import batch_leaf_hashes
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
 from ledger.quarantine import seal
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
+    PROBE_COLUMNS,
     QUARANTINE_COLUMNS,
+    WATERMARK_COLUMNS,
     Batch,
     ChainHead,
     Ledger,
@@ -38,6 +45,7 @@ from reference import Classification, ReferenceData, classify
 from reference.errors import ReferenceDataError
 from schemas.codec import EventCodec
 from schemas.errors import DecodeError
+from schemas.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +65,19 @@ class IngestStats:
     accepted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    watermarks: int = 0
+    late: int = 0  # of the accepted, how many arrived after a watermark they fall under
 
     def add(self, other: IngestStats) -> None:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
+        self.watermarks += other.watermarks
+        self.late += other.late
 
     @property
     def total(self) -> int:
-        return self.accepted + self.duplicates + self.quarantined
+        return self.accepted + self.duplicates + self.quarantined + self.watermarks
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class PreparedBatch:
     stats: IngestStats
     carries_reference: bool
     heads_before: dict[str, ChainHead] = field(default_factory=dict)
+    watermarks_before: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
 def _now_ms() -> int:
@@ -108,6 +121,32 @@ class Ingestor:
         self._in_flight: dict[str, tuple[str, int]] = {}
         self._reference_stored = ledger.has_reference_version(reference.version)
         self._sealing_key = keys.quarantine_key
+        # (source, topic, partition) -> the latest watermark consumed there, epoch ms
+        self._watermarks = ledger.latest_watermarks()
+        self._pending_probes: list[tuple[str, int, int, int]] = []
+
+    def note_probes(self, probes: Sequence[tuple[str, int, int, int]]) -> None:
+        """End offsets probed on the topic, as (topic, partition, probed_at ms, end offset):
+        stored with the next batch (or by :meth:`prepare` of no messages when idle)."""
+        self._pending_probes.extend(probes)
+
+    @property
+    def has_pending_probes(self) -> bool:
+        return bool(self._pending_probes)
+
+    def _take_probes(self) -> pa.Table | None:
+        if not self._pending_probes:
+            return None
+        probes, self._pending_probes = self._pending_probes, []
+        return pa.table(
+            {
+                "topic": pa.array([t for t, _, _, _ in probes], pa.string()),
+                "kafka_partition": pa.array([p for _, p, _, _ in probes], pa.int32()),
+                "probed_at": pa.array([at for _, _, at, _ in probes], pa.timestamp("ms")),
+                "end_offset": pa.array([end for _, _, _, end in probes], pa.int64()),
+            },
+            schema=PROBE_COLUMNS,
+        )
 
     def ingest(self, messages: Sequence[SourceMessage]) -> IngestStats:
         """Append one batch in one transaction; returns what became of its messages."""
@@ -118,11 +157,26 @@ class Ingestor:
         chain one batch. The chain heads move on in memory at once, so the next batch can be
         prepared while this one commits (on another thread: see
         :func:`consumers.consumer.consume`); pass the result to :meth:`commit`, in order."""
+        probes = self._take_probes()
         if not messages:
-            return PreparedBatch(None, IngestStats(), False)
+            if probes is None:
+                return PreparedBatch(None, IngestStats(), False)
+            only_probes = Batch(
+                accepted=DISCLOSURE_COLUMNS.empty_table(),
+                quarantined=QUARANTINE_COLUMNS.empty_table(),
+                duplicates=DUPLICATE_COLUMNS.empty_table(),
+                probes=probes,
+            )
+            return PreparedBatch(
+                only_probes, IngestStats(), False, dict(self._heads), dict(self._watermarks)
+            )
         now = self._clock_ms()
         candidates: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
         quarantined: list[dict[str, Any]] = []
+        watermark_rows: list[dict[str, Any]] = []
+        watermarks_before = dict(self._watermarks)
+        latest = self._watermarks
+        late: set[tuple[str, int, int]] = set()
         next_offsets: dict[tuple[str, int], int] = {}
         reference = self.reference
         decoded = self.codec.decode_many([message.value for message in messages])
@@ -131,6 +185,15 @@ class Ingestor:
             next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
             if isinstance(outcome, DecodeError):
                 quarantined.append(_quarantine_row(message, str(outcome), now, self._sealing_key))
+                continue
+            if isinstance(outcome, Watermark):
+                # messages come in offset order per partition: every event after this one
+                # here is judged against it
+                mark = (outcome.source, message.topic, message.partition)
+                latest[mark] = max(
+                    latest.get(mark, outcome.watermark_at_ms), outcome.watermark_at_ms
+                )
+                watermark_rows.append(_watermark_row(message, outcome, now))
                 continue
             record = outcome[1]
             recipient = record["recipient"]
@@ -148,6 +211,10 @@ class Ingestor:
             except ReferenceDataError as exc:
                 quarantined.append(_quarantine_row(message, str(exc), now, self._sealing_key))
                 continue
+            if latest:
+                mark_at = latest.get((record["producer"]["service"], *position))
+                if mark_at is not None and record["occurred_at"] < mark_at:
+                    late.add((message.topic, message.partition, message.offset))
             candidates.append((message, outcome[0], record, classification))
 
         # Deduplicate by event_id: against the ledger, set-wise, against the batch that may
@@ -177,7 +244,7 @@ class Ingestor:
             [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
         )
         heads_before = dict(self._heads)
-        rows, accepted_table = self._rows(accepted, subjects, now)
+        rows, accepted_table = self._rows(accepted, subjects, now, late)
         for message, event_id, index in later_duplicates:
             chain, seq = rows[index]
             duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
@@ -190,10 +257,25 @@ class Ingestor:
             duplicates=table_from_rows(duplicate_rows, DUPLICATE_COLUMNS),
             next_offsets=next_offsets,
             reference_tables=self.reference.to_arrow_tables() if carries_reference else {},
+            watermarks=table_from_rows(watermark_rows, WATERMARK_COLUMNS)
+            if watermark_rows
+            else None,
+            probes=probes,
         )
         self._reference_stored = True
-        stats = IngestStats(len(rows), len(duplicate_rows), len(quarantined))
-        return PreparedBatch(batch, stats, carries_reference, heads_before)
+        late_accepted = (
+            sum(
+                1
+                for message, _, _, _ in accepted
+                if (message.topic, message.partition, message.offset) in late
+            )
+            if late
+            else 0
+        )
+        stats = IngestStats(
+            len(rows), len(duplicate_rows), len(quarantined), len(watermark_rows), late_accepted
+        )
+        return PreparedBatch(batch, stats, carries_reference, heads_before, watermarks_before)
 
     def commit(self, prepared: PreparedBatch) -> IngestStats:
         """Append a prepared batch in one transaction; returns what became of its messages.
@@ -208,6 +290,7 @@ class Ingestor:
         except BaseException:
             # the transaction rolled back; so do the heads and what it was to store
             self._heads = dict(prepared.heads_before)
+            self._watermarks = dict(prepared.watermarks_before)
             self._in_flight = {}
             if prepared.carries_reference:
                 self._reference_stored = False
@@ -232,6 +315,7 @@ class Ingestor:
         accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Classification]],
         subjects: Sequence[SubjectSecrets],
         now: int,
+        late: set[tuple[str, int, int]],
     ) -> tuple[list[tuple[str, int]], pa.Table]:
         """The accepted rows as one disclosures table, in batch order, sequenced and chained;
         with each row's (chain, seq). Built column by column: no per-row dicts."""
@@ -292,7 +376,12 @@ class Ingestor:
             "business_purpose": [c.business_purpose for c in classes],
             "sensitive": [c.sensitive for c in classes],
             "declared": [c.declared for c in classes],
-            "flags": [c.flags for c in classes],
+            "flags": [
+                (*c.flags, LATE_FLAG) if (m.topic, m.partition, m.offset) in late else c.flags
+                for m, c in zip(messages, classes, strict=True)
+            ]
+            if late
+            else [c.flags for c in classes],
             "ingested_at": [now] * n,
         }
         body = pa.table(
@@ -325,6 +414,17 @@ def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) ->
         "message_value": seal(key, *position, "value", message.value),
         "error": error,
         "quarantined_at": now,
+    }
+
+
+def _watermark_row(message: SourceMessage, watermark: Watermark, now: int) -> dict[str, Any]:
+    return {
+        "topic": message.topic,
+        "kafka_partition": message.partition,
+        "kafka_offset": message.offset,
+        "source": watermark.source,
+        "watermark_at": watermark.watermark_at_ms,
+        "recorded_at": now,
     }
 
 

@@ -25,6 +25,7 @@ from disclosure_ledger.commands import (
     reference,
     reports,
     schemas,
+    status,
     verify,
 )
 from disclosure_ledger.commands.key_material import default_key_store
@@ -51,6 +52,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     broker,
     ingest,
     verify,
+    status,
     maintenance,
     keys,
     reports,

@@ -27,6 +27,7 @@ from consumers.pipeline import Ingestor
 from disclosure_ledger.local_broker import LocalBroker
 from disclosure_ledger.settings import Settings, load_settings
 from disclosure_ledger.simulate import simulate
+from disclosure_ledger.simulated_services import publish_as_services
 from ledger.checkpoints import (
     Checkpointer,
     default_checkpoint_file,
@@ -35,12 +36,12 @@ from ledger.checkpoints import (
     load_signing_key,
     read_checkpoint_file,
 )
+from ledger.coverage import DEFAULT_ALLOWANCE, ledger_coverage
 from ledger.errors import ChainError, LedgerError
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from ledger.verify import CheckpointSource, verify_ledger
 from producers.errors import PublishError
-from producers.publisher import DisclosurePublisher
 from producers.topics import ensure_topic
 from reference import load_reference
 from reports.ccpa import ccpa_report, render_ccpa
@@ -172,7 +173,9 @@ def _demo_signing_key(demo_dir: Path) -> tuple[Path, Path]:
 
 def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> int:
     settings = load_settings()
-    as_of = as_of or datetime.now(UTC).date()
+    # today, unless the simulated services' watermarks (sent now) less the allowance for
+    # late events cannot yet cover today's midnight: then yesterday
+    as_of = as_of or (datetime.now(UTC) - DEFAULT_ALLOWANCE).date()
     start, end = report_window(as_of)
     demo_dir = settings.state_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -201,11 +204,17 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
     topic = settings.topic
     ensure_topic(bootstrap, topic, DEMO_PARTITIONS)
     tally: Counter[SubjectRef] = Counter()
-    with DisclosurePublisher(bootstrap, topic) as publisher:
-        published = publisher.publish_many(counted(simulate(events, seed, start, end), tally))
-    if not published.ok:
+    published, watermarks = publish_as_services(
+        bootstrap, topic, counted(simulate(events, seed, start, end), tally)
+    )
+    if published.undelivered:
         raise PublishError(f"{len(published.undelivered)} simulated events were not delivered")
-    print(f"demo: published {published.delivered} simulated events to {topic}")
+    if published.watermark_error is not None:
+        raise PublishError(published.watermark_error)
+    print(
+        f"demo: published {published.delivered} simulated events to {topic}, then the "
+        f"watermarks of {len(watermarks)} simulated services"
+    )
 
     checkpoint_file = default_checkpoint_file(ledger_path)
     private_key, public_key = _demo_signing_key(demo_dir)
@@ -225,7 +234,8 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
         ingestor.shutdown()
     print(
         f"demo: ingested {stats.total} messages into {ledger_path}: {stats.accepted} appended, "
-        f"{stats.duplicates} duplicates, {stats.quarantined} quarantined; signed checkpoints "
+        f"{stats.duplicates} duplicates, {stats.quarantined} quarantined, {stats.watermarks} "
+        "watermarks; signed checkpoints "
         f"in {checkpoint_file}"
     )
 
@@ -245,6 +255,7 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
             f"demo: verified {verified.rows} rows in {len(verified.chains)} chains, every offset "
             f"accounted for, checkpoints signed by {public_key}"
         )
+        print(f"demo: {ledger_coverage(ledger.con).describe()}")
         report = ccpa_report(ledger, as_of)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,11 @@ DEFAULT_ALLOWANCE = timedelta(minutes=5)
 seconds off, a retry in flight): coverage stays this far behind the evidence. An event that
 arrives after a watermark it falls under is still accepted, and flagged ``late``."""
 
+LATE_FLAG = "late"
+"""The flag (``disclosures.flags``) of an event consumed after a watermark of its source, on
+its partition, that is later than its ``occurred_at``: an answer given before it arrived
+did not count it."""
+
 WATERMARKS_DDL = """
 CREATE TABLE IF NOT EXISTS watermarks (
     topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,

@@ -83,6 +83,34 @@ DUPLICATE_COLUMNS = pa.schema(
     ]
 )
 
+WATERMARK_COLUMNS = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("source", pa.string()),
+        ("watermark_at", pa.timestamp("ms")),
+        ("recorded_at", pa.timestamp("ms")),
+    ]
+)
+"""Producer watermarks as consumed (table ``watermarks``, see :mod:`ledger.coverage`)."""
+
+PROBE_COLUMNS = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("probed_at", pa.timestamp("ms")),
+        ("end_offset", pa.int64()),
+    ]
+)
+"""The end offsets the consumer probed (table ``partition_probes``)."""
+
+PROBES_KEPT_UNREACHED = 100
+"""Per partition, the probes kept that the committed position has not reached yet (the
+oldest ones, which it reaches first, and the newest, which says the current lag). Of the
+probes it has reached, only the newest says anything (it supersedes the older ones), so
+the table stays bounded however long the consumer runs or lags."""
+
 # Hashes and encrypted contexts are random bytes (the contexts in base64) that DuckDB's
 # dictionary and FSST compression barely shrink (hashes not at all, contexts by about a sixth)
 # but that verify then has to decompress: stored plain, DuckDB reads them 1.4 (hashes) to 1.9
@@ -173,7 +201,13 @@ def _unreadable_version(path: Path, duckdb_said: str) -> str:
 STREAMING_WRITER_SETTINGS: Mapping[str, str] = {"memory_limit": "64MB", "max_vacuum_tasks": "0"}
 
 
-REFERENCE_TABLES = ("ref_recipients", "ref_categories", "ref_purposes", "ref_flows")
+REFERENCE_TABLES = (
+    "ref_recipients",
+    "ref_categories",
+    "ref_purposes",
+    "ref_flows",
+    "ref_sources",
+)
 """The tables of :meth:`reference.ReferenceData.to_arrow_tables`, one set per version."""
 
 
@@ -197,6 +231,8 @@ class Batch:
     duplicates: pa.Table
     next_offsets: Mapping[tuple[str, int], int] = field(default_factory=dict)
     reference_tables: Mapping[str, pa.Table] = field(default_factory=dict)
+    watermarks: pa.Table | None = None  # WATERMARK_COLUMNS: each an offset of the topic
+    probes: pa.Table | None = None  # PROBE_COLUMNS
 
 
 def empty(schema: pa.Schema) -> pa.Table:
@@ -348,6 +384,19 @@ class Ledger:
             reader.unregister("_probe_event_ids")
         return {e: (c, int(s)) for e, c, s in rows}
 
+    def latest_watermarks(self) -> dict[tuple[str, str, int], int]:
+        """The latest watermark consumed per (source, topic, partition), in epoch ms."""
+        tables = {
+            r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+        if "watermarks" not in tables:  # a read-only ledger older than watermarks
+            return {}
+        rows = self.con.execute(
+            "SELECT source, topic, kafka_partition, epoch_ms(max(watermark_at)) FROM watermarks "
+            "GROUP BY ALL"
+        ).fetchall()
+        return {(str(s), str(t), int(p)): int(at) for s, t, p, at in rows}
+
     def has_reference_version(self, version: str) -> bool:
         """Whether the reference tables already hold this version (stored with its first
         batch), so a restarted consumer does not store them again."""
@@ -378,13 +427,20 @@ class Ledger:
         self.con.execute("COMMIT")
 
     def append_batch(self, batch: Batch) -> None:
-        """Append rows, quarantine, duplicates and next offsets in one transaction."""
+        """Append rows, quarantine, duplicates, watermarks, probes and next offsets in one
+        transaction."""
         if self.read_only:
             raise LedgerError(f"ledger {self.path} is open read-only; it cannot be appended to")
         incoming = {
             "_incoming_disclosures": with_derived(batch.accepted),
             "_incoming_quarantine": batch.quarantined,
             "_incoming_duplicates": batch.duplicates,
+            "_incoming_watermarks": batch.watermarks
+            if batch.watermarks is not None
+            else WATERMARK_COLUMNS.empty_table(),
+            "_incoming_probes": batch.probes
+            if batch.probes is not None
+            else PROBE_COLUMNS.empty_table(),
             "_incoming_offsets": pa.table(
                 {
                     "topic": pa.array([t for t, _ in batch.next_offsets], pa.string()),
@@ -411,6 +467,8 @@ class Ledger:
                 for target, source in (
                     ("quarantine", "_incoming_quarantine"),
                     ("duplicates", "_incoming_duplicates"),
+                    ("watermarks", "_incoming_watermarks"),
+                    ("partition_probes", "_incoming_probes"),
                 ):
                     if source in incoming:
                         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
@@ -420,9 +478,26 @@ class Ledger:
                         "FROM _incoming_offsets ON CONFLICT (topic, kafka_partition) DO UPDATE "
                         "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
                     )
+                if "_incoming_probes" in incoming:
+                    con.execute(_PRUNE_PROBES, [PROBES_KEPT_UNREACHED])
         finally:
             for name in incoming:
                 self.con.unregister(name)
+
+
+_PRUNE_PROBES = """
+DELETE FROM partition_probes WHERE rowid IN (
+    SELECT rid FROM (
+        SELECT p.rowid AS rid, p.end_offset <= coalesce(o.next_offset, 0) AS reached,
+            row_number() OVER (PARTITION BY p.topic, p.kafka_partition, reached
+                               ORDER BY p.probed_at DESC) AS newest,
+            row_number() OVER (PARTITION BY p.topic, p.kafka_partition, reached
+                               ORDER BY p.probed_at) AS oldest
+        FROM partition_probes p LEFT JOIN offsets o USING (topic, kafka_partition)
+    )
+    WHERE (reached AND newest > 1) OR (NOT reached AND newest > 1 AND oldest >= $1)
+)
+"""
 
 
 def _append_reference(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -12,16 +12,30 @@ is safe only because the ledger deduplicates by ``event_id``.
 Opt-in, ``recipients=`` a recipient registry (``reference.load_reference()``) checks each
 event's recipient before it is sent (see ``producers/recipient_check.py``): an
 unregistered one is warned about, or, with ``strict=True``, refused and never sent.
+
+A publisher that names its source (``source=WatermarkSource("billing", "4.12.3")``) also
+sends **producer watermarks** (``schemas/producer_watermark.v1.avsc``): "every disclosure
+of this source that occurred before T has been published". It sends one only after
+``flush()`` has seen every earlier event acknowledged, to *every* partition of the topic
+(an explicit partition on each send, the partitions from the producer's metadata),
+every ``watermark_every`` seconds (a minute by default) on a background thread, and on
+:meth:`DisclosurePublisher.close`. T is the moment the flush began; it never passes the
+``occurred_at`` of an event this publisher reported undelivered, which only a new
+publisher (after the replay) moves beyond. While a watermark is sent, other threads'
+sends wait, so no event slips between the flush and the watermark. How the ledger uses
+them: ``ledger/coverage.py``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -35,6 +49,7 @@ from producers.recipient_check import RecipientCheck, RecipientRegistry
 from schemas import DEFAULT_TOPIC
 from schemas.codec import EventCodec
 from schemas.model import DisclosureEvent
+from schemas.watermark import Watermark, WatermarkCodec, epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +110,19 @@ _CHUNK = 1_000
 _MAX_UNSETTLED = 50_000
 
 
+DEFAULT_WATERMARK_EVERY = 60.0
+"""Seconds between the periodic watermarks of a publisher that names its source."""
+
+
+@dataclass(frozen=True)
+class WatermarkSource:
+    """The producer service a publisher speaks for, as its events carry it in
+    ``producer.service`` and ``producer.version``."""
+
+    service: str
+    version: str
+
+
 @dataclass(frozen=True)
 class Undelivered:
     event: DisclosureEvent
@@ -105,10 +133,12 @@ class Undelivered:
 class PublishResult:
     delivered: int = 0
     undelivered: list[Undelivered] = field(default_factory=list)
+    watermark: Watermark | None = None  # sent on every partition, when one was asked for
+    watermark_error: str | None = None  # why the watermark asked for was not sent
 
     @property
     def ok(self) -> bool:
-        return not self.undelivered
+        return not self.undelivered and self.watermark_error is None
 
 
 class DisclosurePublisher:
@@ -116,6 +146,11 @@ class DisclosurePublisher:
 
     Use as a context manager, or call :meth:`close`, which flushes.
     """
+
+    # until __init__ says otherwise: no source, so no watermarks
+    source: WatermarkSource | None = None
+    _watermark_thread: threading.Thread | None = None
+    _watermark_on_close: bool = False
 
     def __init__(
         self,
@@ -126,9 +161,16 @@ class DisclosurePublisher:
         timeout: float | None = None,
         recipients: RecipientRegistry | None = None,
         strict: bool = False,
+        source: WatermarkSource | None = None,
+        watermark_every: float | None = DEFAULT_WATERMARK_EVERY,
+        watermark_on_close: bool = True,
         **producer_config: Any,
     ) -> None:
         """``timeout`` (seconds) bounds connecting and each event's delivery; default 60.
+
+        With ``source``, producer watermarks are sent every ``watermark_every`` seconds
+        (None: only when :meth:`send_watermark` is called) and, unless
+        ``watermark_on_close`` is false, on close.
 
         ``recipients``: check each event's recipient against this registry (opt-in; e.g.
         ``reference.load_reference()``); an unregistered one is logged as a warning, or,
@@ -146,6 +188,18 @@ class DisclosurePublisher:
         self.codec = codec or EventCodec()
         self._encoder = EventEncoder(self.codec)
         self.timeout = float(timeout if timeout is not None else 60.0)
+        self.source = source
+        self._watermark_codec = WatermarkCodec()
+        # held by every send and by the watermark, so that nothing is sent between the flush
+        # a watermark waits for and the watermark itself
+        self._send_lock = threading.RLock()
+        self._earliest_undelivered_ms: int | None = None
+        # its own lock: errbacks run on kafka-python's sender thread, which a watermark's
+        # flush (holding the send lock) waits for
+        self._undelivered_lock = threading.Lock()
+        self._watermark_on_close = watermark_on_close
+        self._stop_watermarks = threading.Event()
+        self._watermark_thread: threading.Thread | None = None
         config = {**PRODUCER_DEFAULTS, **_timeouts(timeout), **producer_config}
         try:
             self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
@@ -154,6 +208,16 @@ class DisclosurePublisher:
                 f"cannot reach Kafka at {bootstrap_servers}: {exc}; start the local broker "
                 "with `disclosure-ledger broker start` or set KAFKA_BOOTSTRAP_SERVERS"
             ) from exc
+        if source is not None and watermark_every is not None:
+            if watermark_every <= 0:
+                raise PublishError(f"watermark_every must be positive, not {watermark_every}")
+            self._watermark_thread = threading.Thread(
+                target=self._send_watermarks_every,
+                args=(watermark_every,),
+                name=f"watermarks-{source.service}",
+                daemon=True,
+            )
+            self._watermark_thread.start()
 
     def __enter__(self) -> DisclosurePublisher:
         return self
@@ -172,11 +236,16 @@ class DisclosurePublisher:
             if refusal is not None:
                 raise UnregisteredRecipientError(refusal)
         key, value = self._encoder.message(event)
-        return self._producer.send(self.topic, key=key, value=value)
+        with self._send_lock:
+            future = self._producer.send(self.topic, key=key, value=value)
+        if self.source is not None:
+            future.add_errback(self._hold_on_error, event)
+        return future
 
     def send_encoded(self, key: bytes | None, value: bytes | None) -> Any:
         """Send bytes already in single-object encoding (replays, benchmarks, tests)."""
-        return self._producer.send(self.topic, key=key, value=value)
+        with self._send_lock:
+            return self._producer.send(self.topic, key=key, value=value)
 
     def publish(self, event: DisclosureEvent, timeout: float = 30.0) -> None:
         """Send one event and wait for its acknowledgement; raises PublishError if none,
@@ -209,6 +278,7 @@ class DisclosurePublisher:
         in_flight = 0
         gave_up: str | None = None
         messages, send, topic = self._encoder.messages, self._producer.send, self.topic
+        hold = None if self.source is None else self._hold_on_error
         source = iter(events)
         check = self.recipient_check
         # Encode a chunk, then send it: two tight loops run faster than one that
@@ -230,20 +300,24 @@ class DisclosurePublisher:
             undelivered.extend(Undelivered(event, str(exc)) for event, exc in refused)
             sent: list[DisclosureEvent] = []
             futures: list[Any] = []
-            for position, (event, key, value) in enumerate(encoded):
-                try:
-                    futures.append(send(topic, key=key, value=value))
-                except KafkaTimeoutError as exc:
-                    undelivered.append(Undelivered(event, str(exc)))
-                    gave_up = f"not sent: an earlier event could not be queued ({exc})"
-                    undelivered.extend(
-                        Undelivered(e, gave_up) for e, _, _ in encoded[position + 1 :]
-                    )
-                    break
-                except KafkaError as exc:
-                    undelivered.append(Undelivered(event, str(exc)))
-                    continue
-                sent.append(event)
+            with self._send_lock:  # a chunk at a time: see send_watermark
+                for position, (event, key, value) in enumerate(encoded):
+                    try:
+                        future = send(topic, key=key, value=value)
+                        if hold is not None:  # before a watermark's flush returns
+                            future.add_errback(hold, event)
+                        futures.append(future)
+                    except KafkaTimeoutError as exc:
+                        undelivered.append(Undelivered(event, str(exc)))
+                        gave_up = f"not sent: an earlier event could not be queued ({exc})"
+                        undelivered.extend(
+                            Undelivered(e, gave_up) for e, _, _ in encoded[position + 1 :]
+                        )
+                        break
+                    except KafkaError as exc:
+                        undelivered.append(Undelivered(event, str(exc)))
+                        continue
+                    sent.append(event)
             unsettled.append((sent, futures))
             in_flight += len(futures)
             # Account for acknowledged chunks as they complete, so that futures do not
@@ -260,6 +334,8 @@ class DisclosurePublisher:
             log.warning("flush did not complete: %s", exc)
         for sent, futures in unsettled:
             self._settle(sent, futures, result, 0)
+        for miss in result.undelivered:
+            self._hold_watermark_at(miss.event)
         return result
 
     def _settle(
@@ -284,9 +360,116 @@ class DisclosurePublisher:
     def flush(self, timeout: float | None = None) -> None:
         self._producer.flush(timeout=timeout)
 
+    # -- producer watermarks -------------------------------------------------------------
+    def _hold_on_error(self, event: DisclosureEvent, _error: object) -> None:
+        self._hold_watermark_at(event)
+
+    def _hold_watermark_at(self, event: DisclosureEvent) -> None:
+        at = epoch_ms(event.occurred_at)
+        with self._undelivered_lock:
+            if self._earliest_undelivered_ms is None or at < self._earliest_undelivered_ms:
+                self._earliest_undelivered_ms = at
+
+    def send_watermark(
+        self, watermark_at: datetime | None = None, *, timeout: float | None = None
+    ) -> Watermark:
+        """Flush, then declare on every partition of the topic that every disclosure of
+        this publisher's source before ``watermark_at`` (default: the moment the flush
+        began) has been published; wait for every partition's acknowledgement.
+
+        Raises :class:`PublishError`, having sent no watermark, when the publisher names no
+        source, when an earlier event was not acknowledged in time, or when
+        ``watermark_at`` is later than an event this publisher reported undelivered (that
+        event is missing, so the claim would be false); and when a partition does not
+        acknowledge the watermark (it then proves nothing there: send another).
+        """
+        if self.source is None:
+            raise PublishError(
+                "this publisher names no source, so it cannot send watermarks; create it "
+                "with source=WatermarkSource(service, version)"
+            )
+        timeout = self.timeout if timeout is None else timeout
+        with self._send_lock:
+            began = datetime.now(UTC)
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaError as exc:
+                raise PublishError(
+                    f"no watermark for {self.source.service}: earlier events were not all "
+                    f"acknowledged within {timeout:g} s ({exc})"
+                ) from exc
+            if watermark_at is not None and watermark_at > began:
+                raise PublishError(
+                    f"no watermark for {self.source.service} at {watermark_at.isoformat()}: it "
+                    "is in the future, and a source can only declare what it has published"
+                )
+            at_ms = epoch_ms(watermark_at if watermark_at is not None else began)
+            with self._undelivered_lock:
+                held = self._earliest_undelivered_ms
+            if held is not None and at_ms > held:
+                if watermark_at is not None:
+                    raise PublishError(
+                        f"no watermark for {self.source.service} at {watermark_at.isoformat()}: "
+                        f"an event that occurred at {_iso_ms(held)} was reported undelivered by "
+                        "this publisher; replay it, then send the watermark from a new publisher"
+                    )
+                at_ms = held
+            try:
+                partitions = sorted(self._producer.partitions_for(self.topic) or ())
+            except KafkaError as exc:
+                raise PublishError(
+                    f"no watermark for {self.source.service}: the partitions of {self.topic} "
+                    f"are unknown ({exc})"
+                ) from exc
+            if not partitions:
+                raise PublishError(f"topic {self.topic} has no partitions in the metadata")
+            watermark = Watermark(
+                self.source.service, at_ms, epoch_ms(datetime.now(UTC)), self.source.version
+            )
+            value = self._watermark_codec.encode(watermark)
+            futures = [
+                (p, self._producer.send(self.topic, key=None, value=value, partition=p))
+                for p in partitions
+            ]
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaError as exc:
+                log.warning("flush after a watermark did not complete: %s", exc)
+        missing = []
+        for partition, future in futures:
+            try:
+                future.get(timeout=0 if future.is_done else timeout)
+            except Exception as exc:  # kafka-python raises KafkaError or its timeout
+                missing.append(f"{partition} ({exc})")
+        if missing:
+            raise PublishError(
+                f"watermark of {self.source.service} at {_iso_ms(at_ms)} was not acknowledged "
+                f"on partition(s) {', '.join(missing)} of {self.topic}; it proves nothing there "
+                "until a later one is"
+            )
+        return watermark
+
+    def _send_watermarks_every(self, seconds: float) -> None:
+        while not self._stop_watermarks.wait(seconds):
+            try:
+                self.send_watermark()
+            except (PublishError, KafkaError) as exc:  # the next period tries again
+                log.warning("%s", exc)
+
     def close(self, timeout: float = 30.0) -> None:
         """Flush for up to ``timeout`` seconds, then close; whatever is still unsent is
-        dropped (and was reported undelivered by :meth:`publish_many`)."""
+        dropped (and was reported undelivered by :meth:`publish_many`). A publisher that
+        names its source sends a last watermark first (a warning if it cannot)."""
+        if self._watermark_thread is not None:
+            self._stop_watermarks.set()
+            self._watermark_thread.join()
+        if self.source is not None and self._watermark_on_close and timeout > 0:
+            began = time.monotonic()
+            try:
+                self.send_watermark(timeout=timeout)
+            except (PublishError, KafkaError) as exc:
+                log.warning("no watermark on close: %s", exc)
+            timeout = max(0.0, timeout - (time.monotonic() - began))  # one budget for both
         try:
             self._producer.close(timeout=timeout)
         except KafkaTimeoutError:
@@ -310,29 +493,57 @@ def publish_events(
     events: Iterable[DisclosureEvent],
     *,
     timeout: float = 60.0,
+    watermark: tuple[WatermarkSource, datetime] | None = None,
     **producer_config: Any,
 ) -> PublishResult:
     """Publish ``events`` and report every one the broker did not acknowledge.
 
+    With ``watermark`` (source, T), and only if every event was delivered, then declare on
+    every partition that the source published everything before T (a backfill that knows
+    it is whole); without, send no watermark, so a partial backfill claims nothing.
     Never raises for an unreachable broker: then every event is reported undelivered,
     with the reason, so the caller can write them out and replay them later.
     """
     events = list(events)
+    source = watermark[0] if watermark is not None else None
     try:
         publisher = DisclosurePublisher(
-            bootstrap_servers, topic, timeout=timeout, **producer_config
+            bootstrap_servers,
+            topic,
+            timeout=timeout,
+            source=source,
+            watermark_every=None,
+            watermark_on_close=False,
+            **producer_config,
         )
     except PublishError as exc:
         log.error("%s", exc)
-        return PublishResult(undelivered=[Undelivered(event, str(exc)) for event in events])
+        return PublishResult(
+            undelivered=[Undelivered(event, str(exc)) for event in events],
+            watermark_error=None if watermark is None else f"no watermark sent: {exc}",
+        )
     try:
         result = publisher.publish_many(events, timeout=timeout)
+        if watermark is not None and result.undelivered:
+            result.watermark_error = (
+                f"no watermark sent for {watermark[0].service}: {len(result.undelivered)} "
+                "event(s) were not delivered; replay them, then send the watermark"
+            )
+        elif watermark is not None:
+            try:
+                result.watermark = publisher.send_watermark(watermark[1], timeout=timeout)
+            except PublishError as exc:
+                result.watermark_error = str(exc)
     except BaseException:
         publisher.close(timeout=0)
         raise
     # Whatever is unacknowledged now is reported undelivered: do not wait for it again.
     publisher.close(timeout=timeout if result.ok else 0)
     return result
+
+
+def _iso_ms(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _timeouts(timeout: float | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Reference data: recipients, categories, purposes and declared flows.
+"""Reference data: recipients, categories, purposes, declared flows and expected sources.
 
 Versioned data files, validated on load. Neither storage (``ledger``) nor the wire contract
 (``schemas``): consumers, reports and the simulator all classify with it. One module per
@@ -35,6 +35,7 @@ from reference.models import (
     CategoryEntry,
     CategoryMapping,
     Classification,
+    ExpectedSource,
     FlowEntry,
     Manifest,
     PurposeEntry,
@@ -57,6 +58,7 @@ __all__ = [
     "CategoryEntry",
     "CategoryMapping",
     "Classification",
+    "ExpectedSource",
     "FlowEntry",
     "Manifest",
     "PurposeEntry",

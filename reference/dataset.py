@@ -19,6 +19,7 @@ from reference.models import (
     RECIPIENTS_FILE,
     CategoryEntry,
     CategoryMapping,
+    ExpectedSource,
     FlowEntry,
     Manifest,
     PurposeEntry,
@@ -43,6 +44,7 @@ class ReferenceData:
     categories: tuple[CategoryEntry, ...]
     purposes: tuple[PurposeEntry, ...]
     flows: tuple[FlowEntry, ...]
+    sources: tuple[ExpectedSource, ...] = ()  # producer services expected to publish
     _index: ClassificationIndex = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,7 +117,9 @@ class ReferenceData:
     # --- export
 
     def to_arrow_tables(self) -> dict[str, pa.Table]:
-        """Tables ``ref_recipients``, ``ref_categories``, ``ref_purposes``, ``ref_flows``."""
+        """Tables ``ref_recipients``, ``ref_categories``, ``ref_purposes``, ``ref_flows``,
+        ``ref_sources`` (one row per expected source, with the ids of the flows it serves:
+        ``ledger.coverage`` reads it)."""
         import pyarrow as pa
 
         version = self.version
@@ -216,9 +220,17 @@ class ReferenceData:
                 "reference_version": pa.array([version] * len(flow_rows), pa.string()),
             }
         )
+        sources = pa.table(
+            {
+                "reference_version": pa.array([version] * len(self.sources), pa.string()),
+                "source": pa.array([s.source for s in self.sources], pa.string()),
+                "flows": pa.array([list(s.flows) for s in self.sources], pa.list_(pa.string())),
+            }
+        )
         return {
             "ref_recipients": recipients,
             "ref_categories": categories,
             "ref_purposes": purposes,
             "ref_flows": flows,
+            "ref_sources": sources,
         }

@@ -81,11 +81,19 @@ def _show_flows(ref: ReferenceData) -> str:
     )
 
 
+def _show_sources(ref: ReferenceData) -> str:
+    return _table(
+        ("source", "flows", "description"),
+        ((s.source, ", ".join(s.flows), s.description) for s in ref.sources),
+    )
+
+
 REFERENCE_SECTIONS: Final[dict[str, Callable[[ReferenceData], str]]] = {
     "recipients": _show_recipients,
     "categories": _show_categories,
     "purposes": _show_purposes,
     "flows": _show_flows,
+    "sources": _show_sources,
 }
 
 

@@ -7,6 +7,7 @@ The data lives in YAML files (``reference/data/`` by default)::
     categories.yaml  Fides data-category keys -> CCPA letters, sensitive kind, GDPR Art. 9
     purposes.yaml    Fides data-use keys -> CCPA business purpose, default legal basis
     flows.yaml       the flows the policy declares (recipient x categories x purposes)
+    sources.yaml     the producer services expected to publish, each with its flows
 
 Each entry is checked by its pydantic model (:mod:`reference.models`), then the files are
 checked against each other and against fideslang's taxonomy. :func:`load_reference`
@@ -36,8 +37,10 @@ from reference.models import (
     PURPOSES_FILE,
     RECIPIENTS_FILE,
     REFERENCE_FILES,
+    SOURCES_FILE,
     CategoryEntry,
     CategoryMapping,
+    ExpectedSource,
     FlowEntry,
     Manifest,
     PurposeEntry,
@@ -63,6 +66,7 @@ class _Parsed:
     categories: list[CategoryEntry] = field(default_factory=list)
     purposes: list[PurposeEntry] = field(default_factory=list)
     flows: list[FlowEntry] = field(default_factory=list)
+    sources: list[ExpectedSource] = field(default_factory=list)
     digest: str = ""
     problems: list[str] = field(default_factory=list)
     # Files that could not be read as a whole; checks that need them are skipped.
@@ -147,6 +151,7 @@ def _parse(directory: Path) -> _Parsed:
     parsed.categories = entries(CATEGORIES_FILE, CategoryEntry, "key")
     parsed.purposes = entries(PURPOSES_FILE, PurposeEntry, "key")
     parsed.flows = entries(FLOWS_FILE, FlowEntry, "id")
+    parsed.sources = entries(SOURCES_FILE, ExpectedSource, "source")
     parsed.digest = digest.hexdigest()[:8]
     return parsed
 
@@ -273,6 +278,28 @@ def _check_flows(
     return problems
 
 
+def _check_sources(
+    sources: Sequence[ExpectedSource], flows: Sequence[FlowEntry] | None
+) -> list[str]:
+    """Each source once, serving declared flows only (``flows`` None: unreadable, skip)."""
+    problems = []
+    flow_ids = {flow.id for flow in flows or ()}
+    seen: set[str] = set()
+    for entry in sources:
+        where = f"{SOURCES_FILE}: source {entry.source!r}"
+        if entry.source in seen:
+            problems.append(f"{where} is listed twice")
+        seen.add(entry.source)
+        if flows is not None:
+            problems += [
+                f"{where}: serves unknown flow {flow!r}; declare it in {FLOWS_FILE} or "
+                "correct the id"
+                for flow in entry.flows
+                if flow not in flow_ids
+            ]
+    return problems
+
+
 def _load(directory: Path | None) -> tuple[ReferenceData | None, list[str]]:
     parsed = _parse(default_reference_directory() if directory is None else Path(directory))
     problems = list(parsed.problems)
@@ -286,6 +313,7 @@ def _load(directory: Path | None) -> tuple[ReferenceData | None, list[str]]:
         effective_mappings(parsed.categories) if CATEGORIES_FILE in readable else None,
         parsed.purposes if PURPOSES_FILE in readable else None,
     )
+    problems += _check_sources(parsed.sources, parsed.flows if FLOWS_FILE in readable else None)
     if problems or parsed.manifest is None:
         return None, problems or ["manifest.yaml: missing"]
     return (
@@ -296,6 +324,7 @@ def _load(directory: Path | None) -> tuple[ReferenceData | None, list[str]]:
             categories=tuple(parsed.categories),
             purposes=tuple(parsed.purposes),
             flows=tuple(parsed.flows),
+            sources=tuple(parsed.sources),
         ),
         [],
     )

@@ -28,9 +28,11 @@ __all__ = [
     "PURPOSES_FILE",
     "RECIPIENTS_FILE",
     "REFERENCE_FILES",
+    "SOURCES_FILE",
     "CategoryEntry",
     "CategoryMapping",
     "Classification",
+    "ExpectedSource",
     "FlowEntry",
     "Manifest",
     "PurposeEntry",
@@ -46,12 +48,14 @@ RECIPIENTS_FILE: Final = "recipients.yaml"
 CATEGORIES_FILE: Final = "categories.yaml"
 PURPOSES_FILE: Final = "purposes.yaml"
 FLOWS_FILE: Final = "flows.yaml"
+SOURCES_FILE: Final = "sources.yaml"
 REFERENCE_FILES: Final[tuple[str, ...]] = (
     MANIFEST_FILE,
     RECIPIENTS_FILE,
     CATEGORIES_FILE,
     PURPOSES_FILE,
     FLOWS_FILE,
+    SOURCES_FILE,
 )
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,6 +116,15 @@ def _recipient_id(value: str) -> str:
     return value
 
 
+def _service_name(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a service name (lower-case letters, digits, '-'), as events "
+            "carry it in producer.service"
+        )
+    return value
+
+
 def _ccpa_letter(value: str) -> str:
     if value not in CCPA_CATEGORY_NAMES:
         raise ValueError(f"{value!r} is not a CCPA category letter (A to L)")
@@ -135,6 +148,8 @@ def _business_purpose(value: object) -> str:
 
 Key = Annotated[str, AfterValidator(_fides_key)]
 RecipientId = Annotated[str, AfterValidator(_recipient_id)]
+ServiceName = Annotated[str, AfterValidator(_service_name)]
+FlowId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
 CcpaLetter = Annotated[str, AfterValidator(_ccpa_letter)]
 CountryCode = Annotated[str, AfterValidator(_country)]
 BusinessPurpose = Annotated[str, BeforeValidator(_business_purpose)]
@@ -267,6 +282,15 @@ class FlowEntry(_Frozen):
     data_categories: Annotated[tuple[Key, ...], Field(min_length=1)]
     purposes: Annotated[tuple[Key, ...], Field(min_length=1)]
     legal_basis: LegalBasis | None = None
+
+
+class ExpectedSource(_Frozen):
+    """A producer service expected to publish, and the declared flows it serves. Its
+    producer watermarks bound how far the ledger is complete (``ledger/coverage.py``)."""
+
+    source: ServiceName  # as events carry it in producer.service
+    description: Text
+    flows: Annotated[tuple[FlowId, ...], Field(min_length=1)]
 
 
 class CategoryMapping(_Frozen):

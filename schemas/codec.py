@@ -10,6 +10,10 @@ implementations disagree on the canonical form of a primitive that carries a log
 (Java and fastavro write ``"long"``, the Python ``avro`` package ``{"type":"long"}``), so
 every shipped schema answers to both fingerprints.
 
+The topic also carries producer watermarks (``producer_watermark.vN.avsc``,
+:mod:`schemas.watermark`): same header, their own fingerprints, so
+:meth:`EventCodec.decode_many` returns a :class:`~schemas.watermark.Watermark` for them.
+
 Records are decoded by fastavro only; canonical forms and fingerprints come from
 ``fastavro.schema``. The consumer decodes a whole batch with
 :meth:`EventCodec.decode_many`.
@@ -25,15 +29,21 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 
 from schemas.errors import DecodeError, SchemaError
 
+if TYPE_CHECKING:
+    from schemas.watermark import Watermark
+
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = 10
 SCHEMA_FILE = re.compile(r"^disclosure_event\.v(\d+)\.avsc$")
+RECORD_TYPES = ("disclosure_event", "producer_watermark")
+"""The record types on the disclosures topic, each a line of ``<type>.vN.avsc`` files;
+single-object encoding tells them apart by the writer schema's fingerprint."""
 UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
@@ -116,14 +126,19 @@ def schema_version(version: int, source: str, schema_json: Mapping[str, Any]) ->
     return SchemaVersion(version, source, schema_json, prints)
 
 
-def schema_versions_in(directory: Traversable) -> tuple[SchemaVersion, ...]:
-    """Every ``disclosure_event.vN.avsc`` in ``directory``, oldest first.
+def schema_versions_in(
+    directory: Traversable, record_type: str = "disclosure_event"
+) -> tuple[SchemaVersion, ...]:
+    """Every ``<record_type>.vN.avsc`` in ``directory``, oldest first.
 
     Raises :class:`SchemaError` naming the file that is not JSON.
     """
+    if record_type not in RECORD_TYPES:
+        raise SchemaError(f"unknown record type {record_type!r}; one of {', '.join(RECORD_TYPES)}")
+    pattern = re.compile(rf"^{record_type}\.v(\d+)\.avsc$")
     found: list[SchemaVersion] = []
     for entry in directory.iterdir():
-        match = SCHEMA_FILE.match(entry.name)
+        match = pattern.match(entry.name)
         if not match:
             continue
         try:
@@ -178,6 +193,10 @@ class EventCodec:
         self._header = MAGIC + writes.fingerprint
         reader_schema = fastavro.parse_schema(without_logical_types(latest.schema_json))
         self._readers: dict[bytes, _Reader] = {}
+        # Watermarks share the topic; they are told apart by fingerprint (schemas/watermark.py)
+        from schemas.watermark import WatermarkCodec
+
+        self._watermarks = WatermarkCodec()
         for version in versions.values():
             plain = without_logical_types(version.schema_json)
             same = version.version == latest.version
@@ -218,6 +237,11 @@ class EventCodec:
                 "single-object encoded (was it sent as JSON or with a schema-registry header?)"
             )
         entry = self._readers.get(value[2:HEADER_LENGTH])
+        if entry is None and self._watermarks.recognises(value):
+            raise DecodeError(
+                "message is a producer watermark, not a disclosure event; read it with "
+                "decode_many or schemas.watermark.WatermarkCodec"
+            )
         if entry is None:
             raise DecodeError(
                 f"writer schema fingerprint {value[2:HEADER_LENGTH].hex()} is not one of the "
@@ -246,8 +270,9 @@ class EventCodec:
 
     def decode_many(
         self, values: Sequence[bytes | None]
-    ) -> list[tuple[int, dict[str, Any]] | DecodeError]:
+    ) -> list[tuple[int, dict[str, Any]] | Watermark | DecodeError]:
         """:meth:`decode` of a whole batch, in one pass: for each value its (version, record),
+        a :class:`~schemas.watermark.Watermark` when the fingerprint is a watermark schema's,
         or the :class:`DecodeError` :meth:`decode` raises for it.
 
         Each record costs one fastavro call and the checks of :func:`values_are_valid`; the
@@ -258,7 +283,8 @@ class EventCodec:
         read = fastavro.schemaless_reader
         body_of = io.BytesIO
         valid = values_are_valid
-        decoded: list[tuple[int, dict[str, Any]] | DecodeError] = []
+        decoded: list[tuple[int, dict[str, Any]] | Watermark | DecodeError] = []
+        watermarks = self._watermarks
         append = decoded.append
         for value in values:
             if (
@@ -276,6 +302,12 @@ class EventCodec:
                 if record is not None and body.tell() == len(value) and valid(record):
                     append((entry.version, record))
                     continue
+            elif value is not None and watermarks.recognises(value):
+                try:
+                    append(watermarks.decode(value))
+                except DecodeError as exc:
+                    append(exc)
+                continue
             try:
                 append(self.decode(value))
             except DecodeError as exc:

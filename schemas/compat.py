@@ -37,7 +37,7 @@ from typing import Any
 import fastavro
 import fastavro.utils
 
-from schemas.codec import SchemaVersion, schema_versions_in, without_logical_types
+from schemas.codec import RECORD_TYPES, SchemaVersion, schema_versions_in, without_logical_types
 
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 _NAMED = ("record", "error", "enum", "fixed")
@@ -414,7 +414,7 @@ def check_versions(
     """Every later version must read every earlier one (by the rules and by fastavro)."""
     report = CompatibilityReport(versions=[v.version for v in versions])
     if not versions:
-        report.problems.append("no disclosure_event.vN.avsc files found")
+        report.problems.append("no .vN.avsc files of this record type found")
         return report
     expected = list(range(1, len(versions) + 1))
     if report.versions != expected:
@@ -461,8 +461,38 @@ def check_versions(
 
 
 def check_schema_directory(
-    directory: Path | None = None, *, samples: int = 200, seed: int = 0
+    directory: Path | None = None,
+    *,
+    samples: int = 200,
+    seed: int = 0,
+    record_type: str = "disclosure_event",
 ) -> CompatibilityReport:
-    """Check the shipped schemas, or the ``disclosure_event.vN.avsc`` files in ``directory``."""
+    """Check the shipped schemas of one record type, or the ``<record_type>.vN.avsc`` files
+    in ``directory``."""
     source: Traversable = directory if directory is not None else resources.files("schemas")
-    return check_versions(schema_versions_in(source), samples=samples, seed=seed)
+    return check_versions(schema_versions_in(source, record_type), samples=samples, seed=seed)
+
+
+def check_record_types(
+    directory: Path | None = None, *, samples: int = 200, seed: int = 0
+) -> dict[str, CompatibilityReport]:
+    """:func:`check_schema_directory` for every record type of the topic (events and
+    producer watermarks), each line on its own; and, since one topic carries them all and
+    the consumer tells them apart by fingerprint, no two types may share a fingerprint.
+    A directory without a type's files reports that type as missing."""
+    reports = {
+        kind: check_schema_directory(directory, samples=samples, seed=seed, record_type=kind)
+        for kind in RECORD_TYPES
+    }
+    source: Traversable = directory if directory is not None else resources.files("schemas")
+    owners: dict[bytes, str] = {}
+    for kind in RECORD_TYPES:
+        for version in schema_versions_in(source, kind):
+            for fp in version.fingerprints:
+                other = owners.setdefault(fp, f"{kind} v{version.version}")
+                if not other.startswith(f"{kind} "):
+                    reports[kind].problems.append(
+                        f"{version.source} has the same fingerprint as {other}: the consumer "
+                        "could not tell their messages apart; change one of the records"
+                    )
+    return reports

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
     from ledger.checkpoints import Checkpointer
     from ledger.store import Ledger
+    from producers.publisher import WatermarkSource
     from reference import ReferenceData
 
 log = logging.getLogger("disclosure_ledger")
@@ -63,6 +64,22 @@ def register(commands: Subcommands) -> None:
         action="store_true",
         help="send nothing unless every line is valid and names a registered recipient "
         "(default: warn about unregistered recipients, skip invalid lines, send the rest)",
+    )
+    sub.add_argument(
+        "--source",
+        help="the producer service these events are from (as in producer.service); with "
+        "--watermark, declares that it has published everything before that time",
+    )
+    sub.add_argument(
+        "--watermark",
+        type=iso_datetime,
+        help="after every event is delivered, send a producer watermark of --source at this "
+        "time to every partition (omit it for a partial backfill: then none is sent)",
+    )
+    sub.add_argument(
+        "--source-version",
+        default="publish",
+        help="the producer version the watermark carries (default: publish)",
     )
 
     sub = add_command(
@@ -110,6 +127,13 @@ def register(commands: Subcommands) -> None:
         "--dead-letter-topic", help="also copy quarantined messages to this topic, with headers"
     )
     sub.add_argument(
+        "--probe-every",
+        type=float,
+        default=10.0,
+        help="seconds between probes of each partition's end offset, which the coverage "
+        "(`status`) reads (default 10)",
+    )
+    sub.add_argument(
         "--checkpoint-file", type=Path, help="append checkpoints here (default LEDGER.checkpoints)"
     )
     sub.add_argument(
@@ -133,7 +157,12 @@ def register(commands: Subcommands) -> None:
     )
     sub.add_argument("--events", type=int, default=20_000, help="simulated events (default 20000)")
     sub.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
-    sub.add_argument("--as-of", type=iso_date, help="report date (default: today, UTC)")
+    sub.add_argument(
+        "--as-of",
+        type=iso_date,
+        help="report date (default: today, UTC; yesterday during the first "
+        "5 minutes after midnight, which the watermarks cannot cover yet)",
+    )
     sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
 
 
@@ -181,9 +210,28 @@ def unregistered_lines(
     return found
 
 
+def _watermark_request(args: argparse.Namespace) -> tuple[WatermarkSource, datetime] | None:
+    from producers.publisher import WatermarkSource
+
+    if args.source is None and args.watermark is None:
+        return None
+    if args.source is None or args.watermark is None:
+        raise DisclosureLedgerError(
+            "--source and --watermark go together: name the producer service and the time "
+            "before which it has published everything (or give neither)"
+        )
+    if args.watermark > datetime.now(UTC):
+        raise DisclosureLedgerError(
+            f"--watermark {args.watermark.isoformat()} is in the future: a source can only "
+            "declare what it has already published"
+        )
+    return WatermarkSource(args.source, args.source_version), args.watermark
+
+
 def run_publish(args: argparse.Namespace) -> int:
     from producers.publisher import PublishResult, publish_events
 
+    watermark = _watermark_request(args)
     source = "<stdin>" if args.file == "-" else args.file
     stream = sys.stdin if args.file == "-" else Path(args.file).open(encoding="utf-8")  # noqa: SIM115
     with stream:
@@ -206,8 +254,19 @@ def run_publish(args: argparse.Namespace) -> int:
         )
         return 1
     result = PublishResult()
-    if events:
-        result = publish_events(bootstrap_servers(args), args.topic, events, timeout=args.timeout)
+    if events or watermark is not None:
+        result = publish_events(
+            bootstrap_servers(args),
+            args.topic,
+            events,
+            timeout=args.timeout,
+            watermark=watermark if not problems else None,
+        )
+    if watermark is not None and problems:
+        result.watermark_error = (
+            f"no watermark sent for {watermark[0].service}: {len(problems)} problem(s) in the "
+            "input left events unsent; fix them and publish again"
+        )
     for miss in result.undelivered:
         print(f"not delivered: event {miss.event.event_id}: {miss.error}", file=sys.stderr)
     if args.undelivered and result.undelivered:
@@ -219,6 +278,13 @@ def run_publish(args: argparse.Namespace) -> int:
         f"{invalid_lines} invalid line(s) not sent, to {args.topic}"
         + (f"; {len(unregistered)} to unregistered recipients" if unregistered else "")
     )
+    if result.watermark is not None:
+        print(
+            f"watermark of {result.watermark.source} at "
+            f"{result.watermark.watermark_at.isoformat()} sent to every partition of {args.topic}"
+        )
+    if result.watermark_error is not None:
+        print(f"error: {result.watermark_error}", file=sys.stderr)
     return 0 if result.ok and not problems else 1
 
 
@@ -231,16 +297,22 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise DisclosureLedgerError(f"--start {start:%Y-%m-%d} must be before --end {end:%Y-%m-%d}")
     events = simulate(args.events, args.seed, start, end, undeclared_rate=args.undeclared_rate)
     if args.bootstrap_servers or not args.output:
-        from producers.publisher import DisclosurePublisher
+        from disclosure_ledger.simulated_services import publish_as_services
         from producers.topics import ensure_topic
 
         bootstrap = bootstrap_servers(args)
         ensure_topic(bootstrap, args.topic, args.partitions)
-        with DisclosurePublisher(bootstrap, args.topic) as publisher:
-            result = publisher.publish_many(events)
+        result, watermarks = publish_as_services(bootstrap, args.topic, events)
         print(f"{result.delivered} simulated events delivered to {args.topic} at {bootstrap}")
+        if watermarks:
+            print(
+                f"watermarks of {', '.join(w.source for w in watermarks)} at "
+                f"{watermarks[0].watermark_at.isoformat()} sent to every partition"
+            )
         for miss in result.undelivered[:10]:
             print(f"not delivered: event {miss.event.event_id}: {miss.error}", file=sys.stderr)
+        if result.watermark_error is not None:
+            print(f"error: {result.watermark_error}", file=sys.stderr)
         return 0 if result.ok else 1
     with open_output(args.output) as out:
         count = 0
@@ -292,14 +364,15 @@ def run_consume(args: argparse.Namespace) -> int:
             stop=stop,
             max_outage=args.max_outage,
             dead_letter_topic=args.dead_letter_topic,
+            probe_every=args.probe_every,
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
     if final is not None and ingestor.checkpointer is not None:
         print(f"checkpoint {final.at} appended to {ingestor.checkpointer.checkpoint_file}")
     print(
         f"{stats.total} messages from {args.topic} partitions {stats.partitions}: "
-        f"{stats.accepted} appended, {stats.duplicates} duplicates, "
-        f"{stats.quarantined} quarantined, into {args.ledger}"
+        f"{stats.accepted} appended ({stats.late} late), {stats.duplicates} duplicates, "
+        f"{stats.quarantined} quarantined, {stats.watermarks} watermarks, into {args.ledger}"
         + (f"; {stats.dead_lettered} dead-lettered" if args.dead_letter_topic else "")
         + (f"; rode out {stats.outages} broker outage(s)" if stats.outages else "")
     )

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # The sections of `reference show`, as reference.REFERENCE_SECTIONS names them; listed here
 # so that building the parser imports no reference data (a test holds the two together).
-SECTIONS = ("recipients", "categories", "purposes", "flows")
+SECTIONS = ("recipients", "categories", "purposes", "flows", "sources")
 
 
 def register(commands: Subcommands) -> None:

@@ -1,4 +1,6 @@
-"""``schemas check``: every schema version reads all earlier ones."""
+"""``schemas check``: for each record type of the topic (disclosure events, producer
+watermarks), every schema version reads all earlier ones, and no two types share a
+fingerprint."""
 
 from __future__ import annotations
 
@@ -18,24 +20,31 @@ def register(commands: Subcommands) -> None:
         commands,
         "schemas",
         run_schemas,
-        "Check that every schema version can read all earlier ones (Avro resolution).",
+        "Check that every schema version can read all earlier ones (Avro resolution), for "
+        "disclosure events and producer watermarks alike.",
     )
     sub.add_argument("action", choices=["check"], help="check the schema versions")
     sub.add_argument(
         "--dir",
         type=Path,
-        help="directory of disclosure_event.vN.avsc files (default: the shipped schemas)",
+        help="directory of disclosure_event.vN.avsc and producer_watermark.vN.avsc files "
+        "(default: the shipped schemas)",
     )
 
 
 def run_schemas(args: argparse.Namespace) -> int:
-    from schemas.compat import check_schema_directory
+    from schemas.compat import check_record_types
 
-    report = check_schema_directory(args.dir)
-    for line in report.lines():
-        print(line, file=sys.stdout if line.startswith(("ok", "note")) else sys.stderr)
     where = args.dir or "the shipped schemas"
-    versions = ", ".join(f"v{v}" for v in report.versions) or "none"
-    verdict = "compatible" if report.ok else "NOT compatible"
-    print(f"{where} ({versions}): {verdict}: each version must read every earlier one")
-    return 0 if report.ok else 1
+    ok = True
+    for record_type, report in check_record_types(args.dir).items():
+        for line in report.lines():
+            print(line, file=sys.stdout if line.startswith(("ok", "note")) else sys.stderr)
+        versions = ", ".join(f"v{v}" for v in report.versions) or "none"
+        verdict = "compatible" if report.ok else "NOT compatible"
+        print(
+            f"{where}, {record_type} ({versions}): {verdict}: each version must read every "
+            "earlier one"
+        )
+        ok = ok and report.ok
+    return 0 if ok else 1

@@ -1,5 +1,6 @@
 """Offset accounting: every Kafka offset of every partition up to the stored next offset is
-accepted, a duplicate of an earlier event, or quarantined, exactly once."""
+accepted, a duplicate of an earlier event, quarantined, or a producer watermark, exactly
+once."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import duckdb
 
 from ledger.verify.result import Failure, VerifyResult
 
+_NO_WATERMARKS = (
+    "(SELECT NULL::VARCHAR AS topic, NULL::INTEGER AS kafka_partition, "
+    "NULL::BIGINT AS kafka_offset WHERE false)"
+)
+
 _ACCOUNTING = """
 WITH accounted AS (
     SELECT topic, kafka_partition, kafka_offset, 'accepted' AS outcome FROM disclosures
     UNION ALL SELECT topic, kafka_partition, kafka_offset, 'duplicate' FROM duplicates
     UNION ALL SELECT topic, kafka_partition, kafka_offset, 'quarantined' FROM quarantine
+    UNION ALL SELECT topic, kafka_partition, kafka_offset, 'watermark' FROM {watermarks}
 ),
 doubled AS (
     SELECT topic, kafka_partition, kafka_offset, string_agg(outcome, ', ') AS outcomes
@@ -52,6 +59,8 @@ WITH counted AS (
     FROM duplicates GROUP BY ALL
     UNION ALL SELECT topic, kafka_partition, count(*), min(kafka_offset), max(kafka_offset)
     FROM quarantine GROUP BY ALL
+    UNION ALL SELECT topic, kafka_partition, count(*), min(kafka_offset), max(kafka_offset)
+    FROM {watermarks} GROUP BY ALL
 ),
 per AS (SELECT topic, kafka_partition, sum(n) AS n, min(lo) AS lo, max(hi) AS hi
         FROM counted GROUP BY ALL),
@@ -71,21 +80,27 @@ SELECT
 def verify_offsets(
     con: duckdb.DuckDBPyConnection, result: VerifyResult, *, accepted_unique: bool
 ) -> None:
-    """Every offset accepted, a duplicate or quarantined, exactly once.
+    """Every offset accepted, a duplicate, quarantined or a watermark, exactly once.
 
     When the scan found every chain's offsets strictly increasing (``accepted_unique``),
     counts settle it: no two records share an offset and, per partition, as many records
     as offsets from the first to the stored next one. Only otherwise is the detailed
     query run that names each missing or doubled offset."""
-    if accepted_unique and con.execute(_ALL_ACCOUNTED).fetchall() == [(0,)]:
+    tables = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    # a ledger written before producer watermarks has no table for them, and none to count
+    watermarks = "watermarks" if "watermarks" in tables else _NO_WATERMARKS
+    if accepted_unique and con.execute(_ALL_ACCOUNTED.format(watermarks=watermarks)).fetchall() == [
+        (0,)
+    ]:
         return
-    for kind, topic, partition, first, last, outcomes in con.execute(_ACCOUNTING).fetchall():
+    accounting = _ACCOUNTING.format(watermarks=watermarks)
+    for kind, topic, partition, first, last, outcomes in con.execute(accounting).fetchall():
         span = f"offset {first}" if first == last else f"offsets {first} to {last}"
         detail = f"{span} of {topic} partition {partition}"
         if outcomes:
             detail += f" is recorded more than once ({outcomes})"
         elif kind == "offset missing":
-            detail += " is neither accepted, a duplicate nor quarantined"
+            detail += " is neither accepted, a duplicate, quarantined nor a watermark"
         else:
             detail += " is recorded but the stored next offset is lower"
         result.failures.append(Failure(f"{topic}/{partition}", None, kind, detail))

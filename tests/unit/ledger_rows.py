@@ -170,7 +170,30 @@ def record_coverage_in(con: duckdb.DuckDBPyConnection, through: datetime) -> Non
         con.execute("INSERT INTO partition_probes VALUES (?, ?, ?, 0)", [topic, partition, through])
     for topic, partition in sorted(committed | written):
         for source in sources:
+            # each watermark takes the partition's next offset, as one read from Kafka
+            # would, so verify's offset accounting stays exact
+            offset = _next_offset(con, topic, partition)
             con.execute(
-                "INSERT INTO watermarks VALUES (?, ?, 0, ?, ?, ?)",
-                [topic, partition, source, through, through],
+                "INSERT INTO watermarks VALUES (?, ?, ?, ?, ?, ?)",
+                [topic, partition, offset, source, through, through],
             )
+            con.execute(
+                "UPDATE offsets SET next_offset = ? WHERE topic = ? AND kafka_partition = ?",
+                [offset + 1, topic, partition],
+            )
+
+
+def _next_offset(con: duckdb.DuckDBPyConnection, topic: str, partition: int) -> int:
+    """The offset after every one the ledger accounts for on this partition."""
+    found = con.execute(
+        "SELECT max(o) FROM ("
+        + " UNION ALL ".join(
+            f"SELECT max(kafka_offset) + 1 AS o FROM {table} "
+            "WHERE topic = $topic AND kafka_partition = $partition"
+            for table in ("disclosures", "duplicates", "quarantine", "watermarks")
+        )
+        + " UNION ALL SELECT next_offset FROM offsets "
+        "WHERE topic = $topic AND kafka_partition = $partition)",
+        {"topic": topic, "partition": partition},
+    ).fetchone()
+    return int(found[0]) if found and found[0] is not None else 0

@@ -565,9 +565,30 @@ def test_classify_event(ref: ReferenceData) -> None:
 # --------------------------------------------------------------------------- export
 
 
+def test_expected_sources_are_the_services_the_simulator_runs_with_their_flows(
+    ref: ReferenceData,
+) -> None:
+    from disclosure_ledger.simulate import PRODUCERS
+
+    assert {s.source for s in ref.sources} == set(PRODUCERS)
+    flows = {flow.id for flow in ref.flows}
+    for source in ref.sources:
+        assert set(source.flows) <= flows
+    table = ref.to_arrow_tables()["ref_sources"]
+    assert table.column_names == ["reference_version", "source", "flows"]
+    rows = {r["source"]: r["flows"] for r in table.to_pylist()}
+    assert "chargebacks" in rows["billing"] and "group-entities" in rows["fraud"]
+
+
 def test_arrow_tables(ref: ReferenceData) -> None:
     tables = ref.to_arrow_tables()
-    assert set(tables) == {"ref_recipients", "ref_categories", "ref_purposes", "ref_flows"}
+    assert set(tables) == {
+        "ref_recipients",
+        "ref_categories",
+        "ref_purposes",
+        "ref_flows",
+        "ref_sources",
+    }
     for table in tables.values():
         assert table.num_rows > 0
         assert set(table.column("reference_version").to_pylist()) == {ref.version}

@@ -1,0 +1,45 @@
+"""``status``: how far the ledger is complete, and which sources and partitions hold it
+back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from disclosure_ledger.commands.options import add_command, ledger_option
+
+if TYPE_CHECKING:
+    from disclosure_ledger.commands.options import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    sub = add_command(
+        commands,
+        "status",
+        run_status,
+        "Show up to when the ledger is complete (producer watermarks, partition positions) "
+        "and name the sources and partitions that hold it back.",
+    )
+    ledger_option(sub)
+    sub.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text tables for people (default) or one JSON object for tools",
+    )
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ledger.coverage_status import coverage_status
+    from ledger.store import Ledger
+
+    with Ledger(args.ledger, read_only=True) as ledger:
+        status = coverage_status(ledger.con)
+    if args.format == "json":
+        json.dump(status.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print("\n".join(status.lines()))
+    return 0
