@@ -3,9 +3,9 @@
 Every body is written by fastavro, with :class:`~schemas.codec.EventCodec`'s own parsed
 write schema, so a message is byte for byte ``EventCodec.encode(event.to_avro())``. What
 this module adds is speed by batches, not by encoding: the record handed to fastavro is
-built from the model's attributes directly (enum members, the UUID, the aware datetime
-and the categories tuple as they are; fastavro converts them as the schema says), and a
-whole batch is written into one reused buffer, then cut into messages.
+built from the model's attributes directly (enum members and the aware datetime as they
+are: fastavro converts them as the schema says), and a whole batch is written into one
+buffer, then cut into messages.
 
 A batch may hold events built without validation (``model_construct``). Each event gets
 the model's checks that Avro's types cannot make (kept by hand, because running pydantic
@@ -106,37 +106,43 @@ class EventEncoder:
         (or any other error) when a value is not what a validated DisclosureEvent holds."""
         event_id = event.event_id
         occurred_at = event.occurred_at
-        subject = event.subject
-        recipient = event.recipient
+        subject_id, subject_type = (subject := event.subject).id, subject.type
+        recipient_id, category = (recipient := event.recipient).id, recipient.category
+        service, version = (producer := event.producer).service, producer.version
         categories = event.data_categories
         purpose = event.purpose
-        producer = event.producer
         reference = event.legal_reference
-        if (
-            type(event_id) is not uuid.UUID
-            or type(occurred_at) is not datetime
-            or occurred_at.utcoffset() is None
-            or not _non_empty(subject.id)
-            or not _non_empty(recipient.id)
-            or not _non_empty(producer.service)
-            or not _non_empty(producer.version)
-            or (reference is not None and not _non_empty(reference))
+        if not (
+            type(event_id) is uuid.UUID
+            and type(occurred_at) is datetime
+            and occurred_at.utcoffset() is not None
+            and type(subject_id) is str
+            and subject_id
+            and type(recipient_id) is str
+            and recipient_id
+            and type(service) is str
+            and service
+            and type(version) is str
+            and version
+            and (reference is None or (type(reference) is str and reference))
         ):
             raise _NeedsValidation
         if categories not in self._category_lists:
             self._check_categories(categories)
         if purpose not in self._fides_keys:
             self._check_fides_key(purpose)
+        # The UUID as text and the categories as a list, as to_avro() gives them: fastavro
+        # writes both faster that way than it converts a UUID or walks a tuple.
         return {
-            "event_id": event_id,
+            "event_id": str(event_id),
             "occurred_at": occurred_at,
-            "subject": {"id": subject.id, "type": subject.type},
-            "recipient": {"id": recipient.id, "category": recipient.category},
-            "data_categories": categories,
+            "subject": {"id": subject_id, "type": subject_type},
+            "recipient": {"id": recipient_id, "category": category},
+            "data_categories": list(categories),
             "purpose": purpose,
             "legal_basis": event.legal_basis,
             "disclosure_kind": event.disclosure_kind,
-            "producer": {"service": producer.service, "version": producer.version},
+            "producer": {"service": service, "version": version},
             "context": event.context,
             "legal_reference": reference,
         }
@@ -170,10 +176,6 @@ class EventEncoder:
                 "DisclosureEvent(...) or DisclosureEvent.model_validate(...)"
             ) from None
         return valid.subject.id.encode(), self.codec.encode(valid.to_avro())
-
-
-def _non_empty(value: Any) -> bool:
-    return type(value) is str and value != ""
 
 
 _Known = TypeVar("_Known")

@@ -151,6 +151,8 @@ def _unvalidated(**changes: Any) -> DisclosureEvent:
         ),
         ({"subject": Subject.model_construct(id="", type=SubjectType.member)}, "subject.id", ""),
         ({"legal_reference": ""}, "legal_reference", ""),
+        ({"event_id": "not-a-uuid"}, "event_id", "UUID"),
+        ({"producer": Producer.model_construct(service="", version="1")}, "producer.service", ""),
         ({"legal_basis": "because"}, "legal_basis", "consent"),
         ({"context": {"case": 7}}, "context.case", "string"),
     ],
