@@ -215,6 +215,11 @@ class EventCodec:
     def header(self) -> bytes:
         return self._header
 
+    @property
+    def write_schema(self) -> Any:
+        """The parsed fastavro schema :meth:`encode` writes bodies with."""
+        return self._write_schema
+
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Single-object encoding of a record shaped as the schema (fastavro values)."""
         buffer = io.BytesIO()

@@ -1,4 +1,4 @@
-"""The publisher's fast encoder writes exactly EventCodec's bytes, and refuses what the
+"""The publisher's batch encoder writes exactly EventCodec's bytes, and refuses what the
 model refuses, naming the event, the field and the fix; its partitioner is kafka-python's."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kafka.partitioner.default import DefaultPartitioner
 
 from disclosure_ledger.simulate import simulate
-from producers.encoding import EventEncoder, avro_long
+from producers.encoding import EventEncoder
 from producers.publisher import KeyHashPartitioner
 from schemas.codec import EventCodec
 from schemas.errors import EventValidationError
@@ -36,10 +36,6 @@ ENCODER = EventEncoder(CODEC)
 
 def _reference(event: DisclosureEvent) -> tuple[bytes, bytes]:
     return event.subject.id.encode(), CODEC.encode(event.to_avro())
-
-
-def test_fast_path_is_on_for_the_newest_schema() -> None:
-    assert ENCODER.fast
 
 
 def test_simulated_traffic_encodes_byte_identical_to_the_codec() -> None:
@@ -110,16 +106,28 @@ def test_any_valid_event_encodes_byte_identical_to_the_codec(
 
 
 @pytest.mark.parametrize(
-    "value", [0, 1, -1, 63, 64, -65, 2**34, 2**41 - 1, 2**41, -(2**40), 2**62, -(2**63)]
+    ("milliseconds", "zigzag"),
+    [
+        # The Avro specification's examples of long encoding, then 2026-03-01T12:00Z.
+        (0, "00"),
+        (-1, "01"),
+        (1, "02"),
+        (-2, "03"),
+        (2, "04"),
+        (-64, "7f"),
+        (64, "8001"),
+        (1_772_366_400_000, "80a8a8949567"),
+    ],
 )
-def test_avro_long_is_avros_zigzag_varint(value: int) -> None:
-    import io
-
-    import fastavro
-
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, "long", value)
-    assert avro_long(value) == buffer.getvalue()
+def test_occurred_at_is_written_as_avros_zigzag_long_of_epoch_milliseconds(
+    milliseconds: int, zigzag: str
+) -> None:
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=milliseconds)
+    event = make_event(occurred_at=at.astimezone(timezone(timedelta(hours=-5))))
+    value = ENCODER.encode(event)
+    after_event_id = 10 + 1 + 36  # header, then the UUID text's length and characters
+    assert value[after_event_id : after_event_id + len(zigzag) // 2].hex() == zigzag
+    assert CODEC.decode(value)[1]["occurred_at"] == milliseconds
 
 
 def _unvalidated(**changes: Any) -> DisclosureEvent:
@@ -143,6 +151,8 @@ def _unvalidated(**changes: Any) -> DisclosureEvent:
         ),
         ({"subject": Subject.model_construct(id="", type=SubjectType.member)}, "subject.id", ""),
         ({"legal_reference": ""}, "legal_reference", ""),
+        ({"event_id": "not-a-uuid"}, "event_id", "UUID"),
+        ({"producer": Producer.model_construct(service="", version="1")}, "producer.service", ""),
         ({"legal_basis": "because"}, "legal_basis", "consent"),
         ({"context": {"case": 7}}, "context.case", "string"),
     ],
@@ -160,9 +170,19 @@ def test_an_invalid_event_is_refused_naming_event_field_and_fix(
     assert "DisclosureEvent.model_validate" in message  # the fix: build it validated
 
 
-def test_messages_reports_invalid_events_and_encodes_the_rest_in_order() -> None:
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"data_categories": ()},  # refused before anything is written
+        {"legal_basis": "because"},  # refused by fastavro, part of the message written
+        {"context": {"case": 7}},
+    ],
+)
+def test_messages_reports_invalid_events_and_encodes_the_rest_in_order(
+    changes: dict[str, Any],
+) -> None:
     good = [make_event(), make_event(), make_event()]
-    bad = _unvalidated(data_categories=())
+    bad = _unvalidated(**changes)
     encoded, refused = ENCODER.messages([good[0], bad, good[1], good[2]])
     assert [e for e, _, _ in encoded] == good
     assert [(k, v) for _, k, v in encoded] == [_reference(e) for e in good]
@@ -183,26 +203,29 @@ def test_unvalidated_but_valid_values_are_encoded_like_validated_ones() -> None:
     assert ENCODER.message(loose) == _reference(valid)
 
 
-def test_other_write_versions_go_through_the_codec() -> None:
+def test_other_write_versions_encode_as_their_codec_does() -> None:
     v1 = EventCodec(write_version=1)
     encoder = EventEncoder(v1)
-    event = make_event()
-    assert not encoder.fast
+    event = make_event(legal_reference="DPA-7")
     assert encoder.message(event) == (b"member-1", v1.encode(event.to_avro()))
     with pytest.raises(EventValidationError, match="data_categories"):
         encoder.message(_unvalidated(data_categories=()))
 
 
-def test_caches_stay_bounded_and_correct_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("producers.encoding._CACHE_LIMIT", 3)
+def test_known_valid_keys_stay_bounded_and_checks_hold_when_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("producers.encoding._KNOWN_VALID_LIMIT", 3)
     encoder = EventEncoder(CODEC)
     events = [
-        make_event(subject={"id": f"member-{i}", "type": "member"}, context={f"k{i}": "v"})
+        make_event(purpose=f"purpose_{i}", data_categories=[f"user.k{i}", "user.financial"])
         for i in range(20)
     ]
     encoded, _ = encoder.messages(events + events)
     assert [(k, v) for _, k, v in encoded] == [_reference(e) for e in events + events]
-    assert len(encoder._subject_ids.values) <= 3
+    assert len(encoder._fides_keys) <= 3 and len(encoder._category_lists) <= 3
+    with pytest.raises(EventValidationError, match="purpose"):
+        encoder.message(_unvalidated(purpose="Purpose 0"))
 
 
 def test_partitions_are_kafka_pythons_default_ones() -> None:
@@ -231,13 +254,3 @@ def test_partitions_are_kafka_pythons_default_ones() -> None:
                 "t", None, key, None, None, cluster
             )
     assert ours.partition("t", None, None, None, b"v", Cluster(4)) in range(4)
-
-
-def test_a_fast_path_that_disagrees_with_the_codec_is_not_used(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("producers.encoding._EMPTY_BLOCK", b"\x02")  # a wrong map end
-    encoder = EventEncoder(CODEC)
-    assert not encoder.fast
-    event = make_event(context={})
-    assert encoder.message(event) == _reference(event)
