@@ -1,4 +1,4 @@
-"""``python -m bench``: every benchmark, one after the other (see README "Performance")."""
+"""``python -m bench``: every benchmark, one after the other (see docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 BENCHMARKS = (
+    "bench.bench_encode",
     "bench.bench_ingest",
     "bench.bench_verify",
     "bench.bench_reports",

@@ -19,6 +19,7 @@ from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
 from reference import ReferenceData
 from reports.ccpa import ccpa_json, ccpa_report
+from tests.integration.sources import every_source_declares_all_published
 from tests.unit.events import make_event
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,7 @@ def test_published_events_land_in_the_ledger_and_the_report(
     poison_ack = producer.send(topic, key=b"x", value=b"not avro at all").get(timeout=30)
     producer.close()
 
+    every_source_declares_all_published(kafka_bootstrap, topic, reference)
     with Ledger(ledger_path) as ledger:
         stats = consume(
             kafka_bootstrap, topic, Ingestor(ledger, key_store, reference), until_idle=2.0

@@ -30,7 +30,9 @@ from tests.integration.reliability_support import (
 
 pytestmark = pytest.mark.integration
 
-SUMMARY = re.compile(r"(\d+) messages from .*: (\d+) appended, (\d+) duplicates, (\d+) quarantined")
+SUMMARY = re.compile(
+    r"(\d+) messages from .*: (\d+) appended(?: \(\d+ late\))?, (\d+) duplicates, (\d+) quarantined"
+)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

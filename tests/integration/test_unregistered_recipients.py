@@ -22,6 +22,7 @@ from producers.publisher import DisclosurePublisher
 from reference import ReferenceData
 from reports.conformance import conformance_report
 from schemas.model import DisclosureEvent
+from tests.integration.sources import every_source_declares_all_published
 from tests.unit.events import make_event
 
 pytestmark = pytest.mark.integration
@@ -77,6 +78,7 @@ def test_unregistered_recipient_warned_refused_recorded_and_flagged(
         assert p.publish_many([library_sent]).delivered == 1
     assert any("acme-analytics" in r.getMessage() for r in caplog.records)
 
+    every_source_declares_all_published(kafka_bootstrap, topic, reference)
     with Ledger(ledger_path) as ledger:
         stats = consume(
             kafka_bootstrap, topic, Ingestor(ledger, key_store, reference), until_idle=2.0
