@@ -71,7 +71,7 @@ class Holdback:
         return {
             "kind": self.kind,
             "name": self.name,
-            "through": _iso(self.through),
+            "through": iso_ms(self.through),
             "detail": self.detail,
         }
 
@@ -103,7 +103,7 @@ class Coverage:
         """Whether every disclosure before ``end`` (exclusive) is known to be recorded."""
         if self.complete_through is None:
             return False
-        return _utc(end) <= self.complete_through
+        return utc(end) <= self.complete_through
 
     def describe(self) -> str:
         """One paragraph: how far complete, and what holds it back."""
@@ -112,13 +112,13 @@ class Coverage:
             return f"the ledger is complete through no known time: {held or 'no evidence'}"
         minutes = int(self.allowance.total_seconds() // 60)
         return (
-            f"the ledger is complete through {_iso(self.complete_through)} (the earliest "
+            f"the ledger is complete through {iso_ms(self.complete_through)} (the earliest "
             f"evidence less a {minutes}-minute allowance for late events); held back by: {held}"
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "complete_through": _iso(self.complete_through),
+            "complete_through": iso_ms(self.complete_through),
             "allowance_seconds": int(self.allowance.total_seconds()),
             "holding_back": [h.to_json() for h in self.holding_back],
             "evidence": [h.to_json() for h in self.evidence],
@@ -195,7 +195,7 @@ def _source_evidence(
             "WHERE source IN (SELECT unnest(?)) GROUP BY ALL",
             [list(sources)],
         ).fetchall():
-            latest[(str(source), str(topic), int(partition))] = _utc(at)
+            latest[(str(source), str(topic), int(partition))] = utc(at)
     evidence = []
     for source in sources:
         if not partitions:
@@ -220,7 +220,7 @@ def _source_evidence(
             continue
         through = min(latest[(source, t, p)] for t, p in partitions)
         evidence.append(
-            Holdback("source", source, through, f"watermark {_iso(through)} on every partition")
+            Holdback("source", source, through, f"watermark {iso_ms(through)} on every partition")
         )
     return evidence
 
@@ -237,24 +237,25 @@ def _partition_evidence(con: duckdb.DuckDBPyConnection, tables: set[str]) -> lis
     evidence = []
     for topic, partition, reached, probed, end, position in rows:
         name = f"{topic}/{partition}"
-        through = _utc(reached) if reached is not None else None
+        through = utc(reached) if reached is not None else None
         lag = max(0, int(end) - int(position))
         detail = (
-            f"consumed through {_iso(through)}; lag {lag} at the last probe ({_iso(_utc(probed))})"
+            f"consumed through {iso_ms(through)}; lag {lag} at the last probe "
+            f"({iso_ms(utc(probed))})"
             if through is not None
             else f"the committed position {position} has not reached any probed end offset; "
-            f"lag {lag} at the last probe ({_iso(_utc(probed))})"
+            f"lag {lag} at the last probe ({iso_ms(utc(probed))})"
         )
         evidence.append(Holdback("partition", name, through, detail))
     return evidence
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
     """DuckDB TIMESTAMPs are naive UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_ms(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")

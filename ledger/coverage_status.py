@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 from tabulate import tabulate
 
-from ledger.coverage import Coverage, ledger_coverage
+from ledger.coverage import Coverage, iso_ms, ledger_coverage, utc
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class SourceStatus:
         return {
             "source": self.source,
             "expected": self.expected,
-            "through": _iso(self.through),
-            "watermarks": {p: _iso(at) for p, at in sorted(self.watermarks.items())},
+            "through": iso_ms(self.through),
+            "watermarks": {p: iso_ms(at) for p, at in sorted(self.watermarks.items())},
             "missing_partitions": list(self.missing),
         }
 
@@ -66,8 +66,8 @@ class PartitionStatus:
             "position": self.position,
             "end_offset": self.end_offset,
             "lag": self.lag,
-            "probed_at": _iso(self.probed_at),
-            "complete_through": _iso(self.complete_through),
+            "probed_at": iso_ms(self.probed_at),
+            "complete_through": iso_ms(self.complete_through),
         }
 
 
@@ -105,7 +105,7 @@ class CoverageStatus:
                 (
                     s.source,
                     "yes" if s.expected else "no",
-                    _iso(s.through) or "-",
+                    iso_ms(s.through) or "-",
                     str(len(s.watermarks)),
                     ", ".join(s.missing) or "-",
                 )
@@ -120,8 +120,8 @@ class CoverageStatus:
                     str(p.position),
                     "-" if p.end_offset is None else str(p.end_offset),
                     "-" if p.lag is None else str(p.lag),
-                    _iso(p.probed_at) or "never probed",
-                    _iso(p.complete_through) or "-",
+                    iso_ms(p.probed_at) or "never probed",
+                    iso_ms(p.complete_through) or "-",
                 )
             )
         out += _table(rows)
@@ -142,7 +142,7 @@ def coverage_status(con: duckdb.DuckDBPyConnection) -> CoverageStatus:
         "SELECT source, topic, kafka_partition, max(watermark_at) FROM watermarks "
         "GROUP BY ALL ORDER BY ALL"
     ).fetchall():
-        latest.setdefault(str(source), {})[f"{topic}/{partition}"] = _utc(at)
+        latest.setdefault(str(source), {})[f"{topic}/{partition}"] = utc(at)
     sources = [
         SourceStatus(
             source,
@@ -176,8 +176,8 @@ def _partitions(con: duckdb.DuckDBPyConnection) -> list[PartitionStatus]:
             f"{topic}/{partition}",
             int(position),
             None if end is None else int(end),
-            None if probed is None else _utc(probed),
-            None if reached is None else _utc(reached),
+            None if probed is None else utc(probed),
+            None if reached is None else utc(reached),
         )
         for topic, partition, position, end, probed, reached in rows
     ]
@@ -187,13 +187,3 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     """Rows (the first is the header) as a text table, indented; tabulate lays it out."""
     text = tabulate(list(rows[1:]), headers=list(rows[0]), tablefmt="simple", disable_numparse=True)
     return ["  " + line for line in text.splitlines()]
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -84,6 +84,12 @@ class Snapshot:
         }
 
 
+def period_policy(allow_incomplete: bool) -> CoveragePolicy:
+    """A period report (ccpa, transfers, conformance) is refused past the coverage, or, with
+    ``--allow-incomplete``, marked provisional."""
+    return "provisional" if allow_incomplete else "refuse"
+
+
 @contextmanager
 def read_snapshot(
     ledger: Ledger,

@@ -33,7 +33,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from ledger.store import Ledger
-from reports.base import ReportFormats, read_snapshot, requested_window
+from reports.base import ReportFormats, period_policy, read_snapshot, requested_window
 from reports.contracts import (
     ConformanceReportJson,
     ConformanceSummary,
@@ -191,7 +191,7 @@ def conformance_report(
         window_start=start,
         window_end=end,
         generated_at=generated_at,
-        on_incomplete="provisional" if allow_incomplete else "refuse",
+        on_incomplete=period_policy(allow_incomplete),
     ) as snapshot:
         cursor = snapshot.cursor
         if has_table(cursor, "ref_recipients"):

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from ledger.store import Ledger
-from reports.base import ReportFormats, read_snapshot, requested_window
+from reports.base import ReportFormats, period_policy, read_snapshot, requested_window
 from reports.contracts import RegistryPeriod, TransferJson, TransfersReportJson, TransfersSummary
 from reports.document import (
     Document,
@@ -150,7 +150,7 @@ def transfers_report(
         window_start=start,
         window_end=end,
         generated_at=generated_at,
-        on_incomplete="provisional" if allow_incomplete else "refuse",
+        on_incomplete=period_policy(allow_incomplete),
     ) as snapshot:
         cursor = snapshot.cursor
         if not has_table(cursor, "ref_recipients"):

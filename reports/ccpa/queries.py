@@ -11,7 +11,7 @@ from typing import Any
 
 from ledger.derived import LETTERS, UNKNOWN_LETTER_BIT, require_derived
 from ledger.store import Ledger
-from reports.base import read_snapshot
+from reports.base import period_policy, read_snapshot
 from reports.ccpa.values import (
     KNOWN_KINDS,
     BusinessPurpose,
@@ -103,7 +103,7 @@ def ccpa_report(
         window_start=start,
         window_end=end,
         generated_at=generated_at,
-        on_incomplete="provisional" if allow_incomplete else "refuse",
+        on_incomplete=period_policy(allow_incomplete),
     ) as snapshot:
         cursor = snapshot.cursor
         groups = cursor.execute(_GROUPS_SQL, params).fetchall()
