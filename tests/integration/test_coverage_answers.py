@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,17 @@ def _publish(bootstrap: str, topic: str, source: str, at: datetime, *, watermark
         publisher.publish(_event(source, at))
 
 
+def _as_of_and_occurred() -> tuple[date, datetime]:
+    """Yesterday as the report date, and a disclosure two hours before its window ends."""
+    as_of = (datetime.now(UTC) - timedelta(days=1)).date()
+    return as_of, datetime.combine(as_of, datetime.min.time(), UTC) - timedelta(hours=2)
+
+
+def _consume(ledger_path: Path, topic: str) -> tuple[str, ...]:
+    return ("consume", "--ledger", str(ledger_path), "--topic", topic, "--until-idle", "1",
+            "--no-checkpoints")  # fmt: skip
+
+
 def test_a_report_is_refused_until_every_source_declared_what_it_published(
     kafka_bootstrap: str,
     new_topic: Callable[..., str],
@@ -68,15 +79,14 @@ def test_a_report_is_refused_until_every_source_declared_what_it_published(
     run: Callable[..., tuple[int, str, str]],
 ) -> None:
     topic = new_topic(partitions=2)
-    as_of = (datetime.now(UTC) - timedelta(days=1)).date()
-    occurred = datetime.combine(as_of, datetime.min.time(), UTC) - timedelta(hours=2)
+    as_of, occurred = _as_of_and_occurred()
     sources = [s.source for s in reference.sources]
     stalled, others = sources[0], sources[1:]
     for source in others:
         _publish(kafka_bootstrap, topic, source, occurred, watermark=True)
     _publish(kafka_bootstrap, topic, stalled, occurred, watermark=False)  # declares nothing
-    consume = ("consume", "--ledger", str(ledger_path), "--topic", topic, "--until-idle", "1")
-    assert run(*consume, "--no-checkpoints")[0] == 0
+    consume = _consume(ledger_path, topic)
+    assert run(*consume)[0] == 0
 
     report = ("report", "ccpa", "--ledger", str(ledger_path), "--as-of", as_of.isoformat())
     status, out, err = run(*report)
@@ -93,7 +103,7 @@ def test_a_report_is_refused_until_every_source_declared_what_it_published(
     assert status == 0 and "PROVISIONAL" in out
 
     _publish(kafka_bootstrap, topic, stalled, occurred, watermark=True)  # it catches up
-    assert run(*consume, "--no-checkpoints")[0] == 0
+    assert run(*consume)[0] == 0
     status, out, err = run(*report, "--format", "json")
     assert status == 0, err
     assert json.loads(out)["coverage"]["complete"] is True
@@ -110,12 +120,11 @@ def test_a_late_event_marks_an_earlier_answer_for_reissue(
     run: Callable[..., tuple[int, str, str]],
 ) -> None:
     topic = new_topic(partitions=1)
-    as_of = (datetime.now(UTC) - timedelta(days=1)).date()
-    occurred = datetime.combine(as_of, datetime.min.time(), UTC) - timedelta(hours=2)
+    as_of, occurred = _as_of_and_occurred()
     for source in (s.source for s in reference.sources):
         _publish(kafka_bootstrap, topic, source, occurred, watermark=True)
-    consume = ("consume", "--ledger", str(ledger_path), "--topic", topic, "--until-idle", "1")
-    assert run(*consume, "--no-checkpoints")[0] == 0
+    consume = _consume(ledger_path, topic)
+    assert run(*consume)[0] == 0
     ask = ("report", "subject", "--ledger", str(ledger_path), "--as-of", as_of.isoformat())
     status, out, err = run(*ask, "--subject-id", SUBJECT, "--format", "json")
     assert status == 0, err
@@ -129,7 +138,7 @@ def test_a_late_event_marks_an_earlier_answer_for_reissue(
     late = _event("billing", occurred - timedelta(hours=1))
     with DisclosurePublisher(kafka_bootstrap, topic) as plain:
         plain.publish(late)
-    assert run(*consume, "--no-checkpoints")[0] == 0
+    assert run(*consume)[0] == 0
     status, out, _ = run(
         "query", "--ledger", str(ledger_path), "--format", "json",
         f"SELECT flags FROM disclosures WHERE event_id = '{late.event_id}'",
