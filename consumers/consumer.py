@@ -246,11 +246,13 @@ def consume(
     probe_timeout: float = 5.0,
     dead_letter_topic: str | None = None,
     probe_every: float = 10.0,
+    stats: ConsumeStats | None = None,
 ) -> ConsumeStats:
     """Ingest ``topic`` until ``stop`` is set, or until every partition has been read to
     its end and nothing new arrived for ``until_idle`` seconds.
 
     Every batch is one ledger transaction; a stop or crash between batches loses nothing.
+    ``stats``, if given, is counted into as batches commit (the service reads it live).
     While the broker is unreachable this retries with ``backoff`` (see the module
     docstring) and raises :class:`ConsumeError` only after ``max_outage`` seconds.
     """
@@ -258,7 +260,7 @@ def consume(
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
-    stats = ConsumeStats()
+    stats = stats if stats is not None else ConsumeStats()
     consumer = _connect(
         bootstrap_servers, max_batch, stop, backoff, max_outage, probe_timeout, stats
     )

@@ -25,6 +25,7 @@ from disclosure_ledger.commands import (
     reference,
     reports,
     schemas,
+    serve,
     status,
     verify,
 )
@@ -51,6 +52,7 @@ class CommandGroup(Protocol):
 COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     broker,
     ingest,
+    serve,
     verify,
     status,
     maintenance,

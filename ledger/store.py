@@ -9,6 +9,7 @@ Kafka, says where to resume. Bulk writes go through Arrow tables, never ``execut
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -242,11 +243,18 @@ def empty(schema: pa.Schema) -> pa.Table:
 class Ledger:
     """A ledger file opened as its one writer, or read-only."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, external_access: bool = True
+    ) -> None:
+        """Open ``path``; ``external_access=False`` (the service) opens a database instance
+        that can never read or write any file but the ledger, for its whole life: DuckDB
+        refuses to turn external access back on while the database runs."""
         self.path = Path(path)
         self.read_only = read_only
         self._closed = False
+        self._owner = True
         self._reader: duckdb.DuckDBPyConnection | None = None
+        self._views = threading.Lock()
         if read_only and not self.path.exists():
             raise LedgerError(
                 f"ledger file {self.path} does not exist; check --ledger, or ingest into it "
@@ -260,6 +268,7 @@ class Ledger:
                     "autoinstall_known_extensions": False,
                     "autoload_known_extensions": False,
                     "python_enable_replacements": False,
+                    **({} if external_access else {"enable_external_access": False}),
                 },
             )
         except duckdb.IOException as exc:
@@ -307,6 +316,31 @@ class Ledger:
             if "disclosures" not in tables:
                 self.con.close()
                 raise LedgerError(f"{self.path} is a DuckDB file but not a disclosure ledger")
+        self._view_root: duckdb.DuckDBPyConnection | None = self.con.cursor()
+
+    def view(self, *, writable: bool = False) -> Ledger:
+        """Another :class:`Ledger` over this same database instance, with a cursor of its own.
+
+        The service (:mod:`disclosure_ledger.service`) gives one to each request while its
+        consumer appends through this one: a thread may use only its own DuckDB connection,
+        and DuckDB's MVCC gives each transaction of the view one consistent snapshot. A view
+        is read-only (``read_only`` is True, so nothing derives or migrates on close) unless
+        ``writable`` (erasure, the access log); closing it closes only its cursor."""
+        if self._closed:
+            raise LedgerError(f"ledger file {self.path} is closed")
+        view = Ledger.__new__(Ledger)
+        view.path = self.path
+        view.read_only = not writable
+        view._closed = False
+        view._owner = False
+        view._reader = None
+        view._views = self._views
+        with self._views:  # views come from one root cursor, never from the owner's ``con``,
+            if self._view_root is None:  # which another thread (the consumer) may be using
+                raise LedgerError(f"ledger file {self.path}: views come from its owner")
+            view.con = self._view_root.cursor()
+        view._view_root = None
+        return view
 
     @property
     def reader(self) -> duckdb.DuckDBPyConnection:
@@ -322,6 +356,8 @@ class Ledger:
         try:
             if self._reader is not None:
                 self._reader.close()
+            if self._view_root is not None:
+                self._view_root.close()
         finally:
             self.con.close()
 
@@ -331,7 +367,7 @@ class Ledger:
             return
         self._closed = True
         try:
-            if not self.read_only:
+            if not self.read_only and self._owner:
                 ensure_derived(self.con)
         finally:
             self._close_connections()

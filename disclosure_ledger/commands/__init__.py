@@ -5,6 +5,7 @@ each command a thin handler that parses nothing more and calls the library::
 
     broker        broker fetch|start|stop|status
     ingest        publish, simulate, consume, demo
+    serve         serve (the ledger service: ingest, API, console)
     verify        verify
     maintenance   migrate, quarantine show
     keys          keys generate, erase-subject

@@ -107,6 +107,25 @@ def register(commands: Subcommands) -> None:
     sub.add_argument(
         "--until-idle", type=float, help="exit after this many seconds with nothing new"
     )
+    ingest_options(sub)
+
+    sub = add_command(
+        commands, "demo", run_demo, "Broker, simulated traffic, ledger, verification, CCPA report."
+    )
+    sub.add_argument("--events", type=int, default=20_000, help="simulated events (default 20000)")
+    sub.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+    sub.add_argument(
+        "--as-of",
+        type=iso_date,
+        help="report date (default: today, UTC; yesterday during the first "
+        "5 minutes after midnight, which the watermarks cannot cover yet)",
+    )
+    sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
+
+
+def ingest_options(sub: argparse.ArgumentParser) -> None:
+    """The options `consume` and `serve` share: batches, keys, reference data, outages,
+    dead letters, probes and checkpoints."""
     sub.add_argument(
         "--batch-size",
         type=int,
@@ -151,19 +170,6 @@ def register(commands: Subcommands) -> None:
         action="store_true",
         help="write no signed checkpoints (then no signing key is needed)",
     )
-
-    sub = add_command(
-        commands, "demo", run_demo, "Broker, simulated traffic, ledger, verification, CCPA report."
-    )
-    sub.add_argument("--events", type=int, default=20_000, help="simulated events (default 20000)")
-    sub.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
-    sub.add_argument(
-        "--as-of",
-        type=iso_date,
-        help="report date (default: today, UTC; yesterday during the first "
-        "5 minutes after midnight, which the watermarks cannot cover yet)",
-    )
-    sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
 
 
 def read_events(

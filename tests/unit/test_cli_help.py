@@ -49,6 +49,7 @@ def test_the_commands_are_all_there() -> None:
                 "report subject",
                 "report transfers",
                 "schemas",
+                "serve",
                 "simulate",
                 "status",
                 "verify",

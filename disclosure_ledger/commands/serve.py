@@ -1,0 +1,123 @@
+"""``serve``: the ledger service (ingest, API, console) in one process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from disclosure_ledger.commands.ingest import ingest_options
+from disclosure_ledger.commands.key_material import default_key_store, signing_key, subject_secret
+from disclosure_ledger.commands.options import (
+    add_command,
+    bootstrap_servers,
+    kafka_options,
+    ledger_option,
+)
+from disclosure_ledger.settings import load_settings
+
+if TYPE_CHECKING:
+    from disclosure_ledger.commands.options import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    sub = add_command(
+        commands,
+        "serve",
+        run_serve,
+        "Run the ledger service: ingest the topic, and serve the API and the web console "
+        "over the same ledger while it ingests (SIGTERM stops it cleanly).",
+    )
+    kafka_options(sub)
+    ledger_option(sub)
+    sub.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="HOST:PORT to listen on (default 127.0.0.1:8080, loopback only)",
+    )
+    sub.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    sub.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    sub.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow a non-loopback --listen without TLS (only behind a TLS proxy)",
+    )
+    sub.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="serve the ledger without consuming the topic (no broker needed)",
+    )
+    sub.add_argument(
+        "--query-time-limit",
+        type=float,
+        default=10.0,
+        help="seconds a query may run before it is stopped (default 10)",
+    )
+    sub.add_argument(
+        "--max-concurrent-queries",
+        type=int,
+        default=2,
+        help="queries run at once; more wait their turn (default 2)",
+    )
+    sub.add_argument(
+        "--memory-limit",
+        default="2GB",
+        help="DuckDB memory limit of the whole service, shared by ingest, reports and "
+        "queries (default 2GB)",
+    )
+    ingest_options(sub)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from consumers.consumer import DEFAULT_BATCH
+    from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
+    from disclosure_ledger.service.config import ServiceConfig, parse_listen
+    from disclosure_ledger.service.runtime import IngestSettings, LedgerService
+    from disclosure_ledger.service.server import serve
+    from reference import load_reference
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    host, port = parse_listen(args.listen)
+    config = ServiceConfig(
+        ledger=args.ledger,
+        host=host,
+        port=port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure_http=args.insecure_http,
+        query_time_limit=args.query_time_limit,
+        max_concurrent_queries=args.max_concurrent_queries,
+        memory_limit=args.memory_limit,
+    )
+    config.check()  # before anything is opened
+    settings = load_settings()
+    secret = subject_secret(args.ledger, args.key_store)
+    ingest = (
+        None
+        if args.no_ingest
+        else IngestSettings(
+            bootstrap_servers=bootstrap_servers(args),
+            topic=args.topic,
+            max_batch=args.batch_size or DEFAULT_BATCH,
+            max_outage=args.max_outage,
+            dead_letter_topic=args.dead_letter_topic,
+            probe_every=args.probe_every,
+            checkpoint_file=args.checkpoint_file,
+            checkpoint_every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
+            checkpoint_every_seconds=(
+                args.checkpoint_every_seconds or settings.checkpoint_every_seconds
+            ),
+        )
+    )
+    signer = None if args.no_checkpoints or args.no_ingest else signing_key()
+    service = LedgerService(
+        config,
+        reference=load_reference(args.reference),
+        subject_secret=secret,
+        key_store=args.key_store or default_key_store(args.ledger),
+        ingest=ingest,
+        signer=signer,
+    )
+    serve(service, AccountStore(default_account_store(args.ledger)))
+    return 0

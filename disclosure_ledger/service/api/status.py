@@ -1,0 +1,75 @@
+"""``GET /api/v1/status``: ingest position and lag, rows, chains, the last checkpoint,
+quarantine, the last verify, and how far the ledger is complete. No personal data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from disclosure_ledger.service.api.deps import ledger_service
+from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
+from disclosure_ledger.service.auth.roles import Action
+from disclosure_ledger.service.runtime import LedgerService
+from ledger.coverage import iso_ms
+from ledger.coverage_status import coverage_status
+
+router = APIRouter(tags=["status"])
+
+
+def service_status(service: LedgerService) -> dict[str, Any]:
+    """The status document (also the console's dashboard)."""
+    with service.view() as view:
+        cursor = view.con
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            coverage = coverage_status(cursor).to_json()
+            rows, chains = cursor.execute(
+                "SELECT count(*), count(DISTINCT chain_id) FROM disclosures"
+            ).fetchone() or (0, 0)
+            quarantined = (cursor.execute("SELECT count(*) FROM quarantine").fetchone() or (0,))[0]
+            last = (
+                cursor.execute("SELECT * FROM checkpoints ORDER BY 1 DESC LIMIT 1").fetchone()
+                if _has(cursor, "checkpoints")
+                else None
+            )
+        finally:
+            cursor.execute("ROLLBACK")
+    state = service.ingest_state
+    stats = state.stats
+    return {
+        "ledger": str(service.config.ledger),
+        "ingest": {
+            "running": state.running,
+            "error": state.error,
+            "started_at": iso_ms(state.started_at),
+            "accepted": stats.accepted,
+            "duplicates": stats.duplicates,
+            "quarantined": stats.quarantined,
+            "watermarks": stats.watermarks,
+            "late": stats.late,
+            "outages": stats.outages,
+        },
+        "rows": int(rows),
+        "chains": int(chains),
+        "quarantine": int(quarantined),
+        "last_checkpoint": None if last is None else str(last[-1]),
+        "last_verify": None,
+        "coverage": coverage,
+    }
+
+
+def _has(cursor: Any, table: str) -> bool:
+    found = cursor.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+@router.get("/status")
+def get_status(
+    _actor: Annotated[Actor, Depends(require(Action.status))],
+    service: Annotated[LedgerService, Depends(ledger_service)],
+) -> dict[str, Any]:
+    return service_status(service)

@@ -1,0 +1,53 @@
+"""Roles and what each may do. Every permission check is one call: :func:`permission_allowed`.
+
+role          may
+compliance    reports, requests to know, request metrics
+investigator  queries, presets, timelines, quarantine
+auditor       verify, checkpoints, status, the access log; no personal data
+admin         users, tokens, erasure
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    compliance = "compliance"
+    investigator = "investigator"
+    auditor = "auditor"
+    admin = "admin"
+
+
+class Action(StrEnum):
+    """Everything the API and the console let someone do, each granted to some roles."""
+
+    status = "status"  # ingest health, coverage, checkpoints (no personal data)
+    report = "report"  # ccpa, conformance, transfers (no personal data)
+    request_to_know = "request_to_know"  # subject and recipients answers (personal data)
+    request_metrics = "request_metrics"
+    query = "query"  # investigator SQL and presets (personal data)
+    quarantine = "quarantine"  # browsing quarantined messages (personal data)
+    verify = "verify"
+    checkpoints = "checkpoints"
+    access_log = "access_log"
+    users = "users"
+    tokens = "tokens"
+    erase = "erase"
+
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.compliance: frozenset(
+        {Action.status, Action.report, Action.request_to_know, Action.request_metrics}
+    ),
+    Role.investigator: frozenset({Action.status, Action.query, Action.quarantine}),
+    Role.auditor: frozenset({Action.status, Action.verify, Action.checkpoints, Action.access_log}),
+    Role.admin: frozenset(
+        {Action.status, Action.users, Action.tokens, Action.erase, Action.access_log}
+    ),
+}
+"""The table of the issue, as data. Everyone signed in may see the status (the dashboard)."""
+
+
+def permission_allowed(role: Role, action: Action) -> bool:
+    return action in PERMISSIONS[role]

@@ -1,0 +1,71 @@
+"""The service's settings: where it listens, its limits, TLS. One frozen value, made by
+``serve``'s options (:mod:`disclosure_ledger.commands.serve`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from disclosure_ledger.errors import DisclosureLedgerError
+
+
+class ServiceConfigError(DisclosureLedgerError):
+    """The service cannot start with these settings (named, with what to do)."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    ledger: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
+    # Queries (Datasette's sql_time_limit_ms, max_returned_rows): one query cannot take the
+    # service down. The memory limit is the instance's, shared by ingest, reports and queries.
+    query_time_limit: float = 10.0
+    max_concurrent_queries: int = 2
+    max_page_rows: int = 1_000
+    memory_limit: str = "2GB"
+    max_body_bytes: int = 1_000_000
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def check(self) -> None:
+        """Refuse a non-loopback address without TLS unless ``insecure_http``."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ServiceConfigError("give both --tls-cert and --tls-key, or neither")
+        if not self.tls and not self.insecure_http and not is_loopback(self.host):
+            raise ServiceConfigError(
+                f"--listen {self.host}:{self.port} is not a loopback address, and the service "
+                "would send passwords, tokens and personal data in clear text: give "
+                "--tls-cert and --tls-key, or --insecure-http if a TLS proxy stands in front"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) into its parts; a clear error otherwise."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ServiceConfigError(
+            f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"
+        )
+    return host, int(port)

@@ -1,0 +1,217 @@
+"""``LedgerService``: the one process that owns a ledger file, ingests into it and serves it.
+
+The ledger is opened once, read-write, with external access off for the instance's whole
+life (no statement run here can read or write any file but the ledger). The consumer loop
+(:func:`consumers.consumer.consume`) runs on a thread of its own and writes through the
+owner connection; every reader (a report, a query, verify, the status) takes a
+:meth:`view`, a cursor of the same instance, and reads one MVCC snapshot while the writer
+appends. Nothing else ever opens the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from consumers.consumer import ConsumeStats, consume
+from consumers.pipeline import Ingestor
+from disclosure_ledger.service.config import ServiceConfig
+from ledger.access_log import AccessEntry, AccessLog, AccessRecord
+from ledger.key_check import KeyStoreAccess
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.store import Ledger
+from reports.request_log import RequestLog, default_request_log
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.checkpoints import Checkpointer
+    from reference import ReferenceData
+
+log = logging.getLogger("disclosure_ledger.service")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """What the ingest thread needs; ``consume``'s options, as ``serve`` takes them."""
+
+    bootstrap_servers: str
+    topic: str
+    max_batch: int
+    max_outage: float | None = None
+    dead_letter_topic: str | None = None
+    probe_every: float = 10.0
+    checkpoint_file: Path | None = None
+    checkpoint_every_rows: int = 100_000
+    checkpoint_every_seconds: float = 300.0
+
+
+@dataclass
+class IngestState:
+    """The ingest thread as the status, /readyz and /metrics see it."""
+
+    stats: ConsumeStats = field(default_factory=ConsumeStats)
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    error: str | None = None  # why ingestion stopped, if it stopped on an error
+
+    @property
+    def running(self) -> bool:
+        return self.started_at is not None and self.stopped_at is None
+
+
+class LedgerService:
+    """The ledger, its ingest thread, and the views and stores every request reads through."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        reference: ReferenceData,
+        subject_secret: bytes,
+        key_store: Path,
+        ingest: IngestSettings | None,
+        signer: Ed25519PrivateKey | None,
+    ) -> None:
+        self.config = config
+        self.reference = reference
+        self.ingest_settings = ingest
+        self.key_store_path = key_store
+        self.request_log_path = default_request_log(config.ledger)
+        self._secret = subject_secret
+        self._signer = signer
+        self.ingestor: Ingestor | None = None
+        self.ledger = Ledger(config.ledger, external_access=False)
+        try:
+            # a wrong secret stops the service here, before anything is consumed or served
+            self.subject_keys(KeyStoreAccess.derive, self.ledger).close()
+            self._set_memory_limit()
+        except BaseException:
+            self.ledger.close()
+            raise
+        self.access_log = AccessLog()
+        self.query_slots = threading.BoundedSemaphore(config.max_concurrent_queries)
+        self.ingest_state = IngestState()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._writer_lock = threading.Lock()  # access-log appends and erasures, one at a time
+        self._access_con = self.ledger.view(writable=True)
+
+    def _set_memory_limit(self) -> None:
+        """The instance's one memory limit, shared by ingest, reports and queries (the
+        consumer alone would bound it to 64 MB: reports over millions of rows need more)."""
+        self.ledger.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
+
+    def _checkpointer(self, signer: Ed25519PrivateKey | None) -> Checkpointer | None:
+        from ledger.checkpoints import Checkpointer, default_checkpoint_file
+
+        settings = self.ingest_settings
+        if signer is None or settings is None:
+            log.warning("no checkpoint signing key: this service writes no signed checkpoints")
+            return None
+        return Checkpointer(
+            self.ledger,
+            signer,
+            settings.checkpoint_file or default_checkpoint_file(self.config.ledger),
+            reference_version=self.reference.version,
+            every_rows=settings.checkpoint_every_rows,
+            every_seconds=settings.checkpoint_every_seconds,
+        )
+
+    # -- ingest --------------------------------------------------------------------------
+    def start_ingest(self) -> None:
+        if self.ingest_settings is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._ingest, name="ingest", daemon=True)
+        self.ingest_state.started_at = datetime.now(UTC)
+        self._thread.start()
+
+    def _ingest(self) -> None:
+        """The ingest thread. The key store it derives pseudonyms with is opened here: a
+        SQLite connection serves the thread that opened it."""
+        settings = self.ingest_settings
+        assert settings is not None
+        keys: SubjectKeyStore | None = None
+        try:
+            keys = self.subject_keys(KeyStoreAccess.derive, self.ledger)
+            self.ingestor = Ingestor(
+                self.ledger, keys, self.reference, checkpointer=self._checkpointer(self._signer)
+            )
+            self._set_memory_limit()
+            consume(
+                settings.bootstrap_servers,
+                settings.topic,
+                self.ingestor,
+                max_batch=settings.max_batch,
+                stop=self._stop,
+                max_outage=settings.max_outage,
+                dead_letter_topic=settings.dead_letter_topic,
+                probe_every=settings.probe_every,
+                stats=self.ingest_state.stats,
+            )
+            self.ingestor.shutdown()  # a clean stop: the final checkpoint
+        except Exception as exc:  # the service keeps answering; status and /readyz say why
+            log.exception("ingestion stopped")
+            self.ingest_state.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if keys is not None:
+                keys.close()
+            self.ingest_state.stopped_at = datetime.now(UTC)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Finish the batch in hand, write the final checkpoint, close the ledger."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("the ingest thread did not stop within %.0f s", timeout)
+        try:
+            self._access_con.close()
+        finally:
+            self.ledger.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- reads ---------------------------------------------------------------------------
+    @contextmanager
+    def view(self) -> Iterator[Ledger]:
+        """A read-only view of the ledger for one request (a cursor of the instance)."""
+        view = self.ledger.view()
+        try:
+            yield view
+        finally:
+            view.close()
+
+    @contextmanager
+    def writable_view(self) -> Iterator[Ledger]:
+        """A writable view, one at a time (erasure): never a second writer process."""
+        with self._writer_lock:
+            view = self.ledger.view(writable=True)
+            try:
+                yield view
+            finally:
+                view.close()
+
+    def subject_keys(self, access: KeyStoreAccess, ledger: Ledger) -> SubjectKeyStore:
+        """The key store, opened for one request (SQLite; the ingest thread has its own)."""
+        return SubjectKeyStore(self.key_store_path, self._secret, access=access, ledger=ledger)
+
+    def request_log(self) -> RequestLog:
+        return RequestLog(self.request_log_path, self._secret)
+
+    def record_access(self, entry: AccessEntry) -> AccessRecord:
+        """Append ``entry`` to the access log and commit it; raises if it cannot."""
+        return self.access_log.append(self._access_con.con, entry)
+
+    def uptime(self) -> float:
+        started = self.ingest_state.started_at
+        return 0.0 if started is None else time.time() - started.timestamp()

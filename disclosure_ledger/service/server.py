@@ -1,0 +1,46 @@
+"""``serve``: the ledger service in one process, uvicorn in front, ingestion behind.
+
+uvicorn owns SIGTERM and SIGINT: on either it stops taking requests and finishes those in
+hand; then the ingest thread finishes the batch in hand, the final checkpoint is written
+and the ledger closed. A restart resumes from the offsets the ledger holds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from disclosure_ledger.service.app import create_app
+from disclosure_ledger.service.auth.accounts import AccountStore
+from disclosure_ledger.service.runtime import LedgerService
+
+log = logging.getLogger("disclosure_ledger.service")
+
+
+def serve(service: LedgerService, accounts: AccountStore) -> None:
+    """Run until SIGTERM or SIGINT; the ledger is closed cleanly either way."""
+    config = service.config
+    config.check()
+    app = create_app(service, accounts)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+            ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+            log_level="info",
+            access_log=False,  # URLs are logged by our own middleware, without personal data
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=30,
+        )
+    )
+    service.start_ingest()
+    log.info("serving ledger %s at %s", config.ledger, config.url)
+    try:
+        server.run()
+    finally:
+        service.stop()
+        log.info("stopped; the ledger holds every batch read so far")

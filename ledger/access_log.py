@@ -1,0 +1,136 @@
+"""The access log: every read of personal data, appended, hash-chained, never changed.
+
+One row per read (a subject report, a timeline, a query, a download, quarantine bytes):
+who, with which role, when, what was asked, the stated reason, and how many rows were
+returned. The subject appears only as its pseudonym, so an erasure (destroying the
+subject's key) unlinks the access log too. The query text is kept.
+
+The rows form one chain, ``access_log``, hashed as the disclosures are (:mod:`ledger.chain`):
+``leaf = SHA-256(0x00 || netstrings of ACCESS_FIELDS)``, ``chain_hash(n) = SHA-256(0x01 ||
+chain_hash(n-1) || leaf(n))`` from 32 zero bytes. Nothing in this project updates or
+deletes a row; ``verify`` recomputes the chain.
+
+An entry commits in its own transaction before the read it records is answered: if it
+cannot be written, the caller fails the read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from ledger.chain import GENESIS, LEAF_PREFIX, encode_value, link_hash
+from ledger.errors import LedgerError
+
+ACCESS_CHAIN = "access_log"
+
+ACCESS_FIELDS: tuple[str, ...] = (
+    "seq",
+    "accessed_at_ms",
+    "actor",
+    "role",
+    "action",
+    "reason",
+    "subject_pseudonym",
+    "query_text",
+    "detail",
+    "rows_returned",
+)
+"""Everything an entry asserts, in hashing order."""
+
+ACCESS_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS access_log (
+    seq BIGINT PRIMARY KEY, accessed_at TIMESTAMP NOT NULL,
+    actor VARCHAR NOT NULL, role VARCHAR NOT NULL, action VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL, subject_pseudonym VARCHAR, query_text VARCHAR, detail VARCHAR,
+    rows_returned BIGINT NOT NULL,
+    leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One read of personal data, as the caller states it."""
+
+    actor: str
+    role: str
+    action: str  # e.g. "report subject", "query", "quarantine bytes"
+    reason: str  # required: a case number, a ticket
+    rows_returned: int
+    subject_pseudonym: str | None = None
+    query_text: str | None = None
+    detail: str | None = None  # what else was asked: the window, the format, the preset
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    seq: int
+    accessed_at: datetime
+    chain_hash: bytes
+
+
+def access_leaf(fields: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(
+        LEAF_PREFIX + b"".join(encode_value(fields[name]) for name in ACCESS_FIELDS)
+    ).digest()
+
+
+class AccessLog:
+    """Appends entries to one ledger's access log, one at a time (the chain is sequential)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def append(self, con: duckdb.DuckDBPyConnection, entry: AccessEntry) -> AccessRecord:
+        """Append ``entry`` and commit, on ``con`` (a connection of the service's own, not
+        one in a transaction). Raises :class:`LedgerError` if it cannot be written."""
+        if not entry.reason.strip():
+            raise LedgerError("a read of personal data needs a stated reason (a case number)")
+        with self._lock:
+            try:
+                con.execute(ACCESS_LOG_DDL)
+                con.execute("BEGIN TRANSACTION")
+                head = con.execute(
+                    "SELECT seq, chain_hash FROM access_log ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, previous = (int(head[0]) + 1, bytes(head[1])) if head else (1, GENESIS)
+                now = datetime.now(UTC)
+                now_ms = int(now.timestamp() * 1000)
+                fields = {**asdict(entry), "seq": seq, "accessed_at_ms": now_ms}
+                leaf = access_leaf(fields)
+                chained = link_hash(previous, leaf)
+                con.execute(
+                    "INSERT INTO access_log VALUES (?, make_timestamp(? * 1000), ?, ?, ?, ?, ?, "
+                    "?, ?, ?, ?, ?)",
+                    [
+                        seq,
+                        now_ms,
+                        entry.actor,
+                        entry.role,
+                        entry.action,
+                        entry.reason,
+                        entry.subject_pseudonym,
+                        entry.query_text,
+                        entry.detail,
+                        entry.rows_returned,
+                        leaf,
+                        chained,
+                    ],
+                )
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise LedgerError(
+                    f"cannot write the access log entry for {entry.action} by {entry.actor}: "
+                    f"{exc}; the read is refused"
+                ) from exc
+        return AccessRecord(seq, datetime.fromtimestamp(now_ms / 1000, UTC), chained)
