@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 
 from disclosure_ledger.service.api import api_router
 from disclosure_ledger.service.auth.accounts import AccountStore
+from disclosure_ledger.service.auth.throttle import LoginThrottle
 from disclosure_ledger.service.console import console_router
 from disclosure_ledger.service.runtime import LedgerService
 
@@ -30,6 +31,7 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
     )
     app.state.service = service
     app.state.accounts = accounts
+    app.state.login_throttle = LoginThrottle()
 
     @app.get("/healthz", include_in_schema=False, response_class=PlainTextResponse)
     def healthz() -> str:

@@ -14,6 +14,7 @@ import uvicorn
 from disclosure_ledger.service.app import create_app
 from disclosure_ledger.service.auth.accounts import AccountStore
 from disclosure_ledger.service.runtime import LedgerService
+from disclosure_ledger.service.state_file import remove_service_state, write_service_state
 
 log = logging.getLogger("disclosure_ledger.service")
 
@@ -38,9 +39,13 @@ def serve(service: LedgerService, accounts: AccountStore) -> None:
         )
     )
     service.start_ingest()
+    write_service_state(config.ledger, config.url)
     log.info("serving ledger %s at %s", config.ledger, config.url)
     try:
         server.run()
     finally:
-        service.stop()
+        try:
+            service.stop()
+        finally:
+            remove_service_state(config.ledger)
         log.info("stopped; the ledger holds every batch read so far")
