@@ -1,8 +1,31 @@
-"""The web console: server-rendered Jinja2 pages, no external assets, no JavaScript build
-step, a strict Content-Security-Policy."""
+"""The web console: server-rendered Jinja2 pages, no external assets, no JavaScript at all,
+a strict Content-Security-Policy on every response (:mod:`.page`).
+
+One module per page or group of pages, each a router of :class:`.page.ConsoleRoute`:
+:mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
+conformance, transfers, request metrics). The stylesheet is served at ``/console.css``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from importlib.resources import files
 
-console_router = APIRouter(include_in_schema=False)
+from fastapi import APIRouter, Response
+
+from disclosure_ledger.service.console import dashboard, period_reports, session
+from disclosure_ledger.service.console.page import ConsoleRoute
+
+STYLESHEET = files("disclosure_ledger.service.console").joinpath("static/console.css")
+
+console_router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
+
+
+@console_router.get("/console.css")
+def stylesheet() -> Response:
+    response = Response(STYLESHEET.read_text(encoding="utf-8"), media_type="text/css")
+    response.headers["Cache-Control"] = "max-age=3600"
+    return response
+
+
+for _module in (session, dashboard, period_reports):
+    console_router.include_router(_module.router)
