@@ -3,7 +3,9 @@ a strict Content-Security-Policy on every response (:mod:`.page`).
 
 One module per page or group of pages, each a router of :class:`.page.ConsoleRoute`:
 :mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
-conformance, transfers, request metrics). The stylesheet is served at ``/console.css``.
+conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
+recipients), :mod:`.investigate` (SQL and presets), :mod:`.quarantine`,
+:mod:`.access_log`, :mod:`.erasure`. The stylesheet is served at ``/console.css``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from importlib.resources import files
 
 from fastapi import APIRouter, Response
 
-from disclosure_ledger.service.console import dashboard, period_reports, session
+from disclosure_ledger.service.console import (
+    access_log,
+    dashboard,
+    erasure,
+    investigate,
+    period_reports,
+    quarantine,
+    session,
+    subject_requests,
+)
 from disclosure_ledger.service.console.page import ConsoleRoute
 
 STYLESHEET = files("disclosure_ledger.service.console").joinpath("static/console.css")
@@ -27,5 +38,14 @@ def stylesheet() -> Response:
     return response
 
 
-for _module in (session, dashboard, period_reports):
+for _module in (
+    session,
+    dashboard,
+    period_reports,
+    subject_requests,
+    investigate,
+    quarantine,
+    access_log,
+    erasure,
+):
     console_router.include_router(_module.router)
