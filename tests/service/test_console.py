@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from datetime import date
 
 import httpx2 as httpx
 import pytest
@@ -14,6 +15,8 @@ from fastapi.testclient import TestClient
 
 from disclosure_ledger.service.auth.roles import Role, permission_allowed
 from disclosure_ledger.service.console.page import CONTENT_SECURITY_POLICY, NAVIGATION
+from ledger.access_log import AccessEntry
+from ledger.key_check import KeyStoreAccess
 from tests.service.conftest import PASSWORD, ServiceClient
 
 SUBJECT = "member-3"
@@ -69,7 +72,11 @@ def test_a_wrong_password_is_refused_and_opens_no_session(service_client: Servic
     client = service_client.client
     answer = client.post(
         "/login",
-        data={"name": "user-admin", "password": "wrong password!", "login_token": login_token(client)},
+        data={
+            "name": "user-admin",
+            "password": "wrong password!",
+            "login_token": login_token(client),
+        },
         follow_redirects=False,
     )
     assert answer.status_code == 401
@@ -112,7 +119,9 @@ def test_an_expired_session_redirects_to_sign_in(service_client: ServiceClient) 
 def test_sign_out_needs_the_csrf_token_and_ends_the_session(service_client: ServiceClient) -> None:
     client = service_client.client
     csrf = sign_in(client, Role.auditor)
-    assert client.post("/logout", data={}, follow_redirects=False).status_code == 403
+    for forged in ({}, {"csrf_token": "forged"}):
+        answer = client.post("/logout", data={"stay": "1", **forged}, follow_redirects=False)
+        assert answer.status_code == 403
     assert client.get("/", follow_redirects=False).status_code == 200
     answer = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert answer.status_code == 303
@@ -162,7 +171,12 @@ def test_ccpa_page_embeds_the_library_report_and_its_downloads(
         assert answer.headers["content-disposition"] == (
             f'attachment; filename="ccpa-report-2026-12-01.{fmt}"'
         )
-    assert client.get("/reports/ccpa/download", params={"as_of": "2026-12-01", "format": "../x"}).status_code == 400
+    assert (
+        client.get(
+            "/reports/ccpa/download", params={"as_of": "2026-12-01", "format": "../x"}
+        ).status_code
+        == 400
+    )
 
 
 def test_a_bad_as_of_is_named_and_a_future_one_refused(service_client: ServiceClient) -> None:
@@ -173,3 +187,164 @@ def test_a_bad_as_of_is_named_and_a_future_one_refused(service_client: ServiceCl
     assert "As of: give a date as YYYY-MM-DD" in bad.text
     assert client.get("/reports/ccpa", params={"as_of": "2999-01-01"}).status_code == 400
     assert client.get("/reports/nonsense", params={"as_of": "2026-01-01"}).status_code == 404
+
+
+# -- requests to know ----------------------------------------------------------------------
+def access_entries(service_client: ServiceClient) -> list[tuple[str, str, str]]:
+    with service_client.service.view() as view:
+        rows = view.con.execute(
+            "SELECT actor, action, reason FROM access_log ORDER BY seq"
+        ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def know_form(csrf: str, **changes: str) -> dict[str, str]:
+    return {
+        "csrf_token": csrf,
+        "subject_type": "member",
+        "subject_id": SUBJECT,
+        "received_on": "2026-11-30",
+        "received_via": "email",
+        "reason": "case 17",
+        "deliver": "page",
+    } | changes
+
+
+def test_a_request_to_know_is_answered_recorded_and_the_id_never_leaves_the_body(
+    service_client: ServiceClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = service_client.client
+    csrf = sign_in(client, Role.compliance)
+    caplog.set_level(logging.DEBUG)
+    answers = [
+        client.post("/requests/know", data=know_form(csrf)),
+        client.post("/requests/know", data=know_form(csrf, deliver="json")),
+        client.post("/requests/recipients", data=know_form(csrf)),
+        client.post("/requests/know", data=know_form(csrf, received_on="last tuesday")),
+        client.post("/requests/recipients", data=know_form(csrf, since="2025-01-01")),
+    ]
+    page, download, recipients, bad_date, refused = answers
+    assert page.status_code == 200, page.text
+    assert 'id="report"' in page.text and "Categories" in page.text
+    assert download.status_code == 200
+    assert download.headers["content-disposition"].startswith(
+        'attachment; filename="request-to-know-2026-11-30.json"'
+    )
+    assert download.json()["subject"]["id"] == SUBJECT  # the answer itself names the person
+    assert recipients.status_code == 200
+    assert bad_date.status_code == 400 and "received on" in bad_date.text
+    assert refused.status_code == 400 and "since" in refused.text
+    for answer in (bad_date, refused):
+        assert SUBJECT not in answer.text  # an error page never names the person
+    for answer in answers:
+        assert_secure_headers(answer)
+        for hop in [*answer.history, answer]:
+            assert SUBJECT not in str(hop.url)
+            assert SUBJECT not in hop.headers.get("location", "")
+    assert SUBJECT not in caplog.text
+    assert [e[1] for e in access_entries(service_client)] == [
+        "report subject",
+        "report subject",
+        "report recipients",
+    ]
+
+
+def test_a_request_to_know_without_the_csrf_token_reads_and_records_nothing(
+    service_client: ServiceClient,
+) -> None:
+    client = service_client.client
+    csrf = sign_in(client, Role.compliance)
+    missing = know_form(csrf)
+    del missing["csrf_token"]
+    for form in (missing, know_form("forged-token")):
+        answer = client.post("/requests/know", data=form)
+        assert answer.status_code == 403
+        assert "CSRF" in answer.text and SUBJECT not in answer.text
+    assert access_entries(service_client) == []
+    with service_client.service.request_log() as log:
+        assert log.entries(date(2026, 1, 1), date(2027, 1, 1)) == []
+
+
+# -- erasure -------------------------------------------------------------------------------
+def pseudonym_held(service_client: ServiceClient) -> bool:
+    service = service_client.service
+    with service.view() as view, service.subject_keys(KeyStoreAccess.read, view) as keys:
+        return keys.pseudonym("member", SUBJECT) is not None
+
+
+def test_erasure_asks_for_confirmation_and_refuses_a_forged_token(
+    service_client: ServiceClient,
+) -> None:
+    client = service_client.client
+    csrf = sign_in(client, Role.admin)
+    form = {"subject_type": "member", "subject_id": SUBJECT, "reason": "ticket 9"}
+    forged = client.post("/erasure", data=form | {"csrf_token": "forged", "confirm": "erase"})
+    assert forged.status_code == 403
+    review = client.post("/erasure", data=form | {"csrf_token": csrf})
+    assert review.status_code == 200 and 'id="confirm-erasure"' in review.text
+    assert pseudonym_held(service_client)  # nothing changed before the confirmation
+    done = client.post("/erasure", data=form | {"csrf_token": csrf, "confirm": "erase"})
+    assert done.status_code == 200, done.text
+    assert "erased the key of one member" in done.text
+    assert not pseudonym_held(service_client)
+    assert ("user-admin", "erase subject", "ticket 9") in access_entries(service_client)
+
+
+# -- investigate, verify, access log -------------------------------------------------------
+def test_investigate_refuses_a_write_and_pages_a_read(service_client: ServiceClient) -> None:
+    client = service_client.client
+    csrf = sign_in(client, Role.investigator)
+    base = {"csrf_token": csrf, "reason": "case 4", "deliver": "page"}
+    refused = client.post("/investigate", data=base | {"sql": "DELETE FROM disclosures"})
+    assert refused.status_code == 400
+    assert "Refused: nothing ran" in refused.text
+    first = client.post(
+        "/investigate", data=base | {"sql": "SELECT seq FROM disclosures ORDER BY chain_id, seq"}
+    )
+    assert first.status_code == 200, first.text
+    assert "50 rows on this page; more follow" in first.text
+    second = client.post(
+        "/investigate",
+        data=base | {"sql": "SELECT seq FROM disclosures ORDER BY chain_id, seq", "page": "2"},
+    )
+    assert "10 rows on this page, 60 in all" in second.text
+    csv = client.post("/investigate", data=base | {"sql": "SELECT 1 AS one", "deliver": "csv"})
+    assert csv.text == "one\n1\n"
+    timeline = client.post(
+        "/investigate/preset",
+        data={
+            "csrf_token": csrf,
+            "preset": "timeline",
+            "subject_id": SUBJECT,
+            "reason": "case 4",
+            "deliver": "page",
+        },
+    )
+    assert timeline.status_code == 200 and "timeline: 6 rows" in timeline.text
+    assert SUBJECT not in timeline.text
+    with service_client.service.view() as view:
+        count = view.con.execute("SELECT count(*) FROM disclosures").fetchone()
+    assert count == (60,)
+
+
+def test_verify_runs_and_the_access_log_shows_the_reads(service_client: ServiceClient) -> None:
+    client = service_client.client
+    csrf = sign_in(client, Role.auditor)
+    started = client.post("/verify", data={"csrf_token": csrf}, follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"] == "/verify"
+    service_client.service.verify_jobs.join(60)
+    page = client.get("/verify")
+    assert 'id="outcome"' in page.text and "Verified: 60 rows" in page.text
+    service_client.service.record_access(
+        AccessEntry(
+            actor="someone",
+            role="investigator",
+            action="query",
+            reason="case 77",
+            rows_returned=3,
+            query_text="SELECT 1",
+        )
+    )
+    log = client.get("/access-log")
+    assert log.status_code == 200
+    assert "case 77" in log.text

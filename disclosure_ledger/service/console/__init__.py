@@ -5,7 +5,7 @@ One module per page or group of pages, each a router of :class:`.page.ConsoleRou
 :mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
 conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
 recipients), :mod:`.investigate` (SQL and presets), :mod:`.quarantine`,
-:mod:`.access_log`, :mod:`.erasure`. The stylesheet is served at ``/console.css``.
+:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`. The stylesheet is served at ``/console.css``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from disclosure_ledger.service.console import (
     quarantine,
     session,
     subject_requests,
+    verify,
 )
 from disclosure_ledger.service.console.page import ConsoleRoute
 
@@ -45,6 +46,7 @@ for _module in (
     subject_requests,
     investigate,
     quarantine,
+    verify,
     access_log,
     erasure,
 ):

@@ -50,7 +50,9 @@ async def erasure(
     reason = text_field(form, "reason", "Reason")
     pending = {"subject_type": subject_type, "subject_id": subject_id, "reason": reason}
     if form.get("confirm") != "erase":
-        return render_page(request, "erasure.html.j2", step="confirm", pending=pending, outcome=None)
+        return render_page(
+            request, "erasure.html.j2", step="confirm", pending=pending, outcome=None
+        )
     try:
         outcome = await run_in_threadpool(
             erase,

@@ -63,7 +63,9 @@ EXAMPLE_SQL = (
 )
 
 
-def _workspace(request: Request, *, status_code: int = status.HTTP_200_OK, **values: Any) -> Response:
+def _workspace(
+    request: Request, *, status_code: int = status.HTTP_200_OK, **values: Any
+) -> Response:
     shown: dict[str, Any] = {
         "sql": EXAMPLE_SQL,
         "reason": "",
@@ -130,7 +132,13 @@ async def run_statement(
             )
             return _attachment(spooled)
         page: QueryPage = await run_in_threadpool(
-            query_page, service, actor, sql, reason=reason, page=_page_number(form), page_size=PAGE_SIZE
+            query_page,
+            service,
+            actor,
+            sql,
+            reason=reason,
+            page=_page_number(form),
+            page_size=PAGE_SIZE,
         )
     except DisclosureLedgerError as exc:
         refused = isinstance(exc, QueryRefusedError)
@@ -213,4 +221,3 @@ async def run_preset_page(
             "shown": min(len(rows), PRESET_ROWS_SHOWN),
         },
     )
-

@@ -13,13 +13,19 @@ These reports hold no personal data, so their parameters may travel in the URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Annotated
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
+from disclosure_ledger.service.answers import (
+    PERIOD_KINDS,
+    NoRequestLogError,
+    PeriodKind,
+    period_report,
+    request_metrics,
+)
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.roles import Action
@@ -32,64 +38,53 @@ from disclosure_ledger.service.console.embedding import (
 from disclosure_ledger.service.console.forms import FormError, parse_date
 from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
 from disclosure_ledger.service.runtime import LedgerService
-from ledger.store import Ledger
-from reports.ccpa import ccpa_report, render_ccpa
-from reports.conformance import conformance_report, render_conformance
 from reports.errors import FutureAsOfError, IncompleteLedgerError, ReportError
-from reports.request_metrics import render_requests, requests_report
-from reports.transfers import render_transfers, transfers_report
 
 router = APIRouter(route_class=ConsoleRoute)
 
 
 @dataclass(frozen=True)
-class PeriodKind:
+class PeriodPage:
     title: str
     basis: str
     has_since: bool
-    text: Callable[[Ledger, date, date | None, bool, str], str]
 
 
-PERIOD_REPORTS: dict[str, PeriodKind] = {
-    "ccpa": PeriodKind(
+PERIOD_PAGES: dict[PeriodKind, PeriodPage] = {
+    "ccpa": PeriodPage(
         "CCPA report",
         "Cal. Civ. Code 1798.130(a)(5)(C): the 12 months before the as-of date.",
         False,
-        lambda view, as_of, _since, allow, fmt: render_ccpa(
-            ccpa_report(view, as_of, allow_incomplete=allow), fmt
-        ),
     ),
-    "conformance": PeriodKind(
+    "conformance": PeriodPage(
         "Conformance",
         "Undeclared flows, transfers without safeguard and unregistered recipients.",
         True,
-        lambda view, as_of, since, allow, fmt: render_conformance(
-            conformance_report(view, as_of, since=since, allow_incomplete=allow), fmt
-        ),
     ),
-    "transfers": PeriodKind(
+    "transfers": PeriodPage(
         "Transfers",
         "GDPR Art. 30(1)(e): disclosures outside the EEA and the safeguard in force.",
         True,
-        lambda view, as_of, since, allow, fmt: render_transfers(
-            transfers_report(view, as_of, since=since, allow_incomplete=allow), fmt
-        ),
     ),
 }
 
 
-def period_report(
-    service: LedgerService,
-    kind: str,
-    *,
-    as_of: date,
-    since: date | None,
-    allow_incomplete: bool,
-    fmt: str,
-) -> str:
-    """The report's text, as ``report KIND --format FMT`` writes it, on a view."""
-    with service.view() as view:
-        return PERIOD_REPORTS[kind].text(view, as_of, since, allow_incomplete, fmt)
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _report_text(service: LedgerService, kind: PeriodKind, ask: PeriodAsk, fmt: str) -> str:
+    """``report KIND --format FMT`` through the service's answers (the CLI's calls)."""
+    as_of = _midnight(ask.as_of)
+    assert as_of is not None
+    return period_report(
+        service,
+        kind,
+        as_of=as_of,
+        since=_midnight(ask.since),
+        allow_incomplete=ask.allow_incomplete,
+        fmt=fmt,
+    )
 
 
 @dataclass(frozen=True)
@@ -108,7 +103,7 @@ class PeriodAsk:
         return values | extra
 
 
-def _period_ask(request: Request, kind: PeriodKind) -> PeriodAsk:
+def _period_ask(request: Request, kind: PeriodPage) -> PeriodAsk:
     params = request.query_params
     as_of = parse_date(params.get("as_of"), "As of")
     since = parse_date(params.get("since"), "Since") if kind.has_since else None
@@ -123,10 +118,10 @@ def _period_ask(request: Request, kind: PeriodKind) -> PeriodAsk:
 
 
 def _kind(name: str) -> PeriodKind:
-    found = PERIOD_REPORTS.get(name)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No report {name!r} in the console.")
-    return found
+    for kind in PERIOD_KINDS:
+        if kind == name:
+            return cast(PeriodKind, kind)
+    raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report in the console.")
 
 
 @router.get("/reports/requests")
@@ -137,25 +132,19 @@ def request_metrics_page(
 ) -> Response:
     year = _year(request.query_params.get("year"))
     fmt = request.query_params.get("format")
-    if fmt is not None:
-        return download(
-            request_metrics(service, year, download_format(fmt)),
-            stem=f"request-metrics-{year}",
-            fmt=fmt,
-        )
-    return render_page(
-        request,
-        "request_metrics.html.j2",
-        year=year,
-        report=report_body(request_metrics(service, year, "html")),
-        formats=list(DOWNLOAD_FORMATS),
-    )
-
-
-def request_metrics(service: LedgerService, year: int, fmt: str) -> str:
-    """``report requests --year YEAR`` (answers a late event changed are looked for)."""
-    with service.request_log() as log, service.view() as view:
-        return render_requests(requests_report(log, year, ledger=view), fmt)
+    values: dict[str, Any] = {"year": year, "formats": list(DOWNLOAD_FORMATS)}
+    try:
+        if fmt is not None:
+            text = request_metrics(service, year, download_format(fmt))
+            return download(text, stem=f"request-metrics-{year}", fmt=fmt)
+        body = report_body(request_metrics(service, year, "html"))
+    except NoRequestLogError as exc:
+        if fmt is not None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        return render_page(request, "request_metrics.html.j2", report=None, **values)
+    except ReportError as exc:
+        raise FormError(str(exc)) from exc
+    return render_page(request, "request_metrics.html.j2", report=body, **values)
 
 
 def _year(text: str | None) -> int:
@@ -174,19 +163,18 @@ def period_report_page(
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     kind = _kind(name)
-    ask = _period_ask(request, kind)
-    values = {"name": name, "kind": kind, "ask": ask, "formats": list(DOWNLOAD_FORMATS)}
+    page = PERIOD_PAGES[kind]
+    ask = _period_ask(request, page)
+    values: dict[str, Any] = {
+        "name": kind,
+        "kind": page,
+        "ask": ask,
+        "formats": list(DOWNLOAD_FORMATS),
+    }
     if not ask.asked:
         return render_page(request, "period_report.html.j2", report=None, refusal=None, **values)
     try:
-        text = period_report(
-            service,
-            name,
-            as_of=ask.as_of,
-            since=ask.since,
-            allow_incomplete=ask.allow_incomplete,
-            fmt="html",
-        )
+        text = _report_text(service, kind, ask, "html")
     except IncompleteLedgerError as exc:
         return render_page(
             request,
@@ -211,17 +199,10 @@ def period_report_download(
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     kind = _kind(name)
-    ask = _period_ask(request, kind)
+    ask = _period_ask(request, PERIOD_PAGES[kind])
     fmt = download_format(request.query_params.get("format"))
     try:
-        text = period_report(
-            service,
-            name,
-            as_of=ask.as_of,
-            since=ask.since,
-            allow_incomplete=ask.allow_incomplete,
-            fmt=fmt,
-        )
+        text = _report_text(service, kind, ask, fmt)
     except IncompleteLedgerError as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -229,4 +210,4 @@ def period_report_download(
         ) from exc
     except ReportError as exc:
         raise FormError(str(exc)) from exc
-    return download(text, stem=f"{name}-report", fmt=fmt, on=ask.as_of)
+    return download(text, stem=f"{kind}-report", fmt=fmt, on=ask.as_of)

@@ -43,7 +43,8 @@ def _shown(data: bytes | None) -> dict[str, str] | None:
         return None
     cut = data[:SHOWN_BYTES]
     return {
-        "size": f"{len(data):,} bytes" + (" (the first 4,096 shown)" if len(data) > len(cut) else ""),
+        "size": f"{len(data):,} bytes"
+        + (" (the first 4,096 shown)" if len(data) > len(cut) else ""),
         "hex": cut.hex(" ", 2),
         "text": cut.decode("utf-8", errors="replace"),
     }
@@ -93,7 +94,11 @@ async def quarantine_bytes(
         request,
         "quarantine.html.j2",
         listing=listing,
-        message={"entry": message.entry, "key": _shown(message.key), "value": _shown(message.value)},
+        message={
+            "entry": message.entry,
+            "key": _shown(message.key),
+            "value": _shown(message.value),
+        },
     )
 
 

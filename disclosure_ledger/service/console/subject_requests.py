@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import SubjectRequest, subject_answer
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
@@ -27,7 +28,6 @@ from disclosure_ledger.service.console.embedding import DOWNLOAD_FORMATS, downlo
 from disclosure_ledger.service.console.forms import FormError, checked_form, choice_field
 from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
 from disclosure_ledger.service.runtime import LedgerService
-from disclosure_ledger.errors import DisclosureLedgerError
 from ledger.errors import LedgerError
 from reports.request_log import ReceivedVia
 
@@ -85,9 +85,7 @@ def _subject_request(kind: Kind, form: dict[str, str]) -> SubjectRequest:
         raise FormError(_validation_message(exc)) from None
 
 
-async def _answer(
-    request: Request, kind: Kind, actor: Actor, service: LedgerService
-) -> Response:
+async def _answer(request: Request, kind: Kind, actor: Actor, service: LedgerService) -> Response:
     submitted = await checked_form(request, actor)
     form = {k: v for k, v in submitted.items() if isinstance(v, str)}
     subject_id = form.get("subject_id", "")
