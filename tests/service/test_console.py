@@ -335,6 +335,7 @@ def test_verify_runs_and_the_access_log_shows_the_reads(service_client: ServiceC
     service_client.service.verify_jobs.join(60)
     page = client.get("/verify")
     assert 'id="outcome"' in page.text and "Verified: 60 rows" in page.text
+    assert re.search(r'id="last-verify">last verify: verified, 20', client.get("/").text)
     service_client.service.record_access(
         AccessEntry(
             actor="someone",
@@ -348,3 +349,22 @@ def test_verify_runs_and_the_access_log_shows_the_reads(service_client: ServiceC
     log = client.get("/access-log")
     assert log.status_code == 200
     assert "case 77" in log.text
+
+
+def test_a_running_verify_shows_a_progress_bar_that_reloads_itself() -> None:
+    from disclosure_ledger.service.console.page import TEMPLATES
+
+    job = {
+        "job_id": "j1",
+        "state": "running",
+        "requested_by": "user-auditor",
+        "started_at": "2026-12-05T01:00:00.000Z",
+        "rows_done": 30,
+        "rows_total": 60,
+    }
+    html = TEMPLATES.get_template("verify.html.j2").render(
+        actor=None, nav=[], current="/verify", csrf_token="t", job=job, refresh=1
+    )
+    assert '<meta http-equiv="refresh" content="1">' in html
+    assert '<progress id="progress" value="30" max="60">' in html
+    assert 'id="start-verify"' not in html  # one job at a time

@@ -5,7 +5,8 @@ One module per page or group of pages, each a router of :class:`.page.ConsoleRou
 :mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
 conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
 recipients), :mod:`.investigate` (SQL and presets), :mod:`.quarantine`,
-:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`. The stylesheet is served at ``/console.css``.
+:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`. The stylesheet is served at
+``/console.css``, the icon at ``/favicon.svg``.
 """
 
 from __future__ import annotations
@@ -27,16 +28,25 @@ from disclosure_ledger.service.console import (
 )
 from disclosure_ledger.service.console.page import ConsoleRoute
 
-STYLESHEET = files("disclosure_ledger.service.console").joinpath("static/console.css")
+STATIC = files("disclosure_ledger.service.console").joinpath("static")
 
 console_router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 
 
-@console_router.get("/console.css")
-def stylesheet() -> Response:
-    response = Response(STYLESHEET.read_text(encoding="utf-8"), media_type="text/css")
+def _static(name: str, media_type: str) -> Response:
+    response = Response(STATIC.joinpath(name).read_bytes(), media_type=media_type)
     response.headers["Cache-Control"] = "max-age=3600"
     return response
+
+
+@console_router.get("/console.css")
+def stylesheet() -> Response:
+    return _static("console.css", "text/css; charset=utf-8")
+
+
+@console_router.get("/favicon.svg")
+def favicon() -> Response:
+    return _static("favicon.svg", "image/svg+xml")
 
 
 for _module in (
