@@ -368,3 +368,22 @@ def test_a_running_verify_shows_a_progress_bar_that_reloads_itself() -> None:
     assert '<meta http-equiv="refresh" content="1">' in html
     assert '<progress id="progress" value="30" max="60">' in html
     assert 'id="start-verify"' not in html  # one job at a time
+
+
+def test_repeated_wrong_passwords_are_throttled(service_client: ServiceClient) -> None:
+    client = service_client.client
+    answers = [
+        client.post(
+            "/login",
+            data={
+                "name": "user-admin",
+                "password": "not it at all",
+                "login_token": login_token(client),
+            },
+        )
+        for _ in range(7)
+    ]
+    assert [a.status_code for a in answers[:5]] == [401] * 5
+    assert answers[-1].status_code == 429
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert "wait" in answers[-1].text

@@ -11,12 +11,16 @@ closes the session.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
+from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.auth.accounts import AccountStore, Actor
 from disclosure_ledger.service.auth.actor import SESSION_COOKIE, find_actor
 from disclosure_ledger.service.auth.roles import Action
@@ -31,36 +35,48 @@ LOGIN_COOKIE = "dl_login"
 LOGIN_FIELD = "login_token"
 
 
-def uses_tls(request: Request) -> bool:
-    return request.url.scheme == "https"
+def session_cookie_secure(request: Request) -> bool:
+    """Whether the cookie gets ``Secure``: when the service serves TLS, or runs behind a TLS
+    proxy (which ``--insecure-http`` says there is)."""
+    if request.url.scheme == "https":
+        return True
+    service = getattr(request.app.state, "service", None)
+    return bool(service is not None and service.config.insecure_http)
 
 
-class SignInRefused(HTTPException):
-    """A wrong name or password (401), or too many failures (429, with Retry-After)."""
+class SignInRefused(DisclosureLedgerError):
+    """A sign-in refused: wrong credentials (``retry_after`` None), or too many failures
+    (``retry_after``: the seconds to wait)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
 
 
-def sign_in(request: Request, name: str, password: str) -> str:
-    """The id of a new session for ``name`` if ``password`` is theirs; else
-    :class:`SignInRefused`. Failures are counted per user name and per client address."""
+def sign_in(request: Request, name: str, password: str) -> tuple[Actor, str, str]:
+    """``(actor, session_id, csrf_token)`` of a new session; :class:`SignInRefused` if not.
+    Failures are counted per user name and per client address. (The shape of
+    ``auth.sessions.sign_in``, which replaces this one when it lands.)"""
     accounts: AccountStore = request.app.state.accounts
     throttle: LoginThrottle = request.app.state.login_throttle
     keys = (f"user:{name}", f"client:{request.client.host if request.client else 'unknown'}")
     wait = throttle.retry_after(*keys)
     if wait > 0:
+        seconds = math.ceil(wait)
         raise SignInRefused(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"Too many failed sign-ins: wait {int(wait) + 1} seconds and try again.",
-            headers={"Retry-After": str(int(wait) + 1)},
+            f"Too many failed sign-ins: wait {seconds} seconds and try again.", float(seconds)
         )
     actor = accounts.authenticate(name, password)
     if actor is None:
         throttle.failed(*keys)
-        raise SignInRefused(
-            status.HTTP_401_UNAUTHORIZED, "Wrong user name or password (or a disabled account)."
-        )
+        raise SignInRefused("Wrong user name or password (or a disabled account).", None)
     throttle.succeeded(*keys)
-    session_id, _csrf = accounts.open_session(actor)
-    return session_id
+    presented = request.cookies.get(SESSION_COOKIE)
+    if presented:
+        accounts.close_session(presented)  # no session fixation
+    session_id, csrf = accounts.open_session(actor)
+    return replace(actor, session_csrf=csrf), session_id, csrf
 
 
 def _login_form(request: Request, *, message: str | None, status_code: int) -> Response:
@@ -78,7 +94,7 @@ def _login_form(request: Request, *, message: str | None, status_code: int) -> R
         max_age=600,
         httponly=True,
         samesite="strict",
-        secure=uses_tls(request),
+        secure=session_cookie_secure(request),
         path="/login",
     )
     return response
@@ -114,13 +130,23 @@ async def login(request: Request) -> Response:
             status_code=status.HTTP_400_BAD_REQUEST,
         )
     try:
-        session_id = sign_in(request, name.strip(), password)
+        _actor, session_id, _csrf = await run_in_threadpool(
+            sign_in, request, name.strip(), password
+        )
     except SignInRefused as exc:
-        response = _login_form(request, message=str(exc.detail), status_code=exc.status_code)
-        response.headers.update(exc.headers or {})
+        throttled = exc.retry_after is not None
+        response = _login_form(
+            request,
+            message=exc.message,
+            status_code=(
+                status.HTTP_429_TOO_MANY_REQUESTS if throttled else status.HTTP_401_UNAUTHORIZED
+            ),
+        )
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
         return response
     response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
-    set_session_cookie(response, session_id, secure=uses_tls(request))
+    set_session_cookie(response, session_id, secure=session_cookie_secure(request))
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
@@ -135,5 +161,5 @@ async def logout(
     if session_id:
         accounts.close_session(session_id)
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-    clear_session_cookie(response, secure=uses_tls(request))
+    clear_session_cookie(response, secure=session_cookie_secure(request))
     return response
