@@ -9,7 +9,8 @@ complete); Debian's ``chromium``, headless, driven by Selenium through Debian's
 2. produces the CCPA report as of today with the as-of picker (provisional, if the
    ledger's coverage does not reach that far yet);
 3. answers a request to know;
-4. signs in as an investigator, runs a refused query and an allowed one;
+4. signs in as an investigator, runs a refused query and an allowed one (and opens the
+   bytes of a quarantined message);
 5. signs in as an auditor, opens the access log and finds those reads in it.
 
 No page may log anything to the browser's console (a script error, or a load the
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 from disclosure_ledger.service.auth.roles import Role
@@ -56,6 +58,7 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "console browser test password"
 SUBJECT = "member-7"
 EVENTS = 40
+POISON = b"not avro at all"
 STARTUP_TIMEOUT = 60.0
 WAIT = 20.0
 
@@ -90,8 +93,9 @@ class RunningService:
 
 
 def _publish(bootstrap: str, topic: str, reference: ReferenceData) -> None:
-    """Disclosures of ``member-0`` ... ``member-9`` in 2026, then every expected source's
-    watermark: the ledger is complete through now, less the allowance."""
+    """Disclosures of ``member-0`` ... ``member-9`` in 2026, a message that is not an event
+    (quarantined), then every expected source's watermark: the ledger is complete through
+    now, less the allowance."""
     with DisclosurePublisher(bootstrap, topic) as publisher:
         for i in range(EVENTS):
             event = make_event(
@@ -99,6 +103,9 @@ def _publish(bootstrap: str, topic: str, reference: ReferenceData) -> None:
                 occurred_at=datetime(2026, 1 + i % 11, 1 + i % 27, 12, 0, tzinfo=UTC),
             )
             publisher.send(event).get(timeout=30)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(topic, key=b"poison-key", value=POISON).get(timeout=30)
+    producer.close()
     every_source_declares_all_published(bootstrap, topic, reference)
 
 
@@ -164,7 +171,7 @@ def _wait_until_ingested(running: RunningService, process: subprocess.Popen[byte
             last = exc
         else:
             through = status["coverage"]["coverage"]["complete_through"]
-            if status["rows"] == EVENTS and through is not None:
+            if status["rows"] == EVENTS and status["quarantine"] == 1 and through is not None:
                 complete = datetime.fromisoformat(through.replace("Z", "+00:00"))
                 if complete >= today or complete >= datetime.now(UTC) - timedelta(minutes=10):
                     return
@@ -315,6 +322,11 @@ def test_one_path_through_the_console(service: RunningService, browser: Any) -> 
     cells = [td.text for td in console.finds("#result tbody td")]
     assert cells[:2] == ["escalion", str(EVENTS)]
     console.screenshot("console-5-query")
+    # and a quarantined message's bytes, with a reason
+    console.nav("Quarantine")
+    console.find("#quarantined input[name='reason']").send_keys("case 17-3")
+    console.submit("#quarantined button")
+    assert POISON.decode() in console.find("#message pre.bytes").text
     console.sign_out()
 
     # 5. the access log holds those reads
@@ -323,6 +335,7 @@ def test_one_path_through_the_console(service: RunningService, browser: Any) -> 
     entries = console.find("#report").text
     assert "report subject" in entries and "case 17-1" in entries
     assert "query page" in entries and "case 17-2" in entries
+    assert "quarantine bytes" in entries and "case 17-3" in entries
     assert "console-compliance" in entries and "console-investigator" in entries
     console.screenshot("console-6-access-log")
 
