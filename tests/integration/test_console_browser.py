@@ -326,7 +326,8 @@ def test_one_path_through_the_console(service: RunningService, browser: Any) -> 
     console.nav("Quarantine")
     console.find("#quarantined input[name='reason']").send_keys("case 17-3")
     console.submit("#quarantined button")
-    assert POISON.decode() in console.find("#message pre.bytes").text
+    assert POISON.decode() in console.find("#value-text").text
+    assert console.find("#key-text").get_attribute("textContent") == "poison-key"
     console.sign_out()
 
     # 5. the access log holds those reads
