@@ -80,6 +80,8 @@ WITHHELD = {
 SPOOL_IN_MEMORY = 4 * 1024 * 1024
 """A result up to this many bytes is spooled in memory; a larger one in a temporary file."""
 CHUNK_BYTES = 64 * 1024
+DEFAULT_PAGE_ROWS = 100
+"""Rows on a page when the caller does not say (and the service's max_page_rows allows)."""
 
 
 class QueriesBusyError(ReportError):
@@ -161,7 +163,7 @@ def run_query_download(
     _check_format(fmt)
     tables = check_query(sql, withheld=WITHHELD)
     started = time.monotonic()
-    with _query_slot(service), _rolled_back(service) as cursor:
+    with _query_slot(service), rolled_back(service) as cursor:
         check_relations(cursor, tables, withheld=WITHHELD)
         with time_limited(cursor, service.config.query_time_limit):
             relation = cursor.sql(sql)
@@ -212,7 +214,7 @@ def run_preset(
     detail.extend(_range(params))
     with (
         _query_slot(service),
-        _rolled_back(service) as cursor,
+        rolled_back(service) as cursor,
         time_limited(cursor, service.config.query_time_limit),
     ):
         relation = cursor.sql(statement.sql, params=dict(statement.params))
@@ -245,7 +247,7 @@ def query_page(
     if not 1 <= page_size <= limit:
         raise ReportError(f"page_size {page_size}: give 1 to {limit} rows (max_page_rows)")
     tables = check_query(sql, withheld=WITHHELD)
-    with _query_slot(service), _rolled_back(service) as cursor:
+    with _query_slot(service), rolled_back(service) as cursor:
         check_relations(cursor, tables, withheld=WITHHELD)
         offset = (page - 1) * page_size
         with time_limited(cursor, service.config.query_time_limit):
@@ -298,7 +300,7 @@ def _query_slot(service: LedgerService) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _rolled_back(service: LedgerService) -> Iterator[duckdb.DuckDBPyConnection]:
+def rolled_back(service: LedgerService) -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor of the instance inside a transaction that is rolled back, always."""
     with service.view() as view:
         cursor = view.con

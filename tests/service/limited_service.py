@@ -77,5 +77,6 @@ def ledger_state(service: LedgerService) -> dict[str, Any]:
             "('enable_external_access', 'memory_limit', 'threads', 'access_mode') ORDER BY 1"
         ).fetchall()
     folder = service.config.ledger.parent
-    files = sorted(p.name for p in folder.iterdir() if not p.name.endswith(".wal"))
+    # DuckDB's own write-ahead log and spill folder (ledger.duckdb.tmp) come and go
+    files = sorted(p.name for p in folder.iterdir() if not p.name.endswith((".wal", ".tmp")))
     return {"relations": counts, "settings": settings, "files": files}

@@ -26,6 +26,7 @@ from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import CSRF_HEADER, check_csrf, require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.queries import (
+    DEFAULT_PAGE_ROWS,
     MEDIA_TYPES,
     DownloadFormat,
     PresetName,
@@ -74,7 +75,12 @@ class PageBody(BaseModel):
     sql: Sql
     reason: Reason
     page: int = Field(1, ge=1, description="from 1")
-    page_size: int = Field(100, ge=1, description="rows per page, at most the service's limit")
+    page_size: int | None = Field(
+        None,
+        ge=1,
+        description=f"rows per page (default {DEFAULT_PAGE_ROWS}), at most the service's "
+        "max_page_rows",
+    )
 
 
 class PresetBody(BaseModel):
@@ -144,7 +150,7 @@ def post_query_page(
             body.sql,
             reason=body.reason,
             page=body.page,
-            page_size=body.page_size,
+            page_size=body.page_size or min(DEFAULT_PAGE_ROWS, service.config.max_page_rows),
         )
     except (ReportError, LedgerError) as exc:
         _raise(exc)
