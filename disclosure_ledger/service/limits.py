@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -116,6 +117,18 @@ def _error(status_code: int, detail: str) -> JSONResponse:
 
 
 # -- 422 -------------------------------------------------------------------------------------
+class FieldError(BaseModel):
+    field: str = Field(description="the field, as items[0].name; body for the body itself")
+    message: str
+
+
+class ValidationAnswer(BaseModel):
+    """The 422 answer: one readable line, and each field's error."""
+
+    detail: str = Field(description="every error, as 'field: message', joined by '; '")
+    errors: list[FieldError]
+
+
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's request validation error, one readable line per field, inputs left out."""
     assert isinstance(exc, RequestValidationError)

@@ -61,15 +61,18 @@ def limited_service(
 
 
 def ledger_state(service: LedgerService) -> dict[str, Any]:
-    """Every table and view of the ledger with its row count, and the files beside it."""
+    """Every table and view of the ledger with its rows, some settings, the files beside it."""
     with service.view() as view:
         names = view.con.execute(
             "SELECT table_name, 'table' FROM duckdb_tables() "
             "UNION ALL SELECT view_name, 'view' FROM duckdb_views() WHERE NOT internal "
             "ORDER BY 1"
         ).fetchall()
-        counts = {
-            f"{kind} {name}": view.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+        # rows and an order-free digest of their contents: an UPDATE shows too
+        contents = {
+            f"{kind} {name}": view.con.execute(
+                f'SELECT count(*), bit_xor(hash(t)) FROM "{name}" t'
+            ).fetchone()
             for name, kind in names
         }
         settings = view.con.execute(
@@ -79,4 +82,4 @@ def ledger_state(service: LedgerService) -> dict[str, Any]:
     folder = service.config.ledger.parent
     # DuckDB's own write-ahead log and spill folder (ledger.duckdb.tmp) come and go
     files = sorted(p.name for p in folder.iterdir() if not p.name.endswith((".wal", ".tmp")))
-    return {"relations": counts, "settings": settings, "files": files}
+    return {"relations": contents, "settings": settings, "files": files}

@@ -35,6 +35,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceClient]:
     (folder / OUTSIDE).mkdir()
     (folder / OUTSIDE / "secret.csv").write_text("secret\nthe-secret-value\n")
     with limited_service(folder, load_reference()) as client:
+        # the access log exists, with an entry a query must not be able to read
+        client.service.record_access(
+            AccessEntry("someone", "investigator", "query", "case-1", rows_returned=1)
+        )
         yield client
 
 

@@ -193,3 +193,10 @@ def test_a_query_without_a_reason_is_refused_naming_the_field(api: ServiceClient
     assert blank.status_code == 400
     assert blank.json()["detail"].startswith("reason:")
     assert _access_log(api) == []
+
+
+def test_the_served_openapi_document_is_the_committed_one(api: ServiceClient) -> None:
+    committed = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+    served = api.client.get("/api/v1/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == json.loads(committed.read_text(encoding="utf-8"))

@@ -25,6 +25,7 @@ from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import CSRF_HEADER, check_csrf, require
 from disclosure_ledger.service.auth.roles import Action
+from disclosure_ledger.service.limits import ValidationAnswer
 from disclosure_ledger.service.queries import (
     DEFAULT_PAGE_ROWS,
     MEDIA_TYPES,
@@ -108,6 +109,7 @@ class PageResult(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "refused, failed, or a wrong input (named)"},
     408: {"description": "stopped at the service's query time limit"},
+    422: {"description": "a field of the body is missing or wrong", "model": ValidationAnswer},
     429: {"description": "every query slot stayed busy; see Retry-After"},
     503: {"description": "the read could not be recorded in the access log"},
 }
@@ -115,7 +117,7 @@ _DOWNLOAD: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the rows as CSV, JSON (an array of objects) or Parquet; the "
         "X-Result-Rows header counts them",
-        "content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))},
+        "content": {media.split(";")[0]: {} for media in sorted(MEDIA_TYPES.values())},
     },
     **_ERRORS,
 }
@@ -124,7 +126,9 @@ Investigator = Annotated[Actor, Depends(require(Action.query))]
 Service = Annotated[LedgerService, Depends(ledger_service)]
 
 
-@router.post("", response_class=StreamingResponse, responses=_DOWNLOAD)
+@router.post(
+    "", response_class=StreamingResponse, responses=_DOWNLOAD, summary="Run a read-only query"
+)
 def post_query(
     body: QueryBody, actor: Investigator, service: Service, request: Request
 ) -> StreamingResponse:
@@ -137,7 +141,7 @@ def post_query(
     return download(result)
 
 
-@router.post("/page", responses=_ERRORS)
+@router.post("/page", responses=_ERRORS, summary="One page of a query's rows")
 def post_query_page(
     body: PageBody, actor: Investigator, service: Service, request: Request
 ) -> PageResult:
@@ -164,7 +168,12 @@ def post_query_page(
     )
 
 
-@router.post("/presets/{name}", response_class=StreamingResponse, responses=_DOWNLOAD)
+@router.post(
+    "/presets/{name}",
+    response_class=StreamingResponse,
+    responses=_DOWNLOAD,
+    summary="Run a named query (timeline, recipient, volume)",
+)
 def post_preset(
     name: PresetName, body: PresetBody, actor: Investigator, service: Service, request: Request
 ) -> StreamingResponse:
