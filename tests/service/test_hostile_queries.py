@@ -129,12 +129,19 @@ def test_a_hostile_statement_is_refused_and_changes_nothing(
     assert sorted(p.name for p in (folder / OUTSIDE).iterdir()) == ["secret.csv"]
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [ENDLESS, "SELECT a.range FROM range(1000000000000) a"],
+    ids=["computes forever", "streams forever"],
+)
 @pytest.mark.parametrize("path", ["", "/page"])
 def test_a_query_that_runs_forever_is_stopped_at_the_time_limit(
-    api: ServiceClient, path: str
+    api: ServiceClient, path: str, statement: str
 ) -> None:
+    if path and statement != ENDLESS:
+        statement += " ORDER BY a.range DESC"  # a page of it must sort it all first
     before = ledger_state(api.service)
-    status, text = _query(api, ENDLESS, path)
+    status, text = _query(api, statement, path)
     assert status == 408, text
     assert "stopped after its time limit of 1 s" in text
     assert ledger_state(api.service) == before
