@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from disclosure_ledger.service.auth.roles import Role
+from ledger.access_log import AccessEntry
+from ledger.errors import LedgerError
 from ledger.key_check import KeyStoreAccess
 from reference import ReferenceData
 from reports.errors import QueryRefusedError
@@ -200,3 +202,22 @@ def test_the_served_openapi_document_is_the_committed_one(api: ServiceClient) ->
     served = api.client.get("/api/v1/openapi.json")
     assert served.status_code == 200
     assert served.json() == json.loads(committed.read_text(encoding="utf-8"))
+
+
+def test_a_read_that_cannot_be_recorded_is_not_answered(
+    api: ServiceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(entry: AccessEntry) -> None:
+        raise LedgerError(f"cannot write the access log entry for {entry.action}: disk full")
+
+    monkeypatch.setattr(api.service, "record_access", broken)
+    sql = "SELECT chain_id FROM disclosures"
+    for path, body in [
+        ("", {"sql": sql, "reason": REASON, "format": "csv"}),
+        ("/page", {"sql": sql, "reason": REASON}),
+        ("/presets/timeline", {"subject_id": "member-3", "reason": REASON}),
+    ]:
+        answer = _post(api, path, body)
+        assert answer.status_code == 503
+        assert "cannot write the access log entry" in answer.json()["detail"]
+        assert "chain_id" not in answer.text and "member-3" not in answer.text

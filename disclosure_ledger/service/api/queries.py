@@ -15,7 +15,7 @@ only in the body. Errors:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
@@ -137,7 +137,7 @@ def post_query(
     try:
         result = run_query_download(service, actor, body.sql, reason=body.reason, fmt=body.format)
     except (ReportError, LedgerError) as exc:
-        _raise(exc)
+        raise query_http_error(exc) from exc
     return download(result)
 
 
@@ -157,7 +157,7 @@ def post_query_page(
             page_size=body.page_size or min(DEFAULT_PAGE_ROWS, service.config.max_page_rows),
         )
     except (ReportError, LedgerError) as exc:
-        _raise(exc)
+        raise query_http_error(exc) from exc
     return PageResult(
         columns=page.columns,
         rows=[[json_value(value) for value in row] for row in page.rows],
@@ -191,7 +191,7 @@ def post_preset(
     try:
         result = run_preset(service, actor, name, params, reason=body.reason, fmt=body.format)
     except (ReportError, LedgerError) as exc:
-        _raise(exc)
+        raise query_http_error(exc) from exc
     return download(result)
 
 
@@ -208,19 +208,20 @@ def download(result: SpooledResult) -> StreamingResponse:
     )
 
 
-def _raise(exc: ReportError | LedgerError) -> NoReturn:
-    """The HTTP error of a query that was not answered (see the module doc)."""
+def query_http_error(exc: ReportError | LedgerError) -> HTTPException:
+    """The HTTP error of a query that was not answered (see the module doc); the console
+    shows the same status and message."""
     if isinstance(exc, QueriesBusyError):
-        raise HTTPException(
+        return HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             str(exc),
             headers={"Retry-After": str(exc.retry_after)},
-        ) from exc
+        )
     if isinstance(exc, QueryTimeLimitError):
-        raise HTTPException(
+        return HTTPException(
             status.HTTP_408_REQUEST_TIMEOUT,
             f"{exc} (the service's limit: `serve --query-time-limit`)",
-        ) from exc
+        )
     if isinstance(exc, QueryRefusedError | ReportError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-    raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
