@@ -53,7 +53,7 @@ class RequestLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise HTTPException(413, self._too_large(f"more than {received}"))
+                    raise HTTPException(413, self._too_large(f"more than {self.max_body_bytes}"))
             return message
 
         async def tracking_send(message: Message) -> None:
