@@ -21,6 +21,7 @@ its own ``errors`` module; third-party errors are converted where they cross int
     │   └── WrongSecretError        the subject secret is not the key store's own
     ├── ReportError                 reports.errors: a report or query cannot be produced
     │   ├── QueryRefusedError       a query is not one read-only statement
+    │   ├── QueryTimeLimitError     a query ran past its time limit and was stopped
     │   ├── IncompleteLedgerError   the window ends after the ledger's coverage (exit 3)
     │   └── FutureAsOfError         --as-of is later than now (exit 2)
     └── BrokerError                 this module: the local Kafka broker

@@ -9,7 +9,13 @@ from disclosure_ledger.errors import DisclosureLedgerError
 if TYPE_CHECKING:
     from ledger.coverage import Coverage
 
-__all__ = ["FutureAsOfError", "IncompleteLedgerError", "QueryRefusedError", "ReportError"]
+__all__ = [
+    "FutureAsOfError",
+    "IncompleteLedgerError",
+    "QueryRefusedError",
+    "QueryTimeLimitError",
+    "ReportError",
+]
 
 
 class ReportError(DisclosureLedgerError):
@@ -18,6 +24,14 @@ class ReportError(DisclosureLedgerError):
 
 class QueryRefusedError(ReportError):
     """A query is not exactly one read-only statement."""
+
+
+class QueryTimeLimitError(ReportError):
+    """A query ran past its time limit and was stopped."""
+
+    def __init__(self, message: str, time_limit: float) -> None:
+        super().__init__(message)
+        self.time_limit = time_limit
 
 
 class IncompleteLedgerError(ReportError):

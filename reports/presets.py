@@ -10,7 +10,9 @@
 Each runs one statement of ours, with bound parameters, on the same sandboxed read-only
 connection as ``query`` (:func:`reports.query.open_for_query`), and streams the result as
 Arrow record batches to a terminal table, CSV, JSON, or a Parquet file
-(:func:`reports.render.write_result`); no result is held whole in Python.
+(:func:`reports.render.write_result`); no result is held whole in Python. The statements
+themselves (:func:`timeline_statement`, :func:`recipient_statement`,
+:func:`volume_statement`) are what the ledger service runs on its own cursors.
 
 **Anomalies.** For each recipient (or category), its daily counts over every day of the
 range, days without disclosures counted as 0, give its usual volume, the median ``m``,
@@ -24,7 +26,6 @@ total, and lists the recipients anomalous that day.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -34,7 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from reports.errors import ReportError
-from reports.query import BATCH_ROWS, check_output, open_for_query
+from reports.query import BATCH_ROWS, check_output, open_for_query, time_limited
 from reports.render import DEFAULT_TABLE_ROWS, write_result
 from reports.window import naive_utc
 
@@ -164,26 +165,61 @@ _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-def _run(ledger_path: Path, sql: str, params: Mapping[str, Any], output: Output) -> int:
+@dataclass(frozen=True)
+class PresetStatement:
+    """One preset's statement of ours and its bound parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def run_statement(
+    con: duckdb.DuckDBPyConnection,
+    statement: PresetStatement,
+    output: Output,
+    *,
+    time_limit: float | None = None,
+) -> int:
+    """Run ``statement`` on ``con`` and write its rows to ``output``; returns their count."""
+    with time_limited(con, time_limit):
+        relation = con.sql(statement.sql, params=dict(statement.params))
+        if relation is None:  # pragma: no cover - our statements are all SELECTs
+            raise ReportError("the preset statement returned no result set")
+        reader: pa.RecordBatchReader = relation.to_arrow_reader(output.batch_rows)
+        return write_result(
+            output.fmt,
+            reader,
+            out=output.out,
+            output_path=output.output_path,
+            max_table_rows=output.max_table_rows,
+        )
+
+
+def _run(ledger_path: Path, statement: PresetStatement, output: Output) -> int:
     check_output(output.fmt, output.output_path)
     con = open_for_query(ledger_path)
     try:
-        try:
-            relation = con.sql(sql, params=dict(params))
-            if relation is None:  # pragma: no cover - our statements are all SELECTs
-                raise ReportError("the preset statement returned no result set")
-            reader: pa.RecordBatchReader = relation.to_arrow_reader(output.batch_rows)
-            return write_result(
-                output.fmt,
-                reader,
-                out=output.out,
-                output_path=output.output_path,
-                max_table_rows=output.max_table_rows,
-            )
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:
-            raise ReportError(f"the query failed: {exc}") from exc
+        return run_statement(con, statement, output)
     finally:
         con.close()
+
+
+def timeline_statement(
+    pseudonym: str | None,
+    subject_type: str,
+    *,
+    start: date | datetime | None = None,
+    end: date | datetime | None = None,
+) -> PresetStatement:
+    """The statement of :func:`timeline`."""
+    params = {
+        "pseudonym": pseudonym or "",
+        "subject_type": subject_type,
+        "start": _bound(start, _FAR_PAST),
+        "end": _bound(end, _FAR_FUTURE),
+    }
+    sql = _TIMELINE_SQL if pseudonym is not None else _TIMELINE_SQL + " LIMIT 0"
+    return PresetStatement(sql, params)
 
 
 def timeline(
@@ -200,14 +236,23 @@ def timeline(
     ``pseudonym`` None (the key store holds no key for the person) gives an empty result
     of the same columns: no data is held.
     """
+    statement = timeline_statement(pseudonym, subject_type, start=start, end=end)
+    return _run(ledger_path, statement, output)
+
+
+def recipient_statement(
+    recipient_id: str,
+    *,
+    start: date | datetime | None = None,
+    end: date | datetime | None = None,
+) -> PresetStatement:
+    """The statement of :func:`recipient_disclosures`."""
     params = {
-        "pseudonym": pseudonym or "",
-        "subject_type": subject_type,
+        "recipient_id": recipient_id,
         "start": _bound(start, _FAR_PAST),
         "end": _bound(end, _FAR_FUTURE),
     }
-    sql = _TIMELINE_SQL if pseudonym is not None else _TIMELINE_SQL + " LIMIT 0"
-    return _run(ledger_path, sql, params, output)
+    return PresetStatement(_RECIPIENT_SQL, params)
 
 
 def recipient_disclosures(
@@ -219,12 +264,8 @@ def recipient_disclosures(
     end: date | datetime | None = None,
 ) -> int:
     """Every disclosure to ``recipient_id`` in ``[start, end)``, oldest first."""
-    params = {
-        "recipient_id": recipient_id,
-        "start": _bound(start, _FAR_PAST),
-        "end": _bound(end, _FAR_FUTURE),
-    }
-    return _run(ledger_path, _RECIPIENT_SQL, params, output)
+    statement = recipient_statement(recipient_id, start=start, end=end)
+    return _run(ledger_path, statement, output)
 
 
 def volume_sql(by: str) -> str:
@@ -245,6 +286,27 @@ def volume_sql(by: str) -> str:
     )
 
 
+def volume_statement(
+    by: str,
+    *,
+    start: date | datetime | None = None,
+    end: date | datetime | None = None,
+) -> PresetStatement:
+    """The statement of :func:`volume`; the range defaults to the days the ledger has
+    disclosures on."""
+    first = _bound(start, _FAR_PAST)
+    last = _bound(end, _FAR_FUTURE)
+    params = {
+        "start": first,
+        "end": last,
+        "first_day": None if start is None else first.date(),
+        "last_day": None
+        if end is None
+        else (last.date() if last.time() != time(0) else _previous_day(last.date())),
+    }
+    return PresetStatement(volume_sql(by), params)
+
+
 def volume(
     ledger_path: Path,
     by: str,
@@ -257,17 +319,7 @@ def volume(
 
     The range defaults to the days the ledger has disclosures on.
     """
-    first = _bound(start, _FAR_PAST)
-    last = _bound(end, _FAR_FUTURE)
-    params = {
-        "start": first,
-        "end": last,
-        "first_day": None if start is None else first.date(),
-        "last_day": None
-        if end is None
-        else (last.date() if last.time() != time(0) else _previous_day(last.date())),
-    }
-    return _run(ledger_path, volume_sql(by), params, output)
+    return _run(ledger_path, volume_statement(by, start=start, end=end), output)
 
 
 def _previous_day(day: date) -> date:

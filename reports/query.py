@@ -26,12 +26,19 @@ them as they come (a terminal table, CSV, JSON, or a Parquet file written batch 
 with ``pyarrow.parquet``: DuckDB's own COPY is off on this connection); a query never holds
 the whole result in Python. The named presets (:mod:`reports.presets`) run on the same
 connection.
+
+The pieces run on any connection, so the ledger service (:mod:`disclosure_ledger.service.
+queries`), which has no second lock to open (its cursors belong to a read-write instance),
+runs the same check (:func:`check_query`, :func:`check_relations`) and the same time limit
+(:func:`time_limited`) on a cursor of its own, inside a transaction it always rolls back.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,7 +46,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.errors import LedgerError
-from reports.errors import QueryRefusedError, ReportError
+from reports.errors import QueryRefusedError, QueryTimeLimitError, ReportError
 from reports.render import DEFAULT_TABLE_ROWS, QUERY_FORMATS, write_result
 
 BATCH_ROWS = 65_536
@@ -82,6 +89,12 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
     }
 )
 """Table functions a query may call: none reads a file, changes state or runs SQL text."""
+
+TABLE_NAME_FUNCTIONS = frozenset(
+    {"histogram", "histogram_values", "pragma_table_info", "pragma_storage_info"}
+)
+"""Allowed table functions whose first argument names a table of the ledger (checked, as a
+``FROM`` is, against the relations withheld from queries)."""
 
 _READS_FILES = "reads files or other databases, not the ledger"
 _RUNS_SQL = "runs SQL text that cannot be checked before it runs"
@@ -226,11 +239,14 @@ def _parser() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def check_query(sql: str) -> set[str]:
+def check_query(sql: str, *, withheld: Mapping[str, str] | None = None) -> set[str]:
     """Refuse (:class:`QueryRefusedError`) anything but one read-only SELECT.
 
     Returns the names of the tables the statement reads (lowercase, without schema),
-    excluding its CTEs; :func:`run_query` checks them against the ledger's catalog.
+    excluding its CTEs; :func:`check_relations` checks them against the ledger's catalog.
+    ``withheld`` maps relations no query may read (the service withholds the access log) to
+    the reason: a statement naming one anywhere (a table, a CTE shadowing it, the table
+    argument of ``histogram()`` and the like) is refused.
     """
     with _parser() as con:
         try:
@@ -276,6 +292,11 @@ def check_query(sql: str) -> set[str]:
         raise QueryRefusedError("exactly one read-only SELECT statement is accepted")
     walk = _TreeWalk()
     walk.visit(tree["statements"][0])
+    for relation in sorted(walk.tables | walk.ctes | walk.named_by_functions):
+        if withheld and relation in withheld:
+            raise QueryRefusedError(
+                f"refused: {relation} is not open to queries: {withheld[relation]}"
+            )
     return walk.tables - walk.ctes
 
 
@@ -285,6 +306,7 @@ class _TreeWalk:
     def __init__(self) -> None:
         self.tables: set[str] = set()
         self.ctes: set[str] = set()
+        self.named_by_functions: set[str] = set()
 
     def visit(self, node: Any) -> None:
         if isinstance(node, list):
@@ -296,7 +318,10 @@ class _TreeWalk:
         kind = node.get("type")
         if kind == "TABLE_FUNCTION":
             function = node.get("function") or {}
-            self._table_function(str(function.get("function_name", "")).lower())
+            name = str(function.get("function_name", "")).lower()
+            self._table_function(name)
+            if name in TABLE_NAME_FUNCTIONS:
+                self.named_by_functions.add(_table_argument(name, function))
         elif kind == "BASE_TABLE":
             self.tables.add(str(node.get("table_name", "")).lower())
         elif kind == "SHOW_REF" and node.get("show_type") != "SHOW_SPECIAL":
@@ -327,6 +352,22 @@ class _TreeWalk:
             raise QueryRefusedError(f"refused function {name}(): it {why}")
 
 
+def _table_argument(function_name: str, function: dict[str, Any]) -> str:
+    """The table a :data:`TABLE_NAME_FUNCTIONS` call names (lowercase, without schema)."""
+    children = function.get("children") or []
+    first = children[0] if children else {}
+    value = first.get("value") if first.get("class") == "CONSTANT" else None
+    if isinstance(value, dict) and isinstance(value.get("value"), str):
+        return str(value["value"]).rsplit(".", 1)[-1].strip('"').lower()
+    names = first.get("column_names") if first.get("class") == "COLUMN_REF" else None
+    if isinstance(names, list) and names:
+        return str(names[-1]).lower()
+    raise QueryRefusedError(
+        f"refused {function_name}(): give the table's name as a constant, "
+        f"such as {function_name}('disclosures')"
+    )
+
+
 def open_for_query(ledger_path: Path) -> duckdb.DuckDBPyConnection:
     """The ledger opened read-only, without external access, configuration locked."""
     path = Path(ledger_path)
@@ -352,13 +393,56 @@ def open_for_query(ledger_path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _ledger_relations(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[str]]:
-    """Every table and view name (lowercase), and the ledger's own tables for messages."""
+def check_relations(
+    con: duckdb.DuckDBPyConnection, tables: set[str], *, withheld: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a statement reading a name that is not a table or view of the ledger (a quoted
+    name of a file would be read from disk), or one of the ``withheld`` relations."""
     rows = con.execute(
         "SELECT lower(table_name), true FROM duckdb_tables() "
         "UNION ALL SELECT lower(view_name), false FROM duckdb_views()"
     ).fetchall()
-    return {str(r[0]) for r in rows}, sorted(str(r[0]) for r in rows if r[1])
+    hidden = set(withheld or ())
+    known = {str(r[0]) for r in rows} - hidden
+    unknown = sorted(tables - known)
+    if unknown:
+        ledger_tables = sorted(str(r[0]) for r in rows if r[1] and str(r[0]) not in hidden)
+        raise QueryRefusedError(
+            f"refused: {', '.join(repr(t) for t in unknown)} is not a table or view of the "
+            "ledger (a quoted file name would be read from disk). The ledger's tables: "
+            + ", ".join(ledger_tables)
+        )
+
+
+@contextmanager
+def time_limited(con: duckdb.DuckDBPyConnection, time_limit: float | None) -> Iterator[None]:
+    """Run the body (a statement on ``con`` and the reading of its result) under
+    ``time_limit`` seconds, None for none; DuckDB's, Arrow's and the writer's errors become
+    :class:`ReportError`, and the statement stopped at the limit
+    :class:`QueryTimeLimitError`.
+
+    DuckDB 1.5 has no max_execution_time setting: a timer interrupts the connection, which
+    stops the statement wherever it is, writing batches included.
+    """
+    if time_limit is not None and time_limit <= 0:
+        raise ReportError(f"time limit {time_limit} s: give a positive number of seconds")
+    timer = None if time_limit is None else threading.Timer(time_limit, con.interrupt)
+    try:
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        yield
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        if timer is not None and time_limit is not None and timer.finished.is_set():
+            raise QueryTimeLimitError(
+                f"the query was stopped after its time limit of {time_limit:g} s; narrow "
+                "it (a shorter window, fewer columns) or give it more time",
+                time_limit,
+            ) from exc
+        raise ReportError(f"the query failed: {exc}") from exc
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def check_output(fmt: str, output_path: Path | None) -> None:
@@ -388,7 +472,8 @@ def run_query(
     Raises :class:`QueryRefusedError` before anything runs if the statement is not one
     read-only SELECT over the ledger, :class:`LedgerError` if the ledger cannot be opened,
     :class:`ReportError` if DuckDB cannot run the statement, or if it ran longer than
-    ``time_limit`` seconds (none by default), when it is stopped.
+    ``time_limit`` seconds (none by default), when it is stopped
+    (:class:`QueryTimeLimitError`).
     """
     if time_limit is not None and time_limit <= 0:
         raise ReportError(f"time limit {time_limit} s: give a positive number of seconds")
@@ -396,21 +481,8 @@ def run_query(
     tables = check_query(sql)
     con = open_for_query(ledger_path)
     try:
-        known, ledger_tables = _ledger_relations(con)
-        unknown = sorted(tables - known)
-        if unknown:
-            raise QueryRefusedError(
-                f"refused: {', '.join(repr(t) for t in unknown)} is not a table or view of the "
-                "ledger (a quoted file name would be read from disk). The ledger's tables: "
-                + ", ".join(ledger_tables)
-            )
-        # DuckDB 1.5 has no max_execution_time setting: a timer interrupts the connection,
-        # which stops the statement wherever it is, writing batches included.
-        timer = None if time_limit is None else threading.Timer(time_limit, con.interrupt)
-        try:
-            if timer is not None:
-                timer.daemon = True
-                timer.start()
+        check_relations(con, tables)
+        with time_limited(con, time_limit):
             relation = con.sql(sql)
             if relation is None:
                 raise QueryRefusedError("the statement returned no result set")
@@ -418,15 +490,5 @@ def run_query(
             return write_result(
                 fmt, reader, out=out, output_path=output_path, max_table_rows=max_table_rows
             )
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:
-            if timer is not None and timer.finished.is_set():
-                raise ReportError(
-                    f"the query was stopped after its time limit of {time_limit:g} s; narrow "
-                    "it (a shorter window, fewer columns) or give it more time"
-                ) from exc
-            raise ReportError(f"the query failed: {exc}") from exc
-        finally:
-            if timer is not None:
-                timer.cancel()
     finally:
         con.close()

@@ -8,12 +8,15 @@ Routes: ``/api/v1/...`` (:mod:`.api`), the console (:mod:`.console`), ``/healthz
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
 from disclosure_ledger.service.api import api_router
 from disclosure_ledger.service.auth.accounts import AccountStore
 from disclosure_ledger.service.auth.throttle import LoginThrottle
+from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.console import console_router
+from disclosure_ledger.service.limits import RequestLimits, validation_error
 from disclosure_ledger.service.runtime import LedgerService
 
 API_VERSION = "v1"
@@ -32,6 +35,9 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
     app.state.service = service
     app.state.accounts = accounts
     app.state.login_throttle = LoginThrottle()
+    max_body = ServiceConfig.max_body_bytes if service is None else service.config.max_body_bytes
+    app.add_middleware(RequestLimits, max_body_bytes=max_body)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.get("/healthz", include_in_schema=False, response_class=PlainTextResponse)
     def healthz() -> str:

@@ -26,6 +26,7 @@ class ServiceConfig:
     # service down. The memory limit is the instance's, shared by ingest, reports and queries.
     query_time_limit: float = 10.0
     max_concurrent_queries: int = 2
+    query_slot_wait: float = 5.0  # how long a query waits for a slot before a 429
     max_page_rows: int = 1_000
     memory_limit: str = "2GB"
     max_body_bytes: int = 1_000_000

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -434,3 +435,28 @@ def test_a_query_within_its_time_limit_runs(ledger_file: Path) -> None:
 def test_a_time_limit_must_be_positive(ledger_file: Path) -> None:
     with pytest.raises(ReportError, match="positive number of seconds"):
         run_query(ledger_file, "SELECT 1", "csv", io.StringIO(), time_limit=0)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM secret_table",
+        "SELECT * FROM main.SECRET_TABLE",
+        "WITH secret_table AS (SELECT 1) SELECT * FROM main.secret_table",
+        "SELECT * FROM (WITH secret_table AS (SELECT 1) FROM secret_table), secret_table",
+        "SUMMARIZE secret_table",
+        "FROM pragma_storage_info('main.secret_table')",
+        "FROM pragma_table_info(secret_table)",
+        "FROM histogram(secret_table, actor)",
+    ],
+)
+def test_a_withheld_relation_is_refused_wherever_it_is_named(statement: str) -> None:
+    withheld = {"secret_table": "it is kept from queries"}
+    with pytest.raises(QueryRefusedError, match="secret_table is not open to queries: it is kept"):
+        check_query(statement, withheld=withheld)
+    check_query(re.sub("secret_table", "disclosures", statement, flags=re.I), withheld=withheld)
+
+
+def test_a_table_named_by_a_function_must_be_a_constant() -> None:
+    with pytest.raises(QueryRefusedError, match=r"pragma_table_info\(\): give the table's name"):
+        check_query("FROM pragma_table_info(lower('DISCLOSURES'))")
