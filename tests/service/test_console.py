@@ -322,6 +322,12 @@ def test_investigate_refuses_a_write_and_pages_a_read(service_client: ServiceCli
     )
     assert timeline.status_code == 200 and "timeline: 6 rows" in timeline.text
     assert SUBJECT not in timeline.text
+    incomplete = client.post(
+        "/investigate/preset",
+        data={"csrf_token": csrf, "preset": "timeline", "reason": "case 4", "deliver": "page"},
+    )
+    assert incomplete.status_code == 400
+    assert "subject_id: the timeline preset needs it" in incomplete.text
     with service_client.service.view() as view:
         count = view.con.execute("SELECT count(*) FROM disclosures").fetchone()
     assert count == (60,)

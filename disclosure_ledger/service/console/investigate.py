@@ -24,8 +24,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.api.deps import ledger_service
+from disclosure_ledger.service.api.queries import query_http_error
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.forms import (
@@ -40,7 +40,6 @@ from disclosure_ledger.service.queries import (
     DOWNLOAD_FORMATS,
     PRESETS,
     PresetParams,
-    QueriesBusyError,
     QueryPage,
     SpooledResult,
     query_page,
@@ -49,7 +48,7 @@ from disclosure_ledger.service.queries import (
 )
 from disclosure_ledger.service.runtime import LedgerService
 from ledger.errors import LedgerError
-from reports.errors import QueryRefusedError
+from reports.errors import QueryRefusedError, ReportError
 from reports.presets import VOLUME_BY
 from reports.render import cell_text
 
@@ -71,8 +70,9 @@ def _workspace(
         "reason": "",
         "result": None,
         "preset_result": None,
-        "refusal": None,
-        "preset_refusal": None,
+        "message": None,
+        "where": None,
+        "refused": False,
         "presets": PRESETS,
         "volume_by": VOLUME_BY,
         "formats": DOWNLOAD_FORMATS,
@@ -91,12 +91,21 @@ def _attachment(result: SpooledResult) -> Response:
     )
 
 
-def _status_of(exc: DisclosureLedgerError) -> int:
-    if isinstance(exc, QueriesBusyError):
-        return status.HTTP_429_TOO_MANY_REQUESTS
-    if isinstance(exc, LedgerError):
-        return status.HTTP_503_SERVICE_UNAVAILABLE
-    return status.HTTP_400_BAD_REQUEST
+def _not_answered(
+    request: Request, exc: ReportError | LedgerError, *, subject_id: str = "", **values: Any
+) -> Response:
+    """The workspace again, with the status and message the API gives the same failure
+    (:func:`~disclosure_ledger.service.api.queries.query_http_error`); a subject id the
+    message would repeat is replaced."""
+    error = query_http_error(exc)
+    message = str(error.detail)
+    if subject_id:
+        message = message.replace(subject_id, "[the subject id]")
+    response = _workspace(request, status_code=error.status_code, message=message, **values)
+    response.headers.update(
+        {k: v for k, v in (error.headers or {}).items() if k.lower() == "retry-after"}
+    )
+    return response
 
 
 def _page_number(form: FormData) -> int:
@@ -140,14 +149,14 @@ async def run_statement(
             page=_page_number(form),
             page_size=PAGE_SIZE,
         )
-    except DisclosureLedgerError as exc:
-        refused = isinstance(exc, QueryRefusedError)
-        return _workspace(
+    except (ReportError, LedgerError) as exc:
+        return _not_answered(
             request,
-            status_code=_status_of(exc),
+            exc,
             sql=sql,
             reason=reason,
-            refusal={"refused": refused, "message": str(exc)},
+            refused=isinstance(exc, QueryRefusedError),
+            where="query",
         )
     rows = [[cell_text(value, null="NULL") for value in row] for row in page.rows]
     return _workspace(request, sql=sql, reason=reason, result={"page": page, "rows": rows})
@@ -199,13 +208,8 @@ async def run_preset_page(
             reason=reason,
             fmt="json" if deliver == "page" else deliver,
         )
-    except DisclosureLedgerError as exc:
-        message = str(exc).replace(subject_id, "[the subject id]") if subject_id else str(exc)
-        return _workspace(
-            request,
-            status_code=_status_of(exc),
-            preset_refusal=message,
-        )
+    except (ReportError, LedgerError) as exc:
+        return _not_answered(request, exc, subject_id=subject_id, where="preset")
     if deliver != "page":
         return _attachment(spooled)
     records: list[dict[str, Any]] = json.loads(spooled.read().decode("utf-8"))
