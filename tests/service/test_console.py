@@ -7,17 +7,26 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from disclosure_ledger.service.app import create_app
+from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 from disclosure_ledger.service.auth.roles import Role, permission_allowed
+from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.console.page import CONTENT_SECURITY_POLICY, NAVIGATION
+from disclosure_ledger.service.runtime import LedgerService
 from ledger.access_log import AccessEntry
 from ledger.key_check import KeyStoreAccess
-from tests.service.conftest import PASSWORD, ServiceClient
+from ledger.store import Ledger
+from reference import ReferenceData
+from tests.conftest import TEST_SECRET
+from tests.service.conftest import PASSWORD, ServiceClient, build_ledger
 
 SUBJECT = "member-3"
 
@@ -187,6 +196,50 @@ def test_a_bad_as_of_is_named_and_a_future_one_refused(service_client: ServiceCl
     assert "As of: give a date as YYYY-MM-DD" in bad.text
     assert client.get("/reports/ccpa", params={"as_of": "2999-01-01"}).status_code == 400
     assert client.get("/reports/nonsense", params={"as_of": "2026-01-01"}).status_code == 404
+
+
+@pytest.fixture
+def incomplete_client(tmp_path: Path, reference: ReferenceData) -> Iterator[TestClient]:
+    """The console over a ledger that knows it is complete through nothing (no watermark of
+    any expected source), with a compliance user."""
+    path = build_ledger(tmp_path / "ledger.duckdb", reference)
+    with Ledger(path) as ledger:
+        ledger.con.execute("DELETE FROM watermarks")
+    accounts = AccountStore(default_account_store(path))
+    accounts.add_user("user-compliance", Role.compliance, PASSWORD)
+    service = LedgerService(
+        ServiceConfig(ledger=path, memory_limit="512MB"),
+        reference=reference,
+        subject_secret=TEST_SECRET,
+        key_store=path.with_name(path.name + ".keys.sqlite"),
+        ingest=None,
+        signer=None,
+    )
+    try:
+        with TestClient(create_app(service, accounts)) as client:
+            yield client
+    finally:
+        service.stop()
+
+
+def test_a_report_refused_as_incomplete_shows_the_coverage_and_offers_provisional(
+    incomplete_client: TestClient,
+) -> None:
+    sign_in(incomplete_client, Role.compliance)
+    refused = incomplete_client.get("/reports/ccpa", params={"as_of": "2026-12-01"})
+    assert refused.status_code == 409
+    assert "Refused as incomplete" in refused.text
+    assert "the ledger is complete through no known time" in refused.text
+    assert 'id="provisional"' in refused.text and 'value="1"' in refused.text
+    provisional = incomplete_client.get(
+        "/reports/ccpa", params={"as_of": "2026-12-01", "allow_incomplete": "1"}
+    )
+    assert provisional.status_code == 200
+    assert 'class="notice provisional"' in provisional.text
+    download = incomplete_client.get(
+        "/reports/ccpa/download", params={"as_of": "2026-12-01", "format": "json"}
+    )
+    assert download.status_code == 409
 
 
 # -- requests to know ----------------------------------------------------------------------
