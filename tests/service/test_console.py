@@ -153,15 +153,17 @@ def test_each_role_sees_and_may_open_only_its_pages(
             assert answer.status_code == 200, (entry.path, answer.text[-600:])
         else:
             assert answer.status_code == 403, entry.path
-            assert f"The {role.value} role may not use this page" in answer.text
+            assert f"the {role.value} role may not" in answer.text
             assert nav_paths(answer.text) == allowed
 
 
 def test_the_stylesheet_is_served_from_the_package(service_client: ServiceClient) -> None:
-    answer = service_client.client.get("/console.css")
+    answer = service_client.client.get("/static/console.css")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/css")
     assert "article.report" in answer.text
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert service_client.client.get("/static/../page.py").status_code == 404
 
 
 # -- reports -------------------------------------------------------------------------------

@@ -5,15 +5,16 @@ One module per page or group of pages, each a router of :class:`.page.ConsoleRou
 :mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
 conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
 recipients), :mod:`.investigate` (SQL and presets), :mod:`.quarantine`,
-:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`. The stylesheet is served at
-``/console.css``, the icon at ``/favicon.svg``.
+:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`. The stylesheet and icon
+are served under ``/static/``.
 """
 
 from __future__ import annotations
 
-from importlib.resources import files
+from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi.staticfiles import StaticFiles
 
 from disclosure_ledger.service.console import (
     access_log,
@@ -26,28 +27,26 @@ from disclosure_ledger.service.console import (
     subject_requests,
     verify,
 )
-from disclosure_ledger.service.console.page import ConsoleRoute
+from disclosure_ledger.service.console.page import SECURITY_HEADERS, ConsoleRoute
 
-STATIC = files("disclosure_ledger.service.console").joinpath("static")
+
+class ConsoleStatic(StaticFiles):
+    """The console's own stylesheet and icon, from the installed package, with the console's
+    security headers."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["Cache-Control"] = "max-age=3600"
+        return response
+
 
 console_router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
-
-
-def _static(name: str, media_type: str) -> Response:
-    response = Response(STATIC.joinpath(name).read_bytes(), media_type=media_type)
-    response.headers["Cache-Control"] = "max-age=3600"
-    return response
-
-
-@console_router.get("/console.css")
-def stylesheet() -> Response:
-    return _static("console.css", "text/css; charset=utf-8")
-
-
-@console_router.get("/favicon.svg")
-def favicon() -> Response:
-    return _static("favicon.svg", "image/svg+xml")
-
+console_router.mount(
+    "/static",
+    ConsoleStatic(packages=[("disclosure_ledger.service.console", "static")]),
+    name="console-static",
+)
 
 for _module in (
     session,

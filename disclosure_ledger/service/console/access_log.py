@@ -11,9 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from reports.access import access_report, render_access
 
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.embedding import (
     DOWNLOAD_FORMATS,
@@ -22,9 +24,8 @@ from disclosure_ledger.service.console.embedding import (
     report_body,
 )
 from disclosure_ledger.service.console.forms import FormError, parse_date
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
-from reports.access import access_report, render_access
 from reports.errors import ReportError
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -41,7 +42,7 @@ def access_text(service: LedgerService, since: date, until: date | None, fmt: st
 @router.get("/access-log")
 def access_log_page(
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.access_log))],
+    _actor: Annotated[Actor, Depends(require(Action.access_log))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     params = request.query_params

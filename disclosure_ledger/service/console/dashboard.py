@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.status import service_status
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
 from reports.conformance import conformance_report
 
@@ -40,7 +41,7 @@ def conformance_alerts(service: LedgerService) -> dict[str, Any]:
 @router.get("/")
 def dashboard(
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.status))],
+    _actor: Annotated[Actor, Depends(require(Action.status))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     return render_page(

@@ -21,9 +21,10 @@ from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import erase, erasure_lines
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.forms import checked_form, choice_field, text_field
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -33,7 +34,7 @@ SUBJECT_TYPES = ("member", "guest")
 
 @router.get("/erasure")
 def erasure_form(
-    request: Request, _actor: Annotated[Actor, Depends(signed_in(Action.erase))]
+    request: Request, _actor: Annotated[Actor, Depends(require(Action.erase))]
 ) -> Response:
     return render_page(request, "erasure.html.j2", step="ask", pending=None, outcome=None)
 
@@ -41,7 +42,7 @@ def erasure_form(
 @router.post("/erasure")
 async def erasure(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.erase))],
+    actor: Annotated[Actor, Depends(require(Action.erase))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     form = await checked_form(request, actor)

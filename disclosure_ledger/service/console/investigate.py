@@ -27,6 +27,7 @@ from starlette.datastructures import FormData
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.queries import query_http_error
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.forms import (
     FormError,
@@ -35,7 +36,7 @@ from disclosure_ledger.service.console.forms import (
     parse_date,
     text_field,
 )
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.queries import (
     DOWNLOAD_FORMATS,
     PRESETS,
@@ -119,7 +120,7 @@ def _page_number(form: FormData) -> int:
 
 @router.get("/investigate")
 def workspace(
-    request: Request, _actor: Annotated[Actor, Depends(signed_in(Action.query))]
+    request: Request, _actor: Annotated[Actor, Depends(require(Action.query))]
 ) -> Response:
     return _workspace(request)
 
@@ -127,7 +128,7 @@ def workspace(
 @router.post("/investigate")
 async def run_statement(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.query))],
+    actor: Annotated[Actor, Depends(require(Action.query))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     form = await checked_form(request, actor)
@@ -189,7 +190,7 @@ def _midnight(day: date | None) -> datetime | None:
 @router.post("/investigate/preset")
 async def run_preset_page(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.query))],
+    actor: Annotated[Actor, Depends(require(Action.query))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     form = await checked_form(request, actor)

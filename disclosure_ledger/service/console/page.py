@@ -2,10 +2,12 @@
 response and turns refusals into pages, the templates, and who is signed in.
 
 - :class:`ConsoleRoute` wraps each console route: a refusal (``HTTPException``) becomes an
-  HTML page with the same status (a missing session becomes a redirect to ``/login``), and
-  every response, a page, a redirect or a download, carries :data:`SECURITY_HEADERS`.
-- :func:`signed_in` is the dependency of every page: the session's actor, if its role may
-  do the page's action; else a redirect to ``/login`` (no session, or an expired one) or 403.
+  HTML page with the same status (a browser without a session is redirected to
+  ``/login``), and every response, a page, a redirect or a download, carries
+  :data:`SECURITY_HEADERS`.
+- Every page depends on :func:`~disclosure_ledger.service.auth.actor.require`, as every API
+  route does: the actor, if its role may do the page's action; else 401, which a browser
+  gets as a redirect to ``/login`` (``?expired=1`` when its session expired), or 403.
 - :func:`render_page` fills a template of ``templates/`` (autoescaped, loaded from the
   installed package) with the navigation the actor's role may use.
 
@@ -27,7 +29,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from disclosure_ledger.service.auth.accounts import Actor
-from disclosure_ledger.service.auth.actor import SESSION_COOKIE, find_actor
+from disclosure_ledger.service.auth.actor import SESSION_COOKIE
 from disclosure_ledger.service.auth.roles import Action, permission_allowed
 
 log = logging.getLogger("disclosure_ledger.service.console")
@@ -108,33 +110,6 @@ def render_page(
     return HTMLResponse(html, status_code=status_code)
 
 
-class SignInFirst(HTTPException):
-    """No session, or one that expired: the console answers with the sign-in page."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__(status.HTTP_303_SEE_OTHER, "sign in first")
-        self.expired = expired
-
-
-def signed_in(action: Action) -> Callable[[Request], Actor]:
-    """A dependency: the signed-in actor, if its role may do ``action``."""
-
-    def dependency(request: Request) -> Actor:
-        actor = find_actor(request)
-        if actor is None:
-            raise SignInFirst(expired=SESSION_COOKIE in request.cookies)
-        if not permission_allowed(actor.role, action):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"The {actor.role.value} role may not use this page "
-                f"({action.value.replace('_', ' ')}).",
-            )
-        return actor
-
-    dependency.__name__ = f"console_{action.value}"
-    return dependency
-
-
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
     return render_page(
         request, "error.html.j2", status_code=status_code, code=status_code, message=message
@@ -142,8 +117,11 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
 
 
 def _refusal(request: Request, exc: HTTPException) -> Response:
-    if isinstance(exc, SignInFirst):
-        target = f"{LOGIN_PATH}?expired=1" if exc.expired else LOGIN_PATH
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and "authorization" not in request.headers:
+        # a browser without a live session: to the sign-in page (an API client sending a
+        # token that is no longer valid keeps its 401)
+        expired = SESSION_COOKIE in request.cookies
+        target = f"{LOGIN_PATH}?expired=1" if expired else LOGIN_PATH
         return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "retry-after"}
     response = error_page(request, exc.status_code, str(exc.detail))

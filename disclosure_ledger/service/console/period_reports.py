@@ -28,6 +28,7 @@ from disclosure_ledger.service.answers import (
 )
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.embedding import (
     DOWNLOAD_FORMATS,
@@ -36,7 +37,7 @@ from disclosure_ledger.service.console.embedding import (
     report_body,
 )
 from disclosure_ledger.service.console.forms import FormError, parse_date
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
 from reports.errors import FutureAsOfError, IncompleteLedgerError, ReportError
 
@@ -127,7 +128,7 @@ def _kind(name: str) -> PeriodKind:
 @router.get("/reports/requests")
 def request_metrics_page(
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.request_metrics))],
+    _actor: Annotated[Actor, Depends(require(Action.request_metrics))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     year = _year(request.query_params.get("year"))
@@ -159,7 +160,7 @@ def _year(text: str | None) -> int:
 def period_report_page(
     name: str,
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.report))],
+    _actor: Annotated[Actor, Depends(require(Action.report))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     kind = _kind(name)
@@ -195,7 +196,7 @@ def period_report_page(
 def period_report_download(
     name: str,
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.report))],
+    _actor: Annotated[Actor, Depends(require(Action.report))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     kind = _kind(name)

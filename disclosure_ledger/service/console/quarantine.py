@@ -17,9 +17,10 @@ from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import quarantine_listing, quarantine_message
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.forms import FormError, checked_form, text_field
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
 from ledger.errors import LedgerError
 
@@ -53,7 +54,7 @@ def _shown(data: bytes | None) -> dict[str, str] | None:
 @router.get("/quarantine")
 def quarantine_page(
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.quarantine))],
+    _actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     offset = _number(request.query_params.get("offset"), "Offset", 0)
@@ -64,7 +65,7 @@ def quarantine_page(
 @router.post("/quarantine/message")
 async def quarantine_bytes(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.quarantine))],
+    actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     form = await checked_form(request, actor)

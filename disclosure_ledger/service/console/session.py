@@ -22,12 +22,12 @@ from starlette.concurrency import run_in_threadpool
 
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.auth.accounts import AccountStore, Actor
-from disclosure_ledger.service.auth.actor import SESSION_COOKIE, find_actor
+from disclosure_ledger.service.auth.actor import SESSION_COOKIE, find_actor, require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.auth.sessions import clear_session_cookie, set_session_cookie
 from disclosure_ledger.service.auth.throttle import LoginThrottle
 from disclosure_ledger.service.console.forms import checked_form
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -153,7 +153,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(
-    request: Request, actor: Annotated[Actor, Depends(signed_in(Action.status))]
+    request: Request, actor: Annotated[Actor, Depends(require(Action.status))]
 ) -> Response:
     await checked_form(request, actor)
     accounts: AccountStore = request.app.state.accounts

@@ -23,10 +23,11 @@ from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import SubjectRequest, subject_answer
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.embedding import DOWNLOAD_FORMATS, download, report_body
 from disclosure_ledger.service.console.forms import FormError, checked_form, choice_field
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
 from ledger.errors import LedgerError
 from reports.request_log import ReceivedVia
@@ -112,7 +113,7 @@ async def _answer(request: Request, kind: Kind, actor: Actor, service: LedgerSer
 
 @router.get("/requests/know")
 def know_form(
-    request: Request, _actor: Annotated[Actor, Depends(signed_in(Action.request_to_know))]
+    request: Request, _actor: Annotated[Actor, Depends(require(Action.request_to_know))]
 ) -> Response:
     return _form_page(request, "know")
 
@@ -120,7 +121,7 @@ def know_form(
 @router.post("/requests/know")
 async def know_answer(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.request_to_know))],
+    actor: Annotated[Actor, Depends(require(Action.request_to_know))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     return await _answer(request, "know", actor, service)
@@ -128,7 +129,7 @@ async def know_answer(
 
 @router.get("/requests/recipients")
 def recipients_form(
-    request: Request, _actor: Annotated[Actor, Depends(signed_in(Action.request_to_know))]
+    request: Request, _actor: Annotated[Actor, Depends(require(Action.request_to_know))]
 ) -> Response:
     return _form_page(request, "recipients")
 
@@ -136,7 +137,7 @@ def recipients_form(
 @router.post("/requests/recipients")
 async def recipients_answer(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.request_to_know))],
+    actor: Annotated[Actor, Depends(require(Action.request_to_know))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     return await _answer(request, "recipients", actor, service)

@@ -17,9 +17,10 @@ from fastapi.responses import RedirectResponse
 
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.console.forms import checked_form
-from disclosure_ledger.service.console.page import ConsoleRoute, render_page, signed_in
+from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.jobs import VerifyRunningError
 from disclosure_ledger.service.runtime import LedgerService
 
@@ -31,7 +32,7 @@ REFRESH_SECONDS = 1
 @router.get("/verify")
 def verify_page(
     request: Request,
-    _actor: Annotated[Actor, Depends(signed_in(Action.verify))],
+    _actor: Annotated[Actor, Depends(require(Action.verify))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     job = service.verify_jobs.latest()
@@ -47,7 +48,7 @@ def verify_page(
 @router.post("/verify")
 async def start_verify(
     request: Request,
-    actor: Annotated[Actor, Depends(signed_in(Action.verify))],
+    actor: Annotated[Actor, Depends(require(Action.verify))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     await checked_form(request, actor)
