@@ -89,7 +89,7 @@ def test_a_wrong_password_is_refused_and_opens_no_session(service_client: Servic
         follow_redirects=False,
     )
     assert answer.status_code == 401
-    assert "Wrong user name or password" in answer.text
+    assert "wrong user name or password" in answer.text.lower()
     assert "dl_session" not in answer.cookies
     assert_secure_headers(answer)
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
