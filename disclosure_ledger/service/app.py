@@ -1,19 +1,24 @@
 """``create_app``: the service's ASGI application (FastAPI over Starlette).
 
 Routes: ``/api/v1/...`` (:mod:`.api`), the console (:mod:`.console`), ``/healthz``,
-``/readyz``. The OpenAPI document is served at ``/api/v1/openapi.json`` and committed as
+``/readyz``, ``/metrics`` (:mod:`.metrics`: Prometheus text, no sign-in, no personal data).
+Every request is counted and logged by its route template (:mod:`.request_observer`).
+The OpenAPI document is served at ``/api/v1/openapi.json`` and committed as
 ``docs/openapi.json`` (``python -m disclosure_ledger.service.openapi docs/openapi.json``).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from disclosure_ledger.service.api import api_router
 from disclosure_ledger.service.auth.accounts import AccountStore
 from disclosure_ledger.service.auth.throttle import LoginThrottle
 from disclosure_ledger.service.console import console_router
+from disclosure_ledger.service.metrics import ServiceMetrics
+from disclosure_ledger.service.request_observer import RequestObserver
 from disclosure_ledger.service.runtime import LedgerService
 
 API_VERSION = "v1"
@@ -32,6 +37,9 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
     app.state.service = service
     app.state.accounts = accounts
     app.state.login_throttle = LoginThrottle()
+    metrics = ServiceMetrics(service)
+    app.state.metrics = metrics
+    app.add_middleware(RequestObserver, metrics=metrics)
 
     @app.get("/healthz", include_in_schema=False, response_class=PlainTextResponse)
     def healthz() -> str:
@@ -47,6 +55,11 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
         if service.ingest_settings is not None and state is not None and not state.running:
             return PlainTextResponse(f"ingestion stopped: {state.error}\n", status_code=503)
         return PlainTextResponse("ready\n")
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format; no sign-in: no metric carries personal data."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api_router, prefix=f"/api/{API_VERSION}")
     app.include_router(console_router)

@@ -13,6 +13,7 @@ import uvicorn
 
 from disclosure_ledger.service.app import create_app
 from disclosure_ledger.service.auth.accounts import AccountStore
+from disclosure_ledger.service.logs import log_config
 from disclosure_ledger.service.runtime import LedgerService
 from disclosure_ledger.service.state_file import remove_service_state, write_service_state
 
@@ -31,8 +32,9 @@ def serve(service: LedgerService, accounts: AccountStore) -> None:
             port=config.port,
             ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
             ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+            log_config=log_config(),  # JSON lines, as the service's own (service.logs)
             log_level="info",
-            access_log=False,  # URLs are logged by our own middleware, without personal data
+            access_log=False,  # requests are logged by route template (request_observer)
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=30,

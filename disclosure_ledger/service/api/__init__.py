@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from disclosure_ledger.service.api import status
+from disclosure_ledger.service.api import access, status, verify
 
 api_router = APIRouter()
 api_router.include_router(status.router)
+api_router.include_router(verify.router)
+api_router.include_router(access.router)
