@@ -39,7 +39,7 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
     app.state.login_throttle = LoginThrottle()
     metrics = ServiceMetrics(service)
     app.state.metrics = metrics
-    app.add_middleware(RequestObserver, metrics=metrics)
+    app.add_middleware(RequestObserver, metrics=metrics, prefixes=("", f"/api/{API_VERSION}"))
 
     @app.get("/healthz", include_in_schema=False, response_class=PlainTextResponse)
     def healthz() -> str:

@@ -11,7 +11,9 @@ string, a header or the body.
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Collection
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,12 +23,26 @@ from disclosure_ledger.service.metrics import ServiceMetrics
 log = logging.getLogger("disclosure_ledger.service.http")
 
 UNMATCHED = "(unmatched)"
+UNKNOWN_PREFIX = "{prefix}"
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, prefixes: Collection[str] = ("",)) -> str:
+    """The template of the route that answered: the prefix its router was included under
+    (one of ``prefixes``, else ``{prefix}``: never a piece of the URL that is not one of
+    them) and the route's own path template. FastAPI's ``scope["route"]`` is the route
+    as its router declared it, without the prefix it was included under."""
     route: Any = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    template = getattr(route, "path", None)
+    pattern = getattr(route, "path_regex", None)
+    if not isinstance(template, str):
+        return UNMATCHED
+    path = str(scope.get("path", ""))
+    if isinstance(pattern, re.Pattern):
+        for at in [i for i, char in enumerate(path) if char == "/"]:
+            if pattern.match(path[at:]):
+                prefix = path[:at]
+                return (prefix if prefix in prefixes else UNKNOWN_PREFIX) + template
+    return template
 
 
 def actor_name(scope: Scope) -> str | None:
@@ -36,9 +52,13 @@ def actor_name(scope: Scope) -> str | None:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, prefixes: Collection[str] = ("",)
+    ) -> None:
+        """``prefixes``: those routers are included under (``/api/v1``), shown as they are."""
         self.app = app
         self.metrics = metrics
+        self.prefixes = frozenset(prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +78,7 @@ class RequestObserver:
             await self.app(scope, receive, noting_status)
         finally:
             seconds = time.perf_counter() - started
-            method, route = str(scope.get("method", "")), route_template(scope)
+            method, route = str(scope.get("method", "")), route_template(scope, self.prefixes)
             self.metrics.observe_request(method, route, status, seconds)
             log.info(
                 "%s %s %d",
