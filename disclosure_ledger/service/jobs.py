@@ -157,6 +157,8 @@ class VerifyJobs:
         try:
             public_key, sources = self._trust()
             with service.view() as view:
+                counted = view.con.execute("SELECT count(*) FROM disclosures").fetchall()
+                job.progress(0, int(counted[0][0]))  # the total at once, for a progress bar
                 result = verify_ledger(
                     view, checkpoints=sources, public_key=public_key, progress=progress
                 )
