@@ -8,7 +8,10 @@ subject's key) unlinks the access log too. The query text is kept.
 The rows form one chain, ``access_log``, hashed as the disclosures are (:mod:`ledger.chain`):
 ``leaf = SHA-256(0x00 || netstrings of ACCESS_FIELDS)``, ``chain_hash(n) = SHA-256(0x01 ||
 chain_hash(n-1) || leaf(n))`` from 32 zero bytes. Nothing in this project updates or
-deletes a row; ``verify`` recomputes the chain.
+deletes a row; ``verify`` recomputes the chain (:mod:`ledger.verify.access_log`), and
+every signed checkpoint names its length and head as the chain ``access_log``.
+The table is created with the rest of the ledger when a writer opens it
+(:class:`ledger.store.Ledger`), so every reader finds it.
 
 An entry commits in its own transaction before the read it records is answered: if it
 cannot be written, the caller fails the read.
@@ -44,6 +47,12 @@ ACCESS_FIELDS: tuple[str, ...] = (
     "rows_returned",
 )
 """Everything an entry asserts, in hashing order."""
+
+ACCESS_LEAF_SELECT = (
+    "seq, epoch_ms(accessed_at) AS accessed_at_ms, actor, role, action, reason, "
+    "subject_pseudonym, query_text, detail, rows_returned"
+)
+"""The :data:`ACCESS_FIELDS` of ``access_log`` rows, as :func:`access_leaf` takes them."""
 
 ACCESS_LOG_DDL = """
 CREATE TABLE IF NOT EXISTS access_log (
@@ -83,6 +92,26 @@ def access_leaf(fields: Mapping[str, Any]) -> bytes:
     ).digest()
 
 
+def has_access_log(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the ledger has the table (a ledger last opened for writing before the access
+    log existed, and read read-only since, has none)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'access_log'"
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def access_log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, bytes] | None:
+    """The access log's length (its highest seq) and head (that entry's chain hash); None
+    while it holds no entry."""
+    if not has_access_log(con):
+        return None
+    head = con.execute(
+        "SELECT seq, chain_hash FROM access_log ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return None if head is None else (int(head[0]), bytes(head[1]))
+
+
 class AccessLog:
     """Appends entries to one ledger's access log, one at a time (the chain is sequential)."""
 
@@ -96,7 +125,6 @@ class AccessLog:
             raise LedgerError("a read of personal data needs a stated reason (a case number)")
         with self._lock:
             try:
-                con.execute(ACCESS_LOG_DDL)
                 con.execute("BEGIN TRANSACTION")
                 head = con.execute(
                     "SELECT seq, chain_hash FROM access_log ORDER BY seq DESC LIMIT 1"

@@ -5,7 +5,10 @@ A checkpoint is one line of text (see README "Checkpoints")::
     disclosure-ledger-checkpoint/1 at=2026-03-01T12:00:00.123Z ref=2026.11.0+d772838d
     key=5f1c0e9a2b3d4c6e privacy.disclosures.v1/0=1234:<64 hex> ... sig=<128 hex>
 
-(one line; wrapped here). The signature is Ed25519 over the UTF-8 bytes of everything
+(one line; wrapped here). Besides one ``topic/partition`` chain per source partition, a
+line names the access log's chain, ``access_log=<length>:<head>`` (:mod:`ledger.access_log`),
+once it holds an entry; lines written before it was covered do not name it, and stay
+valid. The signature is Ed25519 over the UTF-8 bytes of everything
 before `` sig=``. Chains are sorted by id; ``ref`` is the reference-data version the
 consumer was classifying with, percent-encoded; ``key`` is the first 16 hex digits of
 SHA-256 of the raw 32-byte public key. The line is stored in the ledger's ``checkpoints``
@@ -34,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ledger.access_log import ACCESS_CHAIN, access_log_head
 from ledger.errors import LedgerError
 from ledger.store import Ledger
 
@@ -218,12 +222,21 @@ def sign_checkpoint(
 
 # -- in the ledger and in the file -------------------------------------------------------
 def current_heads(ledger: Ledger) -> tuple[ChainHead, ...]:
-    """Every chain's length (its highest seq) and head (the chain hash of that row)."""
+    """Every chain's length (its highest seq) and head (the chain hash of that row): one
+    per source partition, and the access log's once it holds an entry."""
     rows = ledger.con.execute(
         "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
         "GROUP BY chain_id ORDER BY chain_id"
     ).fetchall()
-    return tuple(sorted((ChainHead(str(c), int(n), bytes(h)) for c, n, h in rows), key=_by_chain))
+    heads = [ChainHead(str(c), int(n), bytes(h)) for c, n, h in rows]
+    access = access_log_head(ledger.con)
+    if access is not None:
+        heads.append(ChainHead(ACCESS_CHAIN, *access))
+    return tuple(sorted(heads, key=_by_chain))
+
+
+def _access_length(heads: Iterable[ChainHead]) -> int:
+    return next((h.length for h in heads if h.chain_id == ACCESS_CHAIN), 0)
 
 
 def ledger_checkpoint_lines(ledger: Ledger) -> list[str]:
@@ -272,8 +285,9 @@ def default_checkpoint_file(ledger_path: Path) -> Path:
 
 class Checkpointer:
     """Writes a checkpoint every ``every_rows`` appended rows or ``every_seconds`` seconds
-    (whichever comes first, and only if rows were appended since the last one), and on a
-    clean shutdown if the chains moved since the last checkpoint.
+    (whichever comes first, and only if rows were appended, or entries added to the access
+    log, since the last one), and on a clean shutdown if the chains moved since the last
+    checkpoint.
 
     The consumer calls :meth:`after_batch` after every committed batch (the
     :class:`~consumers.pipeline.Ingestor` does it itself when given a checkpointer) and
@@ -309,15 +323,22 @@ class Checkpointer:
         heads = current_heads(ledger)
         lines = ledger_checkpoint_lines(ledger)
         try:
-            covered = bool(lines) and parse_checkpoint(lines[-1]).heads == heads
+            last_heads = parse_checkpoint(lines[-1]).heads if lines else ()
         except LedgerError:
-            covered = False
-        self._moved = bool(heads) and not covered
+            last_heads = ()
+        self._moved = bool(heads) and heads != last_heads
+        self._access_checkpointed = _access_length(last_heads)
+
+    def _access_log_moved(self) -> bool:
+        """Whether the access log grew since the last checkpoint (the service appends to it
+        on other threads; this reads what they committed)."""
+        head = access_log_head(self.ledger.con)
+        return head is not None and head[0] != self._access_checkpointed
 
     def after_batch(self, appended_rows: int) -> Checkpoint | None:
         """Call after each committed batch; writes a checkpoint when one is due."""
         self._pending_rows += appended_rows
-        if appended_rows:
+        if appended_rows or (not self._moved and self._access_log_moved()):
             self._moved = True
         if not self._moved:
             return None
@@ -327,7 +348,7 @@ class Checkpointer:
 
     def shutdown(self) -> Checkpoint | None:
         """Call on a clean stop: a final checkpoint, unless the last one is still current."""
-        return self.checkpoint() if self._moved else None
+        return self.checkpoint() if self._moved or self._access_log_moved() else None
 
     def checkpoint(self) -> Checkpoint:
         """Write a checkpoint now."""
@@ -339,6 +360,7 @@ class Checkpointer:
         self._pending_rows = 0
         self._last_ms = now
         self._moved = False
+        self._access_checkpointed = _access_length(checkpoint.heads)
         self.last = checkpoint
         log.info(
             "checkpoint at %s over %d chain(s), appended to %s",

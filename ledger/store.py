@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ledger.access_log import ACCESS_LOG_DDL
 from ledger.chain import LEAF_TYPES
 from ledger.coverage import WATERMARKS_DDL
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
@@ -294,6 +295,7 @@ class Ledger:
         if not read_only:
             self.con.execute(_DDL)
             self.con.execute(WATERMARKS_DDL)
+            self.con.execute(ACCESS_LOG_DDL)  # readers always find it, empty or not
             self.con.execute(
                 "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                 [FORMAT_VERSION],

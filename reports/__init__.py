@@ -8,7 +8,8 @@ html or csv):
   the GDPR Art. 19 recipients list, and denials;
 - :mod:`reports.transfers`: transfers outside the EEA with their safeguards, Art. 30(1)(e);
 - :mod:`reports.conformance`: undeclared flows and transfers without safeguard;
-- :mod:`reports.request_metrics`: the 11 CCR 7102 metrics of :mod:`reports.request_log`.
+- :mod:`reports.request_metrics`: the 11 CCR 7102 metrics of :mod:`reports.request_log`;
+- :mod:`reports.access`: every read of personal data, from the ledger's access log.
 
 Shared parts: :mod:`reports.base` (one read snapshot per report, one dispatch of the formats),
 :mod:`reports.contracts` (the JSON contracts as pydantic models, published as JSON Schema

@@ -452,6 +452,51 @@ class RequestsReportJson(Contract):
     )
 
 
+# -- access-report/1 ------------------------------------------------------------------------
+class AccessLogHead(Contract):
+    """The access log's chain at generation time: what a signed checkpoint names."""
+
+    length: Count = Field(description="entries in the whole log (its highest seq)")
+    head_chain_hash: str | None = Field(
+        pattern=r"^[0-9a-f]{64}$", description="hex of the last entry's chain_hash; null: empty"
+    )
+
+
+class AccessEntryJson(Contract):
+    """One read of personal data, as recorded before it was answered."""
+
+    seq: int = Field(ge=1)
+    accessed_at: Timestamp
+    actor: str
+    role: str
+    action: str = Field(description='what was read: "report subject", "query", ...')
+    reason: str = Field(description="the reason the reader stated (a case number)")
+    subject_pseudonym: str | None = Field(
+        description="the subject as the ledger knows it (never resolved to an id); null: "
+        "no one subject"
+    )
+    query_text: str | None
+    detail: str | None
+    rows_returned: Count
+    chain_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class AccessWindow(Contract):
+    start: Timestamp = Field(description="included: --since")
+    end: Timestamp = Field(description="excluded: --until, else the time of generation")
+
+
+class AccessReportJson(Contract):
+    """Who read personal data, when, why and how much, from the hash-chained access log."""
+
+    report: Literal["access-report/1"]
+    generated_at: Timestamp
+    window: AccessWindow = Field(description="entries with start <= accessed_at < end")
+    access_log: AccessLogHead
+    entries_counted: Count
+    entries: list[AccessEntryJson] = Field(description="in seq order")
+
+
 # -- publishing -----------------------------------------------------------------------------
 CONTRACTS: tuple[type[Contract], ...] = (
     CcpaReportJson,
@@ -461,6 +506,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     TransfersReportJson,
     ConformanceReportJson,
     RequestsReportJson,
+    AccessReportJson,
 )
 """Every report's JSON contract."""
 

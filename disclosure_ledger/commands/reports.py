@@ -80,6 +80,19 @@ def register(commands: Subcommands) -> None:
     kind.add_argument(
         "--request-log", type=Path, help="request log (default LEDGER.requests.sqlite)"
     )
+    kind = report_kind(
+        "access",
+        "Every read of personal data recorded in the access log (who, role, when, what, the "
+        "stated reason, rows returned); subjects as pseudonyms.",
+        as_of=False,
+    )
+    kind.add_argument(
+        "--since",
+        type=iso_datetime,
+        required=True,
+        help="window start, included (UTC date or time)",
+    )
+    kind.add_argument("--until", type=iso_datetime, help="window end, excluded (default: now)")
 
 
 def _allow_incomplete_option(kind: argparse.ArgumentParser) -> None:
@@ -222,6 +235,13 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
         return render_recipients(listed, args.format)
 
 
+def _access_report(args: argparse.Namespace, ledger: Ledger) -> str:
+    from reports.access import access_report, render_access
+
+    report = access_report(ledger, since=args.since, until=args.until)
+    return render_access(report, args.format)
+
+
 def _requests_report(args: argparse.Namespace) -> str:
     from ledger.errors import LedgerLockedError
     from ledger.store import Ledger
@@ -256,4 +276,5 @@ _REPORTS: dict[str, Callable[[argparse.Namespace, Ledger], str]] = {
     "transfers": _transfers_report,
     "subject": _subject_request,
     "recipients": _subject_request,
+    "access": _access_report,
 }

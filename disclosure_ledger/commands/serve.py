@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,11 +72,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from consumers.consumer import DEFAULT_BATCH
     from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
     from disclosure_ledger.service.config import ServiceConfig, parse_listen
+    from disclosure_ledger.service.logs import configure_logging
     from disclosure_ledger.service.runtime import IngestSettings, LedgerService
     from disclosure_ledger.service.server import serve
     from reference import load_reference
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()  # JSON lines (service/logs.py); uvicorn is given the same
     host, port = parse_listen(args.listen)
     config = ServiceConfig(
         ledger=args.ledger,

@@ -1,7 +1,9 @@
 """``create_app``: the service's ASGI application (FastAPI over Starlette).
 
 Routes: ``/api/v1/...`` (:mod:`.api`), the console (:mod:`.console`), ``/healthz``,
-``/readyz``. The OpenAPI document is served at ``/api/v1/openapi.json`` and committed as
+``/readyz``, ``/metrics`` (:mod:`.metrics`: Prometheus text, no sign-in, no personal data).
+Every request is counted and logged by its route template (:mod:`.request_observer`).
+The OpenAPI document is served at ``/api/v1/openapi.json`` and committed as
 ``docs/openapi.json`` (``python -m disclosure_ledger.service.openapi docs/openapi.json``).
 """
 
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from disclosure_ledger.service.api import api_router
 from disclosure_ledger.service.auth.accounts import AccountStore
@@ -17,6 +20,8 @@ from disclosure_ledger.service.auth.throttle import LoginThrottle
 from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.console import console_router
 from disclosure_ledger.service.limits import RequestLimits, validation_error
+from disclosure_ledger.service.metrics import ServiceMetrics
+from disclosure_ledger.service.request_observer import RequestObserver
 from disclosure_ledger.service.runtime import LedgerService
 
 API_VERSION = "v1"
@@ -38,6 +43,9 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
     max_body = ServiceConfig.max_body_bytes if service is None else service.config.max_body_bytes
     app.add_middleware(RequestLimits, max_body_bytes=max_body)
     app.add_exception_handler(RequestValidationError, validation_error)
+    metrics = ServiceMetrics(service)
+    app.state.metrics = metrics
+    app.add_middleware(RequestObserver, metrics=metrics, prefixes=("", f"/api/{API_VERSION}"))
 
     @app.get("/healthz", include_in_schema=False, response_class=PlainTextResponse)
     def healthz() -> str:
@@ -53,6 +61,11 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
         if service.ingest_settings is not None and state is not None and not state.running:
             return PlainTextResponse(f"ingestion stopped: {state.error}\n", status_code=503)
         return PlainTextResponse("ready\n")
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format; no sign-in: no metric carries personal data."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api_router, prefix=f"/api/{API_VERSION}")
     app.include_router(console_router)

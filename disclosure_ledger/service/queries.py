@@ -41,6 +41,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 import duckdb
 import pyarrow as pa
 
+from disclosure_ledger.service.metrics import observe_query_seconds
 from ledger.access_log import AccessEntry
 from ledger.key_check import KeyStoreAccess
 from reports.errors import QueryRefusedError, ReportError
@@ -247,6 +248,7 @@ def query_page(
     if not 1 <= page_size <= limit:
         raise ReportError(f"page_size {page_size}: give 1 to {limit} rows (max_page_rows)")
     tables = check_query(sql, withheld=WITHHELD)
+    started = time.monotonic()
     with _query_slot(service), rolled_back(service) as cursor:
         check_relations(cursor, tables, withheld=WITHHELD)
         offset = (page - 1) * page_size
@@ -256,6 +258,7 @@ def query_page(
                 raise QueryRefusedError("the statement returned no result set")
             columns = list(relation.columns)
             table = relation.limit(page_size + 1, offset=offset).to_arrow_table()
+    observe_query_seconds(time.monotonic() - started)
     values = [column.to_pylist() for column in table.columns]
     rows = list(zip(*values, strict=True))
     has_more = len(rows) > page_size
@@ -323,6 +326,7 @@ def _recorded(
     service: LedgerService, entry: AccessEntry, result: SpooledResult, started: float
 ) -> SpooledResult:
     """Record the read before anything is sent; a read not recorded is not answered."""
+    observe_query_seconds(time.monotonic() - started)
     try:
         service.record_access(entry)
     except BaseException:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from consumers.consumer import ConsumeStats, consume
 from consumers.pipeline import Ingestor
 from disclosure_ledger.service.config import ServiceConfig
+from disclosure_ledger.service.jobs import VerifyJobs
+from disclosure_ledger.service.metrics import TimedIngestor
 from ledger.access_log import AccessEntry, AccessLog, AccessRecord
 from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
@@ -103,6 +105,7 @@ class LedgerService:
         self._thread: threading.Thread | None = None
         self._writer_lock = threading.Lock()  # access-log appends and erasures, one at a time
         self._access_con = self.ledger.view(writable=True)
+        self.verify_jobs = VerifyJobs(self)
 
     def _set_memory_limit(self) -> None:
         """The instance's one memory limit, shared by ingest, reports and queries (the
@@ -141,7 +144,7 @@ class LedgerService:
         keys: SubjectKeyStore | None = None
         try:
             keys = self.subject_keys(KeyStoreAccess.derive, self.ledger)
-            self.ingestor = Ingestor(
+            self.ingestor = TimedIngestor(  # an Ingestor that times each batch's commit
                 self.ledger, keys, self.reference, checkpointer=self._checkpointer(self._signer)
             )
             self._set_memory_limit()
@@ -172,6 +175,7 @@ class LedgerService:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("the ingest thread did not stop within %.0f s", timeout)
+        self.verify_jobs.join(timeout)  # a running verify ends at its next range of rows
         try:
             self._access_con.close()
         finally:

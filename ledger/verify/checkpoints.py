@@ -1,7 +1,8 @@
 """Checkpoints against the chains: every signed head must still be the chain hash at its
 length. A chain shorter than a checkpoint was truncated below it; another hash at that
 length means the chain was rewritten since. Signatures are checked when a public key is
-given."""
+given. The access log is a chain like the others (``access_log=<length>:<head>``), looked up
+in its own table; a checkpoint written before it was covered simply does not name it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import duckdb
 import pyarrow as pa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ledger.access_log import ACCESS_CHAIN, has_access_log
 from ledger.chain import GENESIS
 from ledger.checkpoints import Checkpoint, parse_checkpoint
 from ledger.errors import LedgerError
@@ -64,11 +66,13 @@ def verify_checkpoints(
     ]
     if not heads:
         return
+    at_length = _access_log_hashes(con, heads)
+    disclosed = [(position, h) for position, h in enumerate(heads) if h[0] != ACCESS_CHAIN]
     probe = pa.table(
         {
-            "chain_id": pa.array([h[0] for h in heads], pa.string()),
-            "length": pa.array([h[1] for h in heads], pa.int64()),
-            "position": pa.array(list(range(len(heads))), pa.int64()),
+            "chain_id": pa.array([h[0] for _, h in disclosed], pa.string()),
+            "length": pa.array([h[1] for _, h in disclosed], pa.int64()),
+            "position": pa.array([position for position, _ in disclosed], pa.int64()),
         }
     )
     con.register("_verify_heads", probe)
@@ -80,7 +84,7 @@ def verify_checkpoints(
         ).fetchall()
     finally:
         con.unregister("_verify_heads")
-    at_length = {int(pos): [bytes(h) for h in (hashes or [])] for pos, hashes in found}
+    at_length.update({int(pos): [bytes(h) for h in (hashes or [])] for pos, hashes in found})
     matched: dict[str, list[tuple[int, str]]] = {}
     problems: list[tuple[int, str, int, bytes, str, str]] = []
     for position, (chain, length, head, at, where) in enumerate(heads):
@@ -116,3 +120,29 @@ def verify_checkpoints(
             continue
         reported.add(key)
         result.failures.append(Failure(chain, seq, kind, detail))
+
+
+def _access_log_hashes(
+    con: duckdb.DuckDBPyConnection, heads: Sequence[tuple[str, int, bytes, str, str]]
+) -> dict[int, list[bytes]]:
+    """Position of each ``access_log`` head -> the chain hashes the access log holds at its
+    length (none, or one: seq is the table's key)."""
+    wanted = [(position, h[1]) for position, h in enumerate(heads) if h[0] == ACCESS_CHAIN]
+    if not wanted or not has_access_log(con):
+        return {position: [] for position, _ in wanted}
+    probe = pa.table(
+        {
+            "position": pa.array([position for position, _ in wanted], pa.int64()),
+            "length": pa.array([length for _, length in wanted], pa.int64()),
+        }
+    )
+    con.register("_verify_access_heads", probe)
+    try:
+        rows = con.execute(
+            "SELECT p.position, list(a.chain_hash) FILTER (WHERE a.chain_hash IS NOT NULL) "
+            "FROM _verify_access_heads p LEFT JOIN access_log a ON a.seq = p.length "
+            "GROUP BY p.position"
+        ).fetchall()
+    finally:
+        con.unregister("_verify_access_heads")
+    return {int(position): [bytes(h) for h in (hashes or [])] for position, hashes in rows}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 CHECKPOINTS = "checkpoints"
 """Where checkpoint failures are reported, in place of a chain id."""
@@ -29,6 +30,14 @@ class Failure:
         where = f"{self.chain_id} seq {self.seq}" if self.seq is not None else self.chain_id
         return f"{where}: {self.kind}: {self.detail}"
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "detail": self.detail,
+        }
+
 
 @dataclass
 class VerifyResult:
@@ -38,10 +47,29 @@ class VerifyResult:
     checkpoints: int = 0  # checkpoint lines checked against the chains
     signatures_checked: bool = False
     notes: list[str] = field(default_factory=list)
+    access_entries: int = 0  # entries of the access log checked (chain ``access_log``)
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    def to_json(self, *, max_failures: int = 1000) -> dict[str, Any]:
+        """The result as a JSON object (the service's verify job): the first
+        ``max_failures`` failures, and how many there were."""
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "access_log_entries": self.access_entries,
+            "chains": {
+                chain: {"length": length, "head": head}
+                for chain, (length, head) in sorted(self.chains.items())
+            },
+            "checkpoints": self.checkpoints,
+            "signatures_checked": self.signatures_checked,
+            "failure_count": len(self.failures),
+            "failures": [failure.to_json() for failure in self.failures[:max_failures]],
+            "notes": list(self.notes),
+        }
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
    number and offset order checked, in DuckDB SQL on every core.
 2. The diagnosis (:mod:`ledger.verify.diagnosis`) of each chain the scan found out of order
    or unlinked: what exactly is wrong, row by row.
-3. Derived data (:func:`ledger.derived.check_derived`), checkpoints
+3. The access log (:mod:`ledger.verify.access_log`): its own chain, ``access_log``.
+4. Derived data (:func:`ledger.derived.check_derived`), checkpoints
    (:mod:`ledger.verify.checkpoints`) and offsets (:mod:`ledger.verify.offsets`).
 """
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger.checkpoints import ledger_checkpoint_lines
 from ledger.derived import check_derived
 from ledger.store import Ledger
+from ledger.verify.access_log import verify_access_log
 from ledger.verify.checkpoints import verify_checkpoints
 from ledger.verify.diagnosis import diagnose_chain
 from ledger.verify.offsets import verify_offsets
@@ -63,6 +65,7 @@ def verify_ledger(
                 for seq, _ in sorted(scan.leaf_bad.get(chain, set())):
                     result.failures.append(row_altered(chain, seq))
         verify_whole_milliseconds(con, result)
+        verify_access_log(con, result)
         for where, at, detail in check_derived(ledger):
             result.failures.append(Failure(where or DERIVED, at, "derived data altered", detail))
         sources = [

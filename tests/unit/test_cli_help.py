@@ -42,6 +42,7 @@ def test_the_commands_are_all_there() -> None:
                 "query",
                 "reference",
                 "report",
+                "report access",
                 "report ccpa",
                 "report conformance",
                 "report recipients",

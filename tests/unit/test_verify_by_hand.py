@@ -171,3 +171,36 @@ def test_rows_moved_in_a_rehashed_chain_are_flagged_by_their_offsets(ledger_file
     flagged, result, _ = _both(ledger_file)
     assert _reported(result) == {(CHAIN, 2)}  # verify: rows reordered from seq 2
     assert flagged == {(CHAIN, 3)}  # the recipe: seq 3 holds an offset below seq 2's
+
+
+# -- the access log ---------------------------------------------------------------------------
+@pytest.fixture
+def logged_ledger(ledger_file: Path) -> Path:
+    from tests.unit.test_access_log import append_entries
+
+    append_entries(ledger_file)
+    return ledger_file
+
+
+def test_the_access_log_recomputed_by_hand_gives_verify_s_head(logged_ledger: Path) -> None:
+    flagged, result, heads = _both(logged_ledger)
+    assert result.ok and flagged == set()
+    assert heads == result.chains and "access_log" in heads
+
+
+ACCESS_TAMPERING: dict[str, tuple[tuple[str, ...], set[tuple[str, int]]]] = {
+    "a field changed": (("UPDATE access_log SET reason = 'x' WHERE seq = 3",), {("access_log", 3)}),
+    "an entry deleted": (("DELETE FROM access_log WHERE seq = 2",), {("access_log", 3)}),
+    "the end cut off": (("DELETE FROM access_log WHERE seq > 4",), {("access_log", 6)}),
+}
+
+
+@pytest.mark.parametrize("case", ACCESS_TAMPERING)
+def test_access_log_tampering_is_flagged_by_the_recipe_and_by_verify(
+    logged_ledger: Path, case: str
+) -> None:
+    statements, expected = ACCESS_TAMPERING[case]
+    tamper(logged_ledger, *statements)
+    flagged, result, _ = _both(logged_ledger)
+    assert flagged == expected
+    assert {f.chain_id for f in result.failures if f.kind in CHAIN_KINDS} == {"access_log"}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from disclosure_ledger.service.api import queries, status
+from disclosure_ledger.service.api import access, queries, status, verify
 
 api_router = APIRouter()
 api_router.include_router(status.router)
 api_router.include_router(queries.router)
+api_router.include_router(verify.router)
+api_router.include_router(access.router)

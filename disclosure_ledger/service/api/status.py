@@ -55,9 +55,16 @@ def service_status(service: LedgerService) -> dict[str, Any]:
         "chains": int(chains),
         "quarantine": int(quarantined),
         "last_checkpoint": None if last is None else str(last[-1]),
-        "last_verify": None,
+        "last_verify": last_verify(service),
         "coverage": coverage,
     }
+
+
+def last_verify(service: LedgerService) -> dict[str, Any] | None:
+    """The last finished verify job (without its failures: GET /api/v1/verify/{job_id});
+    None if none has finished since the service started."""
+    job = service.verify_jobs.last_finished()
+    return None if job is None else job.to_json(with_result=False)
 
 
 def _has(cursor: Any, table: str) -> bool:
