@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from reports.access import access_report, render_access
 
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
@@ -26,6 +25,7 @@ from disclosure_ledger.service.console.embedding import (
 from disclosure_ledger.service.console.forms import FormError, parse_date
 from disclosure_ledger.service.console.page import ConsoleRoute, render_page
 from disclosure_ledger.service.runtime import LedgerService
+from reports.access import access_report, render_access
 from reports.errors import ReportError
 
 router = APIRouter(route_class=ConsoleRoute)
