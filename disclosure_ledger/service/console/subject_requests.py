@@ -13,6 +13,7 @@ line, or an error page (a message that would name it has it replaced first).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -57,6 +58,7 @@ def _form_page(request: Request, kind: Kind, **values: object) -> Response:
         received_via=[via.value for via in ReceivedVia],
         deliveries=DELIVERIES,
         answer=values.get("answer"),
+        today=datetime.now(UTC).date().isoformat(),
     )
 
 
