@@ -8,9 +8,11 @@ Routes: ``/api/v1/...`` (:mod:`.api`), the console (:mod:`.console`), ``/healthz
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 
 from disclosure_ledger.service.api import api_router
+from disclosure_ledger.service.api.validation import validation_error_without_input
 from disclosure_ledger.service.auth.accounts import AccountStore
 from disclosure_ledger.service.auth.throttle import LoginThrottle
 from disclosure_ledger.service.console import console_router
@@ -29,6 +31,8 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
         docs_url=None,  # the Swagger UI loads scripts from a CDN: not under our CSP
         redoc_url=None,
     )
+    # a body may carry a subject id: a 422 says where and what, never echoes the input
+    app.add_exception_handler(RequestValidationError, validation_error_without_input)
     app.state.service = service
     app.state.accounts = accounts
     app.state.login_throttle = LoginThrottle()

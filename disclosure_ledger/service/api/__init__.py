@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from disclosure_ledger.service.api import status
+from disclosure_ledger.service.api import erasure, quarantine, reports, requests, status
 
 api_router = APIRouter()
 api_router.include_router(status.router)
+api_router.include_router(reports.router)
+api_router.include_router(requests.router)
+api_router.include_router(quarantine.router)
+api_router.include_router(erasure.router)
