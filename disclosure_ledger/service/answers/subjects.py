@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.access_log import AccessEntry
 from ledger.key_check import KeyStoreAccess
@@ -56,10 +56,10 @@ class SubjectRequestFields(BaseModel):
         description="why this read of personal data is made: a case number (required; kept "
         "in the access log)",
     )
-    as_of: AwareDatetime = Field(
+    as_of: datetime = Field(
         default_factory=_now, description="end of the window, exclusive (default now)"
     )
-    since: AwareDatetime | None = Field(
+    since: datetime | None = Field(
         None,
         description="request to know only: reach back beyond 12 months (not before 2022-01-01)",
     )
@@ -75,6 +75,13 @@ class SubjectRequestFields(BaseModel):
         max_length=100,
         description="give again the answer to this logged request (request id)",
     )
+
+    @field_validator("as_of", "since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @field_validator("reason")
     @classmethod
