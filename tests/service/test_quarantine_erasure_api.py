@@ -4,7 +4,9 @@ is open and served)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,16 @@ import pytest
 
 from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.service.auth.roles import Role
+from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import ReferenceData
+from schemas.codec import EventCodec
 from tests.conftest import TEST_SECRET
 from tests.service.conftest import PASSWORD, TOPIC, ServiceClient, build_ledger
 from tests.service.serving import serving
 from tests.service.test_requests_api import access_rows
+from tests.unit.events import make_event
 
 BAD_KEY = b"member-7"
 BAD_VALUE = b"\x00not a single-object encoded event"
@@ -169,3 +174,63 @@ def test_an_admin_session_must_send_its_csrf_token(service_client: ServiceClient
         assert done.json()["actor"] == "user-admin"
     finally:
         client.cookies.clear()
+
+
+def test_an_erasure_while_ingestion_appends(
+    service_client: ServiceClient, reference: ReferenceData
+) -> None:
+    """The ingest thread keeps appending through the owner connection before, during and
+    after an erasure made through the API on a view of the same instance."""
+    service = service_client.service
+    codec = EventCodec()
+    batches: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    after_erasure = threading.Event()
+    erased = threading.Event()
+
+    def ingest() -> None:  # what the service's ingest thread does, batch after batch
+        try:
+            with service.subject_keys(KeyStoreAccess.derive, service.ledger) as keys:
+                ingestor = Ingestor(service.ledger, keys, reference)
+                offset = 20  # the test ledger's partition 0 holds offsets 0-19
+                while not stop.is_set():
+                    events = [
+                        make_event(
+                            subject={"id": "member-5", "type": "member"},
+                            occurred_at=datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+                        )
+                        for _ in range(5)
+                    ]
+                    ingestor.ingest(
+                        [
+                            SourceMessage(TOPIC, 0, offset + i, b"key", codec.encode(e.to_avro()))
+                            for i, e in enumerate(events)
+                        ]
+                    )
+                    offset += len(events)
+                    batches.append(offset)
+                    if erased.is_set():
+                        after_erasure.set()
+        except BaseException as exc:
+            failures.append(exc)
+            after_erasure.set()
+
+    thread = threading.Thread(target=ingest, name="test-ingest")
+    thread.start()
+    try:
+        while not batches and not failures:
+            stop.wait(0.01)
+        answer = erase(service_client)
+        erased.set()
+        after_erasure.wait(60)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert failures == []
+    assert after_erasure.is_set(), "no batch was appended after the erasure"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["erased"] is True
+    with service.view() as view:
+        rows = view.con.execute("SELECT count(*) FROM disclosures").fetchone()
+    assert rows == (60 + batches[-1] - 20,)
