@@ -160,3 +160,46 @@ def test_verify_with_local_checkpoint_files_is_refused_through_the_service() -> 
     args = parse("verify", "--server", "http://x", "--checkpoints", "cp.txt")
     with pytest.raises(DisclosureLedgerError, match="--checkpoints cannot be given with --server"):
         verify_result(args, client_answering(lambda r: httpx2.Response(500)), ProgressLines())
+
+
+def test_a_read_command_needs_a_ledger_or_a_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from disclosure_ledger.cli import main
+
+    monkeypatch.delenv("DISCLOSURE_LEDGER_SERVER", raising=False)
+    assert main(["report", "ccpa", "--as-of", "2026-05-01"]) == 1
+    assert "give --ledger PATH to read the ledger file, or --server URL" in capsys.readouterr().err
+
+
+def test_files_beside_the_ledger_are_refused_with_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from disclosure_ledger.cli import main
+
+    monkeypatch.setenv("DISCLOSURE_LEDGER_TOKEN", "dl_token")
+    status = main(
+        [
+            "report",
+            "subject",
+            "--subject-id",
+            "member-1",
+            "--as-of",
+            "2026-05-01",
+            "--key-store",
+            "keys.sqlite",
+            "--reason",
+            "CASE-1",
+            "--server",
+            "http://127.0.0.1:9",
+        ]
+    )
+    assert status == 1
+    assert "--key-store cannot be given with --server" in capsys.readouterr().err
+
+
+def test_a_server_that_is_no_url_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    from disclosure_ledger.cli import main
+
+    assert main(["status", "--server", "127.0.0.1:8080", "--token", "t"]) == 1
+    assert "is not an address like http://127.0.0.1:8080" in capsys.readouterr().err
