@@ -337,3 +337,48 @@ def test_a_served_ledger_names_its_service(
     assert status == 1
     assert f"is served by the ledger service at {served.url} (pid {served.process.pid})" in err
     assert f"give --server {served.url}" in err
+
+
+def _served_paths(served: Served) -> set[str]:
+    document = httpx2.get(f"{served.url}/api/v1/openapi.json", timeout=10).json()
+    return set(document["paths"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["query", "SELECT recipient_id, count(*) AS n FROM disclosures GROUP BY ALL ORDER BY 1"],
+        ["query", "SELECT * FROM disclosures ORDER BY chain_id, seq LIMIT 7", "--format", "csv"],
+        [
+            "query",
+            "SELECT chain_id, seq, occurred_at FROM disclosures ORDER BY 1, 2 LIMIT 5",
+            "--format",
+            "json",
+        ],
+        ["query", "volume", "--by", "recipient"],
+        ["query", "timeline", "--subject-id", "member-2", "--format", "csv"],
+    ],
+)
+def test_queries_through_the_service_are_the_queries_of_the_file(
+    served: Served, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    if "/api/v1/queries" not in _served_paths(served):
+        pytest.skip("this service serves no /api/v1/queries (the queries routes are not merged)")
+    direct = run(capsys, *argv, "--ledger", str(served.direct))
+    token = served.tokens[Role.investigator]
+    through = run(capsys, *argv, "--reason", "INC-9", "--server", served.url, "--token", token)
+    assert direct[0] == 0, direct
+    assert_same(served, direct, through)
+
+
+def test_a_refused_query_through_the_service(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "/api/v1/queries" not in _served_paths(served):
+        pytest.skip("this service serves no /api/v1/queries (the queries routes are not merged)")
+    argv = ["query", "DELETE FROM disclosures"]
+    direct = run(capsys, *argv, "--ledger", str(served.direct))
+    token = served.tokens[Role.investigator]
+    through = run(capsys, *argv, "--reason", "INC-9", "--server", served.url, "--token", token)
+    assert (direct[0], through[0]) == (1, 1)
+    assert through[2] == direct[2]

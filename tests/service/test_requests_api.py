@@ -4,6 +4,7 @@ id; the reason kept); bad input refused with nothing recorded; who may ask."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -144,7 +145,8 @@ def test_bad_input_is_a_422_that_records_nothing_and_never_echoes_the_id(
 
 def test_reason_is_named_when_missing(service_client: ServiceClient) -> None:
     answer = ask(service_client, KNOW, subject_id="member-5")
-    assert answer.json()["detail"][0]["loc"] == ["body", "reason"]
+    assert answer.status_code == 422
+    assert "reason" in json.dumps(answer.json()["detail"])
 
 
 def test_an_answer_whose_read_cannot_be_logged_is_not_given(
