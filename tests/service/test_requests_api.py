@@ -199,3 +199,17 @@ def test_a_session_must_send_its_csrf_token(service_client: ServiceClient) -> No
     finally:
         client.cookies.clear()
     assert [row[0] for row in access_rows(service_client)] == ["user-compliance"]
+
+
+def test_an_unknown_format_records_nothing(service_client: ServiceClient) -> None:
+    """What the console calls directly: a format it does not know is refused first."""
+    from disclosure_ledger.service.answers import SubjectRequest, subject_answer
+    from disclosure_ledger.service.auth.accounts import Actor
+    from reports.errors import ReportError
+
+    actor = Actor(name="user-compliance", role=Role.compliance, kind="user")
+    request = SubjectRequest(kind="know", subject_id="member-1", reason="CASE-11")
+    with pytest.raises(ReportError, match="unknown format 'pdf'"):
+        subject_answer(service_client.service, actor, request, "pdf")
+    assert logged_requests(service_client) == []
+    assert access_rows(service_client) == []

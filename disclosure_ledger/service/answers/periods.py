@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, get_args
 
+from reports.document import REPORT_FORMATS
 from reports.errors import ReportError
 
 if TYPE_CHECKING:
@@ -18,6 +19,12 @@ class NoRequestLogError(ReportError):
 
 PeriodKind = Literal["ccpa", "conformance", "transfers"]
 PERIOD_KINDS: tuple[str, ...] = get_args(PeriodKind)
+
+
+def check_format(fmt: str) -> None:
+    """Refuse an unknown format before anything is read or recorded."""
+    if fmt not in REPORT_FORMATS:
+        raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
 
 
 def period_report(
@@ -35,6 +42,7 @@ def period_report(
     ends after the coverage and ``allow_incomplete`` is not set),
     :class:`~reports.errors.FutureAsOfError`, :class:`~reports.errors.ReportError`.
     """
+    check_format(fmt)
     if kind == "ccpa":
         from reports.ccpa import ccpa_report, render_ccpa
 
@@ -69,6 +77,7 @@ def request_metrics(service: LedgerService, year: int, fmt: str) -> str:
     event changed since the last look (looked for in the ledger, as the CLI does)."""
     from reports.request_metrics import render_requests, requests_report
 
+    check_format(fmt)
     if not service.request_log_path.exists():
         raise NoRequestLogError(
             f"no request log at {service.request_log_path}: requests are logged when a "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from disclosure_ledger.service.answers.periods import check_format
 from ledger.access_log import AccessEntry
 from ledger.key_check import KeyStoreAccess
 from reports.errors import ReportError
@@ -104,6 +105,7 @@ def subject_answer(service: LedgerService, actor: Actor, request: SubjectRequest
     commits before the request log records the answer and before the text is returned, so
     an answer whose read cannot be logged is never given.
     """
+    check_format(fmt)
     if request.since is not None and request.kind == "recipients":
         raise ReportError("since applies to the request to know only, not to recipients")
     with service.view() as view, service.subject_keys(KeyStoreAccess.read, view) as keys:
