@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from disclosure_ledger.commands import (
@@ -32,6 +33,9 @@ from disclosure_ledger.commands import (
 from disclosure_ledger.commands.key_material import default_key_store
 from disclosure_ledger.commands.options import Handler
 from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.service.client import ServiceClientError
+from disclosure_ledger.service.state_file import read_service_state
+from ledger.errors import LedgerError, LedgerLockedError
 from reports.errors import FutureAsOfError, IncompleteLedgerError
 from schemas.errors import EventValidationError
 
@@ -90,13 +94,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except DisclosureLedgerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        served = _served_by(args, exc)
+        print(f"error: {served or exc}", file=sys.stderr)
+        if isinstance(exc, ServiceClientError):
+            return exc.exit_status
         if isinstance(exc, IncompleteLedgerError):
             return EXIT_INCOMPLETE
         return 2 if isinstance(exc, EventValidationError | FutureAsOfError) else 1
     except (OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _served_by(args: argparse.Namespace, exc: DisclosureLedgerError) -> str | None:
+    """For a ledger held by a running service: say so, and how to read through it."""
+    ledger = getattr(args, "ledger", None)
+    if not isinstance(exc, LedgerError) or ledger is None:
+        return None
+    if not isinstance(exc, LedgerLockedError) and "lock" not in str(exc).lower():
+        return None
+    state = read_service_state(Path(ledger))
+    if state is None:
+        return None
+    return (
+        f"ledger {ledger} is served by the ledger service at {state.url} (pid {state.pid}): "
+        f"give --server {state.url} (and --token, or DISCLOSURE_LEDGER_TOKEN) to read "
+        "through it"
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # A checkpoint every this many appended rows or seconds, whichever comes first.
     checkpoint_every_rows: int = Field(default=100_000, ge=1)
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    # The ledger service the CLI's read commands and erase-subject go through when no
+    # --ledger is given (`--server`), and the API token they send (`--token`).
+    server: str | None = None
+    token: SecretStr | None = None
 
 
 def load_settings() -> Settings:

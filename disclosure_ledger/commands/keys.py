@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_keys, subject_secret
-from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.server_options import (
+    ledger_or_server_options,
+    reason_option,
+    service_client,
+)
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -29,7 +34,8 @@ def register(commands: Subcommands) -> None:
         run_erase_subject,
         "Destroy one subject's key (crypto-shredding) and record the erasure.",
     )
-    ledger_option(sub)
+    ledger_or_server_options(sub)
+    reason_option(sub, "the subject is erased")
     sub.add_argument("--subject-id", required=True, help="the subject's raw id")
     sub.add_argument(
         "--subject-type", required=True, choices=["member", "guest"], help="the kind of subject"
@@ -52,10 +58,16 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def run_erase_subject(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.via_service import erase_subject as erase_through_service
+    from disclosure_ledger.service.answers.erasure import ErasureOutcome, erasure_lines
     from ledger.key_check import KeyStoreAccess
     from ledger.pseudonyms import erase_subject
     from ledger.store import Ledger
 
+    client = service_client(args)
+    if client is not None:
+        with client:
+            return erase_through_service(args, client)
     actor = args.actor or getpass.getuser()
     with (
         Ledger(args.ledger) as ledger,
@@ -65,20 +77,17 @@ def run_erase_subject(args: argparse.Namespace) -> int:
     ):
         erasure = erase_subject(ledger, keys, args.subject_type, args.subject_id, actor=actor)
     watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
-    if not erasure.erased:
-        print(
-            f"no key held for that {args.subject_type}: never seen, or already erased; "
-            "nothing to erase"
-        )
-        return 0
-    # Neither the id nor the pseudonym is printed: one beside the other would link them.
-    print(
-        f"erased the key of one {args.subject_type}; {erasure.ledger_rows} ledger row(s) can no "
-        f"longer be linked to them; recorded in the erasures table at "
-        f"{erasure.erased_at:%Y-%m-%dT%H:%M:%SZ} by {actor}"
+    outcome = ErasureOutcome(
+        erased=erasure.erased,
+        subject_type=args.subject_type,
+        erased_at=erasure.erased_at,
+        ledger_rows=erasure.ledger_rows,
+        request_log_links=watches,
+        actor=actor,
     )
-    if watches:
-        print(f"the request log no longer links {watches} earlier answer(s) to them")
+    # Neither the id nor the pseudonym is printed: one beside the other would link them.
+    for line in erasure_lines(outcome):
+        print(line)
     return 0
 
 

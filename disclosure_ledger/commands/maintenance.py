@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_secret
 from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.server_options import (
+    ledger_or_server_options,
+    reason_option,
+    service_client,
+)
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -31,7 +36,8 @@ def register(commands: Subcommands) -> None:
         "the subject secret).",
     )
     sub.add_argument("action", choices=["show"], help="what to do with the quarantine")
-    ledger_option(sub)
+    ledger_or_server_options(sub)
+    reason_option(sub, "the quarantined bytes are read")
     sub.add_argument("--topic", help="only this source topic")
     sub.add_argument("--partition", type=int, help="only this source partition")
 
@@ -52,9 +58,14 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_quarantine(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.via_service import quarantine_show
     from ledger.quarantine import quarantine_key, read_quarantine
     from ledger.store import Ledger
 
+    client = service_client(args)
+    if client is not None:
+        with client:
+            return quarantine_show(args, client)
     key = quarantine_key(subject_secret(args.ledger))
     with Ledger(args.ledger, read_only=True) as ledger:
         held = read_quarantine(ledger, key, topic=args.topic, partition=args.partition)

@@ -11,8 +11,12 @@ from disclosure_ledger.commands.key_material import subject_keys
 from disclosure_ledger.commands.options import (
     add_command,
     iso_datetime,
-    ledger_option,
     open_output,
+)
+from disclosure_ledger.commands.server_options import (
+    ledger_or_server_options,
+    reason_option,
+    service_client,
 )
 from disclosure_ledger.errors import DisclosureLedgerError
 
@@ -28,7 +32,8 @@ def register(commands: Subcommands) -> None:
         "Run one read-only SQL statement over a ledger, or a named preset: "
         "timeline (--subject-id), recipient (--recipient-id), volume (--by).",
     )
-    ledger_option(sub)
+    ledger_or_server_options(sub)
+    reason_option(sub, "the ledger is queried")
     sub.add_argument(
         "--format",
         choices=["table", "csv", "json", "parquet"],
@@ -58,9 +63,19 @@ def register(commands: Subcommands) -> None:
 
 
 def run_query(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.via_service import run_query as run_through_service
     from reports.presets import Output, recipient_disclosures, timeline, volume
     from reports.query import run_query as run_sql
 
+    client = service_client(args)
+    if client is not None:
+        if args.sql == "timeline":
+            _need(args, "subject_id", "timeline")
+        elif args.sql == "recipient":
+            _need(args, "recipient_id", "recipient")
+        with client:
+            run_through_service(args, client)
+        return 0
     binary = args.format == "parquet"
     # The subject's pseudonym before any output is opened: a wrong secret writes nothing.
     pseudonym = _timeline_pseudonym(args) if args.sql == "timeline" else None

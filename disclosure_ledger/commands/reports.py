@@ -14,8 +14,12 @@ from disclosure_ledger.commands.options import (
     add_command,
     iso_date,
     iso_datetime,
-    ledger_option,
     open_output,
+)
+from disclosure_ledger.commands.server_options import (
+    ledger_or_server_options,
+    reason_option,
+    service_client,
 )
 from disclosure_ledger.errors import DisclosureLedgerError
 from ledger.key_check import KeyStoreAccess
@@ -41,7 +45,7 @@ def register(commands: Subcommands) -> None:
 
     def report_kind(name: str, help_text: str, *, as_of: bool = True) -> argparse.ArgumentParser:
         kind = kinds.add_parser(name, help=help_text, description=help_text)
-        ledger_option(kind)
+        ledger_or_server_options(kind)
         if as_of:
             kind.add_argument(
                 "--as-of", type=iso_datetime, required=True, help="end of the window, exclusive"
@@ -106,6 +110,7 @@ def _allow_incomplete_option(kind: argparse.ArgumentParser) -> None:
 
 def _subject_options(kind: argparse.ArgumentParser) -> None:
     kind.add_argument("--subject-id", required=True, help="the id the person gave")
+    reason_option(kind, "this person's data is read")
     kind.add_argument(
         "--subject-type",
         choices=["member", "guest"],
@@ -145,9 +150,14 @@ def _subject_options(kind: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.via_service import report_text
     from ledger.store import Ledger
 
-    if args.kind == "requests":
+    client = service_client(args)
+    if client is not None:
+        with client:
+            text = report_text(args, client)
+    elif args.kind == "requests":
         text = _requests_report(args)
     else:
         with Ledger(args.ledger, read_only=True) as ledger:

@@ -8,7 +8,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.server_options import ledger_or_server_options, service_client
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -22,7 +23,7 @@ def register(commands: Subcommands) -> None:
         "Show up to when the ledger is complete (producer watermarks, partition positions) "
         "and name the sources and partitions that hold it back.",
     )
-    ledger_option(sub)
+    ledger_or_server_options(sub)
     sub.add_argument(
         "--format",
         choices=["text", "json"],
@@ -32,14 +33,22 @@ def register(commands: Subcommands) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.via_service import coverage_status_of, status_document
     from ledger.coverage_status import coverage_status
     from ledger.store import Ledger
 
-    with Ledger(args.ledger, read_only=True) as ledger:
-        status = coverage_status(ledger.con)
+    client = service_client(args)
+    if client is not None:
+        with client:
+            document = status_document(client)
+        lines = coverage_status_of(document).lines()
+    else:
+        with Ledger(args.ledger, read_only=True) as ledger:
+            status = coverage_status(ledger.con)
+        document, lines = status.to_json(), status.lines()
     if args.format == "json":
-        json.dump(status.to_json(), sys.stdout, indent=2)
+        json.dump(document, sys.stdout, indent=2)
         print()
     else:
-        print("\n".join(status.lines()))
+        print("\n".join(lines))
     return 0

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.server_options import ledger_or_server_options, service_client
 from disclosure_ledger.settings import load_settings
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
+    from ledger.verify.result import VerifyResult
 
 # Seconds between two progress lines.
 PROGRESS_EVERY_S = 2.0
@@ -25,7 +27,7 @@ def register(commands: Subcommands) -> None:
         run_verify,
         "Recompute the hash chains, check signed checkpoints, account for every offset.",
     )
-    ledger_option(sub)
+    ledger_or_server_options(sub)
     sub.add_argument(
         "--checkpoints",
         type=Path,
@@ -69,10 +71,19 @@ class ProgressLines:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.via_service import verify_result
     from ledger.checkpoints import load_public_key, read_checkpoint_file
     from ledger.store import Ledger
     from ledger.verify import CheckpointSource, verify_ledger
 
+    client = service_client(args)
+    if client is not None:
+        with client:
+            found, ledger_name = verify_result(args, client, ProgressLines())
+        if isinstance(found, str):  # a service that gives its verdict as text
+            print(found, end="" if found.endswith("\n") else "\n")
+            return 0 if "NOT verified" not in found else 1
+        return print_verify_result(found, ledger_name)
     public_key_file = args.public_key or load_settings().checkpoint_public_key_file
     public_key = load_public_key(public_key_file) if public_key_file else None
     sources = [
@@ -82,6 +93,11 @@ def run_verify(args: argparse.Namespace) -> int:
         result = verify_ledger(
             ledger, checkpoints=sources, public_key=public_key, progress=ProgressLines()
         )
+    return print_verify_result(result, str(args.ledger))
+
+
+def print_verify_result(result: VerifyResult, ledger_name: str) -> int:
+    """What ``verify`` prints of a result; its exit status (1 if anything failed)."""
     for failure in result.failures:
         print(f"FAIL {failure}", file=sys.stderr)
     for note in result.notes:
@@ -94,5 +110,5 @@ def run_verify(args: argparse.Namespace) -> int:
     else:
         print("no checkpoints to check the chains against")
     verdict = "verified" if result.ok else f"NOT verified: {len(result.failures)} failure(s)"
-    print(f"{args.ledger}: {result.rows} rows; {verdict}")
+    print(f"{ledger_name}: {result.rows} rows; {verdict}")
     return 0 if result.ok else 1

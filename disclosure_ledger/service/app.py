@@ -42,6 +42,7 @@ def create_app(service: LedgerService | None, accounts: AccountStore) -> FastAPI
     app.state.login_throttle = LoginThrottle()
     max_body = ServiceConfig.max_body_bytes if service is None else service.config.max_body_bytes
     app.add_middleware(RequestLimits, max_body_bytes=max_body)
+    # a body may carry a subject id: a 422 says where and what, never echoes the input
     app.add_exception_handler(RequestValidationError, validation_error)
     metrics = ServiceMetrics(service)
     app.state.metrics = metrics

@@ -38,8 +38,15 @@ PASSWORD = "correct horse battery staple"
 """Every test user's password (``user-<role>``)."""
 
 
-def build_ledger(path: Path, reference: ReferenceData, events: int = 60) -> Path:
-    """A ledger of ``events`` disclosures of :data:`MEMBERS` in 2026, complete through 2100."""
+def build_ledger(
+    path: Path,
+    reference: ReferenceData,
+    events: int = 60,
+    *,
+    complete_through: datetime = datetime(2100, 1, 1),
+) -> Path:
+    """A ledger of ``events`` disclosures of :data:`MEMBERS` in 2026, complete through
+    ``complete_through`` (by default 2100: after every as-of a test can ask)."""
     codec = EventCodec()
     messages = [
         SourceMessage(
@@ -61,7 +68,7 @@ def build_ledger(path: Path, reference: ReferenceData, events: int = 60) -> Path
         SubjectKeyStore(path.with_name(path.name + ".keys.sqlite"), TEST_SECRET) as keys,
     ):
         Ingestor(ledger, keys, reference).ingest(messages)
-        record_coverage_in(ledger.con, datetime(2100, 1, 1))
+        record_coverage_in(ledger.con, complete_through)
     return path
 
 

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from disclosure_ledger.service.api import access, queries, status, verify
+from disclosure_ledger.service.api import (
+    access,
+    erasure,
+    quarantine,
+    queries,
+    reports,
+    requests,
+    status,
+    verify,
+)
 
 api_router = APIRouter()
 api_router.include_router(status.router)
+api_router.include_router(reports.router)
+api_router.include_router(requests.router)
 api_router.include_router(queries.router)
+api_router.include_router(quarantine.router)
+api_router.include_router(erasure.router)
 api_router.include_router(verify.router)
 api_router.include_router(access.router)

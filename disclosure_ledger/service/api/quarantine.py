@@ -1,0 +1,130 @@
+"""``GET /api/v1/quarantine`` (metadata, no personal data) and
+``POST /api/v1/quarantine/message`` (one message's bytes: personal data, so the read is in
+the access log, with the stated reason, before they are sent)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+
+from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.service.answers import (
+    QuarantineEntry,
+    quarantine_listing,
+    quarantine_message,
+)
+from disclosure_ledger.service.api.deps import ledger_service
+from disclosure_ledger.service.api.refusals import ERROR_RESPONSES, refusal
+from disclosure_ledger.service.api.requests import CsrfHeader
+from disclosure_ledger.service.auth.accounts import Actor
+from disclosure_ledger.service.auth.actor import check_csrf, require
+from disclosure_ledger.service.auth.roles import Action
+from disclosure_ledger.service.runtime import LedgerService
+
+router = APIRouter(tags=["quarantine"])
+
+
+class QuarantinedJson(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+    error: str
+    quarantined_at: datetime
+
+    @classmethod
+    def of(cls, entry: QuarantineEntry) -> QuarantinedJson:
+        return cls(
+            topic=entry.topic,
+            partition=entry.partition,
+            offset=entry.offset,
+            error=entry.error,
+            quarantined_at=entry.quarantined_at,
+        )
+
+
+class QuarantinePageJson(BaseModel):
+    total: int = Field(description="quarantined messages in all (matching the filter)")
+    offset: int
+    limit: int
+    messages: list[QuarantinedJson]
+
+
+class QuarantineMessageRequest(BaseModel):
+    topic: str = Field(min_length=1, max_length=249)
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    reason: str = Field(
+        min_length=1, max_length=500, description="why the bytes are read: a case number"
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_stated(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("state a reason: a case number or ticket, not blank")
+        return value.strip()
+
+
+class QuarantineMessageJson(QuarantinedJson):
+    key_hex: str | None = Field(description="the Kafka key's bytes as hex (null: no key)")
+    value_hex: str | None = Field(description="the value's bytes as hex (null: no value)")
+
+
+@router.get("/quarantine", response_model=QuarantinePageJson, responses=ERROR_RESPONSES)
+def get_quarantine(
+    _actor: Annotated[Actor, Depends(require(Action.quarantine))],
+    service: Annotated[LedgerService, Depends(ledger_service)],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    topic: Annotated[str | None, Query(description="only this source topic")] = None,
+    partition: Annotated[int | None, Query(ge=0, description="only this partition")] = None,
+) -> QuarantinePageJson | JSONResponse:
+    """Quarantined messages in source order, without their bytes."""
+    try:
+        page = quarantine_listing(
+            service, offset=offset, limit=limit, topic=topic, partition=partition
+        )
+    except DisclosureLedgerError as exc:
+        return refusal(exc)
+    return QuarantinePageJson(
+        total=page.total,
+        offset=page.offset,
+        limit=page.limit,
+        messages=[QuarantinedJson.of(e) for e in page.entries],
+    )
+
+
+@router.post(
+    "/quarantine/message",
+    response_model=QuarantineMessageJson,
+    responses={**ERROR_RESPONSES, 404: {"description": "no message at that position"}},
+)
+def post_quarantine_message(
+    actor: Annotated[Actor, Depends(require(Action.quarantine))],
+    service: Annotated[LedgerService, Depends(ledger_service)],
+    body: QuarantineMessageRequest,
+    csrf: CsrfHeader = None,
+) -> QuarantineMessageJson | JSONResponse:
+    """One quarantined message with its original bytes; the read is logged first."""
+    check_csrf(actor, csrf)
+    try:
+        message = quarantine_message(
+            service,
+            actor,
+            topic=body.topic,
+            partition=body.partition,
+            offset=body.offset,
+            reason=body.reason,
+        )
+    except DisclosureLedgerError as exc:
+        return refusal(exc)
+    entry = message.entry
+    return QuarantineMessageJson(
+        **QuarantinedJson.of(entry).model_dump(),
+        key_hex=None if message.key is None else message.key.hex(),
+        value_hex=None if message.value is None else message.value.hex(),
+    )
