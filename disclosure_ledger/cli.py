@@ -27,6 +27,7 @@ from disclosure_ledger.commands import (
     schemas,
     serve,
     status,
+    users,
     verify,
 )
 from disclosure_ledger.commands.key_material import default_key_store
@@ -61,6 +62,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     query,
     schemas,
     reference,
+    users,
 )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from disclosure_ledger.service.api import status
+from disclosure_ledger.service.api import session, status
 
 api_router = APIRouter()
 api_router.include_router(status.router)
+api_router.include_router(session.router)
