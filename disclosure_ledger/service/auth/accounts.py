@@ -166,13 +166,21 @@ def generate_password() -> str:
 class AccountStore:
     """Users, tokens and sessions of one ledger (``LEDGER.users.sqlite``).
 
-    ``clock`` gives the current UTC time (tests pass their own to let sessions expire).
+    ``clock`` gives the current UTC time (tests pass their own to let sessions expire);
+    ``hasher`` is argon2id with the library's current parameters (RFC 9106's low-memory
+    profile) unless given (tests give a cheaper one).
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._hasher = PasswordHasher()  # argon2id with the library's current parameters
+        self._hasher = hasher or PasswordHasher()
         self._create_private_file()
         with self._db() as db:
             db.executescript(_DDL)

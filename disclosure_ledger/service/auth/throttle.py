@@ -1,5 +1,6 @@
-"""Sign-in throttling: after a few failures for one user name, or from one client, further
-attempts wait, the wait doubling with each failure up to a ceiling.
+"""Sign-in throttling: after ``free_failures`` failures for one user name, or from one
+client, the next attempt waits ``first_wait`` seconds, the wait doubling with each further
+failure up to ``max_wait``.
 
 In memory: a restart forgets, which only helps the owner. An attempt counts as a failure
 from the moment it starts (:meth:`LoginThrottle.attempt`) until it succeeds, so attempts
@@ -92,9 +93,9 @@ class LoginThrottle:
                 failures = self._failures[key] = _Failures()
             failures.count += 1
             failures.last_failure = now
-            over = failures.count - self.free_failures
-            if over > 0:
-                failures.blocked_until = now + min(self.max_wait, self.first_wait * 2 ** (over - 1))
+            over = failures.count - self.free_failures  # 0 at the last free failure
+            if over >= 0:
+                failures.blocked_until = now + min(self.max_wait, self.first_wait * 2**over)
         if len(self._failures) > self.max_keys:
             self._forget_oldest(now)
 
