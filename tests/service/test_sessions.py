@@ -101,6 +101,16 @@ def test_wrong_credentials_get_one_answer_that_names_nothing(
     assert SESSION_COOKIE not in answer.cookies
 
 
+def test_a_sign_in_posted_from_another_site_is_refused(service_client: ServiceClient) -> None:
+    answer = service_client.client.post(
+        SESSION,
+        json={"name": "user-auditor", "password": PASSWORD},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert answer.status_code == 401
+    assert SESSION_COOKIE not in answer.cookies
+
+
 def test_a_disabled_user_cannot_sign_in(service_client: ServiceClient) -> None:
     service_client.accounts.set_disabled("user-auditor", True)
     assert sign_in(service_client, "user-auditor").status_code == 401

@@ -43,8 +43,12 @@ def sign_in(request: Request, name: str, password: str) -> tuple[Actor, str, str
     """``(actor, session_id, csrf_token)`` of a new session; :class:`SignInRefused` if not.
 
     Blocking (argon2, SQLite): call it from a sync route, or through ``run_in_threadpool``.
-    A wrong password, an unknown user and a disabled user get the same answer.
+    A wrong password, an unknown user and a disabled user get the same answer. A sign-in
+    posted from another site (``Sec-Fetch-Site: cross-site``) is refused: it would sign the
+    browser in to someone else's account (login CSRF).
     """
+    if request.headers.get("sec-fetch-site") == "cross-site":  # login CSRF
+        raise SignInRefused("sign in from the service's own sign-in page", None)
     throttle: LoginThrottle = request.app.state.login_throttle
     keys = (f"user:{name}", f"client:{client_address(request)}")
     wait = throttle.attempt(*keys)
