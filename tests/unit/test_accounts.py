@@ -217,3 +217,10 @@ def test_the_throttle_keeps_a_bounded_number_of_keys() -> None:
         throttle.failed(f"user:made-up-{i}")
     assert len(throttle._failures) <= 100
     assert "user:made-up-999" in throttle._failures
+
+
+def test_a_name_or_password_longer_than_any_allowed_is_refused(store: AccountStore) -> None:
+    store.add_user("alice", Role.admin, PASSWORD)
+    assert store.authenticate("alice" * 20, PASSWORD) is None
+    assert store.authenticate("alice", PASSWORD + "x" * 2000) is None
+    assert store.authenticate("alice", PASSWORD) is not None

@@ -212,3 +212,17 @@ def test_serve_refuses_a_certificate_it_could_not_serve(
     )
     assert (status, "cannot serve TLS" in err) == (1, True)
     assert not ledger.exists()
+
+
+def test_serve_says_at_start_when_nobody_can_sign_in(
+    ledger: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from disclosure_ledger.commands.serve import _say_if_nobody_can_sign_in
+
+    _say_if_nobody_can_sign_in(ledger)
+    assert "nobody can sign in" in caplog.text
+    assert "users add NAME --role admin" in caplog.text
+    caplog.clear()
+    store(ledger).add_user("alice", Role.auditor, PASSWORD)
+    _say_if_nobody_can_sign_in(ledger)
+    assert "nobody can sign in" not in caplog.text

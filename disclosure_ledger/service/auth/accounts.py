@@ -274,6 +274,9 @@ class AccountStore:
         An unknown name costs the same argon2 work as a wrong password: no timing oracle
         for which names exist.
         """
+        if len(name) > 64 or len(password) > MAX_PASSWORD_LENGTH:  # no such user
+            self._hasher.hash(password[:MAX_PASSWORD_LENGTH])
+            return None
         with self._db() as db:
             row = db.execute(
                 "SELECT role, password_hash, disabled FROM users WHERE name = ?", [name]

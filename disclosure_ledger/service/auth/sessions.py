@@ -50,7 +50,8 @@ def sign_in(request: Request, name: str, password: str) -> tuple[Actor, str, str
     if request.headers.get("sec-fetch-site") == "cross-site":  # login CSRF
         raise SignInRefused("sign in from the service's own sign-in page", None)
     throttle: LoginThrottle = request.app.state.login_throttle
-    keys = (f"user:{name}", f"client:{client_address(request)}")
+    # A name longer than any user's is cut: the throttle keeps its keys in memory.
+    keys = (f"user:{name[:64]}", f"client:{client_address(request)}")
     wait = throttle.attempt(*keys)
     if wait > 0:
         seconds = math.ceil(wait)
