@@ -135,7 +135,7 @@ def run_users(args: argparse.Namespace) -> int:
 
 
 def _add(store: AccountStore, args: argparse.Namespace) -> None:
-    from disclosure_ledger.service.auth.accounts import check_user_name
+    from disclosure_ledger.service.auth.passwords import check_user_name
 
     check_user_name(args.name)  # before a password is asked for
     password = _new_password(args)
@@ -236,7 +236,7 @@ def _operator() -> str:
 
 
 def _new_password(args: argparse.Namespace) -> str:
-    from disclosure_ledger.service.auth.accounts import check_password, generate_password
+    from disclosure_ledger.service.auth.passwords import check_password, generate_password
 
     if args.generate_password:
         return generate_password()

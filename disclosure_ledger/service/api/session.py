@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from disclosure_ledger.service.auth.accounts import MAX_PASSWORD_LENGTH, SESSION_LIFETIME, Actor
+from disclosure_ledger.service.auth.accounts import SESSION_LIFETIME, Actor
 from disclosure_ledger.service.auth.actor import check_csrf, current_actor, presented_csrf
+from disclosure_ledger.service.auth.passwords import MAX_PASSWORD_LENGTH
 from disclosure_ledger.service.auth.roles import PERMISSIONS
 from disclosure_ledger.service.auth.sessions import (
     SignInRefused,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -32,8 +31,25 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.service.auth.passwords import (
+    MAX_PASSWORD_LENGTH,
+    AccountError,
+    check_password,
+    check_user_name,
+)
 from disclosure_ledger.service.auth.roles import Role
+
+__all__ = [
+    "SESSION_IDLE_TIMEOUT",
+    "SESSION_LIFETIME",
+    "AccountError",
+    "AccountStore",
+    "Actor",
+    "IssuedToken",
+    "TokenInfo",
+    "UserInfo",
+    "default_account_store",
+]
 
 SESSION_LIFETIME = timedelta(hours=8)
 """A session ends this long after sign-in, however busy (a working day)."""
@@ -44,9 +60,6 @@ _ACTIVITY_RESOLUTION = timedelta(minutes=1)
 """A session's last request and a token's last use are written at most once a minute, so
 reads do not take SQLite's write lock on every request."""
 
-MIN_PASSWORD_LENGTH = 12
-MAX_PASSWORD_LENGTH = 1024
-_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS users (
@@ -67,10 +80,6 @@ _ADDED_COLUMNS = {
     ("tokens", "last_used_at"): "ALTER TABLE tokens ADD COLUMN last_used_at TEXT",
     ("sessions", "last_seen_at"): "ALTER TABLE sessions ADD COLUMN last_seen_at TEXT",
 }
-
-
-class AccountError(DisclosureLedgerError):
-    """A user or token cannot be added, found or changed (named, with what to do)."""
 
 
 @dataclass(frozen=True)
@@ -127,40 +136,6 @@ def _utc_now() -> datetime:
 def _iso(moment: datetime) -> str:
     """One text form for every time stored, so SQLite compares them as text correctly."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def check_user_name(name: str) -> None:
-    """1 to 64 letters, digits and ``._@-``, starting with a letter or digit: nothing that
-    could pass for a token (``token:...``) in the access log, or hide in a terminal."""
-    if not _USER_NAME.fullmatch(name):
-        raise AccountError(
-            f"user name {name!r}: give 1 to 64 letters, digits, '.', '_', '@' or '-', "
-            "starting with a letter or digit"
-        )
-
-
-def check_password(name: str, password: str) -> None:
-    """NIST SP 800-63B's rules: long enough, not absurdly long, not the user's own name,
-    not one character repeated; no composition rules."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(
-            f"the password for {name!r} is too short: give {MIN_PASSWORD_LENGTH} characters "
-            "or more (a few unrelated words make a good one), or use --generate-password"
-        )
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountError(
-            f"the password for {name!r} is longer than {MAX_PASSWORD_LENGTH} characters"
-        )
-    if name.lower() in password.lower() or len(set(password)) == 1:
-        raise AccountError(
-            f"the password for {name!r} is too easy to guess (it holds the user name, or "
-            "repeats one character): choose another, or use --generate-password"
-        )
-
-
-def generate_password() -> str:
-    """A random password of 24 URL-safe characters (144 bits)."""
-    return secrets.token_urlsafe(18)
 
 
 class AccountStore:
