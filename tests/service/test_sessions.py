@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from disclosure_ledger.service.auth.accounts import (
 )
 from disclosure_ledger.service.auth.actor import CSRF_HEADER, SESSION_COOKIE, require
 from disclosure_ledger.service.auth.roles import Action, Role
+from disclosure_ledger.service.config import ServiceConfig
 from tests.service.conftest import PASSWORD, ServiceClient
 
 SESSION = "/api/v1/session"
@@ -86,6 +88,14 @@ def test_signing_in_opens_a_session_with_a_strict_http_only_cookie(
     assert status_code(service_client, headers) == 200
     me = service_client.client.get(SESSION, headers=headers).json()
     assert (me["name"], me["kind"]) == ("user-compliance", "user")
+
+
+def test_behind_a_tls_proxy_the_cookie_is_secure(service_client: ServiceClient) -> None:
+    """``--insecure-http`` says a TLS proxy stands in front: the browser sees HTTPS."""
+    config = ServiceConfig(ledger=Path("l.duckdb"), host="0.0.0.0", insecure_http=True)
+    service_client.client.app.state.service = SimpleNamespace(config=config)  # type: ignore[attr-defined]
+    answer = sign_in(service_client, "user-auditor")
+    assert "Secure" in answer.headers["set-cookie"]
 
 
 @pytest.mark.parametrize(
