@@ -28,6 +28,7 @@ from disclosure_ledger.commands import (
     schemas,
     serve,
     status,
+    users,
     verify,
 )
 from disclosure_ledger.commands.key_material import default_key_store
@@ -65,6 +66,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     query,
     schemas,
     reference,
+    users,
 )
 
 

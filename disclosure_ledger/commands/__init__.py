@@ -13,6 +13,8 @@ each command a thin handler that parses nothing more and calls the library::
     query         query (SQL or a preset)
     schemas       schemas check
     reference     reference show|check
+    users         users add|reset-password|disable|enable|list, users token issue|revoke,
+                  users tokens (the service's accounts and API tokens)
 
 ``options`` holds what they share (common options, argument types); ``key_material``
 reads the subject secret and the checkpoint signing key from the settings.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,23 @@ def register(commands: Subcommands) -> None:
     ingest_options(sub)
 
 
+def _say_if_nobody_can_sign_in(ledger: Path) -> None:
+    """A service without an enabled user says so at start, with the command that fixes it
+    (``users add`` works while the service runs)."""
+    from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
+
+    if not ledger.parent.is_dir():
+        return  # the ledger's own error follows, naming the directory
+    store = default_account_store(ledger)
+    if not any(not user.disabled for user in AccountStore(store).users()):
+        logging.getLogger("disclosure_ledger.service").warning(
+            "nobody can sign in: %s holds no enabled user; add one with "
+            "`disclosure-ledger users add NAME --role admin --generate-password --ledger %s`",
+            store,
+            ledger,
+        )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from consumers.consumer import DEFAULT_BATCH
     from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
@@ -91,6 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
     )
     config.check()  # before anything is opened
+    _say_if_nobody_can_sign_in(args.ledger)
     settings = load_settings()
     secret = subject_secret(args.ledger, args.key_store)
     ingest = (

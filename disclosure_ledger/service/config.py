@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,8 @@ class ServiceConfig:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def check(self) -> None:
-        """Refuse a non-loopback address without TLS unless ``insecure_http``."""
+        """Refuse a non-loopback address without TLS unless ``insecure_http``, and a
+        certificate and key that TLS could not use (before anything is opened)."""
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ServiceConfigError("give both --tls-cert and --tls-key, or neither")
         if not self.tls and not self.insecure_http and not is_loopback(self.host):
@@ -50,6 +52,25 @@ class ServiceConfig:
                 "would send passwords, tokens and personal data in clear text: give "
                 "--tls-cert and --tls-key, or --insecure-http if a TLS proxy stands in front"
             )
+        if self.tls_cert is not None and self.tls_key is not None:
+            check_tls_files(self.tls_cert, self.tls_key)
+
+
+def check_tls_files(cert: Path, key: Path) -> None:
+    """The certificate and key load, and belong together (as the TLS server will load
+    them); a clear error naming the file otherwise."""
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise ServiceConfigError(f"{option} {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        # An encrypted key would make OpenSSL prompt on the terminal: refuse it instead.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ServiceConfigError(
+            f"--tls-cert {cert} with --tls-key {key} cannot serve TLS ({exc}): give a PEM "
+            "certificate and the unencrypted PEM private key that belongs to it"
+        ) from exc
 
 
 def is_loopback(host: str) -> bool:

@@ -53,6 +53,16 @@ def test_the_commands_are_all_there() -> None:
                 "serve",
                 "simulate",
                 "status",
+                "users",
+                "users add",
+                "users disable",
+                "users enable",
+                "users list",
+                "users reset-password",
+                "users token",
+                "users token issue",
+                "users token revoke",
+                "users tokens",
                 "verify",
             ]
         )

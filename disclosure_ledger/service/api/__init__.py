@@ -16,11 +16,13 @@ from disclosure_ledger.service.api import (
     queries,
     reports,
     requests,
+    session,
     status,
     verify,
 )
 
 api_router = APIRouter()
+api_router.include_router(session.router)
 api_router.include_router(status.router)
 api_router.include_router(reports.router)
 api_router.include_router(requests.router)
