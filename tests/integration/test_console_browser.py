@@ -230,27 +230,53 @@ class Console:
         return list(self.driver.find_elements(self.by.CSS_SELECTOR, css))
 
     def settled(self, status: int = 200) -> None:
-        """After each page: nothing in the browser's console (but the page's own status,
-        when a refusal is expected), no subject id in the URL."""
+        """After each page: nothing in the browser's console (but, when a refusal is
+        expected, the page's own status, which the browser may log a moment later), no
+        subject id in the URL."""
         self.visited.append(self.driver.current_url)
         expected = (
             f"{self.driver.current_url} - Failed to load resource: the server responded "
             f"with a status of {status} "
         )
-        messages = [
-            entry["message"]
-            for entry in self.driver.get_log("browser")
-            if status == 200 or not entry["message"].startswith(expected)
-        ]
+        messages: list[str] = []
+        seen = status == 200
+        deadline = time.monotonic() + WAIT
+        while True:
+            for entry in self.driver.get_log("browser"):
+                if not seen and entry["message"].startswith(expected):
+                    seen = True
+                else:
+                    messages.append(entry["message"])
+            if seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert messages == [], f"console messages on {self.driver.current_url}: {messages}"
+        assert seen, f"{self.driver.current_url} was expected to answer {status}"
         assert SUBJECT not in self.driver.current_url
 
     def open(self, path: str) -> None:
         self.driver.get(self.url + path)
         self.settled()
 
+    def _click_and_wait(self, element: Any) -> None:
+        """Click, then wait until the page the click leads to has replaced this one."""
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        page = self.driver.find_element(self.by.TAG_NAME, "html")
+
+        def replaced(_driver: Any) -> bool:
+            try:
+                page.is_enabled()  # a node of the old document: stale once it is gone
+            except WebDriverException:  # stale, or "does not belong to the document"
+                return True
+            return False
+
+        element.click()
+        WebDriverWait(self.driver, WAIT).until(replaced)
+
     def submit(self, css: str, status: int = 200) -> None:
-        self.find(css).click()
+        self._click_and_wait(self.find(css))
         self.settled(status)
 
     def fill(self, fields: dict[str, str]) -> None:
@@ -270,7 +296,7 @@ class Console:
         assert self.driver.current_url == f"{self.url}/login"
 
     def nav(self, label: str) -> None:
-        self.driver.find_element(self.by.LINK_TEXT, label).click()
+        self._click_and_wait(self.driver.find_element(self.by.LINK_TEXT, label))
         self.settled()
 
     def screenshot(self, name: str) -> None:
