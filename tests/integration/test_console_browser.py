@@ -2,8 +2,8 @@
 
 A real ``disclosure-ledger serve`` process ingests a topic of a real Kafka broker (events
 of ten members, and a watermark of every expected source, so the ledger knows it is
-complete); Debian's ``chromium``, headless, driven by Selenium through Debian's
-``chromedriver``, then:
+complete), with users added by ``disclosure-ledger users``; Debian's ``chromium``,
+headless, driven by Selenium through Debian's ``chromedriver``, then:
 
 1. signs in (as a compliance officer);
 2. produces the CCPA report as of today with the as-of picker (provisional, if the
@@ -42,7 +42,6 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 from disclosure_ledger.service.auth.roles import Role
 from producers.publisher import DisclosurePublisher
 from reference import ReferenceData
@@ -109,6 +108,23 @@ def _publish(bootstrap: str, topic: str, reference: ReferenceData) -> None:
     every_source_declares_all_published(bootstrap, topic, reference)
 
 
+def _users(ledger: Path, *arguments: str) -> str:
+    """``disclosure-ledger users ...`` (the password on standard input); its output."""
+    action, rest = arguments[0], list(arguments[1:])
+    if action == "token":
+        action, rest = f"token {rest[0]}", rest[1:]
+    done = subprocess.run(
+        [str(CLI), "users", *action.split(), "--ledger", str(ledger), *rest],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.fixture
 def service(
     kafka_bootstrap: str,
@@ -119,10 +135,9 @@ def service(
     topic = new_topic(partitions=2)
     _publish(kafka_bootstrap, topic, reference)
     ledger = tmp_path / "ledger.duckdb"
-    accounts = AccountStore(default_account_store(ledger))
     for role in (Role.compliance, Role.investigator, Role.auditor):
-        accounts.add_user(f"console-{role.value}", role, PASSWORD)
-    token = accounts.issue_token(Role.auditor, label="browser test", created_by="test").token
+        _users(ledger, "add", f"console-{role.value}", "--role", role.value, "--password-stdin")
+    token = _users(ledger, "token", "issue", "--role", "auditor", "--label", "browser test").strip()
     url = f"http://127.0.0.1:{_free_port()}"
     log_path = tmp_path / "serve.log"
     env = {**os.environ, "DISCLOSURE_LEDGER_SUBJECT_SECRET": secrets.token_hex(32)}
