@@ -448,3 +448,26 @@ def test_repeated_wrong_passwords_are_throttled(service_client: ServiceClient) -
     assert answers[-1].status_code == 429
     assert int(answers[-1].headers["retry-after"]) >= 1
     assert "wait" in answers[-1].text
+
+
+def test_an_unexpected_failure_names_neither_the_subject_on_the_page_nor_in_the_log(
+    service_client: ServiceClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from disclosure_ledger.service.console import subject_requests
+
+    def failing(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError(f"something broke while answering {SUBJECT}")
+
+    monkeypatch.setattr(subject_requests, "subject_answer", failing)
+    client = service_client.client
+    csrf = sign_in(client, Role.compliance)
+    caplog.set_level(logging.DEBUG)
+    answer = client.post("/requests/know", data=know_form(csrf))
+    assert answer.status_code == 500
+    assert_secure_headers(answer)
+    assert "RuntimeError" in answer.text
+    assert SUBJECT not in answer.text
+    assert "console POST /requests/know failed: RuntimeError" in caplog.text
+    assert SUBJECT not in caplog.text

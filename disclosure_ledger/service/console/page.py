@@ -147,6 +147,17 @@ class ConsoleRoute(APIRoute):
                     status.HTTP_400_BAD_REQUEST,
                     "The form or address was not understood: go back and submit the form again.",
                 )
+            except Exception as exc:
+                # the exception's text may hold what was submitted (a subject id): the log
+                # line and the page name only its type
+                log.error("console %s %s failed: %s", request.method, self.path, type(exc).__name__)
+                response = error_page(
+                    request,
+                    status.HTTP_500_INTERNAL_SERVER_ERROR,
+                    f"The service could not answer ({type(exc).__name__}); the service's log "
+                    "has the time and the page. Nothing was changed by this request unless "
+                    "the page said so.",
+                )
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response

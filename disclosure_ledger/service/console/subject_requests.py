@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from markupsafe import Markup
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -45,19 +46,17 @@ DELIVERIES = ("page", *DOWNLOAD_FORMATS)
 FIELDS = ("subject_type", "subject_id", "received_on", "received_via", "reason", "since", "deny")
 
 
-def _form_page(request: Request, kind: Kind, **values: object) -> Response:
-    status_code = values.pop("status_code", status.HTTP_200_OK)
-    assert isinstance(status_code, int)
+def _form_page(request: Request, kind: Kind, *, answer: Markup | None = None) -> Response:
+    """The form (and, after a POST, the answer above it)."""
     return render_page(
         request,
         "subject_request.html.j2",
-        status_code=status_code,
         kind=kind,
         title=TITLES[kind],
         basis=BASES[kind],
         received_via=[via.value for via in ReceivedVia],
         deliveries=DELIVERIES,
-        answer=values.get("answer"),
+        answer=answer,
         today=datetime.now(UTC).date().isoformat(),
     )
 
