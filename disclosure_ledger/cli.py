@@ -26,6 +26,7 @@ from disclosure_ledger.commands import (
     reports,
     schemas,
     serve,
+    service_control,
     status,
     verify,
 )
@@ -53,6 +54,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     broker,
     ingest,
     serve,
+    service_control,
     verify,
     status,
     maintenance,

@@ -165,17 +165,29 @@ class LedgerService:
                 keys.close()
             self.ingest_state.stopped_at = datetime.now(UTC)
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Finish the batch in hand, write the final checkpoint, close the ledger."""
+    def request_stop(self) -> None:
+        """Ask the ingest thread to stop after the batch in hand (a signal handler calls
+        this; it only sets an event)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Finish the batch in hand, write the final checkpoint, close the ledger.
+
+        Returns whether it stopped cleanly. An ingest thread still busy after ``timeout``
+        seconds is left alone with the ledger open (closing DuckDB under a running writer
+        is unsafe; the batch's transaction commits whole or not at all, so a process that
+        exits now loses nothing that a restart would not read again)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("the ingest thread did not stop within %.0f s", timeout)
+                return False
         try:
             self._access_con.close()
         finally:
             self.ledger.close()
+        return True
 
     @property
     def stopping(self) -> bool:
