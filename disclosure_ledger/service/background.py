@@ -88,26 +88,39 @@ def wait_until_ready(
 
 
 def start_detached(
-    command: Sequence[str], ledger: Path, log_path: Path, timeout: float = 60.0
+    command: Sequence[str],
+    ledger: Path,
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> ServiceState:
     """Start ``command`` (a ``disclosure-ledger serve`` command line for ``ledger``) in
-    a session of its own, its output appended to ``log_path``; return once it is ready."""
+    a session of its own, with ``env`` added to this environment, its output appended to
+    ``log_path``; return once it is ready."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the terminal's Ctrl-C does not reach it
-            env=os.environ.copy(),
-        )
+    # A shell starts the service in the background and exits at once (as the local
+    # broker is started): the service is not our child, and outlives us.
+    launcher = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
     try:
-        return wait_until_ready(ledger, lambda: process.poll() is None, log_path, timeout)
+        launched = subprocess.run(
+            ["/bin/sh", "-c", launcher, str(log_path), *command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            start_new_session=True,  # the terminal's Ctrl-C does not reach it
+            env={**os.environ, **(env or {})},
+            timeout=30,
+            check=False,
+        )
+        pid = int(launched.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        raise ServiceProcessError(f"could not start the service of {ledger}: {exc}") from exc
+    try:
+        return wait_until_ready(ledger, lambda: process_alive(pid), log_path, timeout)
     except ServiceProcessError:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(STOP_TIMEOUT)
+        send_signal(pid, signal.SIGTERM)
+        wait_exit(pid, STOP_TIMEOUT)
         raise
 
 
