@@ -56,15 +56,17 @@ def _name(sig: int) -> str:
 
 
 @contextmanager
-def _stop_signals(service: LedgerService) -> Iterator[None]:
-    """While serving, a stop signal only asks the service to stop (see the module
-    docstring); the handlers found before are restored after."""
+def _stop_signals(service: LedgerService, server: uvicorn.Server) -> Iterator[None]:
+    """While serving, a stop signal only asks the service and uvicorn to stop (see the
+    module docstring; before uvicorn listens, or after it re-raises the signal it caught);
+    the handlers found before are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(sig: int, _frame: FrameType | None) -> None:
         service.request_stop()
+        server.should_exit = True
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
@@ -96,7 +98,7 @@ def serve(service: LedgerService, accounts: AccountStore) -> int:
         service,
     )
     clean = False
-    with _stop_signals(service):
+    with _stop_signals(service, server):
         service.start_ingest()
         write_service_state(config.ledger, config.url)
         log.info("serving ledger %s at %s", config.ledger, config.url)
