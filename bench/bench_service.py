@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,6 +66,7 @@ CLI = Path(sys.executable).with_name("disclosure-ledger")
 PARTITIONS = 3
 STATUS = "/api/v1/status"
 CCPA = "/api/v1/reports/ccpa"
+REPORT_ROUTES = (CCPA, "/api/v1/reports/{kind}")  # as the OpenAPI document names it
 QUERY_PAGE = "/api/v1/queries/page"
 QUERY_SQL = (
     "SELECT recipient_id, count(*) AS disclosures FROM disclosures "
@@ -117,9 +119,10 @@ class Service:
             raise RuntimeError(f"status answered {status}: {body[:300]!r}")
         return int(json.loads(body)["rows"])
 
-    def has(self, path: str) -> bool:
+    def has(self, *paths: str) -> bool:
+        """Whether the service has a route of one of ``paths`` (its OpenAPI document)."""
         status, body = _request(self.url + "/api/v1/openapi.json", "")
-        return status == 200 and f'"{path}"' in body.decode()
+        return status == 200 and any(f'"{path}"' in body.decode() for path in paths)
 
 
 @contextmanager
@@ -189,7 +192,7 @@ def client_calls(
     calls: list[tuple[str, Callable[[Service], tuple[int, bytes]]]] = [
         ("status", lambda s: s.get(STATUS))
     ]
-    if service.has(CCPA):
+    if service.has(*REPORT_ROUTES):
         query = f"?as_of={as_of.isoformat()}&allow_incomplete=true&format=json"
         calls.append(("ccpa report", lambda s: s.get(CCPA + query)))
     if service.has(QUERY_PAGE):
@@ -329,7 +332,7 @@ def report_benchmark(bench: BenchLedger, args: argparse.Namespace) -> dict[str, 
     direct_s = _median_seconds(args.repeat, direct)
     print(f"  ccpa report direct: {direct_s * 1000:.0f} ms", file=sys.stderr)
     with serving(bench.path, args.port, args.dir / "service.log", "--no-ingest") as service:
-        if not service.has(CCPA):
+        if not service.has(*REPORT_ROUTES):
             print(f"  this service has no {CCPA} route: no API figure", file=sys.stderr)
             return {"direct_ms": direct_s * 1000, "api_ms": None, "ratio": None}
         query = f"{CCPA}?as_of={as_of.isoformat()}&format=json"
@@ -360,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         "--dir", type=Path, default=ROOT / ".local" / "bench", help="where ledgers are kept"
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like an error, so the service this started is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "benchmark": "service",
