@@ -1,12 +1,16 @@
 """The service's ingest thread as /readyz and the status report it: an ingestion that
 fails leaves the service answering, with 503 on /readyz naming why and the error in the
-status; a stop request turns /readyz to 503 "stopping" and stops the thread cleanly.
+status; a stop request turns /readyz to 503 "stopping" and stops the thread cleanly; a
+thread that reads is scheduled below the ingest thread (Linux).
 (A real ``serve`` process, its signals and restarts: tests/integration/test_service_process.py.)
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +22,7 @@ from disclosure_ledger.service.app import create_app
 from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 from disclosure_ledger.service.auth.roles import Role
 from disclosure_ledger.service.config import ServiceConfig
-from disclosure_ledger.service.runtime import IngestSettings, LedgerService
+from disclosure_ledger.service.runtime import READER_NICENESS, IngestSettings, LedgerService
 from reference import ReferenceData
 from tests.conftest import TEST_SECRET
 from tests.service.conftest import build_ledger
@@ -101,3 +105,38 @@ def test_a_stop_request_turns_readiness_off_and_stops_ingestion(
     assert (stopping.status_code, stopping.text) == (503, "stopping\n")
     assert service.stop(timeout=30)
     assert not service.ingest_state.running and service.ingest_state.error is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_a_thread_that_reads_is_scheduled_below_the_ingest_thread(
+    tmp_path: Path, reference: ReferenceData
+) -> None:
+    path = build_ledger(tmp_path / "ledger.duckdb", reference)
+    service = LedgerService(
+        ServiceConfig(ledger=path, memory_limit="512MB"),
+        reference=reference,
+        subject_secret=TEST_SECRET,
+        key_store=path.with_name(path.name + ".keys.sqlite"),
+        ingest=IngestSettings(
+            bootstrap_servers=f"127.0.0.1:{_closed_port()}", topic="t", max_batch=100
+        ),
+        signer=None,
+    )
+    niceness: dict[str, int] = {}
+
+    def read() -> None:
+        tid = threading.get_native_id()
+        niceness["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        with service.view() as view:
+            view.con.execute("SELECT count(*) FROM disclosures").fetchone()
+        niceness["after"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        ingest_side = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    finally:
+        service.stop()
+    assert niceness["after"] == min(19, niceness["before"] + READER_NICENESS)
+    assert ingest_side == niceness["before"]  # the other threads keep theirs
