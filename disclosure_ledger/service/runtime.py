@@ -64,6 +64,24 @@ def yield_to_ingest() -> None:
         log.debug("could not lower a request thread's priority: %s", exc)
 
 
+def _yield_engine_threads() -> None:
+    """Lower the priority of every thread of this process but the calling one (DuckDB's
+    worker pool, started with the instance), as :func:`yield_to_ingest` does a request's."""
+    import psutil
+
+    if sys.platform != "linux":
+        return
+    me = threading.get_native_id()
+    for thread in psutil.Process().threads():
+        if thread.id == me:
+            continue
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, thread.id)
+            os.setpriority(os.PRIO_PROCESS, thread.id, min(19, current + READER_NICENESS))
+        except OSError as exc:
+            log.debug("could not lower thread %d's priority: %s", thread.id, exc)
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     """What the ingest thread needs; ``consume``'s options, as ``serve`` takes them."""
@@ -122,6 +140,8 @@ class LedgerService:
         except BaseException:
             self.ledger.close()
             raise
+        if ingest is not None:
+            _yield_engine_threads()
         self.access_log = AccessLog()
         self.query_slots = threading.BoundedSemaphore(config.max_concurrent_queries)
         self.ingest_state = IngestState()

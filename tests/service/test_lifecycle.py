@@ -1,7 +1,7 @@
 """The service's ingest thread as /readyz and the status report it: an ingestion that
 fails leaves the service answering, with 503 on /readyz naming why and the error in the
 status; a stop request turns /readyz to 503 "stopping" and stops the thread cleanly; a
-thread that reads is scheduled below the ingest thread (Linux).
+thread that reads, and DuckDB's worker pool, are scheduled below the ingest thread (Linux).
 (A real ``serve`` process, its signals and restarts: tests/integration/test_service_process.py.)
 """
 
@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -121,6 +122,13 @@ def test_a_thread_that_reads_is_scheduled_below_the_ingest_thread(
             bootstrap_servers=f"127.0.0.1:{_closed_port()}", topic="t", max_batch=100
         ),
         signer=None,
+    )
+    me = threading.get_native_id()
+    mine = os.getpriority(os.PRIO_PROCESS, me)
+    others = [t.id for t in psutil.Process().threads() if t.id != me]
+    assert others  # DuckDB's worker pool, at least
+    assert all(  # they serve reads too: scheduled below the ingest thread
+        os.getpriority(os.PRIO_PROCESS, tid) >= min(19, mine + READER_NICENESS) for tid in others
     )
     niceness: dict[str, int] = {}
 
