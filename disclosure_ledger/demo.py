@@ -35,10 +35,10 @@ from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.local_broker import LocalBroker
 from disclosure_ledger.local_broker.processes import describe_listener, port_free
 from disclosure_ledger.service.auth.accounts import (
-    AccountError,
     AccountStore,
     default_account_store,
 )
+from disclosure_ledger.service.auth.passwords import generate_password
 from disclosure_ledger.service.auth.roles import Role
 from disclosure_ledger.service.background import start_detached, stop_service
 from disclosure_ledger.service.config import is_loopback, parse_listen
@@ -192,19 +192,12 @@ def _demo_signing_key(demo_dir: Path) -> tuple[Path, Path]:
 
 
 def console_text(
-    *, url: str, user: str, password: str | None, cli: Path, ledger_path: Path, log_path: Path
+    *, url: str, user: str, password: str, cli: Path, ledger_path: Path, log_path: Path
 ) -> str:
     """What the demo prints about the service it leaves running: the console's address,
-    the admin user and its password (None: the user exists from an earlier demo, whose
-    password was shown then), where the log is and how to stop it."""
+    the admin user and its new password, where the log is and how to stop it."""
     tool = _shown(cli)
-    if password is not None:
-        login = f"user {user}, password {password} (shown once)"
-    else:
-        login = (
-            f"user {user} (made by an earlier demo, with the password shown then; `make clean` "
-            "starts afresh)"
-        )
+    login = f"user {user}, password {password} (shown once)"
     return "\n".join(
         [
             f"console: {url}/ — {login}",
@@ -217,13 +210,15 @@ def console_text(
     )
 
 
-def _admin_password(ledger_path: Path) -> str | None:
-    """A new random password for the demo's admin user; None if the user exists already."""
-    password = secrets.token_urlsafe(16)
-    try:
-        AccountStore(default_account_store(ledger_path)).add_user(ADMIN_USER, Role.admin, password)
-    except AccountError:
-        return None
+def _admin_password(ledger_path: Path) -> str:
+    """A new random password for the demo's admin user, shown once: a demo run again gives
+    the existing user a new one (its old sessions end), so the console is always reachable."""
+    password = generate_password()
+    accounts = AccountStore(default_account_store(ledger_path))
+    if any(user.name == ADMIN_USER for user in accounts.users()):
+        accounts.set_password(ADMIN_USER, password)
+    else:
+        accounts.add_user(ADMIN_USER, Role.admin, password)
     return password
 
 
