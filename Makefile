@@ -1,4 +1,6 @@
 # Two commands on a fresh machine (Python 3.11, Java 17, Maven): `make demo`, `make test`.
+# `make demo` leaves the broker and the ledger service (the console) running; `make clean`
+# stops both and deletes what they wrote.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -36,6 +38,9 @@ test: setup browser
 bench: setup
 	$(BIN)/python -m bench
 
+# The service `make demo` leaves running is stopped first (SIGTERM: the batch in hand
+# commits), then the broker.
 clean:
+	-$(BIN)/disclosure-ledger service stop --ledger "$${DISCLOSURE_LEDGER_STATE_DIR:-.local}/demo/ledger.duckdb"
 	-$(BIN)/disclosure-ledger broker stop
 	rm -rf .local out

@@ -9,6 +9,13 @@ It ends by saying what to do next (:func:`next_steps`): where the command-line t
 the setting that unlocks subject look-ups, three people the demo ledger holds (the
 busiest of the simulated traffic, counted as it is published) and a command that answers
 a request to know for one of them.
+
+Then it leaves the ledger service running in the background over the demo ledger, as it
+leaves the broker (:func:`start_console`): ``serve`` ingesting the same topic, its log in
+``<state dir>/demo/service.log``, and an ``admin`` user whose random password is printed
+once with the console's address (:func:`console_text`). ``make clean`` stops it
+(``disclosure-ledger service stop``). A service left running by an earlier demo is stopped
+first, since it holds the ledger the demo consumes into.
 """
 
 from __future__ import annotations
@@ -24,7 +31,17 @@ from pathlib import Path
 
 from consumers.consumer import consume
 from consumers.pipeline import Ingestor
+from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.local_broker import LocalBroker
+from disclosure_ledger.local_broker.processes import describe_listener, port_free
+from disclosure_ledger.service.auth.accounts import (
+    AccountStore,
+    default_account_store,
+)
+from disclosure_ledger.service.auth.passwords import generate_password
+from disclosure_ledger.service.auth.roles import Role
+from disclosure_ledger.service.background import start_detached, stop_service
+from disclosure_ledger.service.config import is_loopback, parse_listen
 from disclosure_ledger.settings import Settings, load_settings
 from disclosure_ledger.simulate import simulate
 from disclosure_ledger.simulated_services import publish_as_services
@@ -53,6 +70,9 @@ log = logging.getLogger(__name__)
 DEMO_PARTITIONS = 3
 SUBJECTS_NAMED = 3
 SECRET_FILE_SETTING = "DISCLOSURE_LEDGER_SUBJECT_SECRET_FILE"
+SIGNING_KEY_FILE_SETTING = "DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+ADMIN_USER = "admin"
 
 SubjectRef = tuple[str, str]  # (subject type, subject id), as the events carry them
 
@@ -171,7 +191,80 @@ def _demo_signing_key(demo_dir: Path) -> tuple[Path, Path]:
     return private, public
 
 
-def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> int:
+def console_text(
+    *, url: str, user: str, password: str, cli: Path, ledger_path: Path, log_path: Path
+) -> str:
+    """What the demo prints about the service it leaves running: the console's address,
+    the admin user and its new password, where the log is and how to stop it."""
+    tool = _shown(cli)
+    login = f"user {user}, password {password} (shown once)"
+    return "\n".join(
+        [
+            f"console: {url}/ — {login}",
+            f"  The ledger service runs in the background, ingesting the demo topic; its log: "
+            f"{_shown(log_path)}",
+            f"  Stop it: {tool} service stop --ledger {_shown(ledger_path)} (`make clean` does)",
+            "  While it runs it holds the ledger: the commands above read it through the "
+            "service (--server) or once it is stopped.",
+        ]
+    )
+
+
+def _admin_password(ledger_path: Path) -> str:
+    """A new random password for the demo's admin user, shown once: a demo run again gives
+    the existing user a new one (its old sessions end), so the console is always reachable."""
+    password = generate_password()
+    accounts = AccountStore(default_account_store(ledger_path))
+    if any(user.name == ADMIN_USER for user in accounts.users()):
+        accounts.set_password(ADMIN_USER, password)
+    else:
+        accounts.add_user(ADMIN_USER, Role.admin, password)
+    return password
+
+
+def start_console(
+    *,
+    listen: str,
+    ledger_path: Path,
+    bootstrap: str,
+    topic: str,
+    secret_file: Path | None,
+    signing_key: Path,
+    log_path: Path,
+) -> str:
+    """Start ``serve`` over the demo ledger in the background; its URL once it is ready."""
+    host, port = parse_listen(listen)
+    if not is_loopback(host):
+        raise DisclosureLedgerError(
+            f"demo --listen {listen}: the demo serves on a loopback address only (no TLS)"
+        )
+    if not port_free(port):
+        raise DisclosureLedgerError(
+            f"the console's port {port} is taken by {describe_listener(port)}: run the demo "
+            f"again with another, e.g. `disclosure-ledger demo --listen 127.0.0.1:{port + 1}`"
+        )
+    command = [
+        str(cli_path()),
+        "serve",
+        "--ledger",
+        str(ledger_path.absolute()),
+        "--listen",
+        listen,
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+    ]
+    environment = {SIGNING_KEY_FILE_SETTING: str(signing_key.absolute())}
+    if secret_file is not None:
+        environment[SECRET_FILE_SETTING] = str(secret_file.absolute())
+    state = start_detached(command, ledger_path.absolute(), log_path, env=environment)
+    return state.url
+
+
+def run_demo(
+    *, events: int, seed: int, as_of: date | None, out_dir: Path, listen: str = DEFAULT_LISTEN
+) -> int:
     settings = load_settings()
     # today, unless the simulated services' watermarks (sent now) less the allowance for
     # late events cannot yet cover today's midnight: then yesterday
@@ -182,6 +275,9 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
     ledger_path = demo_dir / "ledger.duckdb"
     key_store = demo_dir / "ledger.duckdb.keys.sqlite"
     secret = _demo_secret(settings, demo_dir, key_store)
+    stopped = stop_service(ledger_path.absolute())
+    if stopped is not None:
+        print(f"demo: stopped the service an earlier demo left at {stopped.url} (restarted below)")
     # The secret is checked (ledger.key_check) before anything is published or consumed.
     with Ledger(ledger_path) as ledger, SubjectKeyStore(key_store, secret, ledger=ledger):
         pass
@@ -263,13 +359,34 @@ def run_demo(*, events: int, seed: int, as_of: date | None, out_dir: Path) -> in
         path = out_dir / f"ccpa-{as_of.isoformat()}.{fmt}"
         path.write_text(render_ccpa(report, fmt), encoding="utf-8")
         print(f"demo: CCPA report written to {path}")
+    secret_file = None if settings.subject_secret else demo_dir / "subject-secret"
     print(
         next_steps(
             cli=cli_path(),
             ledger_path=ledger_path,
-            secret_file=None if settings.subject_secret else demo_dir / "subject-secret",
+            secret_file=secret_file,
             subjects=busiest_subjects(tally),
             as_of=as_of,
+        )
+    )
+    log_path = demo_dir / "service.log"
+    url = start_console(
+        listen=listen,
+        ledger_path=ledger_path,
+        bootstrap=bootstrap,
+        topic=topic,
+        secret_file=secret_file,
+        signing_key=private_key,
+        log_path=log_path,
+    )
+    print(
+        console_text(
+            url=url,
+            user=ADMIN_USER,
+            password=_admin_password(ledger_path),
+            cli=cli_path(),
+            ledger_path=ledger_path,
+            log_path=log_path,
         )
     )
     return 0

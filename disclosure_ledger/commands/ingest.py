@@ -121,6 +121,12 @@ def register(commands: Subcommands) -> None:
         "5 minutes after midnight, which the watermarks cannot cover yet)",
     )
     sub.add_argument("--out", type=Path, default=Path("out"), help="report folder (default out/)")
+    sub.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="where the service the demo leaves running serves the console "
+        "(default 127.0.0.1:8080; loopback only)",
+    )
 
 
 def ingest_options(sub: argparse.ArgumentParser) -> None:
@@ -410,4 +416,10 @@ def _checkpointer(
 def run_demo(args: argparse.Namespace) -> int:
     from disclosure_ledger.demo import run_demo as demo
 
-    return demo(events=args.events, seed=args.seed, as_of=args.as_of, out_dir=args.out)
+    return demo(
+        events=args.events,
+        seed=args.seed,
+        as_of=args.as_of,
+        out_dir=args.out,
+        listen=args.listen,
+    )

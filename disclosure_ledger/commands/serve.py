@@ -138,5 +138,4 @@ def run_serve(args: argparse.Namespace) -> int:
         ingest=ingest,
         signer=signer,
     )
-    serve(service, AccountStore(default_account_store(args.ledger)))
-    return 0
+    return serve(service, AccountStore(default_account_store(args.ledger)))

@@ -11,6 +11,8 @@ appends. Nothing else ever opens the file.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +40,48 @@ if TYPE_CHECKING:
     from reference import ReferenceData
 
 log = logging.getLogger("disclosure_ledger.service")
+
+# How much lower than the ingest thread a thread that serves reads is scheduled (nice).
+READER_NICENESS = 10
+_reader_thread = threading.local()
+
+
+def yield_to_ingest() -> None:
+    """Schedule the calling thread (one that serves requests) below the ingest thread.
+
+    Linux schedules threads, and each has its own nice value: a request thread raised by
+    :data:`READER_NICENESS` gets about a tenth of the CPU the ingest thread gets when both
+    want it, so clients looping over reports and queries slow ingestion down little, while
+    an idle service still gives a request every core. Once per thread; elsewhere than
+    Linux (where the value is the whole process's) it does nothing.
+    """
+    if sys.platform != "linux" or getattr(_reader_thread, "niced", False):
+        return
+    _reader_thread.niced = True
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + READER_NICENESS))
+    except OSError as exc:  # a sandbox may refuse it: then requests compete as equals
+        log.debug("could not lower a request thread's priority: %s", exc)
+
+
+def _yield_engine_threads() -> None:
+    """Lower the priority of every thread of this process but the calling one (DuckDB's
+    worker pool, started with the instance), as :func:`yield_to_ingest` does a request's."""
+    import psutil
+
+    if sys.platform != "linux":
+        return
+    me = threading.get_native_id()
+    for thread in psutil.Process().threads():
+        if thread.id == me:
+            continue
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, thread.id)
+            os.setpriority(os.PRIO_PROCESS, thread.id, min(19, current + READER_NICENESS))
+        except OSError as exc:
+            log.debug("could not lower thread %d's priority: %s", thread.id, exc)
 
 
 @dataclass(frozen=True)
@@ -98,6 +142,8 @@ class LedgerService:
         except BaseException:
             self.ledger.close()
             raise
+        if ingest is not None:
+            _yield_engine_threads()
         self.access_log = AccessLog()
         self.query_slots = threading.BoundedSemaphore(config.max_concurrent_queries)
         self.ingest_state = IngestState()
@@ -168,18 +214,30 @@ class LedgerService:
                 keys.close()
             self.ingest_state.stopped_at = datetime.now(UTC)
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Finish the batch in hand, write the final checkpoint, close the ledger."""
+    def request_stop(self) -> None:
+        """Ask the ingest thread to stop after the batch in hand (a signal handler calls
+        this; it only sets an event)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Finish the batch in hand, write the final checkpoint, close the ledger.
+
+        Returns whether it stopped cleanly. An ingest thread still busy after ``timeout``
+        seconds is left alone with the ledger open (closing DuckDB under a running writer
+        is unsafe; the batch's transaction commits whole or not at all, so a process that
+        exits now loses nothing that a restart would not read again)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("the ingest thread did not stop within %.0f s", timeout)
+                return False
         self.verify_jobs.join(timeout)  # a running verify ends at its next range of rows
         try:
             self._access_con.close()
         finally:
             self.ledger.close()
+        return True
 
     @property
     def stopping(self) -> bool:
@@ -188,7 +246,10 @@ class LedgerService:
     # -- reads ---------------------------------------------------------------------------
     @contextmanager
     def view(self) -> Iterator[Ledger]:
-        """A read-only view of the ledger for one request (a cursor of the instance)."""
+        """A read-only view of the ledger for one request (a cursor of the instance); the
+        request's thread yields the CPU to ingestion (:func:`yield_to_ingest`)."""
+        if self.ingest_settings is not None:
+            yield_to_ingest()
         view = self.ledger.view()
         try:
             yield view

@@ -51,6 +51,7 @@ def test_the_commands_are_all_there() -> None:
                 "report transfers",
                 "schemas",
                 "serve",
+                "service",
                 "simulate",
                 "status",
                 "users",

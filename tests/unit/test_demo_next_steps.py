@@ -7,13 +7,22 @@ broker: the consumer's :class:`~consumers.pipeline.Ingestor` directly), the clos
 is built the demo's way, and every person it names must have disclosures in the ledger,
 as many as it says; the command it prints is run through the CLI and answers for that
 person. The README's "After the demo" must name the people the default demo names.
+
+The demo then leaves the ledger service running in the background with a one-time admin
+password (:func:`~disclosure_ledger.demo.start_console`); here it is started the demo's
+way over the demo-like ledger (its broker unreachable: the service waits for it and
+answers meanwhile), the password printed signs in, and `make clean`'s command stops it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
 import shlex
+import socket
+import subprocess
 from collections import Counter
 from datetime import date, datetime, time
 from pathlib import Path
@@ -23,15 +32,23 @@ import pytest
 from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.cli import build_parser, main
 from disclosure_ledger.demo import (
+    ADMIN_USER,
     SECRET_FILE_SETTING,
     SUBJECTS_NAMED,
     SubjectRef,
+    _admin_password,
     busiest_subjects,
     cli_path,
+    console_text,
     counted,
     next_steps,
+    start_console,
 )
+from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
+from disclosure_ledger.service.background import readyz, stop_service
+from disclosure_ledger.service.state_file import read_service_state, state_file
 from disclosure_ledger.simulate import simulate
+from ledger.checkpoints import generate_key_pair
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import ReferenceData
@@ -42,6 +59,7 @@ from tests.unit.ledger_rows import record_coverage
 
 AS_OF = date(2026, 11, 1)
 README = Path(__file__).resolve().parents[2] / "README.md"
+MAKEFILE = README.with_name("Makefile")
 _NAMED = re.compile(r"^    (member|guest) (\S+): (\d+) disclosures$", re.M)
 
 
@@ -140,3 +158,97 @@ def test_the_readme_names_the_people_the_default_demo_names() -> None:
         assert f"`{subject_id}`" in after_the_demo, (subject_id, busiest)
     assert f"--subject-id {busiest[0]}" in after_the_demo
     assert SECRET_FILE_SETTING in after_the_demo and ".venv/bin/disclosure-ledger" in readme
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _make_clean_stops_the_service(cwd: Path) -> int:
+    """Run the ``service stop`` line of ``make clean`` (``make -n`` prints it) in ``cwd``,
+    with this project's CLI and no DISCLOSURE_LEDGER_STATE_DIR; its exit status."""
+    listed = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-f", str(MAKEFILE), "clean"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+    ).stdout
+    line = next(x for x in listed.splitlines() if " service stop " in x)
+    tool, _, arguments = line.lstrip("-").partition(" ")
+    assert tool == ".venv/bin/disclosure-ledger", line
+    environment = {k: v for k, v in os.environ.items() if k != "DISCLOSURE_LEDGER_STATE_DIR"}
+    stopped = subprocess.run(
+        f"{shlex.quote(str(cli_path()))} {arguments}",
+        shell=True,
+        env=environment,
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    print(stopped.stdout, end="")
+    return stopped.returncode
+
+
+def test_the_console_text_gives_the_address_the_password_once_and_how_to_stop() -> None:
+    ledger_path = Path(".local/demo/ledger.duckdb")
+    text = console_text(
+        url="http://127.0.0.1:8080",
+        user="admin",
+        password="s3cret-once",
+        cli=Path(".venv/bin/disclosure-ledger"),
+        ledger_path=ledger_path,
+        log_path=Path(".local/demo/service.log"),
+    )
+    first, *rest = text.splitlines()
+    assert (
+        first == "console: http://127.0.0.1:8080/ — user admin, password s3cret-once (shown once)"
+    )
+    assert ".local/demo/service.log" in text
+    stop = next(line for line in rest if "service stop" in line)
+    assert ".venv/bin/disclosure-ledger service stop --ledger .local/demo/ledger.duckdb" in stop
+
+
+def test_the_demo_leaves_a_service_running_that_make_clean_stops(
+    demo_like: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger_path, secret_file, _ = demo_like
+    demo_dir = ledger_path.parent
+    generate_key_pair(demo_dir / "checkpoint-signing.pem", demo_dir / "checkpoint-public.pem")
+    log_path = demo_dir / "service.log"
+    try:
+        url = start_console(
+            listen=f"127.0.0.1:{_free_port()}",
+            ledger_path=ledger_path,
+            bootstrap=f"127.0.0.1:{_free_port()}",  # no broker: the service waits for one
+            topic="demo",
+            secret_file=secret_file,
+            signing_key=demo_dir / "checkpoint-signing.pem",
+            log_path=log_path,
+        )
+        assert readyz(url) == (200, "ready")
+        password = _admin_password(ledger_path)
+        assert password is not None and len(password) >= 16
+        accounts = AccountStore(default_account_store(ledger_path))
+        assert accounts.authenticate(ADMIN_USER, password) is not None
+        again = _admin_password(ledger_path)  # a second demo: a new password, shown once
+        assert accounts.authenticate(ADMIN_USER, again) is not None
+        assert accounts.authenticate(ADMIN_USER, password) is None
+        state = read_service_state(ledger_path)
+        assert state is not None and state.url == url
+
+        assert main(["service", "status", "--ledger", str(ledger_path)]) == 0
+        assert url in capsys.readouterr().out
+        # make clean's own command (as make runs it, the state dir at its default)
+        assert _make_clean_stops_the_service(ledger_path.parent.parent.parent) == 0
+        assert f"service stopped (pid {state.pid}" in capsys.readouterr().out
+        assert not state_file(ledger_path).exists()
+        assert readyz(url) is None
+        last = json.loads(log_path.read_text().splitlines()[-1])  # JSON lines
+        assert last["message"] == "stopped; the ledger holds every batch read so far"
+        assert main(["service", "status", "--ledger", str(ledger_path)]) == 3
+    finally:
+        stop_service(ledger_path)
