@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 DEMO_PARTITIONS = 3
 SUBJECTS_NAMED = 3
+SERVER_SETTING = "DISCLOSURE_LEDGER_SERVER"
+TOKEN_SETTING = "DISCLOSURE_LEDGER_TOKEN"
 SECRET_FILE_SETTING = "DISCLOSURE_LEDGER_SUBJECT_SECRET_FILE"
 SIGNING_KEY_FILE_SETTING = "DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -116,16 +118,24 @@ def next_steps(
     secret_file: Path | None,
     subjects: Sequence[tuple[str, str, int]],
     as_of: date,
+    server: str | None = None,
+    token: str | None = None,
 ) -> str:
     """What to do after the demo, as printed at its end: the tool, the subject-secret
     setting (``secret_file`` None: the secret is already in the environment), the busiest
-    ``subjects`` and one command that answers a request to know for the first of them."""
+    ``subjects`` and one command that answers a request to know for the first of them.
+    With ``server`` and ``token`` (the service the demo leaves running, which holds the
+    ledger), the command goes through the service."""
     tool = _shown(cli)
     setting = f"{SECRET_FILE_SETTING}={_shown(secret_file)}" if secret_file else ""
     lines = [
         "demo: what next",
         f"  The command-line tool: {tool} (`{tool} --help` lists every command).",
     ]
+    if server is not None and token is not None:
+        return "\n".join(
+            lines + _through_service(tool, setting, subjects, as_of, server=server, token=token)
+        )
     if secret_file is not None:
         lines += [
             "  Looking up a person in the demo ledger needs its subject secret; set",
@@ -156,6 +166,46 @@ def next_steps(
         f"    {' '.join(command)}",
     ]
     return "\n".join(lines)
+
+
+def _through_service(
+    tool: str,
+    setting: str,
+    subjects: Sequence[tuple[str, str, int]],
+    as_of: date,
+    *,
+    server: str,
+    token: str,
+) -> list[str]:
+    """The next steps when the demo's service holds the ledger: its token, then a request
+    to know through it."""
+    lines = [
+        "  It reads the running ledger service with this compliance token (shown once):",
+        f"    export {SERVER_SETTING}={server} {TOKEN_SETTING}={token}",
+    ]
+    if subjects:
+        lines.append("  The busiest people in the demo ledger:")
+        lines += [f"    {kind} {subject_id}: {n} disclosures" for kind, subject_id, n in subjects]
+        kind, subject_id, _ = subjects[0]
+        command = [
+            tool,
+            "report subject",
+            f"--subject-id {shlex.quote(subject_id)}",
+            *([] if kind == "member" else [f"--subject-type {shlex.quote(kind)}"]),
+            f"--as-of {as_of.isoformat()}",
+            "--reason DEMO-1",
+        ]
+        lines += [
+            f"  Answer {subject_id}'s request to know (what was disclosed, to whom; recorded "
+            "in the request log, and the read in the access log):",
+            f"    {' '.join(command)}",
+        ]
+    if setting:
+        lines.append(
+            "  On the ledger file itself (once `service stop` has stopped the service), a "
+            f"look-up needs the demo's subject secret: export {setting}"
+        )
+    return lines
 
 
 def _demo_secret(settings: Settings, demo_dir: Path, key_store: Path) -> bytes:
@@ -360,15 +410,6 @@ def run_demo(
         path.write_text(render_ccpa(report, fmt), encoding="utf-8")
         print(f"demo: CCPA report written to {path}")
     secret_file = None if settings.subject_secret else demo_dir / "subject-secret"
-    print(
-        next_steps(
-            cli=cli_path(),
-            ledger_path=ledger_path,
-            secret_file=secret_file,
-            subjects=busiest_subjects(tally),
-            as_of=as_of,
-        )
-    )
     log_path = demo_dir / "service.log"
     url = start_console(
         listen=listen,
@@ -378,6 +419,22 @@ def run_demo(
         secret_file=secret_file,
         signing_key=private_key,
         log_path=log_path,
+    )
+    token = (
+        AccountStore(default_account_store(ledger_path))
+        .issue_token(Role.compliance, label="demo command line", created_by="demo")
+        .token
+    )
+    print(
+        next_steps(
+            cli=cli_path(),
+            ledger_path=ledger_path,
+            secret_file=secret_file,
+            subjects=busiest_subjects(tally),
+            as_of=as_of,
+            server=url,
+            token=token,
+        )
     )
     print(
         console_text(
