@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kafka-python logs several lines per reconnection attempt; the commands log one
     # line per attempt themselves, so its own messages show only with --verbose.
     logging.getLogger("kafka").setLevel(logging.CRITICAL if not args.verbose else logging.DEBUG)
+    # httpx2 logs every request at INFO; with --server the output must equal the file's.
+    logging.getLogger("httpx2").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args)
