@@ -11,6 +11,7 @@ each with disclosures in 2026).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,9 +85,13 @@ class ServiceClient:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-@pytest.fixture
-def service_client(tmp_path: Path, reference: ReferenceData) -> Iterator[ServiceClient]:
-    path = build_ledger(tmp_path / "ledger.duckdb", reference)
+@contextmanager
+def serving(
+    path: Path, reference: ReferenceData, *, config: ServiceConfig | None = None
+) -> Iterator[ServiceClient]:
+    """The service in process over the ledger at ``path`` (with ``config``, else the
+    defaults), a token of every role and a user ``user-<role>`` of each, password
+    :data:`PASSWORD`. Every in-process service of these tests is made here."""
     accounts = AccountStore(default_account_store(path))
     tokens = {
         role: accounts.issue_token(role, label=f"test {role.value}", created_by="test").token
@@ -95,7 +100,7 @@ def service_client(tmp_path: Path, reference: ReferenceData) -> Iterator[Service
     for role in Role:
         accounts.add_user(f"user-{role.value}", role, PASSWORD)
     service = LedgerService(
-        ServiceConfig(ledger=path, memory_limit="512MB"),
+        config or ServiceConfig(ledger=path, memory_limit="512MB"),
         reference=reference,
         subject_secret=TEST_SECRET,
         key_store=path.with_name(path.name + ".keys.sqlite"),
@@ -107,3 +112,9 @@ def service_client(tmp_path: Path, reference: ReferenceData) -> Iterator[Service
             yield ServiceClient(client, service, accounts, tokens)
     finally:
         service.stop()
+
+
+@pytest.fixture
+def service_client(tmp_path: Path, reference: ReferenceData) -> Iterator[ServiceClient]:
+    with serving(build_ledger(tmp_path / "ledger.duckdb", reference), reference) as served:
+        yield served

@@ -9,16 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-
-from disclosure_ledger.service.app import create_app
-from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
-from disclosure_ledger.service.auth.roles import Role
 from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.runtime import LedgerService
 from reference import ReferenceData
-from tests.conftest import TEST_SECRET
-from tests.service.conftest import PASSWORD, ServiceClient, build_ledger
+from tests.service.conftest import ServiceClient, build_ledger, serving
 
 TIME_LIMIT = 1.0
 MAX_BODY = 4_096
@@ -31,33 +25,17 @@ def limited_service(
     tmp_path: Path, reference: ReferenceData, *, time_limit: float = TIME_LIMIT
 ) -> Iterator[ServiceClient]:
     path = build_ledger(tmp_path / "ledger.duckdb", reference)
-    accounts = AccountStore(default_account_store(path))
-    tokens = {
-        role: accounts.issue_token(role, label=f"test {role.value}", created_by="test").token
-        for role in Role
-    }
-    accounts.add_user("user-investigator", Role.investigator, PASSWORD)
-    service = LedgerService(
-        ServiceConfig(
-            ledger=path,
-            memory_limit="512MB",
-            query_time_limit=time_limit,
-            max_concurrent_queries=1,
-            query_slot_wait=0.2,
-            max_page_rows=20,
-            max_body_bytes=MAX_BODY,
-        ),
-        reference=reference,
-        subject_secret=TEST_SECRET,
-        key_store=path.with_name(path.name + ".keys.sqlite"),
-        ingest=None,
-        signer=None,
+    config = ServiceConfig(
+        ledger=path,
+        memory_limit="512MB",
+        query_time_limit=time_limit,
+        max_concurrent_queries=1,
+        query_slot_wait=0.2,
+        max_page_rows=20,
+        max_body_bytes=MAX_BODY,
     )
-    try:
-        with TestClient(create_app(service, accounts)) as client:
-            yield ServiceClient(client, service, accounts, tokens)
-    finally:
-        service.stop()
+    with serving(path, reference, config=config) as served:
+        yield served
 
 
 def ledger_state(service: LedgerService) -> dict[str, Any]:

@@ -15,18 +15,13 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from disclosure_ledger.service.app import create_app
-from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 from disclosure_ledger.service.auth.roles import Role, permission_allowed
-from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.console.page import CONTENT_SECURITY_POLICY, NAVIGATION
-from disclosure_ledger.service.runtime import LedgerService
 from ledger.access_log import AccessEntry
 from ledger.key_check import KeyStoreAccess
 from ledger.store import Ledger
 from reference import ReferenceData
-from tests.conftest import TEST_SECRET
-from tests.service.conftest import PASSWORD, ServiceClient, build_ledger
+from tests.service.conftest import PASSWORD, ServiceClient, build_ledger, serving
 
 SUBJECT = "member-3"
 
@@ -207,21 +202,8 @@ def incomplete_client(tmp_path: Path, reference: ReferenceData) -> Iterator[Test
     path = build_ledger(tmp_path / "ledger.duckdb", reference)
     with Ledger(path) as ledger:
         ledger.con.execute("DELETE FROM watermarks")
-    accounts = AccountStore(default_account_store(path))
-    accounts.add_user("user-compliance", Role.compliance, PASSWORD)
-    service = LedgerService(
-        ServiceConfig(ledger=path, memory_limit="512MB"),
-        reference=reference,
-        subject_secret=TEST_SECRET,
-        key_store=path.with_name(path.name + ".keys.sqlite"),
-        ingest=None,
-        signer=None,
-    )
-    try:
-        with TestClient(create_app(service, accounts)) as client:
-            yield client
-    finally:
-        service.stop()
+    with serving(path, reference) as served:
+        yield served.client
 
 
 def test_a_report_refused_as_incomplete_shows_the_coverage_and_offers_provisional(

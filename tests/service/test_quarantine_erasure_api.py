@@ -20,8 +20,7 @@ from ledger.store import Ledger
 from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.conftest import TEST_SECRET
-from tests.service.conftest import PASSWORD, TOPIC, ServiceClient, build_ledger
-from tests.service.serving import serving
+from tests.service.conftest import PASSWORD, TOPIC, ServiceClient, build_ledger, serving
 from tests.service.test_requests_api import access_rows
 from tests.unit.events import make_event
 

@@ -15,8 +15,7 @@ import pytest
 from disclosure_ledger.service.answers import period_report
 from disclosure_ledger.service.auth.roles import Role
 from reference import ReferenceData
-from tests.service.conftest import ServiceClient, build_ledger
-from tests.service.serving import serving
+from tests.service.conftest import ServiceClient, build_ledger, serving
 
 AS_OF = "2026-12-01"
 KINDS = ["ccpa", "conformance", "transfers"]
