@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from disclosure_ledger.service.answers.periods import check_format
+from disclosure_ledger.service.reason import Reason
 from ledger.access_log import AccessEntry
 from ledger.key_check import KeyStoreAccess
 from reports.errors import ReportError
@@ -51,12 +52,7 @@ class SubjectRequestFields(BaseModel):
     received_via: ReceivedVia = Field(
         ReceivedVia.web_form, description="how the request was received"
     )
-    reason: str = Field(
-        min_length=1,
-        max_length=500,
-        description="why this read of personal data is made: a case number (required; kept "
-        "in the access log)",
-    )
+    reason: Reason
     as_of: datetime = Field(
         default_factory=_now, description="end of the window, exclusive (default now)"
     )
@@ -83,13 +79,6 @@ class SubjectRequestFields(BaseModel):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    @field_validator("reason")
-    @classmethod
-    def _reason_stated(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("state a reason: a case number or ticket, not blank")
-        return value.strip()
 
 
 class SubjectRequest(SubjectRequestFields):

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import erase, erasure_lines
@@ -19,6 +19,7 @@ from disclosure_ledger.service.api.requests import CsrfHeader
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import check_csrf, require
 from disclosure_ledger.service.auth.roles import Action
+from disclosure_ledger.service.reason import Reason
 from disclosure_ledger.service.runtime import LedgerService
 
 router = APIRouter(tags=["erasure"])
@@ -27,16 +28,7 @@ router = APIRouter(tags=["erasure"])
 class ErasureRequest(BaseModel):
     subject_type: Literal["member", "guest"]
     subject_id: str = Field(min_length=1, max_length=512, description="the subject's raw id")
-    reason: str = Field(
-        min_length=1, max_length=500, description="why: the erasure request's case number"
-    )
-
-    @field_validator("reason")
-    @classmethod
-    def _reason_stated(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("state a reason: a case number or ticket, not blank")
-        return value.strip()
+    reason: Reason
 
 
 class ErasureJson(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import (
@@ -23,6 +23,7 @@ from disclosure_ledger.service.api.requests import CsrfHeader
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import check_csrf, require
 from disclosure_ledger.service.auth.roles import Action
+from disclosure_ledger.service.reason import Reason
 from disclosure_ledger.service.runtime import LedgerService
 
 router = APIRouter(tags=["quarantine"])
@@ -57,16 +58,7 @@ class QuarantineMessageRequest(BaseModel):
     topic: str = Field(min_length=1, max_length=249)
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
-    reason: str = Field(
-        min_length=1, max_length=500, description="why the bytes are read: a case number"
-    )
-
-    @field_validator("reason")
-    @classmethod
-    def _reason_stated(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("state a reason: a case number or ticket, not blank")
-        return value.strip()
+    reason: Reason
 
 
 class QuarantineMessageJson(QuarantinedJson):

@@ -38,6 +38,7 @@ from disclosure_ledger.service.queries import (
     run_preset,
     run_query_download,
 )
+from disclosure_ledger.service.reason import Reason
 from disclosure_ledger.service.runtime import LedgerService
 from ledger.errors import LedgerError
 from reports.errors import QueryRefusedError, QueryTimeLimitError, ReportError
@@ -45,14 +46,6 @@ from reports.render import json_value
 
 router = APIRouter(prefix="/queries", tags=["queries"])
 
-Reason = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=1000,
-        description="why this read is made (a case or ticket number); kept in the access log",
-    ),
-]
 Sql = Annotated[
     str,
     Field(
