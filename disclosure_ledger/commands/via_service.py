@@ -41,6 +41,9 @@ def report_text(args: argparse.Namespace, client: LedgerClient) -> str:
         return client.get("/reports/requests", params).text
     if args.kind in ("subject", "recipients"):
         return _subject_text(args, client)
+    if args.kind == "access":
+        params = {"since": _iso(args.since), "until": _iso(args.until), "format": args.format}
+        return client.get("/access-log", params).text
     params = {
         "as_of": _iso(args.as_of),
         "since": _iso(getattr(args, "since", None)),

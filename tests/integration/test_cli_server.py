@@ -187,6 +187,30 @@ def test_reports_through_the_service_are_the_reports_of_the_file(
     assert_same(served, direct, through)
 
 
+def test_the_access_report_through_the_service(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A window before any read is the same on the file and through the service; a read
+    made through the service is then in its access report."""
+    past = ["report", "access", "--since", "2020-01-01", "--until", "2021-01-01"]
+    direct, through = both(served, capsys, Role.auditor, *past, "--format", "csv")
+    assert direct[0] == 0
+    assert_same(served, direct, through)
+    asked = run(
+        capsys,
+        *["report", "subject", "--subject-id", "member-1", "--as-of", "2026-05-01"],
+        *["--reason", "CASE-ACCESS-7", "--server", served.url],
+        *["--token", served.tokens[Role.compliance]],
+    )
+    assert asked[0] == 0
+    status, out, _ = run(
+        capsys,
+        *["report", "access", "--since", "2026-01-01", "--format", "csv"],
+        *["--server", served.url, "--token", served.tokens[Role.auditor]],
+    )
+    assert status == 0 and "CASE-ACCESS-7" in out and "member-1" not in out
+
+
 def test_a_refused_window_exits_3_and_a_future_one_2(
     served: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
