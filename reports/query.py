@@ -492,3 +492,11 @@ def run_query(
             )
     finally:
         con.close()
+
+
+def coverage_note(described: str) -> str:
+    """What a query's rows are told with: how far the ledger they were read from is
+    complete (:meth:`ledger.coverage.Coverage.describe`). Rows carry no coverage of their
+    own, so the CLI writes this beside them (standard error) and the service sends it with
+    them (``X-Ledger-Coverage``, or a page's ``coverage``)."""
+    return f"note: {described}; rows that occurred after that time may still arrive"

@@ -65,6 +65,7 @@ def register(commands: Subcommands) -> None:
 def run_query(args: argparse.Namespace) -> int:
     from disclosure_ledger.commands.via_service import run_query as run_through_service
     from reports.presets import Output, recipient_disclosures, timeline, volume
+    from reports.query import coverage_note
     from reports.query import run_query as run_sql
 
     client = service_client(args)
@@ -98,7 +99,18 @@ def run_query(args: argparse.Namespace) -> int:
             rows = run_sql(args.ledger, args.sql, args.format, out, output_path=output.output_path)
     if binary:
         print(f"{rows} rows written to {args.output}", file=sys.stderr)
+    print(coverage_note(_coverage_of(args.ledger)), file=sys.stderr)
     return 0
+
+
+def _coverage_of(ledger_path: Path) -> str:
+    """How far the ledger the rows came from is complete (nothing writes it meanwhile: a
+    writer would hold it, and this command could not have opened it)."""
+    from ledger.coverage import ledger_coverage
+    from ledger.store import Ledger
+
+    with Ledger(ledger_path, read_only=True) as ledger:
+        return ledger_coverage(ledger.con).describe()
 
 
 def _timeline_pseudonym(args: argparse.Namespace) -> str | None:

@@ -13,7 +13,7 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,18 @@ def run_query(args: argparse.Namespace, client: LedgerClient) -> int:
     with client.stream_post(path, body) as response, open_output(args.output) as out:
         for chunk in response.iter_text():
             out.write(chunk)
+        _note_coverage(response.headers)
     return 0
+
+
+def _note_coverage(headers: Mapping[str, str]) -> None:
+    """The coverage the service sent with the rows, on standard error as the file's path
+    writes it."""
+    from reports.query import coverage_note
+
+    described = headers.get("X-Ledger-Coverage")
+    if described:
+        print(coverage_note(described), file=sys.stderr)
 
 
 def _save_parquet(client: LedgerClient, path: str, body: dict[str, Any], output: Path) -> int:
@@ -223,6 +234,7 @@ def _save_parquet(client: LedgerClient, path: str, body: dict[str, Any], output:
         with client.stream_post(path, body) as response, partial.open("wb") as out:
             for chunk in response.iter_bytes():
                 out.write(chunk)
+            _note_coverage(response.headers)
         rows = int(pq.ParquetFile(partial).metadata.num_rows)
         partial.replace(output)
     finally:
@@ -240,6 +252,7 @@ def _table(client: LedgerClient, path: str, body: dict[str, Any]) -> int:
     with client.stream_post(path, body) as response:
         for chunk in response.iter_bytes():
             buffer.write(chunk)
+        _note_coverage(response.headers)
     buffer.seek(0)
     parquet = pq.ParquetFile(buffer)
     return write_terminal_table(

@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from disclosure_ledger.service.metrics import observe_query_seconds
 from ledger.access_log import AccessEntry
+from ledger.coverage import Coverage, ledger_coverage
 from ledger.key_check import KeyStoreAccess
 from reports.errors import QueryRefusedError, ReportError
 from reports.presets import (
@@ -102,6 +103,7 @@ class SpooledResult:
     size: int
     media_type: str
     filename: str
+    coverage: Coverage | None = None  # of the snapshot the rows were read from
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes from the start, in chunks; closes (and so deletes) the spool after."""
@@ -135,6 +137,7 @@ class QueryPage:
     page_size: int
     has_more: bool
     total_rows: int | None
+    coverage: Coverage | None = None  # of the snapshot the rows were read from
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ def run_query_download(
             if relation is None:  # pragma: no cover - check_query lets only a SELECT by
                 raise QueryRefusedError("the statement returned no result set")
             result = _spool(relation.to_arrow_reader(BATCH_ROWS), fmt, "query")
+        result.coverage = ledger_coverage(cursor)
     entry = AccessEntry(
         actor=actor.name,
         role=actor.role.value,
@@ -222,6 +226,7 @@ def run_preset(
         if relation is None:  # pragma: no cover - our statements are all SELECTs
             raise ReportError("the preset statement returned no result set")
         result = _spool(relation.to_arrow_reader(BATCH_ROWS), fmt, name)
+        result.coverage = ledger_coverage(cursor)
     entry = AccessEntry(
         actor=actor.name,
         role=actor.role.value,
@@ -258,6 +263,7 @@ def query_page(
                 raise QueryRefusedError("the statement returned no result set")
             columns = list(relation.columns)
             table = relation.limit(page_size + 1, offset=offset).to_arrow_table()
+        coverage = ledger_coverage(cursor)
     observe_query_seconds(time.monotonic() - started)
     values = [column.to_pylist() for column in table.columns]
     rows = list(zip(*values, strict=True))
@@ -281,6 +287,7 @@ def query_page(
         page_size=page_size,
         has_more=has_more,
         total_rows=None if has_more else offset + len(rows),
+        coverage=coverage,
     )
 
 

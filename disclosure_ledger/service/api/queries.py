@@ -40,6 +40,7 @@ from disclosure_ledger.service.queries import (
 )
 from disclosure_ledger.service.reason import Reason
 from disclosure_ledger.service.runtime import LedgerService
+from ledger.coverage import Coverage, iso_ms
 from ledger.errors import LedgerError
 from reports.errors import QueryRefusedError, QueryTimeLimitError, ReportError
 from reports.render import json_value
@@ -97,6 +98,11 @@ class PageResult(BaseModel):
     page_size: int
     has_more: bool
     total_rows: int | None = Field(description="known on the last page; null before it")
+    complete_through: str | None = Field(
+        description="the ledger's coverage when the rows were read: complete through this "
+        "time (RFC 3339); null: nothing proven complete. Rows after it may still arrive"
+    )
+    coverage: str = Field(description="the coverage in words, and what holds it back")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -158,6 +164,8 @@ def post_query_page(
         page_size=page.page_size,
         has_more=page.has_more,
         total_rows=page.total_rows,
+        complete_through=coverage_fields(page.coverage)["complete_through"],
+        coverage=coverage_fields(page.coverage)["coverage"] or "",
     )
 
 
@@ -197,8 +205,26 @@ def download(result: SpooledResult) -> StreamingResponse:
             "Content-Disposition": f'attachment; filename="{result.filename}"',
             "Content-Length": str(result.size),
             "X-Result-Rows": str(result.rows),
+            **coverage_headers(result.coverage),
         },
     )
+
+
+def coverage_fields(coverage: Coverage | None) -> dict[str, str | None]:
+    """A page's coverage: rows read past it may be incomplete, and the answer says so."""
+    if coverage is None:
+        return {"complete_through": None, "coverage": "coverage unknown"}
+    return {"complete_through": iso_ms(coverage.complete_through), "coverage": coverage.describe()}
+
+
+def coverage_headers(coverage: Coverage | None) -> dict[str, str]:
+    """A download's coverage, as headers (its body is the rows alone): ``X-Ledger-Complete-
+    Through`` (RFC 3339, or ``none``) and ``X-Ledger-Coverage`` (in words)."""
+    fields = coverage_fields(coverage)
+    return {
+        "X-Ledger-Complete-Through": fields["complete_through"] or "none",
+        "X-Ledger-Coverage": (fields["coverage"] or "").encode("ascii", "replace").decode(),
+    }
 
 
 def query_http_error(exc: ReportError | LedgerError) -> HTTPException:

@@ -224,5 +224,6 @@ async def run_preset_page(
             "rows": rows[:PRESET_ROWS_SHOWN],
             "total": len(rows),
             "shown": min(len(rows), PRESET_ROWS_SHOWN),
+            "coverage": spooled.coverage,
         },
     )
