@@ -75,16 +75,26 @@ QUERY_SQL = (
 )
 
 
-def _bootstrap() -> str:
+@contextmanager
+def _bootstrap() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS, else the local broker; a local broker this started is
+    stopped again, so it does not hold the port of a later test run."""
     settings = load_settings()
     if settings.kafka_bootstrap_servers:
-        return settings.kafka_bootstrap_servers
-    return LocalBroker(
+        yield settings.kafka_bootstrap_servers
+        return
+    broker = LocalBroker(
         state_dir=settings.state_dir,
         port=settings.broker_port,
         controller_port=settings.controller_port,
         heap=settings.broker_heap,
-    ).start()
+    )
+    was_running = broker.status().running
+    try:
+        yield broker.start()
+    finally:
+        if not was_running:
+            broker.stop()
 
 
 def _request(url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
@@ -278,7 +288,11 @@ def ingest_run(
 
 
 def ingest_benchmark(base: BenchLedger, args: argparse.Namespace) -> dict[str, Any]:
-    bootstrap = _bootstrap()
+    with _bootstrap() as bootstrap:
+        return _ingest_runs(base, bootstrap, args)
+
+
+def _ingest_runs(base: BenchLedger, bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     topic = publish_backlog(bootstrap, args.events, base.end.date())
     idle: list[float] = []
     loaded: list[float] = []
