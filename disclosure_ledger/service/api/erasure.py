@@ -15,9 +15,8 @@ from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers import erase, erasure_lines
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.refusals import ERROR_RESPONSES, refusal
-from disclosure_ledger.service.api.requests import CsrfHeader
 from disclosure_ledger.service.auth.accounts import Actor
-from disclosure_ledger.service.auth.actor import check_csrf, require
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.reason import Reason
 from disclosure_ledger.service.runtime import LedgerService
@@ -46,10 +45,8 @@ def post_erasure(
     actor: Annotated[Actor, Depends(require(Action.erase))],
     service: Annotated[LedgerService, Depends(ledger_service)],
     body: ErasureRequest,
-    csrf: CsrfHeader = None,
 ) -> ErasureJson | JSONResponse:
     """Destroy one subject's key (crypto-shredding) and record the erasure."""
-    check_csrf(actor, csrf)
     try:
         outcome = erase(
             service,

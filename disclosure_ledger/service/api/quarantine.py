@@ -19,9 +19,8 @@ from disclosure_ledger.service.answers import (
 )
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.refusals import ERROR_RESPONSES, refusal
-from disclosure_ledger.service.api.requests import CsrfHeader
 from disclosure_ledger.service.auth.accounts import Actor
-from disclosure_ledger.service.auth.actor import check_csrf, require
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.reason import Reason
 from disclosure_ledger.service.runtime import LedgerService
@@ -99,10 +98,8 @@ def post_quarantine_message(
     actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
     body: QuarantineMessageRequest,
-    csrf: CsrfHeader = None,
 ) -> QuarantineMessageJson | JSONResponse:
     """One quarantined message with its original bytes; the read is logged first."""
-    check_csrf(actor, csrf)
     try:
         message = quarantine_message(
             service,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import Field
 
@@ -19,7 +19,7 @@ from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.refusals import ERROR_RESPONSES, refusal
 from disclosure_ledger.service.api.reports import ReportFormat, report_response
 from disclosure_ledger.service.auth.accounts import Actor
-from disclosure_ledger.service.auth.actor import CSRF_HEADER, check_csrf, require
+from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.runtime import LedgerService
 
@@ -40,20 +40,13 @@ _ANSWER = {
     "in json), recorded in the request log and the access log",
 }
 
-CsrfHeader = Annotated[
-    str | None,
-    Header(alias=CSRF_HEADER, description="a signed-in session's CSRF token (not for tokens)"),
-]
-
 
 def _answer(
     kind: Literal["know", "recipients"],
     actor: Actor,
     service: LedgerService,
     body: SubjectRequestBody,
-    csrf: str | None,
 ) -> Response:
-    check_csrf(actor, csrf)
     request = SubjectRequest(kind=kind, **body.model_dump(exclude={"format"}))
     fmt = body.format.value
     try:
@@ -69,10 +62,9 @@ def post_request_to_know(
     actor: Annotated[Actor, Depends(require(Action.request_to_know))],
     service: Annotated[LedgerService, Depends(ledger_service)],
     body: SubjectRequestBody,
-    csrf: CsrfHeader = None,
 ) -> Response:
     """A consumer's request to know (CCPA 1798.110/115, GDPR Art. 15(1)(c))."""
-    return _answer("know", actor, service, body, csrf)
+    return _answer("know", actor, service, body)
 
 
 @router.post(
@@ -82,7 +74,6 @@ def post_recipients_request(
     actor: Annotated[Actor, Depends(require(Action.request_to_know))],
     service: Annotated[LedgerService, Depends(ledger_service)],
     body: SubjectRequestBody,
-    csrf: CsrfHeader = None,
 ) -> Response:
     """Every recipient of a person's data (GDPR Art. 19)."""
-    return _answer("recipients", actor, service, body, csrf)
+    return _answer("recipients", actor, service, body)

@@ -45,7 +45,7 @@ async def erasure(
     actor: Annotated[Actor, Depends(require(Action.erase))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
-    form = await checked_form(request, actor)
+    form = await checked_form(request)
     subject_type = choice_field(form, "subject_type", "Subject type", SUBJECT_TYPES)
     subject_id = text_field(form, "subject_id", "Subject id")
     reason = text_field(form, "reason", "Reason")

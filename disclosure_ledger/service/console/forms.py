@@ -14,9 +14,6 @@ from datetime import date
 from fastapi import HTTPException, Request, status
 from starlette.datastructures import FormData
 
-from disclosure_ledger.service.auth.accounts import Actor
-from disclosure_ledger.service.auth.actor import CSRF_FIELD, check_csrf
-
 
 class FormError(HTTPException):
     """A field was missing or not understood (400): which one, and what to give."""
@@ -25,18 +22,16 @@ class FormError(HTTPException):
         super().__init__(status.HTTP_400_BAD_REQUEST, message)
 
 
-async def checked_form(request: Request, actor: Actor) -> FormData:
-    """The submitted form, once its CSRF token is the session's (else 403)."""
+async def checked_form(request: Request) -> FormData:
+    """The submitted form, if it is one (else 415). Its CSRF token was checked already:
+    every console POST depends on ``require()``, which checks it for a session."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             "Submit the console's forms from the console (form-encoded bodies only).",
         )
-    form = await request.form()
-    presented = form.get(CSRF_FIELD)
-    check_csrf(actor, presented if isinstance(presented, str) else None)
-    return form
+    return await request.form()
 
 
 def text_field(form: FormData, name: str, label: str, *, required: bool = True) -> str:

@@ -131,7 +131,7 @@ async def run_statement(
     actor: Annotated[Actor, Depends(require(Action.query))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
-    form = await checked_form(request, actor)
+    form = await checked_form(request)
     sql = text_field(form, "sql", "SQL")
     reason = text_field(form, "reason", "Reason")
     deliver = choice_field(form, "deliver", "Answer as", ("page", *DOWNLOAD_FORMATS))
@@ -193,7 +193,7 @@ async def run_preset_page(
     actor: Annotated[Actor, Depends(require(Action.query))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
-    form = await checked_form(request, actor)
+    form = await checked_form(request)
     preset = choice_field(form, "preset", "Preset", PRESETS)
     reason = text_field(form, "reason", "Reason")
     deliver = choice_field(form, "deliver", "Answer as", ("page", *DOWNLOAD_FORMATS))

@@ -68,7 +68,7 @@ async def quarantine_bytes(
     actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
-    form = await checked_form(request, actor)
+    form = await checked_form(request)
     topic = text_field(form, "topic", "Topic")
     partition = _number(_str(form.get("partition")), "Partition")
     offset = _number(_str(form.get("offset")), "Offset")

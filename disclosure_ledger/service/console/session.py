@@ -116,7 +116,7 @@ async def login(request: Request) -> Response:
 async def logout(
     request: Request, actor: Annotated[Actor, Depends(require(Action.status))]
 ) -> Response:
-    await checked_form(request, actor)
+    await checked_form(request)
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     await run_in_threadpool(sign_out, request, response)
     return response

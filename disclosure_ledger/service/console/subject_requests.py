@@ -88,7 +88,7 @@ def _subject_request(kind: Kind, form: dict[str, str]) -> SubjectRequest:
 
 
 async def _answer(request: Request, kind: Kind, actor: Actor, service: LedgerService) -> Response:
-    submitted = await checked_form(request, actor)
+    submitted = await checked_form(request)
     form = {k: v for k, v in submitted.items() if isinstance(v, str)}
     subject_id = form.get("subject_id", "")
     delivery = choice_field(submitted, "deliver", "Answer as", DELIVERIES)

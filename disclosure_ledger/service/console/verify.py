@@ -51,7 +51,7 @@ async def start_verify(
     actor: Annotated[Actor, Depends(require(Action.verify))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
-    await checked_form(request, actor)
+    await checked_form(request)
     with contextlib.suppress(VerifyRunningError):  # the page shows the job that runs
         service.verify_jobs.start(actor.name)
     return RedirectResponse("/verify", status_code=status.HTTP_303_SEE_OTHER)
