@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -276,7 +275,3 @@ class LedgerService:
     def record_access(self, entry: AccessEntry) -> AccessRecord:
         """Append ``entry`` to the access log and commit it; raises if it cannot."""
         return self.access_log.append(self._access_con.con, entry)
-
-    def uptime(self) -> float:
-        started = self.ingest_state.started_at
-        return 0.0 if started is None else time.time() - started.timestamp()

@@ -273,14 +273,6 @@ class AccountStore:
                 )
         return Actor(name=name, role=Role(row[0]), kind="user")
 
-    def user_role(self, name: str) -> Role | None:
-        """The role of an enabled user, else None."""
-        with self._db() as db:
-            row = db.execute(
-                "SELECT role FROM users WHERE name = ? AND disabled = 0", [name]
-            ).fetchone()
-        return Role(row[0]) if row else None
-
     # -- tokens ------------------------------------------------------------------------
     def issue_token(self, role: Role, *, label: str, created_by: str) -> IssuedToken:
         label = label.strip()
