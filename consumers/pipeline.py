@@ -25,6 +25,7 @@ from ledger.chain import GENESIS, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
 from ledger.context_crypto import encrypt_contexts
 from ledger.coverage import LATE_FLAG
+from ledger.erasure import AFTER_ERASURE_FLAG
 from ledger.leaf_batch import batch_leaf_hashes
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
 from ledger.quarantine import seal
@@ -67,6 +68,7 @@ class IngestStats:
     quarantined: int = 0
     watermarks: int = 0
     late: int = 0  # of the accepted, how many arrived after a watermark they fall under
+    after_erasure: int = 0  # of the accepted, how many are about a subject erased before
 
     def add(self, other: IngestStats) -> None:
         self.accepted += other.accepted
@@ -74,6 +76,7 @@ class IngestStats:
         self.quarantined += other.quarantined
         self.watermarks += other.watermarks
         self.late += other.late
+        self.after_erasure += other.after_erasure
 
     @property
     def total(self) -> int:
@@ -273,7 +276,12 @@ class Ingestor:
             else 0
         )
         stats = IngestStats(
-            len(rows), len(duplicate_rows), len(quarantined), len(watermark_rows), late_accepted
+            len(rows),
+            len(duplicate_rows),
+            len(quarantined),
+            len(watermark_rows),
+            late_accepted,
+            sum(1 for subject in subjects if subject.after_erasure),
         )
         return PreparedBatch(batch, stats, carries_reference, heads_before, watermarks_before)
 
@@ -376,12 +384,7 @@ class Ingestor:
             "business_purpose": [c.business_purpose for c in classes],
             "sensitive": [c.sensitive for c in classes],
             "declared": [c.declared for c in classes],
-            "flags": [
-                (*c.flags, LATE_FLAG) if (m.topic, m.partition, m.offset) in late else c.flags
-                for m, c in zip(messages, classes, strict=True)
-            ]
-            if late
-            else [c.flags for c in classes],
+            "flags": _flags(messages, classes, subjects, late),
             "ingested_at": [now] * n,
         }
         body = pa.table(
@@ -401,6 +404,25 @@ class Ingestor:
             DISCLOSURE_COLUMNS.field("leaf_hash"), pa.array(leaves, pa.binary(32))
         ).append_column(DISCLOSURE_COLUMNS.field("chain_hash"), pa.array(links, pa.binary(32)))
         return list(zip(chains, seqs, strict=True)), table
+
+
+def _flags(
+    messages: Sequence[SourceMessage],
+    classes: Sequence[Classification],
+    subjects: Sequence[SubjectSecrets],
+    late: set[tuple[str, int, int]],
+) -> list[tuple[str, ...]]:
+    """Each row's flags: its classification's, then ``late`` (it arrived after a watermark
+    it falls under) and ``after_erasure`` (its subject was erased before it arrived)."""
+    flags = [c.flags for c in classes]
+    if not late and not any(s.after_erasure for s in subjects):
+        return flags
+    for i, (m, subject) in enumerate(zip(messages, subjects, strict=True)):
+        if late and (m.topic, m.partition, m.offset) in late:
+            flags[i] = (*flags[i], LATE_FLAG)
+        if subject.after_erasure:
+            flags[i] = (*flags[i], AFTER_ERASURE_FLAG)
+    return flags
 
 
 def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) -> dict[str, Any]:

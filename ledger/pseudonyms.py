@@ -5,11 +5,12 @@ that subject. The keys live in a separate SQLite file with ``secure_delete`` on,
 by ``HMAC-SHA-256(deployment secret, type 0x00 id)``. The same key also encrypts the
 subject's context values (:mod:`ledger.context_crypto`).
 
-Destroying a subject's key (:func:`erase_subject`, crypto-shredding) leaves no way to link
-ledger rows to that person or to read their context values, while every hash in the
-ledger still verifies because it covers the pseudonym and the ciphertext, not the id. The
-erasure itself is recorded in the ledger's ``erasures`` table: when, by whom, and which
-pseudonym, never the id.
+Destroying a subject's key (:func:`ledger.erasure.erase_subject`, crypto-shredding) leaves
+no way to link ledger rows to that person or to read their context values, while every hash
+in the ledger still verifies because it covers the pseudonym and the ciphertext, not the id.
+The erasure itself is recorded in the ledger's erasure journal (:mod:`ledger.erasure`), and
+the subject put on the suppression list kept in this file: a later event for them gets a
+fresh key marked ``after_erasure``.
 
 :meth:`SubjectKeyStore.derive` keeps what it derived in a bounded in-process cache, which
 erasure clears: through the same store directly, from any other connection (the
@@ -35,12 +36,25 @@ from ledger.store import Ledger
 KEY_BYTES = 32
 DEFAULT_CACHE_ENTRIES = 20_000
 
-ERASURES_DDL = """
-CREATE TABLE IF NOT EXISTS erasures (
-    erased_at TIMESTAMP NOT NULL, actor VARCHAR NOT NULL, subject_type VARCHAR NOT NULL,
-    subject_pseudonym VARCHAR NOT NULL, ledger_rows BIGINT NOT NULL
-);
-"""
+_SUPPRESSION_LABEL = b"disclosure-ledger/suppression/v1\x00"
+_KEY_ID_LABEL = b"disclosure-ledger/key-id/v1"
+
+
+def _add_key_columns(db: sqlite3.Connection) -> None:
+    """Columns added to ``subject_keys`` after stores were first written: each key's id
+    (:func:`key_id_of`, indexed: a sealed quarantined message names its key by it) and
+    whether it was made after the subject's erasure; ids of older keys are filled in."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(subject_keys)")}
+    if "key_id" not in present:
+        db.execute("ALTER TABLE subject_keys ADD COLUMN key_id BLOB")
+    if "after_erasure" not in present:
+        db.execute("ALTER TABLE subject_keys ADD COLUMN after_erasure INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX IF NOT EXISTS subject_keys_by_id ON subject_keys (key_id)")
+    old = db.execute("SELECT lookup, subject_key FROM subject_keys WHERE key_id IS NULL").fetchall()
+    db.executemany(
+        "UPDATE subject_keys SET key_id = ? WHERE lookup = ?",
+        [(bytes.fromhex(key_id_of(bytes(key))), lookup) for lookup, key in old],
+    )
 
 
 def _subject_bytes(subject_type: str, subject_id: str) -> bytes:
@@ -52,12 +66,24 @@ def _pseudonyms(subject_keys: Sequence[bytes], subjects: Sequence[bytes]) -> lis
     return [digest.hex() for digest in hmac_sha256_many(subject_keys, subjects)]
 
 
+def key_id_of(subject_key: bytes) -> str:
+    """A subject key's id: ``HMAC-SHA-256(k_s, "disclosure-ledger/key-id/v1")``, first 16
+    bytes, hex. It names the key (a quarantined message sealed under it records it) and says
+    nothing of the subject without the key; once the key is erased it names nothing."""
+    return hmac_sha256_many([subject_key], _KEY_ID_LABEL)[0][:16].hex()
+
+
 @dataclass(frozen=True, slots=True)
 class SubjectSecrets:
-    """What the consumer derives from one subject's key: never the key itself."""
+    """What the consumer derives from one subject's key: never the key itself.
+
+    ``after_erasure``: the subject was erased before and has appeared again; this key was
+    made after that erasure (the suppression list, :meth:`SubjectKeyStore.erase`)."""
 
     pseudonym: str
     context_key: bytes
+    key_id: str = ""
+    after_erasure: bool = False
 
 
 class SubjectKeyStore:
@@ -141,6 +167,14 @@ class SubjectKeyStore:
                 "CREATE TABLE IF NOT EXISTS subject_keys "
                 "(lookup BLOB PRIMARY KEY, subject_key BLOB NOT NULL) WITHOUT ROWID"
             )
+            _add_key_columns(self._db)
+            # The suppression list: one row per erased subject, HMAC-SHA-256(secret,
+            # "disclosure-ledger/suppression/v1" 0x00 type 0x00 id). Lives in this file so
+            # the key's deletion and the subject's suppression commit together.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS suppressed "
+                "(token BLOB PRIMARY KEY, erased_on TEXT NOT NULL) WITHOUT ROWID"
+            )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -169,6 +203,60 @@ class SubjectKeyStore:
 
     def _lookup(self, subject: bytes) -> bytes:
         return self._lookups([subject])[0]
+
+    def key_lookup(self, subject_type: str, subject_id: str) -> str:
+        """The key table's lookup of a subject (hex): what the erasure journal records so that
+        a restored key store can have the erasure applied again (:meth:`apply_erasure`)."""
+        return self._lookup(_subject_bytes(subject_type, subject_id)).hex()
+
+    def suppression_token(self, subject_type: str, subject_id: str) -> str:
+        """The subject's entry in the suppression list (hex):
+        ``HMAC-SHA-256(subject secret, "disclosure-ledger/suppression/v1" 0x00 lookup)``,
+        where ``lookup`` is ``HMAC-SHA-256(subject secret, type 0x00 id)``, the key table's
+        own lookup. The label is used for nothing else. Keyed on the id through the lookup so
+        that a restore can put a subject back on the list from its key row alone
+        (:meth:`apply_erasure`), and the erasure journal need hold nothing that someone with
+        the secret and a candidate id could match."""
+        return self._suppression_tokens([self._lookup(_subject_bytes(subject_type, subject_id))])[
+            0
+        ].hex()
+
+    def _suppression_tokens(self, lookups: Sequence[bytes]) -> list[bytes]:
+        return hmac_sha256_many(self._secret, [_SUPPRESSION_LABEL + lk for lk in lookups])
+
+    def is_suppressed(self, subject_type: str, subject_id: str) -> bool:
+        """Whether this subject was erased (it is on the suppression list)."""
+        token = bytes.fromhex(self.suppression_token(subject_type, subject_id))
+        return (
+            self._db.execute("SELECT 1 FROM suppressed WHERE token = ?", (token,)).fetchone()
+            is not None
+        )
+
+    def suppressed_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM suppressed").fetchone()[0])
+
+    def key_for_id(self, key_id: str) -> bytes | None:
+        """The subject key whose :func:`key_id_of` is ``key_id``; None once erased."""
+        found = self._db.execute(
+            "SELECT subject_key FROM subject_keys WHERE key_id = ?", (bytes.fromhex(key_id),)
+        ).fetchone()
+        return None if found is None else bytes(found[0])
+
+    def secrets_for(self, subject_type: str, subject_id: str) -> SubjectSecrets | None:
+        """What :meth:`derive` gives for a subject, without creating a key; None if none."""
+        found = self._db.execute(
+            "SELECT subject_key, after_erasure FROM subject_keys WHERE lookup = ?",
+            (self._lookup(_subject_bytes(subject_type, subject_id)),),
+        ).fetchone()
+        if found is None:
+            return None
+        key = bytes(found[0])
+        return SubjectSecrets(
+            _pseudonyms([key], [_subject_bytes(subject_type, subject_id)])[0],
+            context_key(key),
+            key_id_of(key),
+            bool(found[1]),
+        )
 
     def _key(self, subject_type: str, subject_id: str) -> bytes | None:
         found = self._db.execute(
@@ -254,22 +342,65 @@ class SubjectKeyStore:
                 f"SELECT lookup, subject_key FROM subject_keys WHERE lookup IN ({marks})", chunk
             ):
                 keys[lookup] = key
-        missing = [lk for lk in wanted if lk not in keys]
+        after: set[bytes] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for lookup, key, reappeared in self._db.execute(
+                "SELECT lookup, subject_key, after_erasure FROM subject_keys "
+                f"WHERE lookup IN ({marks})",
+                chunk,
+            ):
+                keys[lookup] = key
+                if reappeared:
+                    after.add(lookup)
+        missing = [i for i, lk in enumerate(wanted) if lk not in keys]
         if missing:
-            fresh = {lk: os.urandom(KEY_BYTES) for lk in missing}
+            # A subject on the suppression list gets a fresh key marked after_erasure: its
+            # events are still recorded (they are evidence), and flagged.
+            tokens = self._suppression_tokens([wanted[i] for i in missing])
+            suppressed = self._suppressed(tokens)
+            rows = []
+            for i, token in zip(missing, tokens, strict=True):
+                key = os.urandom(KEY_BYTES)
+                keys[wanted[i]] = key
+                reappeared = token in suppressed
+                if reappeared:
+                    after.add(wanted[i])
+                rows.append((wanted[i], key, bytes.fromhex(key_id_of(key)), int(reappeared)))
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO subject_keys (lookup, subject_key) VALUES (?, ?)", fresh.items()
+                "INSERT INTO subject_keys (lookup, subject_key, key_id, after_erasure) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
             )
             self._db.execute("COMMIT")
-            keys.update(fresh)
         subject_keys = [keys[lookup] for lookup in wanted]
+        key_ids = [key[:16].hex() for key in hmac_sha256_many(subject_keys, _KEY_ID_LABEL)]
         return {
-            pair: SubjectSecrets(pseudonym, context)
-            for pair, pseudonym, context in zip(
-                pairs, _pseudonyms(subject_keys, raw), context_keys(subject_keys), strict=True
+            pair: SubjectSecrets(pseudonym, context, kid, lookup in after)
+            for pair, lookup, pseudonym, context, kid in zip(
+                pairs,
+                wanted,
+                _pseudonyms(subject_keys, raw),
+                context_keys(subject_keys),
+                key_ids,
+                strict=True,
             )
         }
+
+    def _suppressed(self, tokens: Sequence[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for start in range(0, len(tokens), 500):
+            chunk = tokens[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                bytes(row[0])
+                for row in self._db.execute(
+                    f"SELECT token FROM suppressed WHERE token IN ({marks})", chunk
+                )
+            )
+        return found
 
     def pseudonyms(self, subjects: Sequence[tuple[str, str]]) -> list[str]:
         """Pseudonyms (hex) for (type, id) pairs, creating keys for new subjects."""
@@ -287,19 +418,53 @@ class SubjectKeyStore:
         key = self._key(subject_type, subject_id)
         return None if key is None else context_key(key)
 
-    def erase(self, subject_type: str, subject_id: str) -> str | None:
-        """Destroy the subject's key; returns the pseudonym it produced, or None.
+    def erase(
+        self, subject_type: str, subject_id: str, *, erased_at: datetime | None = None
+    ) -> SubjectSecrets | None:
+        """Destroy the subject's key and put the subject on the suppression list, in one
+        SQLite transaction; returns what the key produced (its pseudonym and key id, for the
+        erasure journal), or None if no key was held (the subject is listed all the same).
 
         Also drops the subject from :meth:`derive`'s cache, first, and even if the store
         held no key (if another connection erased it, this store's cache may still have it).
         """
         self._cache.pop((subject_type, subject_id), None)
-        pseudonym = self.pseudonym(subject_type, subject_id)
-        if pseudonym is not None:
-            data = _subject_bytes(subject_type, subject_id)
-            self._db.execute("DELETE FROM subject_keys WHERE lookup = ?", (self._lookup(data),))
+        held = self.secrets_for(subject_type, subject_id)
+        lookup = self._lookup(_subject_bytes(subject_type, subject_id))
+        self._erase_rows(lookup, erased_at)
+        return held
+
+    def apply_erasure(self, key_id: str, *, erased_at: datetime | None = None) -> bool:
+        """An erasure made elsewhere, applied again from the erasure journal's key id (a
+        restored key store gets the erasures made since its snapshot this way): the key with
+        that id deleted and its subject put on the suppression list. False if this store
+        holds no such key (the subject was first seen after the snapshot: no key to delete)."""
+        found = self._db.execute(
+            "SELECT lookup FROM subject_keys WHERE key_id = ?", (bytes.fromhex(key_id),)
+        ).fetchone()
+        if found is None:
+            return False
+        self._erase_rows(bytes(found[0]), erased_at)
+        return True
+
+    def _erase_rows(self, lookup: bytes, erased_at: datetime | None) -> None:
+        """Delete the key under ``lookup`` and list its subject, in one transaction. The list
+        keeps the day only: an exact time would match the journal's entry to it."""
+        day = (erased_at or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+        token = self._suppression_tokens([lookup])[0]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = self._db.execute("DELETE FROM subject_keys WHERE lookup = ?", (lookup,)).rowcount
+            self._db.execute(
+                "INSERT OR IGNORE INTO suppressed (token, erased_on) VALUES (?, ?)", (token, day)
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        if gone:
+            self._cache.clear()
             self._db.execute("VACUUM")
-        return pseudonym
 
 
 def decrypt_subject_context(
@@ -308,57 +473,3 @@ def decrypt_subject_context(
     """For investigators: the context of one of this subject's rows, or None once erased."""
     key = keys.context_key(subject_type, subject_id)
     return None if key is None else decrypt_context(key, event_id, stored)
-
-
-@dataclass(frozen=True)
-class Erasure:
-    """What :func:`erase_subject` did. ``erased`` is False if no key was held."""
-
-    erased: bool
-    erased_at: datetime
-    ledger_rows: int
-    pseudonym: str | None = None  # what else links to the subject must forget (request log)
-
-
-def erase_subject(
-    ledger: Ledger,
-    keys: SubjectKeyStore,
-    subject_type: str,
-    subject_id: str,
-    *,
-    actor: str,
-    now: datetime | None = None,
-) -> Erasure:
-    """Crypto-shred one subject: destroy its key and record the erasure in the ledger.
-
-    The record (``erasures``: when, by whom, the subject type and pseudonym, how many ledger
-    rows it covered) commits in the same DuckDB transaction that is open while the key is
-    destroyed, so a failure to destroy the key leaves no record claiming it was.
-    """
-    if ledger.read_only:
-        raise LedgerError(f"ledger {ledger.path} is open read-only; an erasure must be recorded")
-    if not actor.strip():
-        raise LedgerError("an erasure needs an actor: who asked for it (--actor)")
-    erased_at = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    pseudonym = keys.pseudonym(subject_type, subject_id)
-    if pseudonym is None:
-        return Erasure(False, erased_at, 0)
-    con = ledger.con
-    con.execute(ERASURES_DDL)
-    rows = int(
-        con.execute(
-            "SELECT count(*) FROM disclosures WHERE subject_pseudonym = ?", [pseudonym]
-        ).fetchall()[0][0]
-    )
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(
-            "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)",
-            [erased_at, actor, subject_type, pseudonym, rows],
-        )
-        keys.erase(subject_type, subject_id)
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-    return Erasure(True, erased_at, rows, pseudonym)

@@ -296,6 +296,9 @@ class Ledger:
             self.con.execute(_DDL)
             self.con.execute(WATERMARKS_DDL)
             self.con.execute(ACCESS_LOG_DDL)  # readers always find it, empty or not
+            from ledger.erasure import ensure_erasure_tables  # it builds on this module
+
+            ensure_erasure_tables(self.con)
             self.con.execute(
                 "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                 [FORMAT_VERSION],

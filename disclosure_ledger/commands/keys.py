@@ -60,8 +60,8 @@ def run_keys(args: argparse.Namespace) -> int:
 def run_erase_subject(args: argparse.Namespace) -> int:
     from disclosure_ledger.commands.via_service import erase_subject as erase_through_service
     from disclosure_ledger.service.answers.erasure import ErasureOutcome, erasure_lines
+    from ledger.erasure import erase_subject
     from ledger.key_check import KeyStoreAccess
-    from ledger.pseudonyms import erase_subject
     from ledger.store import Ledger
 
     client = service_client(args)

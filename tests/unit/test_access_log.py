@@ -12,7 +12,8 @@ import pytest
 
 from ledger.access_log import ACCESS_CHAIN, AccessEntry, AccessLog, access_log_head
 from ledger.checkpoints import Checkpointer, ledger_checkpoint_lines, parse_checkpoint
-from ledger.pseudonyms import SubjectKeyStore, erase_subject
+from ledger.erasure import erase_subject
+from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from ledger.verify import VerifyResult
 from reference import ReferenceData

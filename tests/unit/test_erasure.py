@@ -15,8 +15,9 @@ from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.cli import main
 from ledger.checkpoints import Checkpointer
 from ledger.context_crypto import context_key, decrypt_context
+from ledger.erasure import erase_subject
 from ledger.errors import LedgerError
-from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
+from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context
 from ledger.store import Ledger
 from ledger.verify import CheckpointSource, verify_ledger
 from reference import ReferenceData
@@ -198,3 +199,99 @@ def test_an_erasure_needs_a_writable_ledger_and_an_actor(
     with Ledger(ledger_path) as ledger, pytest.raises(LedgerError, match="actor"):
         erase_subject(ledger, key_store, *ERASED, actor=" ")
     assert key_store.pseudonym(*ERASED) is not None
+
+
+def test_an_event_after_an_erasure_is_recorded_and_flagged_after_erasure(
+    tmp_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    path = _ingest(tmp_path / "ledger.duckdb", key_store, reference)
+    with Ledger(path) as ledger:
+        erasure = erase_subject(ledger, key_store, *ERASED, actor="dpo", approved_by="cpo")
+        assert erasure.erasure_id and erasure.approved_by == "cpo"
+        assert key_store.is_suppressed(*ERASED) and not key_store.is_suppressed(*KEPT)
+        later = [
+            SourceMessage(
+                TOPIC,
+                0,
+                6 + i,
+                ident.encode(),
+                CODEC.encode(make_event(subject={"id": ident, "type": kind}).to_avro()),
+            )
+            for i, (kind, ident) in enumerate([ERASED, KEPT, ERASED])
+        ]
+        stats = Ingestor(ledger, key_store, reference).ingest(later)
+        assert stats.accepted == 3 and stats.after_erasure == 2
+        flagged = ledger.con.execute(
+            "SELECT kafka_offset FROM disclosures "
+            "WHERE list_contains(flags, 'after_erasure') ORDER BY 1"
+        ).fetchall()
+        assert flagged == [(6,), (8,)]
+        # the fresh key stays marked: a later batch, derived from the cache or not, flags too
+        again = Ingestor(ledger, key_store, reference).ingest(
+            [
+                SourceMessage(
+                    TOPIC,
+                    0,
+                    9,
+                    ERASED[1].encode(),
+                    CODEC.encode(make_event(subject={"id": ERASED[1], "type": "member"}).to_avro()),
+                )
+            ]
+        )
+        assert again.after_erasure == 1
+
+
+def test_the_journal_holds_the_key_id_and_recipients_and_nothing_a_candidate_id_matches(
+    tmp_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    from ledger.erasure import journal
+
+    path = _ingest(tmp_path / "ledger.duckdb", key_store, reference)
+    held = key_store.secrets_for(*ERASED)
+    assert held is not None
+    with Ledger(path) as ledger:
+        erasure = erase_subject(ledger, key_store, *ERASED, actor="dpo")
+        entries = journal(ledger)
+        recipients = ledger.con.execute(
+            "SELECT sum(ledger_rows) FROM erasure_recipients WHERE erasure_id = ?",
+            [erasure.erasure_id],
+        ).fetchall()
+        everything = str(ledger.con.execute("SELECT * FROM erasures").fetchall())
+    assert [e.key_id for e in entries] == [held.key_id]
+    assert recipients == [(erasure.ledger_rows,)] and erasure.ledger_rows == 3
+    for computable in (
+        ERASED[1],
+        key_store.key_lookup(*ERASED),
+        key_store.suppression_token(*ERASED),
+    ):
+        assert computable not in everything
+
+
+def test_an_erasure_cannot_be_approved_by_the_person_who_asked(
+    tmp_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    path = _ingest(tmp_path / "ledger.duckdb", key_store, reference)
+    with Ledger(path) as ledger, pytest.raises(LedgerError, match="cannot approve their own"):
+        erase_subject(ledger, key_store, *ERASED, actor="dpo", approved_by="dpo")
+    assert key_store.secrets_for(*ERASED) is not None
+
+
+def test_a_restored_key_store_gets_the_journal_s_erasures_again(
+    tmp_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    import shutil
+
+    from ledger.erasure import journal, reapply_erasures
+
+    path = _ingest(tmp_path / "ledger.duckdb", key_store, reference)
+    backup = tmp_path / "keys-backup.sqlite"
+    shutil.copy(key_store.path, backup)
+    with Ledger(path) as ledger:
+        erase_subject(ledger, key_store, *ERASED, actor="dpo")
+        entries = journal(ledger)
+    with SubjectKeyStore(backup, TEST_SECRET) as restored:
+        assert restored.secrets_for(*ERASED) is not None  # the backup brings the key back
+        assert reapply_erasures(restored, entries) == 1
+        assert restored.secrets_for(*ERASED) is None
+        assert restored.is_suppressed(*ERASED)
+        assert restored.secrets_for(*KEPT) is not None

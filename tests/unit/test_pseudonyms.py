@@ -19,8 +19,9 @@ from ledger.context_crypto import (
     encrypt_context,
     encrypt_contexts,
 )
+from ledger.erasure import erase_subject
 from ledger.errors import LedgerError
-from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context, erase_subject
+from ledger.pseudonyms import SubjectKeyStore, decrypt_subject_context
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from reference import ReferenceData

@@ -1,7 +1,7 @@
 """``erase-subject`` in the service: one subject's key destroyed while ingestion continues.
 
 The erasure is recorded in the ledger's ``erasures`` table (by
-:func:`ledger.pseudonyms.erase_subject`, through the service's one writable view), the
+:func:`ledger.erasure.erase_subject`, through the service's one writable view), the
 request log forgets its link to the subject, and the access log keeps who asked and why
 (written first: an erasure whose request cannot be logged is not made).
 """
@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from ledger.access_log import AccessEntry
+from ledger.erasure import erase_subject
 from ledger.key_check import KeyStoreAccess
-from ledger.pseudonyms import erase_subject
 
 if TYPE_CHECKING:
     from disclosure_ledger.service.auth.accounts import Actor
