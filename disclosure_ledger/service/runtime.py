@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from consumers.consumer import ConsumeStats, consume
 from consumers.pipeline import Ingestor
+from disclosure_ledger.service.approvals import ApprovalStore, default_approval_store
 from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.jobs import VerifyJobs
 from disclosure_ledger.service.metrics import TimedIngestor
@@ -268,6 +269,10 @@ class LedgerService:
     def subject_keys(self, access: KeyStoreAccess, ledger: Ledger) -> SubjectKeyStore:
         """The key store, opened for one request (SQLite; the ingest thread has its own)."""
         return SubjectKeyStore(self.key_store_path, self._secret, access=access, ledger=ledger)
+
+    def approvals(self) -> ApprovalStore:
+        """The pending approvals (``LEDGER.approvals.sqlite``), opened for one request."""
+        return ApprovalStore(default_approval_store(self.config.ledger), self._secret)
 
     def request_log(self) -> RequestLog:
         return RequestLog(self.request_log_path, self._secret)

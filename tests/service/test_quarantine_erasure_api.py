@@ -72,15 +72,25 @@ def read_message(sc: ServiceClient, role: Role = Role.investigator, **overrides:
 def test_a_message_s_bytes_are_logged_before_they_are_given(
     quarantined_client: ServiceClient,
 ) -> None:
-    answer = read_message(quarantined_client)
+    asked = read_message(quarantined_client)
+    assert asked.status_code == 202, asked.text
+    approval = asked.json()["approval_id"]
+    sc = quarantined_client
+    approved = sc.client.post(
+        f"/api/v1/approvals/{approval}/approve", headers=sc.as_role(Role.admin)
+    )
+    assert approved.status_code == 200, approved.text
+    answer = sc.client.post(
+        f"/api/v1/approvals/{approval}/result", headers=sc.as_role(Role.investigator)
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert bytes.fromhex(body["key_hex"]) == BAD_KEY
     assert bytes.fromhex(body["value_hex"]) == BAD_VALUE
-    ((actor, role, action, reason, pseudonym, rows, detail, _),) = access_rows(quarantined_client)
+    *_, (actor, role, action, reason, pseudonym, rows, detail, _) = access_rows(sc)
     assert (role, action, reason, rows) == ("investigator", "quarantine bytes", "INC-42", 1)
     assert (actor.startswith("token:"), pseudonym) == (True, None)
-    assert detail == f"{TOPIC}/0 offset 20"
+    assert detail.startswith(f"{TOPIC}/0 offset 20; approval {approval}, approved by token:")
 
 
 @pytest.mark.parametrize(
@@ -108,8 +118,22 @@ def test_only_investigators_browse_the_quarantine(
 
 
 def erase(sc: ServiceClient, role: Role = Role.admin, **overrides: Any) -> Any:
+    """Ask for the erasure as ``role`` and, if that was accepted, approve it as a second
+    admin: the approval's answer (the erasure's outcome under ``erasure``), else the
+    refusal."""
     body = {"subject_type": "member", "subject_id": "member-1", "reason": "DSR-77", **overrides}
-    return sc.client.post("/api/v1/erasures", json=body, headers=sc.as_role(role))
+    asked = sc.client.post("/api/v1/erasures", json=body, headers=sc.as_role(role))
+    if asked.status_code != 202:
+        return asked
+    return approve_as_second_admin(sc, asked.json()["approval_id"])
+
+
+def approve_as_second_admin(sc: ServiceClient, approval_id: str) -> Any:
+    token = sc.accounts.issue_token(Role.admin, label="approver", created_by="test").token
+    return sc.client.post(
+        f"/api/v1/approvals/{approval_id}/approve",
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def test_an_erasure_while_the_ledger_is_served(service_client: ServiceClient) -> None:
@@ -120,9 +144,9 @@ def test_an_erasure_while_the_ledger_is_served(service_client: ServiceClient) ->
 
     answer = erase(service_client)
     assert answer.status_code == 200, answer.text
-    body = answer.json()
+    body = answer.json()["approval"]["outcome"]
     assert (body["erased"], body["ledger_rows"], body["request_log_links"]) == (True, 6, 1)
-    assert body["lines"][0].startswith("erased the key of one member; 6 ledger row(s)")
+    assert answer.json()["lines"][0].startswith("erased the key of one member; 6 ledger row(s)")
     assert "member-1" not in answer.text
 
     after = service_client.client.post("/api/v1/requests/know", json=know, headers=compliance)
@@ -136,7 +160,7 @@ def test_an_erasure_while_the_ledger_is_served(service_client: ServiceClient) ->
     assert ("erase subject", "DSR-77") in actions
 
     again = erase(service_client)
-    assert again.json()["erased"] is False
+    assert again.json()["approval"]["outcome"]["erased"] is False
     assert again.json()["lines"][0].startswith("no key held for that member")
 
 
@@ -169,8 +193,8 @@ def test_an_admin_session_must_send_its_csrf_token(service_client: ServiceClient
         assert refused.status_code == 403
         assert "CSRF" in refused.json()["detail"]
         done = client.post("/api/v1/erasures", json=body, headers={"X-CSRF-Token": csrf})
-        assert done.status_code == 200
-        assert done.json()["actor"] == "user-admin"
+        assert done.status_code == 202
+        assert done.json()["requested_by"] == "user-admin"
     finally:
         client.cookies.clear()
 
@@ -229,7 +253,7 @@ def test_an_erasure_while_ingestion_appends(
     assert failures == []
     assert after_erasure.is_set(), "no batch was appended after the erasure"
     assert answer.status_code == 200, answer.text
-    assert answer.json()["erased"] is True
+    assert answer.json()["approval"]["outcome"]["erased"] is True
     with service.view() as view:
         rows = view.con.execute("SELECT count(*) FROM disclosures").fetchone()
     assert rows == (60 + batches[-1] - 20,)

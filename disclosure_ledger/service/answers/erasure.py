@@ -31,6 +31,7 @@ class ErasureOutcome:
     ledger_rows: int  # rows that can no longer be linked to the subject
     request_log_links: int  # earlier answers the request log no longer links to them
     actor: str
+    approved_by: str | None = None  # the second admin (disclosure_ledger.service.approvals)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -40,6 +41,7 @@ class ErasureOutcome:
             "ledger_rows": self.ledger_rows,
             "request_log_links": self.request_log_links,
             "actor": self.actor,
+            "approved_by": self.approved_by,
         }
 
 
@@ -55,6 +57,7 @@ def erasure_lines(outcome: ErasureOutcome) -> list[str]:
         f"erased the key of one {outcome.subject_type}; {outcome.ledger_rows} ledger row(s) "
         f"can no longer be linked to them; recorded in the erasures table at "
         f"{outcome.erased_at:%Y-%m-%dT%H:%M:%SZ} by {outcome.actor}"
+        + (f", approved by {outcome.approved_by}" if outcome.approved_by else "")
     ]
     if outcome.request_log_links:
         lines.append(
@@ -70,8 +73,13 @@ def erase(
     subject_type: Literal["member", "guest"],
     subject_id: str,
     reason: str,
+    approved_by: str | None = None,
 ) -> ErasureOutcome:
-    """Destroy the subject's key, record the erasure, forget it in the request log."""
+    """Destroy the subject's key, record the erasure, forget it in the request log.
+
+    Through the service this runs only once a second admin approved the request
+    (:func:`disclosure_ledger.service.answers.approvals.approve`): ``actor`` is the asker,
+    ``approved_by`` the approver, both in the journal."""
     with (
         service.writable_view() as view,
         service.subject_keys(KeyStoreAccess.erase, view) as keys,
@@ -86,10 +94,13 @@ def erase(
                 rows_returned=0,
                 subject_pseudonym=pseudonym,
                 detail=f"subject_type {subject_type}"
+                + ("" if approved_by is None else f"; approved by {approved_by}")
                 + ("" if pseudonym is not None else "; no key held"),
             )
         )
-        erasure = erase_subject(view, keys, subject_type, subject_id, actor=actor.name)
+        erasure = erase_subject(
+            view, keys, subject_type, subject_id, actor=actor.name, approved_by=approved_by
+        )
     links = 0
     if erasure.pseudonym is not None and service.request_log_path.exists():
         with service.request_log() as log:
@@ -101,4 +112,5 @@ def erase(
         ledger_rows=erasure.ledger_rows,
         request_log_links=links,
         actor=actor.name,
+        approved_by=erasure.approved_by or approved_by,
     )

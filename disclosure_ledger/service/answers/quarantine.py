@@ -105,9 +105,12 @@ def quarantine_message(
     partition: int,
     offset: int,
     reason: str,
+    approval: str,
 ) -> QuarantineMessage:
     """One message's unsealed key and value; the read is in the access log before they
-    are returned (a failure to write it fails the read)."""
+    are returned (a failure to write it fails the read). ``approval`` names the approved
+    request that allows it (:func:`disclosure_ledger.service.answers.approvals.read_approved`
+    is the only caller in the service)."""
     with service.view() as view, service.subject_keys(KeyStoreAccess.read, view) as keys:
         found = read_quarantine(
             view, keys.quarantine_key, topic=topic, partition=partition, offsets=(offset, offset)
@@ -125,7 +128,7 @@ def quarantine_message(
             action="quarantine bytes",
             reason=reason,
             rows_returned=1,
-            detail=f"{topic}/{partition} offset {offset}",
+            detail=f"{topic}/{partition} offset {offset}; {approval}",
         )
     )
     return QuarantineMessage(

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from disclosure_ledger.service.api import (
     access,
+    approvals,
     erasure,
     quarantine,
     queries,
@@ -29,5 +30,6 @@ api_router.include_router(requests.router)
 api_router.include_router(queries.router)
 api_router.include_router(quarantine.router)
 api_router.include_router(erasure.router)
+api_router.include_router(approvals.router)
 api_router.include_router(verify.router)
 api_router.include_router(access.router)

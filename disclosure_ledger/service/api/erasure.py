@@ -1,4 +1,5 @@
-"""``POST /api/v1/erasures`` (admin): ``erase-subject`` while ingestion continues.
+"""``POST /api/v1/erasures`` (admin): ask for ``erase-subject``; a second admin approves
+it (:mod:`.approvals`) and the erasure runs then, while ingestion continues.
 
 The subject id travels only in the body; the answer names neither it nor its pseudonym.
 """
@@ -12,7 +13,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from disclosure_ledger.errors import DisclosureLedgerError
-from disclosure_ledger.service.answers import erase, erasure_lines
+from disclosure_ledger.service.answers.approvals import request_erasure
+from disclosure_ledger.service.api.approvals import ApprovalJson
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.refusals import ERROR_RESPONSES, refusal
 from disclosure_ledger.service.auth.accounts import Actor
@@ -30,25 +32,25 @@ class ErasureRequest(BaseModel):
     reason: Reason
 
 
-class ErasureJson(BaseModel):
-    erased: bool = Field(description="false: no key was held (never seen, or already erased)")
-    subject_type: str
-    erased_at: str
-    ledger_rows: int = Field(description="ledger rows that can no longer be linked")
-    request_log_links: int = Field(description="earlier answers the request log forgot")
-    actor: str
-    lines: list[str] = Field(description="what `erase-subject` prints")
-
-
-@router.post("/erasures", response_model=ErasureJson, responses=ERROR_RESPONSES)
+@router.post(
+    "/erasures",
+    status_code=202,
+    response_model=ApprovalJson,
+    responses={
+        **ERROR_RESPONSES,
+        202: {"description": "the erasure request, pending a second admin's approval"},
+    },
+)
 def post_erasure(
     actor: Annotated[Actor, Depends(require(Action.erase))],
     service: Annotated[LedgerService, Depends(ledger_service)],
     body: ErasureRequest,
-) -> ErasureJson | JSONResponse:
-    """Destroy one subject's key (crypto-shredding) and record the erasure."""
+) -> ApprovalJson | JSONResponse:
+    """Ask for one subject's erasure (crypto-shredding). Nothing is erased yet: another
+    admin approves it (``POST /approvals/{id}/approve``), and the erasure runs then; the
+    subject id is kept sealed until it does."""
     try:
-        outcome = erase(
+        approval = request_erasure(
             service,
             actor,
             subject_type=body.subject_type,
@@ -57,12 +59,4 @@ def post_erasure(
         )
     except DisclosureLedgerError as exc:
         return refusal(exc)
-    return ErasureJson(
-        erased=outcome.erased,
-        subject_type=outcome.subject_type,
-        erased_at=f"{outcome.erased_at:%Y-%m-%dT%H:%M:%SZ}",
-        ledger_rows=outcome.ledger_rows,
-        request_log_links=outcome.request_log_links,
-        actor=outcome.actor,
-        lines=erasure_lines(outcome),
-    )
+    return ApprovalJson.of(approval)

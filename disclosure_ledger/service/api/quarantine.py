@@ -1,6 +1,7 @@
 """``GET /api/v1/quarantine`` (metadata, no personal data) and
-``POST /api/v1/quarantine/message`` (one message's bytes: personal data, so the read is in
-the access log, with the stated reason, before they are sent)."""
+``POST /api/v1/quarantine/message`` (a request to read one message's bytes: personal data,
+so an admin approves it first, and the read is in the access log, with the stated reason,
+before they are sent: :mod:`.approvals`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from disclosure_ledger.errors import DisclosureLedgerError
-from disclosure_ledger.service.answers import (
-    QuarantineEntry,
-    quarantine_listing,
-    quarantine_message,
-)
+from disclosure_ledger.service.answers import QuarantineEntry, quarantine_listing
+from disclosure_ledger.service.answers.approvals import request_unseal
+from disclosure_ledger.service.api.approvals import ApprovalJson
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.api.refusals import ERROR_RESPONSES, refusal
 from disclosure_ledger.service.auth.accounts import Actor
@@ -60,11 +59,6 @@ class QuarantineMessageRequest(BaseModel):
     reason: Reason
 
 
-class QuarantineMessageJson(QuarantinedJson):
-    key_hex: str | None = Field(description="the Kafka key's bytes as hex (null: no key)")
-    value_hex: str | None = Field(description="the value's bytes as hex (null: no value)")
-
-
 @router.get("/quarantine", response_model=QuarantinePageJson, responses=ERROR_RESPONSES)
 def get_quarantine(
     _actor: Annotated[Actor, Depends(require(Action.quarantine))],
@@ -91,17 +85,24 @@ def get_quarantine(
 
 @router.post(
     "/quarantine/message",
-    response_model=QuarantineMessageJson,
-    responses={**ERROR_RESPONSES, 404: {"description": "no message at that position"}},
+    status_code=202,
+    response_model=ApprovalJson,
+    responses={
+        **ERROR_RESPONSES,
+        202: {"description": "the read request, pending an admin's approval"},
+        404: {"description": "no message at that position"},
+    },
 )
 def post_quarantine_message(
     actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
     body: QuarantineMessageRequest,
-) -> QuarantineMessageJson | JSONResponse:
-    """One quarantined message with its original bytes; the read is logged first."""
+) -> ApprovalJson | JSONResponse:
+    """Ask to read one quarantined message's original bytes. An admin approves it
+    (``POST /approvals/{id}/approve``); then the asker reads them once, within the hour
+    (``POST /approvals/{id}/result``), the read in the access log first."""
     try:
-        message = quarantine_message(
+        approval = request_unseal(
             service,
             actor,
             topic=body.topic,
@@ -111,9 +112,4 @@ def post_quarantine_message(
         )
     except DisclosureLedgerError as exc:
         return refusal(exc)
-    entry = message.entry
-    return QuarantineMessageJson(
-        **QuarantinedJson.of(entry).model_dump(),
-        key_hex=None if message.key is None else message.key.hex(),
-        value_hex=None if message.value is None else message.value.hex(),
-    )
+    return ApprovalJson.of(approval)

@@ -11,6 +11,10 @@ IncompleteLedgerError         409     ``incomplete``
 FutureAsOfError               400     ``future_as_of``
 NotQuarantinedError,          404     ``not_found``
 NoRequestLogError
+SelfApprovalError,            403     ``self_approval``
+NotTheAskerError              403     ``not_yours``
+NoSuchApprovalError           404     ``not_found``
+NotDecidableError             409     ``not_pending``
 QueryRefusedError,            422     ``refused``
 other ReportError
 WrongSecretError              500     ``wrong_secret``
@@ -30,6 +34,12 @@ from fastapi.responses import JSONResponse
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.answers.periods import NoRequestLogError
 from disclosure_ledger.service.answers.quarantine import NotQuarantinedError
+from disclosure_ledger.service.approvals import (
+    NoSuchApprovalError,
+    NotDecidableError,
+    NotTheAskerError,
+    SelfApprovalError,
+)
 from ledger.errors import LedgerError, WrongSecretError
 from reports.errors import FutureAsOfError, IncompleteLedgerError, ReportError
 
@@ -55,7 +65,13 @@ def refusal(exc: DisclosureLedgerError) -> JSONResponse:
 def _code(exc: DisclosureLedgerError) -> tuple[str, int]:
     if isinstance(exc, FutureAsOfError):
         return FUTURE_AS_OF, 400
-    if isinstance(exc, NotQuarantinedError | NoRequestLogError):
+    if isinstance(exc, SelfApprovalError):
+        return "self_approval", 403
+    if isinstance(exc, NotTheAskerError):
+        return "not_yours", 403
+    if isinstance(exc, NotDecidableError):
+        return "not_pending", 409
+    if isinstance(exc, NotQuarantinedError | NoRequestLogError | NoSuchApprovalError):
         return "not_found", 404
     if isinstance(exc, ReportError):
         return "refused", 422

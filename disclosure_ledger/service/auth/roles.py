@@ -4,7 +4,7 @@ role          may
 compliance    reports, requests to know, request metrics
 investigator  queries, presets, timelines, quarantine
 auditor       verify, checkpoints, status, the access log; no personal data
-admin         users, tokens, erasure
+admin         users, tokens, erasure, approving another's erasure or quarantine read
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class Action(StrEnum):
     access_log = "access_log"
     users = "users"
     tokens = "tokens"
-    erase = "erase"
+    erase = "erase"  # asks for an erasure (a second admin approves it)
+    approve = "approve"  # approves or rejects someone else's erasure or quarantine read
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -43,7 +44,14 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.investigator: frozenset({Action.status, Action.query, Action.quarantine}),
     Role.auditor: frozenset({Action.status, Action.verify, Action.checkpoints, Action.access_log}),
     Role.admin: frozenset(
-        {Action.status, Action.users, Action.tokens, Action.erase, Action.access_log}
+        {
+            Action.status,
+            Action.users,
+            Action.tokens,
+            Action.erase,
+            Action.approve,
+            Action.access_log,
+        }
     ),
 }
 """The table of the issue, as data. Everyone signed in may see the status (the dashboard)."""

@@ -5,7 +5,7 @@ One module per page or group of pages, each a router of :class:`.page.ConsoleRou
 :mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
 conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
 recipients), :mod:`.investigate` (SQL and presets), :mod:`.quarantine`,
-:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`. The stylesheet and icon
+:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`, :mod:`.approvals`. The stylesheet and icon
 are served under ``/static/``.
 """
 
@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from disclosure_ledger.service.console import (
     access_log,
+    approvals,
     dashboard,
     erasure,
     investigate,
@@ -58,5 +59,6 @@ for _module in (
     verify,
     access_log,
     erasure,
+    approvals,
 ):
     console_router.include_router(_module.router)

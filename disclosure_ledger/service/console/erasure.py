@@ -2,9 +2,10 @@
 
 1. ``POST /erasure`` with the subject and a stated reason shows what will happen and asks
    for confirmation (nothing changes yet);
-2. ``POST /erasure`` again with ``confirm=erase`` destroys the subject's key
-   (:func:`disclosure_ledger.service.answers.erase`, while ingestion continues), after the
-   access log has recorded who asked and why.
+2. ``POST /erasure`` again with ``confirm=erase`` submits the erasure for approval
+   (:func:`disclosure_ledger.service.answers.approvals.request_erasure`: the access log
+   records who asked and why); a second admin approves it on ``/approvals``
+   (:mod:`.approvals`), and the subject's key is destroyed then.
 
 Both steps carry the session's CSRF token. The subject id travels only in the POST bodies
 (the confirmation page carries it on in a hidden field) and is never shown or logged.
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from disclosure_ledger.errors import DisclosureLedgerError
-from disclosure_ledger.service.answers import erase, erasure_lines
+from disclosure_ledger.service.answers.approvals import approval_lines, request_erasure
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import require
@@ -55,8 +56,8 @@ async def erasure(
             request, "erasure.html.j2", step="confirm", pending=pending, outcome=None
         )
     try:
-        outcome = await run_in_threadpool(
-            erase,
+        approval = await run_in_threadpool(
+            request_erasure,
             service,
             actor,
             subject_type="member" if subject_type == "member" else "guest",
@@ -66,8 +67,8 @@ async def erasure(
     except DisclosureLedgerError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Not erased: " + str(exc).replace(subject_id, "[the subject id]"),
+            "Not asked: " + str(exc).replace(subject_id, "[the subject id]"),
         ) from None
     return render_page(
-        request, "erasure.html.j2", step="done", pending=None, outcome=erasure_lines(outcome)
+        request, "erasure.html.j2", step="done", pending=None, outcome=approval_lines(approval)
     )

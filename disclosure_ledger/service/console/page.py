@@ -81,6 +81,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("/verify", "Verify", Action.verify),
     NavEntry("/access-log", "Access log", Action.access_log),
     NavEntry("/erasure", "Erasure", Action.erase),
+    NavEntry("/approvals", "Approvals", Action.approve),
 )
 """Every page and the action it needs; the navigation lists only those the role may use."""
 

@@ -1,9 +1,10 @@
 """``/quarantine``: the quarantined messages, as ``quarantine show`` lists them.
 
 The listing holds no personal data (where each message was, why it was refused, when).
-A message's bytes do (the Kafka key is the subject id): they are shown only on a POST with
-a stated reason and the session's CSRF token, recorded in the access log first
-(:func:`disclosure_ledger.service.answers.quarantine_message`).
+A message's bytes do (the Kafka key is the subject id): an investigator asks to read them
+(a POST with a stated reason and the session's CSRF token), an admin approves on the
+Approvals page, and the asker then reads them once, within the hour, from this page
+(:mod:`.approvals`), the read recorded in the access log first.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from disclosure_ledger.errors import DisclosureLedgerError
-from disclosure_ledger.service.answers import quarantine_listing, quarantine_message
+from disclosure_ledger.service.answers import QuarantineMessage, quarantine_listing
+from disclosure_ledger.service.answers.approvals import (
+    approval_lines,
+    approvals_for,
+    request_unseal,
+)
 from disclosure_ledger.service.api.deps import ledger_service
+from disclosure_ledger.service.approvals import ApprovalAction
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import require
 from disclosure_ledger.service.auth.roles import Action
@@ -51,15 +58,46 @@ def _shown(data: bytes | None) -> dict[str, str] | None:
     }
 
 
-@router.get("/quarantine")
-def quarantine_page(
+async def quarantine_view(
     request: Request,
-    _actor: Annotated[Actor, Depends(require(Action.quarantine))],
+    actor: Actor,
+    service: LedgerService,
+    *,
+    offset: int = 0,
+    message: QuarantineMessage | None = None,
+    notice: list[str] | None = None,
+) -> Response:
+    """The page: the listing, the actor's own read requests, and what was just done."""
+    listing = await run_in_threadpool(quarantine_listing, service, offset=offset, limit=PAGE_SIZE)
+    requests = [
+        a
+        for a in await run_in_threadpool(approvals_for, service, actor, pending_only=False)
+        if a.action is ApprovalAction.unseal and a.requested_by == actor.name
+    ][:20]
+    return render_page(
+        request,
+        "quarantine.html.j2",
+        listing=listing,
+        requests=requests,
+        notice=notice,
+        message=None
+        if message is None
+        else {
+            "entry": message.entry,
+            "key": _shown(message.key),
+            "value": _shown(message.value),
+        },
+    )
+
+
+@router.get("/quarantine")
+async def quarantine_page(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
     offset = _number(request.query_params.get("offset"), "Offset", 0)
-    listing = quarantine_listing(service, offset=offset, limit=PAGE_SIZE)
-    return render_page(request, "quarantine.html.j2", listing=listing, message=None)
+    return await quarantine_view(request, actor, service, offset=offset)
 
 
 @router.post("/quarantine/message")
@@ -68,14 +106,15 @@ async def quarantine_bytes(
     actor: Annotated[Actor, Depends(require(Action.quarantine))],
     service: Annotated[LedgerService, Depends(ledger_service)],
 ) -> Response:
+    """Ask to read a message's bytes: an admin approves it, then the asker reads it here."""
     form = await checked_form(request)
     topic = text_field(form, "topic", "Topic")
     partition = _number(_str(form.get("partition")), "Partition")
     offset = _number(_str(form.get("offset")), "Offset")
     reason = text_field(form, "reason", "Reason")
     try:
-        message = await run_in_threadpool(
-            quarantine_message,
+        approval = await run_in_threadpool(
+            request_unseal,
             service,
             actor,
             topic=topic,
@@ -86,20 +125,12 @@ async def quarantine_bytes(
     except LedgerError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"Not shown: the read could not be recorded in the access log ({exc}).",
+            f"Not asked: the request could not be recorded in the access log ({exc}).",
         ) from exc
     except DisclosureLedgerError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    listing = quarantine_listing(service, offset=0, limit=PAGE_SIZE)
-    return render_page(
-        request,
-        "quarantine.html.j2",
-        listing=listing,
-        message={
-            "entry": message.entry,
-            "key": _shown(message.key),
-            "value": _shown(message.value),
-        },
+    return await quarantine_view(
+        request, actor, service, notice=["Submitted for approval. " + approval_lines(approval)[0]]
     )
 
 
