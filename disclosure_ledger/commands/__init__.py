@@ -9,6 +9,7 @@ each command a thin handler that parses nothing more and calls the library::
     verify        verify
     maintenance   migrate, quarantine show
     keys          keys generate, erase-subject
+    approvals     approvals list|show|approve|reject|withdraw (through the service)
     reports       report ccpa|conformance|transfers|subject|recipients|requests
     query         query (SQL or a preset)
     schemas       schemas check

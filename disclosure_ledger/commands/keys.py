@@ -14,6 +14,7 @@ from disclosure_ledger.commands.server_options import (
     reason_option,
     service_client,
 )
+from disclosure_ledger.errors import DisclosureLedgerError
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -32,7 +33,8 @@ def register(commands: Subcommands) -> None:
         commands,
         "erase-subject",
         run_erase_subject,
-        "Destroy one subject's key (crypto-shredding) and record the erasure.",
+        "Destroy one subject's key (crypto-shredding) and record the erasure; a second person "
+        "approves it (--approved-by on a ledger file; through --server, another admin).",
     )
     ledger_or_server_options(sub)
     reason_option(sub, "the subject is erased")
@@ -41,6 +43,13 @@ def register(commands: Subcommands) -> None:
         "--subject-type", required=True, choices=["member", "guest"], help="the kind of subject"
     )
     sub.add_argument("--actor", help="who asked for the erasure (default: the OS user)")
+    sub.add_argument(
+        "--approved-by",
+        metavar="NAME",
+        help="on a ledger file (--ledger): the second person, not the actor, who approved "
+        "this erasure; recorded in the erasure journal. Through --server another admin "
+        "approves instead (`approvals approve ID`)",
+    )
     sub.add_argument(
         "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
     )
@@ -69,13 +78,16 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         with client:
             return erase_through_service(args, client)
     actor = args.actor or getpass.getuser()
+    approved_by = second_person(args.approved_by, actor, "erase-subject", "erasure")
     with (
         Ledger(args.ledger) as ledger,
         subject_keys(
             args.ledger, args.key_store, access=KeyStoreAccess.erase, ledger=ledger
         ) as keys,
     ):
-        erasure = erase_subject(ledger, keys, args.subject_type, args.subject_id, actor=actor)
+        erasure = erase_subject(
+            ledger, keys, args.subject_type, args.subject_id, actor=actor, approved_by=approved_by
+        )
     watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
     outcome = ErasureOutcome(
         erased=erasure.erased,
@@ -84,6 +96,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         ledger_rows=erasure.ledger_rows,
         request_log_links=watches,
         actor=actor,
+        approved_by=approved_by,
     )
     # Neither the id nor the pseudonym is printed: one beside the other would link them.
     for line in erasure_lines(outcome):
@@ -101,3 +114,20 @@ def _forget_in_request_log(ledger_path: Path, pseudonym: str | None) -> int:
         return 0
     with RequestLog(log_path, subject_secret(ledger_path)) as log:
         return log.forget_pseudonym(pseudonym)
+
+
+def second_person(approved_by: str | None, actor: str, command: str, act: str) -> str:
+    """``--approved-by``, checked: given, and not the actor (two people for an irreversible
+    act, as the service requires a second admin)."""
+    if approved_by is None or not approved_by.strip():
+        raise DisclosureLedgerError(
+            f"{command} on a ledger file needs --approved-by NAME: the second person, not "
+            f"{actor}, who approved this {act} (it is recorded); through the service "
+            "(--server) another admin approves it instead"
+        )
+    if approved_by.strip() == actor.strip():
+        raise DisclosureLedgerError(
+            f"--approved-by {approved_by}: {actor} cannot approve their own {act}; name the "
+            "second person who did"
+        )
+    return approved_by.strip()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import time
 from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_secret
+from disclosure_ledger.commands.keys import second_person
 from disclosure_ledger.commands.options import add_command, ledger_option
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
     service_client,
 )
+from disclosure_ledger.errors import DisclosureLedgerError
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -40,6 +43,19 @@ def register(commands: Subcommands) -> None:
     reason_option(sub, "the quarantined bytes are read")
     sub.add_argument("--topic", help="only this source topic")
     sub.add_argument("--partition", type=int, help="only this source partition")
+    sub.add_argument(
+        "--approved-by",
+        metavar="NAME",
+        help="on a ledger file (--ledger): the second person, not you, who approved reading "
+        "the bytes (printed with them). Through --server an admin approves each read instead",
+    )
+    sub.add_argument(
+        "--approval",
+        metavar="ID",
+        action="append",
+        help="through --server: read the message of this approved request (once); without "
+        "it, a read request is made for each message listed, for an admin to approve",
+    )
 
 
 def run_migrate(args: argparse.Namespace) -> int:
@@ -66,6 +82,12 @@ def run_quarantine(args: argparse.Namespace) -> int:
     if client is not None:
         with client:
             return quarantine_show(args, client)
+    if args.approval:
+        raise DisclosureLedgerError(
+            "--approval reads an approved request through the service: give --server URL"
+        )
+    reader = getpass.getuser()
+    approved_by = second_person(args.approved_by, reader, "quarantine show", "read of the bytes")
     key = quarantine_key(subject_secret(args.ledger))
     with Ledger(args.ledger, read_only=True) as ledger:
         held = read_quarantine(ledger, key, topic=args.topic, partition=args.partition)
@@ -77,4 +99,5 @@ def run_quarantine(args: argparse.Namespace) -> int:
         print(f"  key: {key_text}")
         print(f"  value ({0 if q.value is None else len(q.value)} bytes, hex): {value_text}")
     print(f"{len(held)} quarantined message(s) in {args.ledger}")
+    print(f"read by {reader}, approved by {approved_by}")
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from disclosure_ledger.commands.server_options import refuse_file_options, require_reason
+from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.client import LedgerClient, ServiceClientError
 from ledger.coverage import Coverage, Holdback
 from ledger.coverage_status import CoverageStatus, PartitionStatus, SourceStatus
@@ -262,7 +263,16 @@ def _table(client: LedgerClient, path: str, body: dict[str, Any]) -> int:
 
 # -- quarantine show ------------------------------------------------------------------------
 def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
-    """``quarantine show`` through the service: each message's bytes read with --reason."""
+    """``quarantine show`` through the service. Without ``--approval``: a read request for
+    each message listed (an admin approves each); with ``--approval ID``: the message of
+    each approved request, read once."""
+    if args.approved_by is not None:
+        raise DisclosureLedgerError(
+            "--approved-by is for a ledger file (--ledger): through --server an admin "
+            "approves each read request (`disclosure-ledger approvals approve ID`)"
+        )
+    if args.approval:
+        return _read_approved(args, client)
     reason = require_reason(args, "quarantine show")
     listed: list[dict[str, Any]] = []
     while True:
@@ -279,7 +289,7 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
         if not page["messages"] or len(listed) >= int(page["total"]):
             break
     for entry in listed:
-        message = client.post_json(
+        approval = client.post_json(
             "/quarantine/message",
             {
                 "topic": entry["topic"],
@@ -288,6 +298,19 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
                 "reason": reason,
             },
         )
+        for line in approval["lines"]:
+            print(line)
+    print(
+        f"{len(listed)} quarantined message(s) in {_ledger_name(client)}; their bytes are "
+        "shown once an admin approves each request: then run `quarantine show --approval ID "
+        "--server URL` (once, within the hour)"
+    )
+    return 0
+
+
+def _read_approved(args: argparse.Namespace, client: LedgerClient) -> int:
+    for approval_id in args.approval:
+        message = client.post_json(f"/approvals/{approval_id}/result", {})
         key = None if message["key_hex"] is None else bytes.fromhex(message["key_hex"])
         value = None if message["value_hex"] is None else bytes.fromhex(message["value_hex"])
         at = datetime.fromisoformat(message["quarantined_at"])
@@ -302,13 +325,19 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
             f"  value ({0 if value is None else len(value)} bytes, hex): "
             f"{'-' if value is None else value.hex()}"
         )
-    print(f"{len(listed)} quarantined message(s) in {_ledger_name(client)}")
+    print(f"{len(args.approval)} quarantined message(s) in {_ledger_name(client)}")
     return 0
 
 
 # -- erase-subject --------------------------------------------------------------------------
 def erase_subject(args: argparse.Namespace, client: LedgerClient) -> int:
+    """Ask the service for the erasure: it runs when another admin approves it."""
     refuse_file_options(args, "key_store", "actor")
+    if args.approved_by is not None:
+        raise DisclosureLedgerError(
+            "--approved-by is for a ledger file (--ledger): through --server another admin "
+            "approves the request (`disclosure-ledger approvals approve ID`)"
+        )
     answer = client.post_json(
         "/erasures",
         {

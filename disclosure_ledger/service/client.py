@@ -160,6 +160,10 @@ def raise_for_answer(response: httpx2.Response, url: str) -> None:
             code,
             body,
         )
+    if status == 403 and code in ("self_approval", "not_yours"):
+        raise ServiceRefusedError(
+            f"the ledger service at {url} refused: {detail}", status, code, body
+        )
     if status == 403:
         raise ServiceRefusedError(
             f"the ledger service at {url} refused: {detail}. Use a token of a role that may "

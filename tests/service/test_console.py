@@ -309,7 +309,20 @@ def pseudonym_held(service_client: ServiceClient) -> bool:
         return keys.pseudonym("member", SUBJECT) is not None
 
 
-def test_erasure_asks_for_confirmation_and_refuses_a_forged_token(
+def sign_in_as(client: TestClient, name: str) -> str:
+    """Signs ``client`` in as the user ``name``; returns the session's CSRF token."""
+    answer = client.post(
+        "/login",
+        data={"name": name, "password": PASSWORD, "login_token": login_token(client)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+    assert found
+    return found.group(1)
+
+
+def test_erasure_is_submitted_then_approved_by_a_second_admin(
     service_client: ServiceClient,
 ) -> None:
     client = service_client.client
@@ -320,11 +333,34 @@ def test_erasure_asks_for_confirmation_and_refuses_a_forged_token(
     review = client.post("/erasure", data=form | {"csrf_token": csrf})
     assert review.status_code == 200 and 'id="confirm-erasure"' in review.text
     assert pseudonym_held(service_client)  # nothing changed before the confirmation
-    done = client.post("/erasure", data=form | {"csrf_token": csrf, "confirm": "erase"})
+    submitted = client.post("/erasure", data=form | {"csrf_token": csrf, "confirm": "erase"})
+    assert submitted.status_code == 200, submitted.text
+    assert "Submitted for approval" in submitted.text and SUBJECT not in submitted.text
+    assert pseudonym_held(service_client)  # not erased until a second admin approves
+    found = re.search(r"erasure request ([0-9a-f]+)", submitted.text)
+    assert found
+    approval = found.group(1)
+
+    page = client.get("/approvals")  # the asker sees it, and may only withdraw it
+    assert f'id="approve-{approval}"' not in page.text and "Withdraw" in page.text
+    own = client.post(f"/approvals/{approval}/approve", data={"csrf_token": csrf})
+    assert own.status_code == 403 and "cannot approve their own request" in own.text
+    client.post("/logout", data={"csrf_token": csrf})
+
+    service_client.accounts.add_user("admin-2", Role.admin, PASSWORD)
+    csrf = sign_in_as(client, "admin-2")
+    page = client.get("/approvals")
+    assert f'id="approve-{approval}"' in page.text and SUBJECT not in page.text
+    forged = client.post(f"/approvals/{approval}/approve", data={"csrf_token": "forged"})
+    assert forged.status_code == 403 and pseudonym_held(service_client)
+    done = client.post(f"/approvals/{approval}/approve", data={"csrf_token": csrf, "note": "ok"})
     assert done.status_code == 200, done.text
-    assert "erased the key of one member" in done.text
+    assert "erased the key of one member" in done.text and "approved by admin-2" in done.text
     assert not pseudonym_held(service_client)
-    assert ("user-admin", "erase subject", "ticket 9") in access_entries(service_client)
+    logged = access_entries(service_client)
+    assert ("user-admin", "request erasure", "ticket 9") in logged
+    assert ("admin-2", "approve erasure request", "ok") in logged
+    assert ("user-admin", "erase subject", "ticket 9") in logged
 
 
 # -- investigate, verify, access log -------------------------------------------------------

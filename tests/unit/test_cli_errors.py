@@ -158,10 +158,19 @@ def test_quarantine_show_opens_sealed_messages_with_the_secret(
         Ingestor(ledger, keys, load_reference()).ingest(
             [SourceMessage("t", 0, 0, b"member-77", b"\xc3\x01broken")]
         )
-    code, out, _ = _run(capsys, "quarantine", "show", "--ledger", str(path))
+    monkeypatch.setattr("getpass.getuser", lambda: "analyst")
+    code, _, err = _run(capsys, "quarantine", "show", "--ledger", str(path))
+    assert code == 1 and "needs --approved-by NAME: the second person, not analyst" in err
+    code, _, err = _run(
+        capsys, "quarantine", "show", "--ledger", str(path), "--approved-by", "analyst"
+    )
+    assert code == 1 and "analyst cannot approve their own read" in err
+    show = ("quarantine", "show", "--ledger", str(path), "--approved-by", "lead")
+    code, out, _ = _run(capsys, *show)
     assert code == 0
     assert "t/0 offset 0" in out and "key: member-77" in out
     assert b"\xc3\x01broken".hex() in out and "1 quarantined message(s)" in out
+    assert "read by analyst, approved by lead" in out
     monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", "w" * 40)
-    code, _, err = _run(capsys, "quarantine", "show", "--ledger", str(path))
+    code, _, err = _run(capsys, *show)
     assert code == 1 and "does not open" in err

@@ -177,14 +177,37 @@ def test_erase_subject_cli_records_the_os_user_and_prints_neither_id_nor_pseudon
         _ingest(ledger_path, keys, reference)
         pseudonym = keys.pseudonym(*ERASED)
     args = ["erase-subject", "--ledger", str(ledger_path), "--subject-type", ERASED[0]]
-    assert main([*args, "--subject-id", ERASED[1]]) == 0
+    assert main([*args, "--subject-id", ERASED[1], "--approved-by", "cpo"]) == 0
     out = capsys.readouterr().out
-    assert "3 ledger row(s)" in out and "auditor-os-user" in out
+    assert "3 ledger row(s)" in out and "auditor-os-user" in out and "approved by cpo" in out
     assert ERASED[1] not in out and str(pseudonym) not in out
-    assert main([*args, "--subject-id", ERASED[1], "--actor", "dpo"]) == 0
+    assert main([*args, "--subject-id", ERASED[1], "--actor", "dpo", "--approved-by", "cpo"]) == 0
     assert "nothing to erase" in capsys.readouterr().out
     with Ledger(ledger_path, read_only=True) as ledger:
-        assert ledger.con.execute("SELECT actor FROM erasures").fetchall() == [("auditor-os-user",)]
+        journal = ledger.con.execute("SELECT actor, approved_by FROM erasures").fetchall()
+    assert journal == [("auditor-os-user", "cpo")]
+
+
+def test_erase_subject_cli_on_a_file_needs_a_second_person(
+    ledger_path: Path,
+    reference: ReferenceData,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "cli-secret-" + "x" * 24
+    monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", secret)
+    keys_path = ledger_path.with_name(ledger_path.name + ".keys.sqlite")
+    with SubjectKeyStore(keys_path, secret.encode()) as keys:
+        _ingest(ledger_path, keys, reference)
+    args = ["erase-subject", "--ledger", str(ledger_path), "--subject-type", ERASED[0]]
+    args += ["--subject-id", ERASED[1], "--actor", "dpo"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "needs --approved-by NAME: the second person, not dpo" in err
+    assert main([*args, "--approved-by", "dpo"]) == 1
+    assert "dpo cannot approve their own erasure" in capsys.readouterr().err
+    with SubjectKeyStore(keys_path, secret.encode()) as keys:
+        assert keys.pseudonym(*ERASED) is not None  # nothing erased
 
 
 def test_an_erasure_needs_a_writable_ledger_and_an_actor(

@@ -135,7 +135,7 @@ def test_an_erasure_under_another_secret_is_refused_and_erases_nothing(
     key_store = default_key_store(ledger_file)
     key_store_bytes = key_store.read_bytes()
     args = ["erase-subject", "--ledger", str(ledger_file), "--subject-type", SUBJECT[0]]
-    args += ["--subject-id", SUBJECT[1], "--actor", "dpo"]
+    args += ["--subject-id", SUBJECT[1], "--actor", "dpo", "--approved-by", "cpo"]
     _another_secret(monkeypatch)
     _refused(main(args), capsys.readouterr().err, key_store)
     assert key_store.read_bytes() == key_store_bytes
@@ -151,7 +151,11 @@ def test_an_erasure_under_another_secret_is_refused_and_erases_nothing(
     "command",
     [
         _request("subject", Path("LEDGER")),
-        ["erase-subject", "--ledger", "LEDGER", "--subject-type", "member", "--subject-id", "m"],
+        [
+            "erase-subject",
+            *("--ledger", "LEDGER", "--subject-type", "member", "--subject-id", "m"),
+            *("--approved-by", "cpo"),
+        ],
         ["query", "--ledger", "LEDGER", "timeline", "--subject-id", "m"],
     ],
 )
@@ -225,7 +229,7 @@ def test_an_erasure_unlinks_the_request_logs_watch_of_earlier_answers(
         assert len(log.watches()) == 1  # the answer is watched for late events
     capsys.readouterr()
     args = ["erase-subject", "--ledger", str(ledger_file), "--subject-type", SUBJECT[0]]
-    assert main([*args, "--subject-id", SUBJECT[1], "--actor", "dpo"]) == 0
+    assert main([*args, "--subject-id", SUBJECT[1], "--actor", "dpo", "--approved-by", "cpo"]) == 0
     assert "no longer links 1 earlier answer(s)" in capsys.readouterr().out
     with RequestLog(log_path, subject_secret_env.encode()) as log:
         assert log.watches() == []
