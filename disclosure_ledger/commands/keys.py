@@ -78,16 +78,21 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         with client:
             return erase_through_service(args, client)
     actor = args.actor or getpass.getuser()
-    approved_by = second_person(args.approved_by, actor, "erase-subject", "erasure")
-    with (
-        Ledger(args.ledger) as ledger,
-        subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.erase, ledger=ledger
-        ) as keys,
-    ):
-        erasure = erase_subject(
-            ledger, keys, args.subject_type, args.subject_id, actor=actor, approved_by=approved_by
+    with Ledger(args.ledger) as ledger:  # a served ledger is named first: use --server
+        approved_by = second_person(
+            args.approved_by, actor, "erase-subject", "erasure", "recorded in the journal"
         )
+        with subject_keys(
+            args.ledger, args.key_store, access=KeyStoreAccess.erase, ledger=ledger
+        ) as keys:
+            erasure = erase_subject(
+                ledger,
+                keys,
+                args.subject_type,
+                args.subject_id,
+                actor=actor,
+                approved_by=approved_by,
+            )
     watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
     outcome = ErasureOutcome(
         erased=erasure.erased,
@@ -116,13 +121,13 @@ def _forget_in_request_log(ledger_path: Path, pseudonym: str | None) -> int:
         return log.forget_pseudonym(pseudonym)
 
 
-def second_person(approved_by: str | None, actor: str, command: str, act: str) -> str:
+def second_person(approved_by: str | None, actor: str, command: str, act: str, kept: str) -> str:
     """``--approved-by``, checked: given, and not the actor (two people for an irreversible
     act, as the service requires a second admin)."""
     if approved_by is None or not approved_by.strip():
         raise DisclosureLedgerError(
             f"{command} on a ledger file needs --approved-by NAME: the second person, not "
-            f"{actor}, who approved this {act} (it is recorded); through the service "
+            f"{actor}, who approved this {act} ({kept}); through the service "
             "(--server) another admin approves it instead"
         )
     if approved_by.strip() == actor.strip():

@@ -87,9 +87,11 @@ def run_quarantine(args: argparse.Namespace) -> int:
             "--approval reads an approved request through the service: give --server URL"
         )
     reader = getpass.getuser()
-    approved_by = second_person(args.approved_by, reader, "quarantine show", "read of the bytes")
-    key = quarantine_key(subject_secret(args.ledger))
-    with Ledger(args.ledger, read_only=True) as ledger:
+    with Ledger(args.ledger, read_only=True) as ledger:  # a served ledger is named first
+        approved_by = second_person(
+            args.approved_by, reader, "quarantine show", "read of the bytes", "printed with them"
+        )
+        key = quarantine_key(subject_secret(args.ledger))
         held = read_quarantine(ledger, key, topic=args.topic, partition=args.partition)
     for q in held:
         key_text = "-" if q.key is None else q.key.decode("utf-8", "replace")

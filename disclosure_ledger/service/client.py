@@ -168,7 +168,7 @@ def raise_for_answer(response: httpx2.Response, url: str) -> None:
         raise ServiceRefusedError(
             f"the ledger service at {url} refused: {detail}. Use a token of a role that may "
             "(compliance: reports and requests; investigator: queries and quarantine; "
-            "auditor: verify and status; admin: erasure)",
+            "auditor: verify and status; admin: erasure and approvals)",
             status,
             code,
             body,

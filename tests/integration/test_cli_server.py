@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -287,32 +288,54 @@ def test_status_through_the_service(
     assert_same(served, direct, through)
 
 
+def second_admin_token(served: Served) -> str:
+    """Another admin's token (the fixture's admin token asks; this one approves)."""
+    accounts = AccountStore(default_account_store(served.served))
+    return accounts.issue_token(Role.admin, label="approver", created_by="test").token
+
+
+def approve(capsys: pytest.CaptureFixture[str], served: Served, out: str, token: str) -> Any:
+    """``approvals approve ID`` for the request id printed in ``out``."""
+    found = re.search(r"request ([0-9a-f]{16})", out)
+    assert found, out
+    return run(capsys, "approvals", "approve", found[1], "--server", served.url, "--token", token)
+
+
 def test_quarantine_through_the_service(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
-    direct = run(capsys, "quarantine", "show", "--ledger", str(served.direct))
-    through = run(
-        capsys,
-        "quarantine",
-        "show",
-        "--reason",
-        "INC-1",
-        "--server",
-        served.url,
-        "--token",
-        served.tokens[Role.investigator],
-    )
+    direct = run(capsys, "quarantine", "show", "--ledger", str(served.direct), "--approved-by", "x")
+    investigator = ("--server", served.url, "--token", served.tokens[Role.investigator])
+    asked = run(capsys, "quarantine", "show", "--reason", "INC-1", *investigator)
+    assert asked[0] == 0 and "k-1" not in asked[1]
+    assert "quarantine bytes request" in asked[1] and "is pending" in asked[1]
+    found = re.search(r"request ([0-9a-f]{16})", asked[1])
+    assert found
+    assert approve(capsys, served, asked[1], served.tokens[Role.admin])[0] == 0
+    through = run(capsys, "quarantine", "show", "--approval", found[1], *investigator)
     assert "1 quarantined message(s)" in direct[1]
-    assert_same(served, direct, through)
+    *shown, approver = direct[1].splitlines()
+    assert approver.endswith("approved by x")
+    assert_same(served, (direct[0], "\n".join(shown) + "\n", direct[2]), through)
+    again = run(capsys, "quarantine", "show", "--approval", found[1], *investigator)
+    assert again[0] != 0 and "its one read was made" in again[2]
 
 
 def test_erasure_through_the_service(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["erase-subject", "--subject-type", "member", "--subject-id", "member-9"]
-    direct = run(capsys, *argv, "--actor", "dpo", "--ledger", str(served.direct))
+    direct = run(
+        capsys, *argv, "--actor", "dpo", "--approved-by", "cpo", "--ledger", str(served.direct)
+    )
     token = served.tokens[Role.admin]
-    through = run(capsys, *argv, "--reason", "DSR-1", "--server", served.url, "--token", token)
-    assert (direct[0], through[0]) == (0, 0)
+    asked = run(capsys, *argv, "--reason", "DSR-1", "--server", served.url, "--token", token)
+    assert (direct[0], asked[0]) == (0, 0)
+    assert "is pending: another admin approves it" in asked[1]
+    own = approve(capsys, served, asked[1], token)
+    assert own[0] == 1 and "cannot approve their own request" in own[2]
+    through = approve(capsys, served, asked[1], second_admin_token(served))
+    assert through[0] == 0, through
     assert through[1].startswith("erased the key of one member; 6 ledger row(s)")
     assert stable(through[1]).split(" by ")[0] == stable(direct[1]).split(" by ")[0]
     again = run(capsys, *argv, "--reason", "DSR-1", "--server", served.url, "--token", token)
+    again = approve(capsys, served, again[1], second_admin_token(served))
     assert again[1].startswith("no key held for that member")
 
 

@@ -3,6 +3,7 @@ for a second admin (``/api/v1/approvals``); every step is in the access log."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from disclosure_ledger.service.auth.roles import Role
 from ledger.key_check import KeyStoreAccess
 from reference import ReferenceData
 from tests.service.conftest import ServiceClient, build_ledger, serving
+from tests.service.test_console import sign_in
 from tests.service.test_quarantine_erasure_api import (
     BAD_KEY,
     BAD_VALUE,
@@ -242,3 +244,32 @@ def test_an_approved_read_lapses_after_its_window(
     late = decide(sc, asked["approval_id"], "result", sc.as_role(Role.investigator))
     assert late.status_code == 409
     assert "quarantine bytes" not in [row[2] for row in access_rows(sc)]
+
+
+def test_the_console_asks_approves_and_reads_once(
+    quarantined_client: ServiceClient,  # noqa: F811
+) -> None:
+    sc = quarantined_client
+    client = sc.client
+    csrf = sign_in(client, Role.investigator)
+    form = {"csrf_token": csrf, "topic": TOPIC, "partition": "0", "offset": "20", "reason": "C-5"}
+    asked = client.post("/quarantine/message", data=form)
+    assert asked.status_code == 200, asked.text
+    assert "Submitted for approval" in asked.text and BAD_KEY.decode() not in asked.text
+    found = re.search(r"quarantine bytes request ([0-9a-f]{16})", asked.text)
+    assert found
+    approval = found[1]
+    early = client.post(f"/approvals/{approval}/result", data={"csrf_token": csrf})
+    assert early.status_code == 409
+
+    decided = decide(sc, approval, "approve", sc.as_role(Role.admin))
+    assert decided.status_code == 200, decided.text
+    page = client.get("/quarantine")
+    assert f'id="read-{approval}"' in page.text
+    forged = client.post(f"/approvals/{approval}/result", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
+    read = client.post(f"/approvals/{approval}/result", data={"csrf_token": csrf})
+    assert read.status_code == 200, read.text
+    assert BAD_KEY.decode() in read.text
+    again = client.post(f"/approvals/{approval}/result", data={"csrf_token": csrf})
+    assert again.status_code == 409 and "its one read was made" in again.text

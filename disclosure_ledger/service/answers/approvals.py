@@ -14,13 +14,13 @@ their own account, and approve as that user (the console) or with a token of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from disclosure_ledger.service.answers.erasure import ErasureOutcome, erase
 from disclosure_ledger.service.answers.quarantine import (
     NotQuarantinedError,
     QuarantineMessage,
-    quarantine_listing,
     quarantine_message,
 )
 from disclosure_ledger.service.approvals import (
@@ -144,8 +144,7 @@ def request_unseal(
     reason: str,
 ) -> Approval:
     """A pending read of one quarantined message's bytes, in the access log."""
-    listed = quarantine_listing(service, offset=0, limit=1, topic=topic, partition=partition)
-    if listed.total == 0 or not _held(service, topic, partition, offset):
+    if not _held(service, topic, partition, offset):
         raise NotQuarantinedError(
             f"no quarantined message at {topic}/{partition} offset {offset}; "
             "GET /api/v1/quarantine lists them"
@@ -178,10 +177,10 @@ def _held(service: LedgerService, topic: str, partition: int, offset: int) -> bo
     return bool(row and row[0])
 
 
-def _logged_or_withdrawn(store: ApprovalStore, approval: Approval, log: object) -> None:
+def _logged_or_withdrawn(store: ApprovalStore, approval: Approval, log: Callable[[], None]) -> None:
     """A request that cannot be logged is withdrawn at once (its parameters deleted)."""
     try:
-        log()  # type: ignore[operator]
+        log()
     except BaseException:
         store.end_pending(
             approval.approval_id,
