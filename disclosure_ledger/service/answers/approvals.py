@@ -63,7 +63,7 @@ def approval_lines(approval: Approval) -> list[str]:
         return [
             f"{what} was approved{decided}: {approval.requested_by} may read the message "
             f"once, until {expires} (`quarantine show --approval {approval.approval_id} "
-            "--server URL`, or the console's Approvals page)"
+            "--server URL`, or the console's Quarantine page)"
         ]
     return [f"{what} is {status.value}{decided}"]
 
@@ -101,7 +101,8 @@ def expire_due(service: LedgerService, store: ApprovalStore) -> None:
             f"expire {_ACTS[approval.action]} request",
             approval,
             approval.reason,
-            detail=f"requested by {approval.requested_by}; not decided in time",
+            detail=f"requested by {approval.requested_by}; past its time (undecided, or "
+            "approved and not read)",
         )
 
 
