@@ -3,7 +3,8 @@
 This knows nothing of Kafka: it takes source messages (topic, partition, offset, key,
 value) and turns them into one ledger transaction in which every offset is accounted
 for, as an accepted row, a duplicate of an earlier ``event_id``, a quarantined message
-with its raw bytes, or a producer watermark (``ledger/coverage.py``). An event that
+with its raw bytes (sealed under its subject's key when the subject can be known:
+``ledger/quarantine.py``), or a producer watermark (``ledger/coverage.py``). An event that
 arrives after a watermark it falls under (same source and partition, ``occurred_at``
 before the latest watermark already consumed there) is accepted and flagged ``late``.
 The end offsets the consumer probes (:meth:`Ingestor.note_probes`) travel with the next
@@ -28,7 +29,7 @@ from ledger.coverage import LATE_FLAG
 from ledger.erasure import AFTER_ERASURE_FLAG
 from ledger.leaf_batch import batch_leaf_hashes
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
-from ledger.quarantine import seal
+from ledger.quarantine import seal, subject_of_kafka_key
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -175,7 +176,8 @@ class Ingestor:
             )
         now = self._clock_ms()
         candidates: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
-        quarantined: list[dict[str, Any]] = []
+        # (message, error, (subject type, id) if the body decoded)
+        to_quarantine: list[tuple[SourceMessage, str, tuple[str, str] | None]] = []
         watermark_rows: list[dict[str, Any]] = []
         watermarks_before = dict(self._watermarks)
         latest = self._watermarks
@@ -187,7 +189,7 @@ class Ingestor:
             position = (message.topic, message.partition)
             next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
             if isinstance(outcome, DecodeError):
-                quarantined.append(_quarantine_row(message, str(outcome), now, self._sealing_key))
+                to_quarantine.append((message, str(outcome), None))
                 continue
             if isinstance(outcome, Watermark):
                 # messages come in offset order per partition: every event after this one
@@ -212,7 +214,8 @@ class Ingestor:
                     occurred_at_ms=record["occurred_at"],
                 )
             except ReferenceDataError as exc:
-                quarantined.append(_quarantine_row(message, str(exc), now, self._sealing_key))
+                subject = record["subject"]
+                to_quarantine.append((message, str(exc), (subject["type"], subject["id"])))
                 continue
             if latest:
                 mark_at = latest.get((record["producer"]["service"], *position))
@@ -246,6 +249,8 @@ class Ingestor:
         subjects = self.keys.derive(
             [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
         )
+        # after the accepted subjects have their keys: a Kafka key may name one of them
+        quarantined = self._quarantine_rows(to_quarantine, now)
         heads_before = dict(self._heads)
         rows, accepted_table = self._rows(accepted, subjects, now, late)
         for message, event_id, index in later_duplicates:
@@ -284,6 +289,32 @@ class Ingestor:
             sum(1 for subject in subjects if subject.after_erasure),
         )
         return PreparedBatch(batch, stats, carries_reference, heads_before, watermarks_before)
+
+    def _quarantine_rows(
+        self,
+        to_quarantine: Sequence[tuple[SourceMessage, str, tuple[str, str] | None]],
+        now: int,
+    ) -> list[dict[str, Any]]:
+        """Quarantine rows, each sealed under its subject's key when the subject can be known
+        (the decoded record's subject, or the one held subject the Kafka key names), else
+        under the deployment key (:mod:`ledger.quarantine` says why, and for how long)."""
+        if not to_quarantine:
+            return []
+        known = [subject for _, _, subject in to_quarantine if subject is not None]
+        derived = dict(zip(known, self.keys.derive(known), strict=True)) if known else {}
+        rows = []
+        for message, error, subject in to_quarantine:
+            secrets = (
+                derived[subject]
+                if subject is not None
+                else subject_of_kafka_key(self.keys, message.key)
+            )
+            key = None if secrets is None else self.keys.subject_quarantine_key(secrets.key_id)
+            if secrets is None or key is None:
+                rows.append(_quarantine_row(message, error, now, self._sealing_key, None))
+            else:
+                rows.append(_quarantine_row(message, error, now, key, secrets.key_id))
+        return rows
 
     def commit(self, prepared: PreparedBatch) -> IngestStats:
         """Append a prepared batch in one transaction; returns what became of its messages.
@@ -425,7 +456,9 @@ def _flags(
     return flags
 
 
-def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) -> dict[str, Any]:
+def _quarantine_row(
+    message: SourceMessage, error: str, now: int, key: bytes, sealed_with: str | None
+) -> dict[str, Any]:
     position = (message.topic, message.partition, message.offset)
     return {
         "topic": message.topic,
@@ -436,6 +469,7 @@ def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) ->
         "message_value": seal(key, *position, "value", message.value),
         "error": error,
         "quarantined_at": now,
+        "sealed_with": sealed_with,  # the subject key's id; None: the deployment key
     }
 
 

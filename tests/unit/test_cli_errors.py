@@ -158,10 +158,11 @@ def test_quarantine_show_opens_sealed_messages_with_the_secret(
         Ingestor(ledger, keys, load_reference()).ingest(
             [SourceMessage("t", 0, 0, b"member-77", b"\xc3\x01broken")]
         )
-    code, out, _ = _run(capsys, "quarantine", "show", "--ledger", str(path))
+    store = ["--key-store", str(tmp_path / "k.sqlite")]
+    code, out, _ = _run(capsys, "quarantine", "show", "--ledger", str(path), *store)
     assert code == 0
     assert "t/0 offset 0" in out and "key: member-77" in out
     assert b"\xc3\x01broken".hex() in out and "1 quarantined message(s)" in out
     monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", "w" * 40)
-    code, _, err = _run(capsys, "quarantine", "show", "--ledger", str(path))
-    assert code == 1 and "does not open" in err
+    code, _, err = _run(capsys, "quarantine", "show", "--ledger", str(path), *store)
+    assert code == 1 and "secret" in err

@@ -110,7 +110,7 @@ def quarantine_message(
     are returned (a failure to write it fails the read)."""
     with service.view() as view, service.subject_keys(KeyStoreAccess.read, view) as keys:
         found = read_quarantine(
-            view, keys.quarantine_key, topic=topic, partition=partition, offsets=(offset, offset)
+            view, keys, topic=topic, partition=partition, offsets=(offset, offset)
         )
     if not found:
         raise NotQuarantinedError(
