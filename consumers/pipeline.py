@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -29,7 +30,13 @@ from ledger.coverage import LATE_FLAG
 from ledger.erasure import AFTER_ERASURE_FLAG
 from ledger.leaf_batch import batch_leaf_hashes
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
-from ledger.quarantine import seal, subject_of_kafka_key
+from ledger.quarantine import (
+    DEFAULT_RETENTION_DAYS,
+    QuarantinePurge,
+    purge_quarantine,
+    seal,
+    subject_of_kafka_key,
+)
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -50,6 +57,9 @@ from schemas.errors import DecodeError
 from schemas.watermark import Watermark
 
 log = logging.getLogger(__name__)
+
+PURGE_EVERY_MS = 3_600_000
+"""How often a running consumer purges quarantined messages past the retention: hourly."""
 
 
 class SourceMessage(NamedTuple):
@@ -111,8 +121,14 @@ class Ingestor:
         codec: EventCodec | None = None,
         clock_ms: Callable[[], int] = _now_ms,
         checkpointer: Checkpointer | None = None,
+        quarantine_retention_days: int | None = DEFAULT_RETENTION_DAYS,
     ) -> None:
+        """``quarantine_retention_days``: the purge of quarantined messages of unknown
+        subject (:func:`ledger.quarantine.purge_quarantine`) runs after the first commit and
+        then every :data:`PURGE_EVERY_MS`, on the committing thread; None: never."""
         self.ledger = ledger
+        self.quarantine_retention_days = quarantine_retention_days
+        self._next_purge_ms = 0
         if not ledger.read_only:
             ledger.bound_memory_for_streaming()  # memory independent of the ledger's size
         self.keys = keys
@@ -339,11 +355,44 @@ class Ingestor:
             log.warning("quarantined %d message(s); see the quarantine table", stats.quarantined)
         if self.checkpointer is not None:
             self.checkpointer.after_batch(stats.accepted)
+        self.purge_quarantine_if_due()
         return stats
 
     def checkpoint_if_due(self) -> Checkpoint | None:
-        """When a poll brings nothing: the time-based checkpoint, if rows await one."""
+        """When a poll brings nothing: the time-based checkpoint, if rows await one (and the
+        quarantine purge, if due)."""
+        self.purge_quarantine_if_due()
         return self.checkpointer.after_batch(0) if self.checkpointer is not None else None
+
+    def purge_quarantine_if_due(self) -> QuarantinePurge | None:
+        """Purge the bytes of quarantined messages of unknown subject past the retention, if
+        the last purge was :data:`PURGE_EVERY_MS` ago. A failure is logged, never raised:
+        ingestion (evidence) goes on, and the next attempt comes an interval later."""
+        days = self.quarantine_retention_days
+        now = self._clock_ms()
+        if days is None or self.ledger.read_only or now < self._next_purge_ms:
+            return None
+        self._next_purge_ms = now + PURGE_EVERY_MS
+        try:
+            done = purge_quarantine(
+                self.ledger, retention_days=days, now=datetime.fromtimestamp(now / 1000, UTC)
+            )
+        except Exception:
+            log.exception(
+                "the quarantine purge failed; quarantined messages of unknown subject older "
+                "than %d days are still held: run `disclosure-ledger quarantine purge` with the "
+                "ledger not in use, or wait for the next attempt",
+                days,
+            )
+            return None
+        if done.purged:
+            log.info(
+                "purged the bytes of %d quarantined message(s) of unknown subject older than "
+                "%d days",
+                done.purged,
+                days,
+            )
+        return done
 
     def shutdown(self) -> Checkpoint | None:
         """On a clean stop: the final checkpoint (None if no checkpointer, or nothing moved)."""

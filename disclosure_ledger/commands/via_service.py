@@ -263,6 +263,7 @@ def _table(client: LedgerClient, path: str, body: dict[str, Any]) -> int:
 # -- quarantine show ------------------------------------------------------------------------
 def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
     """``quarantine show`` through the service: each message's bytes read with --reason."""
+    refuse_file_options(args, "key_store")
     reason = require_reason(args, "quarantine show")
     listed: list[dict[str, Any]] = []
     while True:
@@ -288,15 +289,23 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
                 "reason": reason,
             },
         )
-        key = None if message["key_hex"] is None else bytes.fromhex(message["key_hex"])
-        value = None if message["value_hex"] is None else bytes.fromhex(message["value_hex"])
         at = datetime.fromisoformat(message["quarantined_at"])
-        key_text = "-" if key is None else key.decode("utf-8", "replace")
         print(
             f"{message['topic']}/{message['partition']} offset {message['offset']} at "
             f"{at:%Y-%m-%dT%H:%M:%SZ}"
         )
         print(f"  error: {message['error']}")
+        sealed_with = message.get("sealed_with")
+        print(
+            "  sealed with: "
+            + ("the deployment key" if sealed_with is None else f"subject key {sealed_with}")
+        )
+        if message.get("unreadable"):
+            print(f"  bytes: {message['unreadable']}")
+            continue
+        key = None if message["key_hex"] is None else bytes.fromhex(message["key_hex"])
+        value = None if message["value_hex"] is None else bytes.fromhex(message["value_hex"])
+        key_text = "-" if key is None else key.decode("utf-8", "replace")
         print(f"  key: {key_text}")
         print(
             f"  value ({0 if value is None else len(value)} bytes, hex): "

@@ -83,6 +83,25 @@ def test_a_message_s_bytes_are_logged_before_they_are_given(
     assert detail == f"{TOPIC}/0 offset 20"
 
 
+def test_a_message_about_an_erased_subject_is_listed_but_unreadable(
+    quarantined_client: ServiceClient,
+) -> None:
+    """Its Kafka key names a held member: sealed under that member's key, so erasing the
+    member reaches it. The listing still shows where it was and why; the bytes are gone."""
+    listed = quarantined_client.client.get(
+        "/api/v1/quarantine", headers=quarantined_client.as_role(Role.investigator)
+    ).json()["messages"]
+    assert listed[0]["sealed_with"] is not None
+    done = erase(quarantined_client, subject_id=BAD_KEY.decode())
+    assert done.status_code == 200 and done.json()["erased"] is True, done.text
+    answer = read_message(quarantined_client)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["key_hex"], body["value_hex"]) == (None, None)
+    assert body["unreadable"] == "sealed under an erased subject's key: unreadable"
+    assert body["sealed_with"] == listed[0]["sealed_with"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "status"),
     [({"reason": ""}, 422), ({"reason": " "}, 422), ({"offset": 21}, 404), ({"offset": -1}, 422)],

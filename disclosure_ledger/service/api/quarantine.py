@@ -34,6 +34,15 @@ class QuarantinedJson(BaseModel):
     offset: int
     error: str
     quarantined_at: datetime
+    sealed_with: str | None = Field(
+        default=None,
+        description="the id of the subject key the bytes are sealed under (an erasure of "
+        "that subject makes them unreadable); null: the deployment key (subject unknown, "
+        "purged after the quarantine retention)",
+    )
+    purged_at: datetime | None = Field(
+        default=None, description="when the bytes were purged (null: not purged)"
+    )
 
     @classmethod
     def of(cls, entry: QuarantineEntry) -> QuarantinedJson:
@@ -43,6 +52,8 @@ class QuarantinedJson(BaseModel):
             offset=entry.offset,
             error=entry.error,
             quarantined_at=entry.quarantined_at,
+            sealed_with=entry.sealed_with,
+            purged_at=entry.purged_at,
         )
 
 
@@ -63,6 +74,11 @@ class QuarantineMessageRequest(BaseModel):
 class QuarantineMessageJson(QuarantinedJson):
     key_hex: str | None = Field(description="the Kafka key's bytes as hex (null: no key)")
     value_hex: str | None = Field(description="the value's bytes as hex (null: no value)")
+    unreadable: str | None = Field(
+        default=None,
+        description="why there are no bytes: \"sealed under an erased subject's key: "
+        'unreadable", or purged after the retention (null: the bytes are given)',
+    )
 
 
 @router.get("/quarantine", response_model=QuarantinePageJson, responses=ERROR_RESPONSES)
@@ -116,4 +132,5 @@ def post_quarantine_message(
         **QuarantinedJson.of(entry).model_dump(),
         key_hex=None if message.key is None else message.key.hex(),
         value_hex=None if message.value is None else message.value.hex(),
+        unreadable=message.unreadable,
     )

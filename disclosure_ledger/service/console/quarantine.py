@@ -99,6 +99,7 @@ async def quarantine_bytes(
             "entry": message.entry,
             "key": _shown(message.key),
             "value": _shown(message.value),
+            "unreadable": message.unreadable,
         },
     )
 
