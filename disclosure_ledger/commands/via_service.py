@@ -317,7 +317,8 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
 
 # -- erase-subject --------------------------------------------------------------------------
 def erase_subject(args: argparse.Namespace, client: LedgerClient) -> int:
-    refuse_file_options(args, "key_store", "actor")
+    # the service asks its own broker, about its own dead-letter topic
+    refuse_file_options(args, "key_store", "actor", "bootstrap_servers", "dead_letter_topic")
     answer = client.post_json(
         "/erasures",
         {

@@ -159,6 +159,29 @@ def test_an_erasure_while_the_ledger_is_served(service_client: ServiceClient) ->
     assert again.json()["lines"][0].startswith("no key held for that member")
 
 
+def test_an_erasure_states_what_it_cannot_reach_and_the_request_log_keeps_it(
+    quarantined_client: ServiceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # this service has no broker
+    monkeypatch.delenv("DISCLOSURE_LEDGER_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    answer = erase(quarantined_client, subject_id=BAD_KEY.decode())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    reach = body["outside_reach"]
+    (source,) = reach["source_topics"]
+    assert source["topic"] == TOPIC
+    assert source["retention"]["asked"] is False
+    assert "no broker configured" in source["retention"]["problem"]
+    assert reach["quarantine"]["sealed_under_erased_key"] == 1
+    assert "outside this erasure's reach:" in body["lines"]
+    assert any("no broker configured" in line for line in body["lines"])
+    service = quarantined_client.service
+    with service.view() as view:
+        (erasure_id,) = view.con.execute("SELECT erasure_id FROM erasures").fetchone() or ()
+    with service.request_log() as log:
+        assert log.erasure_statement(str(erasure_id)) == reach
+
+
 @pytest.mark.parametrize("role", [Role.compliance, Role.investigator, Role.auditor])
 def test_only_admins_erase(service_client: ServiceClient, role: Role) -> None:
     assert erase(service_client, role).status_code == 403

@@ -5,7 +5,7 @@ The subject id travels only in the body; the answer names neither it nor its pse
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -37,6 +37,12 @@ class ErasureJson(BaseModel):
     ledger_rows: int = Field(description="ledger rows that can no longer be linked")
     request_log_links: int = Field(description="earlier answers the request log forgot")
     actor: str
+    outside_reach: dict[str, Any] | None = Field(
+        default=None,
+        description="what the erasure cannot reach and until when: the source topics' "
+        "retention as the broker states it, dead-letter copies, quarantined messages of "
+        "unknown subject (disclosure_ledger/erasure_reach.py); kept in the request log",
+    )
     lines: list[str] = Field(description="what `erase-subject` prints")
 
 
@@ -64,5 +70,6 @@ def post_erasure(
         ledger_rows=outcome.ledger_rows,
         request_log_links=outcome.request_log_links,
         actor=outcome.actor,
+        outside_reach=None if outcome.outside_reach is None else outcome.outside_reach.to_json(),
         lines=erasure_lines(outcome),
     )
