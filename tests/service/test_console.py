@@ -323,6 +323,7 @@ def test_erasure_asks_for_confirmation_and_refuses_a_forged_token(
     done = client.post("/erasure", data=form | {"csrf_token": csrf, "confirm": "erase"})
     assert done.status_code == 200, done.text
     assert "erased the key of one member" in done.text
+    assert "outside this erasure&#39;s reach:" in done.text  # what it cannot reach, and until when
     assert not pseudonym_held(service_client)
     assert ("user-admin", "erase subject", "ticket 9") in access_entries(service_client)
 
