@@ -25,9 +25,14 @@ this loop promises, and how:
   latest probe whose end offset the committed position has reached (``ledger/coverage.py``).
 - **Dead letters (optional).** With ``dead_letter_topic``, every quarantined message is
   also copied there once its batch has committed, with headers naming its source topic,
-  partition, offset and error, as Kafka Connect's dead-letter queue does. The ledger's
-  quarantine table stays the record; the copy is best effort (a crash between the commit
-  and the copy loses the copy, never the quarantine row).
+  partition, offset and error, as Kafka Connect's dead-letter queue does. The copy carries
+  the key and value **sealed exactly as the quarantine row stores them**, never the raw
+  bytes (:mod:`ledger.quarantine`), and a header ``disclosure-ledger.sealed-with`` says
+  under which key: ``subject-key:<key id>`` (erasing that subject makes the copy unreadable
+  too) or ``deployment-key`` (subject unknown: the topic should keep copies no longer than
+  the quarantine retention, docs/erasure-reach.md). The ledger's quarantine table stays
+  the record; the copy is best effort (a crash between the commit and the copy loses the
+  copy, never the quarantine row).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from kafka.errors import KafkaError
 
 from consumers.errors import ConsumeError
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
-from ledger.quarantine import read_quarantine
+from ledger.quarantine import SealedMessage, sealed_quarantine
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,15 @@ DEFAULT_BATCH = 5_000
 
 # Header names of Kafka Connect's dead-letter queue (errors.deadletterqueue.context...).
 DLQ_HEADER_PREFIX = "__connect.errors."
+# Our own header: the key a dead-letter copy's bytes are sealed under.
+SEALED_WITH_HEADER = "disclosure-ledger.sealed-with"
+DEPLOYMENT_KEY = "deployment-key"
+SUBJECT_KEY_PREFIX = "subject-key:"
+
+
+def sealed_with_header(sealed_with: str | None) -> bytes:
+    """The value of :data:`SEALED_WITH_HEADER` for a quarantine row's ``sealed_with``."""
+    return (DEPLOYMENT_KEY if sealed_with is None else SUBJECT_KEY_PREFIX + sealed_with).encode()
 
 
 @dataclass(frozen=True)
@@ -584,16 +598,12 @@ class _DeadLetters:
         for m in messages:
             low, high = spans.get((m.topic, m.partition), (m.offset, m.offset))
             spans[(m.topic, m.partition)] = (min(low, m.offset), max(high, m.offset))
-        rows: list[tuple[Any, ...]] = []
+        rows: list[SealedMessage] = []
         for (topic, partition), (low, high) in spans.items():
+            # as stored: sealed under the subject's key or the deployment key, never raw
             rows.extend(
-                (q.topic, q.partition, q.offset, q.key, q.value, q.error)
-                for q in read_quarantine(
-                    ingestor.ledger,
-                    ingestor.keys.quarantine_key,
-                    topic=topic,
-                    partition=partition,
-                    offsets=(low, high),
+                sealed_quarantine(
+                    ingestor.ledger, topic=topic, partition=partition, offsets=(low, high)
                 )
             )
         try:
@@ -601,16 +611,17 @@ class _DeadLetters:
             futures = [
                 producer.send(
                     self.topic,
-                    key=None if key is None else bytes(key),
-                    value=None if value is None else bytes(value),
+                    key=row.key,
+                    value=row.value,
                     headers=[
-                        (DLQ_HEADER_PREFIX + "topic", str(topic).encode()),
-                        (DLQ_HEADER_PREFIX + "partition", str(partition).encode()),
-                        (DLQ_HEADER_PREFIX + "offset", str(offset).encode()),
-                        (DLQ_HEADER_PREFIX + "exception.message", str(error).encode()),
+                        (DLQ_HEADER_PREFIX + "topic", row.topic.encode()),
+                        (DLQ_HEADER_PREFIX + "partition", str(row.partition).encode()),
+                        (DLQ_HEADER_PREFIX + "offset", str(row.offset).encode()),
+                        (DLQ_HEADER_PREFIX + "exception.message", row.error.encode()),
+                        (SEALED_WITH_HEADER, sealed_with_header(row.sealed_with)),
                     ],
                 )
-                for topic, partition, offset, key, value, error in rows
+                for row in rows
             ]
             producer.flush(timeout=self.timeout)
         except KafkaError as exc:

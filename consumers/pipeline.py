@@ -3,7 +3,8 @@
 This knows nothing of Kafka: it takes source messages (topic, partition, offset, key,
 value) and turns them into one ledger transaction in which every offset is accounted
 for, as an accepted row, a duplicate of an earlier ``event_id``, a quarantined message
-with its raw bytes, or a producer watermark (``ledger/coverage.py``). An event that
+with its raw bytes (sealed under its subject's key when the subject can be known:
+``ledger/quarantine.py``), or a producer watermark (``ledger/coverage.py``). An event that
 arrives after a watermark it falls under (same source and partition, ``occurred_at``
 before the latest watermark already consumed there) is accepted and flagged ``late``.
 The end offsets the consumer probes (:meth:`Ingestor.note_probes`) travel with the next
@@ -17,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -28,7 +30,13 @@ from ledger.coverage import LATE_FLAG
 from ledger.erasure import AFTER_ERASURE_FLAG
 from ledger.leaf_batch import batch_leaf_hashes
 from ledger.pseudonyms import SubjectKeyStore, SubjectSecrets
-from ledger.quarantine import seal
+from ledger.quarantine import (
+    DEFAULT_RETENTION_DAYS,
+    QuarantinePurge,
+    purge_quarantine,
+    seal,
+    subject_of_kafka_key,
+)
 from ledger.store import (
     DISCLOSURE_COLUMNS,
     DUPLICATE_COLUMNS,
@@ -49,6 +57,9 @@ from schemas.errors import DecodeError
 from schemas.watermark import Watermark
 
 log = logging.getLogger(__name__)
+
+PURGE_EVERY_MS = 3_600_000
+"""How often a running consumer purges quarantined messages past the retention: hourly."""
 
 
 class SourceMessage(NamedTuple):
@@ -110,8 +121,14 @@ class Ingestor:
         codec: EventCodec | None = None,
         clock_ms: Callable[[], int] = _now_ms,
         checkpointer: Checkpointer | None = None,
+        quarantine_retention_days: int | None = DEFAULT_RETENTION_DAYS,
     ) -> None:
+        """``quarantine_retention_days``: the purge of quarantined messages of unknown
+        subject (:func:`ledger.quarantine.purge_quarantine`) runs after the first commit and
+        then every :data:`PURGE_EVERY_MS`, on the committing thread; None: never."""
         self.ledger = ledger
+        self.quarantine_retention_days = quarantine_retention_days
+        self._next_purge_ms = 0
         if not ledger.read_only:
             ledger.bound_memory_for_streaming()  # memory independent of the ledger's size
         self.keys = keys
@@ -175,7 +192,8 @@ class Ingestor:
             )
         now = self._clock_ms()
         candidates: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
-        quarantined: list[dict[str, Any]] = []
+        # (message, error, (subject type, id) if the body decoded)
+        to_quarantine: list[tuple[SourceMessage, str, tuple[str, str] | None]] = []
         watermark_rows: list[dict[str, Any]] = []
         watermarks_before = dict(self._watermarks)
         latest = self._watermarks
@@ -187,7 +205,7 @@ class Ingestor:
             position = (message.topic, message.partition)
             next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
             if isinstance(outcome, DecodeError):
-                quarantined.append(_quarantine_row(message, str(outcome), now, self._sealing_key))
+                to_quarantine.append((message, str(outcome), None))
                 continue
             if isinstance(outcome, Watermark):
                 # messages come in offset order per partition: every event after this one
@@ -212,7 +230,8 @@ class Ingestor:
                     occurred_at_ms=record["occurred_at"],
                 )
             except ReferenceDataError as exc:
-                quarantined.append(_quarantine_row(message, str(exc), now, self._sealing_key))
+                subject = record["subject"]
+                to_quarantine.append((message, str(exc), (subject["type"], subject["id"])))
                 continue
             if latest:
                 mark_at = latest.get((record["producer"]["service"], *position))
@@ -246,6 +265,8 @@ class Ingestor:
         subjects = self.keys.derive(
             [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
         )
+        # after the accepted subjects have their keys: a Kafka key may name one of them
+        quarantined = self._quarantine_rows(to_quarantine, now)
         heads_before = dict(self._heads)
         rows, accepted_table = self._rows(accepted, subjects, now, late)
         for message, event_id, index in later_duplicates:
@@ -285,6 +306,32 @@ class Ingestor:
         )
         return PreparedBatch(batch, stats, carries_reference, heads_before, watermarks_before)
 
+    def _quarantine_rows(
+        self,
+        to_quarantine: Sequence[tuple[SourceMessage, str, tuple[str, str] | None]],
+        now: int,
+    ) -> list[dict[str, Any]]:
+        """Quarantine rows, each sealed under its subject's key when the subject can be known
+        (the decoded record's subject, or the one held subject the Kafka key names), else
+        under the deployment key (:mod:`ledger.quarantine` says why, and for how long)."""
+        if not to_quarantine:
+            return []
+        known = [subject for _, _, subject in to_quarantine if subject is not None]
+        derived = dict(zip(known, self.keys.derive(known), strict=True)) if known else {}
+        rows = []
+        for message, error, subject in to_quarantine:
+            secrets = (
+                derived[subject]
+                if subject is not None
+                else subject_of_kafka_key(self.keys, message.key)
+            )
+            key = None if secrets is None else self.keys.subject_quarantine_key(secrets.key_id)
+            if secrets is None or key is None:
+                rows.append(_quarantine_row(message, error, now, self._sealing_key, None))
+            else:
+                rows.append(_quarantine_row(message, error, now, key, secrets.key_id))
+        return rows
+
     def commit(self, prepared: PreparedBatch) -> IngestStats:
         """Append a prepared batch in one transaction; returns what became of its messages.
 
@@ -308,11 +355,44 @@ class Ingestor:
             log.warning("quarantined %d message(s); see the quarantine table", stats.quarantined)
         if self.checkpointer is not None:
             self.checkpointer.after_batch(stats.accepted)
+        self.purge_quarantine_if_due()
         return stats
 
     def checkpoint_if_due(self) -> Checkpoint | None:
-        """When a poll brings nothing: the time-based checkpoint, if rows await one."""
+        """When a poll brings nothing: the time-based checkpoint, if rows await one (and the
+        quarantine purge, if due)."""
+        self.purge_quarantine_if_due()
         return self.checkpointer.after_batch(0) if self.checkpointer is not None else None
+
+    def purge_quarantine_if_due(self) -> QuarantinePurge | None:
+        """Purge the bytes of quarantined messages of unknown subject past the retention, if
+        the last purge was :data:`PURGE_EVERY_MS` ago. A failure is logged, never raised:
+        ingestion (evidence) goes on, and the next attempt comes an interval later."""
+        days = self.quarantine_retention_days
+        now = self._clock_ms()
+        if days is None or self.ledger.read_only or now < self._next_purge_ms:
+            return None
+        self._next_purge_ms = now + PURGE_EVERY_MS
+        try:
+            done = purge_quarantine(
+                self.ledger, retention_days=days, now=datetime.fromtimestamp(now / 1000, UTC)
+            )
+        except Exception:
+            log.exception(
+                "the quarantine purge failed; quarantined messages of unknown subject older "
+                "than %d days are still held: run `disclosure-ledger quarantine purge` with the "
+                "ledger not in use, or wait for the next attempt",
+                days,
+            )
+            return None
+        if done.purged:
+            log.info(
+                "purged the bytes of %d quarantined message(s) of unknown subject older than "
+                "%d days",
+                done.purged,
+                days,
+            )
+        return done
 
     def shutdown(self) -> Checkpoint | None:
         """On a clean stop: the final checkpoint (None if no checkpointer, or nothing moved)."""
@@ -425,7 +505,9 @@ def _flags(
     return flags
 
 
-def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) -> dict[str, Any]:
+def _quarantine_row(
+    message: SourceMessage, error: str, now: int, key: bytes, sealed_with: str | None
+) -> dict[str, Any]:
     position = (message.topic, message.partition, message.offset)
     return {
         "topic": message.topic,
@@ -436,6 +518,7 @@ def _quarantine_row(message: SourceMessage, error: str, now: int, key: bytes) ->
         "message_value": seal(key, *position, "value", message.value),
         "error": error,
         "quarantined_at": now,
+        "sealed_with": sealed_with,  # the subject key's id; None: the deployment key
     }
 
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # --ledger is given (`--server`), and the API token they send (`--token`).
     server: str | None = None
     token: SecretStr | None = None
+    # Days a quarantined message whose subject cannot be known (sealed under the deployment
+    # key) is kept before its bytes are purged (ledger/quarantine.py, docs/erasure-reach.md).
+    quarantine_retention_days: int = Field(default=30, ge=1)
+    # The dead-letter topic `consume`/`serve` copy quarantined messages to, if any: also what
+    # `erase-subject` asks the broker about (its retention) when no --dead-letter-topic is given.
+    dead_letter_topic: str | None = None
 
 
 def load_settings() -> Settings:

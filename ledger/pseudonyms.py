@@ -197,6 +197,15 @@ class SubjectKeyStore:
 
         return quarantine_key(self._secret)
 
+    def subject_quarantine_key(self, key_id: str) -> bytes | None:
+        """The key that seals a quarantined message about the subject whose key has this id
+        (:func:`key_id_of`): ``HMAC-SHA-256(k_s, "disclosure-ledger/quarantine-key/v1")``.
+        None once the subject is erased: the message can no longer be opened."""
+        from ledger.quarantine import quarantine_key
+
+        key = self.key_for_id(key_id)
+        return None if key is None else quarantine_key(key)
+
     def _lookups(self, subjects: Sequence[bytes]) -> list[bytes]:
         """The key table's lookup values: HMAC-SHA-256 of each subject under the secret."""
         return hmac_sha256_many(self._secret, subjects)

@@ -70,6 +70,7 @@ QUARANTINE_COLUMNS = pa.schema(
         ("message_value", pa.binary()),
         ("error", pa.string()),
         ("quarantined_at", pa.timestamp("ms")),
+        ("sealed_with", pa.string()),  # the subject key's id; null: the deployment key
     ]
 )
 
@@ -144,7 +145,9 @@ CREATE TABLE IF NOT EXISTS offsets (
 CREATE TABLE IF NOT EXISTS quarantine (
     topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,
     message_key BLOB, message_value BLOB, error VARCHAR NOT NULL,
-    quarantined_at TIMESTAMP NOT NULL
+    quarantined_at TIMESTAMP NOT NULL,
+    -- see ledger/quarantine.py: which key sealed the bytes, and when they were purged
+    sealed_with VARCHAR, purged_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS duplicates (
     topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,
@@ -299,6 +302,9 @@ class Ledger:
             from ledger.erasure import ensure_erasure_tables  # it builds on this module
 
             ensure_erasure_tables(self.con)
+            from ledger.quarantine import ensure_quarantine_columns  # it builds on this module
+
+            ensure_quarantine_columns(self.con)
             self.con.execute(
                 "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                 [FORMAT_VERSION],

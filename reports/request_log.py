@@ -39,11 +39,12 @@ import hmac
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from ledger.context_crypto import decrypt_context, encrypt_context
 from ledger.errors import LedgerError
@@ -472,3 +473,48 @@ class RequestLog:
             "DELETE FROM requests WHERE received_on < ?", (before.isoformat(),)
         )
         return cursor.rowcount
+
+    # -- what an erasure could not reach (disclosure_ledger/erasure_reach.py) ------------
+    # Its own table, created on first use: the statement erase-subject made, kept with the
+    # erasure (by the journal's erasure id), so "was this erasure complete?" has an answer
+    # that says what stayed outside it and until when.
+    def _erasure_statements(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS erasure_statements (erasure_id TEXT PRIMARY KEY, "
+            "recorded_at TEXT NOT NULL, statement_json TEXT NOT NULL)"
+        )
+
+    def record_erasure_statement(self, erasure_id: str, statement: Mapping[str, object]) -> bool:
+        """Keep ``statement`` (:meth:`disclosure_ledger.erasure_reach.OutsideReach.to_json`)
+        with the erasure ``erasure_id``; False if one is kept for it already (the first
+        stays: it is what was said at the time)."""
+        try:
+            self._erasure_statements()
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO erasure_statements VALUES (?, ?, ?)",
+                (
+                    erasure_id,
+                    datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    json.dumps(statement, sort_keys=True),
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise ReportError(
+                f"cannot keep the erasure's statement in the request log {self.path}: {exc}"
+            ) from exc
+        return cursor.rowcount == 1
+
+    def erasure_statement(self, erasure_id: str) -> dict[str, Any] | None:
+        """The statement kept with erasure ``erasure_id``, or None."""
+        try:
+            self._erasure_statements()
+            found = self._db.execute(
+                "SELECT statement_json FROM erasure_statements WHERE erasure_id = ?",
+                (erasure_id,),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise ReportError(f"cannot read the request log {self.path}: {exc}") from exc
+        if found is None:
+            return None
+        statement: dict[str, Any] = json.loads(found[0])
+        return statement

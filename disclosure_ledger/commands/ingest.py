@@ -149,7 +149,16 @@ def ingest_options(sub: argparse.ArgumentParser) -> None:
         "(default: keep retrying)",
     )
     sub.add_argument(
-        "--dead-letter-topic", help="also copy quarantined messages to this topic, with headers"
+        "--dead-letter-topic",
+        help="also copy quarantined messages (sealed) to this topic, with headers (default "
+        "DISCLOSURE_LEDGER_DEAD_LETTER_TOPIC, or none)",
+    )
+    sub.add_argument(
+        "--quarantine-retention-days",
+        type=int,
+        help="days a quarantined message of unknown subject keeps its (sealed) bytes before "
+        "the hourly purge deletes them (default DISCLOSURE_LEDGER_QUARANTINE_RETENTION_DAYS, "
+        "or 30)",
     )
     sub.add_argument(
         "--probe-every",
@@ -176,6 +185,23 @@ def ingest_options(sub: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write no signed checkpoints (then no signing key is needed)",
     )
+
+
+def quarantine_retention_days(args: argparse.Namespace) -> int:
+    """--quarantine-retention-days, else the setting; at least one day."""
+    given: int | None = args.quarantine_retention_days
+    days = load_settings().quarantine_retention_days if given is None else given
+    if days < 1:
+        raise DisclosureLedgerError(
+            f"--quarantine-retention-days {days}: give a whole number of days from 1"
+        )
+    return days
+
+
+def dead_letter_topic(args: argparse.Namespace) -> str | None:
+    """--dead-letter-topic, else DISCLOSURE_LEDGER_DEAD_LETTER_TOPIC, else none."""
+    topic: str | None = args.dead_letter_topic or load_settings().dead_letter_topic
+    return topic
 
 
 def read_events(
@@ -365,7 +391,11 @@ def run_consume(args: argparse.Namespace) -> int:
         ) as keys,
     ):
         ingestor = Ingestor(
-            ledger, keys, reference, checkpointer=_checkpointer(args, ledger, signer, reference)
+            ledger,
+            keys,
+            reference,
+            checkpointer=_checkpointer(args, ledger, signer, reference),
+            quarantine_retention_days=quarantine_retention_days(args),
         )
         stats = consume(
             bootstrap_servers(args),
@@ -375,7 +405,7 @@ def run_consume(args: argparse.Namespace) -> int:
             max_batch=args.batch_size or DEFAULT_BATCH,
             stop=stop,
             max_outage=args.max_outage,
-            dead_letter_topic=args.dead_letter_topic,
+            dead_letter_topic=dead_letter_topic(args),
             probe_every=args.probe_every,
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
@@ -385,7 +415,7 @@ def run_consume(args: argparse.Namespace) -> int:
         f"{stats.total} messages from {args.topic} partitions {stats.partitions}: "
         f"{stats.accepted} appended ({stats.late} late), {stats.duplicates} duplicates, "
         f"{stats.quarantined} quarantined, {stats.watermarks} watermarks, into {args.ledger}"
-        + (f"; {stats.dead_lettered} dead-lettered" if args.dead_letter_topic else "")
+        + (f"; {stats.dead_lettered} dead-lettered" if dead_letter_topic(args) else "")
         + (f"; rode out {stats.outages} broker outage(s)" if stats.outages else "")
     )
     return 0

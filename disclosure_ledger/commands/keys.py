@@ -53,6 +53,16 @@ def register(commands: Subcommands) -> None:
     sub.add_argument(
         "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
     )
+    sub.add_argument(
+        "--bootstrap-servers",
+        help="the broker asked for the source topics' retention (default: "
+        "KAFKA_BOOTSTRAP_SERVERS, else the local broker)",
+    )
+    sub.add_argument(
+        "--dead-letter-topic",
+        help="the dead-letter topic quarantined messages were copied to, if any (default "
+        "DISCLOSURE_LEDGER_DEAD_LETTER_TOPIC)",
+    )
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -67,8 +77,11 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def run_erase_subject(args: argparse.Namespace) -> int:
+    from disclosure_ledger.commands.options import bootstrap_servers
     from disclosure_ledger.commands.via_service import erase_subject as erase_through_service
+    from disclosure_ledger.erasure_reach import outside_reach, subject_footprint
     from disclosure_ledger.service.answers.erasure import ErasureOutcome, erasure_lines
+    from disclosure_ledger.settings import load_settings
     from ledger.erasure import erase_subject
     from ledger.key_check import KeyStoreAccess
     from ledger.store import Ledger
@@ -78,6 +91,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         with client:
             return erase_through_service(args, client)
     actor = args.actor or getpass.getuser()
+    settings = load_settings()
     with Ledger(args.ledger) as ledger:  # a served ledger is named first: use --server
         approved_by = second_person(
             args.approved_by, actor, "erase-subject", "erasure", "recorded in the journal"
@@ -85,6 +99,13 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         with subject_keys(
             args.ledger, args.key_store, access=KeyStoreAccess.erase, ledger=ledger
         ) as keys:
+            held = keys.secrets_for(args.subject_type, args.subject_id)
+            # read before the key is destroyed: the newest of its rows, its sealed quarantine
+            footprint = subject_footprint(
+                ledger,
+                None if held is None else held.pseudonym,
+                None if held is None else held.key_id,
+            )
             erasure = erase_subject(
                 ledger,
                 keys,
@@ -93,7 +114,16 @@ def run_erase_subject(args: argparse.Namespace) -> int:
                 actor=actor,
                 approved_by=approved_by,
             )
+        statement = outside_reach(
+            ledger,
+            footprint,
+            bootstrap_servers=bootstrap_servers(args),
+            dead_letter_topic=args.dead_letter_topic or settings.dead_letter_topic,
+            retention_days=settings.quarantine_retention_days,
+        )
     watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
+    if erasure.erasure_id is not None:
+        _keep_statement(args.ledger, erasure.erasure_id, statement.to_json())
     outcome = ErasureOutcome(
         erased=erasure.erased,
         subject_type=args.subject_type,
@@ -102,11 +132,20 @@ def run_erase_subject(args: argparse.Namespace) -> int:
         request_log_links=watches,
         actor=actor,
         approved_by=approved_by,
+        outside_reach=statement,
     )
     # Neither the id nor the pseudonym is printed: one beside the other would link them.
     for line in erasure_lines(outcome):
         print(line)
     return 0
+
+
+def _keep_statement(ledger_path: Path, erasure_id: str, statement: dict[str, object]) -> None:
+    """The request log keeps what the erasure could not reach, with the erasure."""
+    from reports.request_log import RequestLog, default_request_log
+
+    with RequestLog(default_request_log(ledger_path), subject_secret(ledger_path)) as log:
+        log.record_erasure_statement(erasure_id, statement)
 
 
 def _forget_in_request_log(ledger_path: Path, pseudonym: str | None) -> int:

@@ -1,13 +1,14 @@
-"""Looking after a ledger file: ``migrate`` and ``quarantine show``."""
+"""Looking after a ledger file: ``migrate``, ``quarantine show`` and ``quarantine purge``."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.key_material import subject_secret
+from disclosure_ledger.commands.key_material import subject_keys
 from disclosure_ledger.commands.keys import second_person
 from disclosure_ledger.commands.options import add_command, ledger_option
 from disclosure_ledger.commands.server_options import (
@@ -35,10 +36,17 @@ def register(commands: Subcommands) -> None:
         commands,
         "quarantine",
         run_quarantine,
-        "Show quarantined messages with their raw bytes (sealed in the ledger; opened with "
-        "the subject secret).",
+        "Show quarantined messages with their raw bytes (sealed in the ledger under their "
+        "subject's key or the deployment key), or purge those whose subject cannot be known "
+        "once past the quarantine retention.",
     )
-    sub.add_argument("action", choices=["show"], help="what to do with the quarantine")
+    sub.add_argument(
+        "action",
+        choices=["show", "purge"],
+        help="show: each message with its bytes; purge: delete the bytes of messages sealed "
+        "under the deployment key and older than the retention (direct on a ledger with no "
+        "service; a running service purges on its own)",
+    )
     ledger_or_server_options(sub)
     reason_option(sub, "the quarantined bytes are read")
     sub.add_argument("--topic", help="only this source topic")
@@ -55,6 +63,15 @@ def register(commands: Subcommands) -> None:
         action="append",
         help="through --server: read the message of this approved request (once); without "
         "it, a read request is made for each message listed, for an admin to approve",
+    )
+    sub.add_argument(
+        "--key-store", type=Path, help="subject key store (default LEDGER.keys.sqlite)"
+    )
+    sub.add_argument(
+        "--retention-days",
+        type=int,
+        help="purge: days a message of unknown subject is kept (default "
+        "DISCLOSURE_LEDGER_QUARANTINE_RETENTION_DAYS, or 30)",
     )
 
 
@@ -75,9 +92,12 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 def run_quarantine(args: argparse.Namespace) -> int:
     from disclosure_ledger.commands.via_service import quarantine_show
-    from ledger.quarantine import quarantine_key, read_quarantine
+    from ledger.key_check import KeyStoreAccess
+    from ledger.quarantine import read_quarantine
     from ledger.store import Ledger
 
+    if args.action == "purge":
+        return _run_quarantine_purge(args)
     client = service_client(args)
     if client is not None:
         with client:
@@ -91,15 +111,48 @@ def run_quarantine(args: argparse.Namespace) -> int:
         approved_by = second_person(
             args.approved_by, reader, "quarantine show", "read of the bytes", "printed with them"
         )
-        key = quarantine_key(subject_secret(args.ledger))
-        held = read_quarantine(ledger, key, topic=args.topic, partition=args.partition)
+        with subject_keys(
+            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+        ) as keys:
+            held = read_quarantine(ledger, keys, topic=args.topic, partition=args.partition)
     for q in held:
-        key_text = "-" if q.key is None else q.key.decode("utf-8", "replace")
-        value_text = "-" if q.value is None else q.value.hex()
         print(f"{q.topic}/{q.partition} offset {q.offset} at {q.quarantined_at:%Y-%m-%dT%H:%M:%SZ}")
         print(f"  error: {q.error}")
+        print(f"  sealed with: {sealed_with_text(q.sealed_with)}")
+        if q.unreadable is not None:
+            print(f"  bytes: {q.unreadable}")
+            continue
+        key_text = "-" if q.key is None else q.key.decode("utf-8", "replace")
+        value_text = "-" if q.value is None else q.value.hex()
         print(f"  key: {key_text}")
         print(f"  value ({0 if q.value is None else len(q.value)} bytes, hex): {value_text}")
     print(f"{len(held)} quarantined message(s) in {args.ledger}")
     print(f"read by {reader}, approved by {approved_by}")
+    return 0
+
+
+def sealed_with_text(sealed_with: str | None) -> str:
+    return "the deployment key" if sealed_with is None else f"subject key {sealed_with}"
+
+
+def _run_quarantine_purge(args: argparse.Namespace) -> int:
+    from disclosure_ledger.errors import DisclosureLedgerError
+    from disclosure_ledger.settings import load_settings
+    from ledger.quarantine import purge_quarantine
+    from ledger.store import Ledger
+
+    if args.server is not None or args.ledger is None:
+        raise DisclosureLedgerError(
+            "quarantine purge runs directly on a ledger file with no service holding it: give "
+            "--ledger PATH (a running service purges on its own, every hour)"
+        )
+    days = args.retention_days or load_settings().quarantine_retention_days
+    with Ledger(args.ledger) as ledger:
+        done = purge_quarantine(ledger, retention_days=days)
+    print(
+        f"purged the bytes of {done.purged} quarantined message(s) of unknown subject "
+        f"quarantined before {done.cutoff:%Y-%m-%dT%H:%M:%SZ} ({days}-day retention); their "
+        f"rows stay, marked purged at {done.purged_at:%Y-%m-%dT%H:%M:%SZ}, so verify still "
+        "accounts for their offsets"
+    )
     return 0

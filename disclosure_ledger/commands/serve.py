@@ -7,7 +7,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.ingest import ingest_options
+from disclosure_ledger.commands.ingest import (
+    dead_letter_topic,
+    ingest_options,
+    quarantine_retention_days,
+)
 from disclosure_ledger.commands.key_material import default_key_store, signing_key, subject_secret
 from disclosure_ledger.commands.options import (
     add_command,
@@ -120,7 +124,8 @@ def run_serve(args: argparse.Namespace) -> int:
             topic=args.topic,
             max_batch=args.batch_size or DEFAULT_BATCH,
             max_outage=args.max_outage,
-            dead_letter_topic=args.dead_letter_topic,
+            dead_letter_topic=dead_letter_topic(args),
+            quarantine_retention_days=quarantine_retention_days(args),
             probe_every=args.probe_every,
             checkpoint_file=args.checkpoint_file,
             checkpoint_every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,

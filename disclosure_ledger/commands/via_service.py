@@ -266,6 +266,7 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
     """``quarantine show`` through the service. Without ``--approval``: a read request for
     each message listed (an admin approves each); with ``--approval ID``: the message of
     each approved request, read once."""
+    refuse_file_options(args, "key_store")
     if args.approved_by is not None:
         raise DisclosureLedgerError(
             "--approved-by is for a ledger file (--ledger): through --server an admin "
@@ -311,15 +312,23 @@ def quarantine_show(args: argparse.Namespace, client: LedgerClient) -> int:
 def _read_approved(args: argparse.Namespace, client: LedgerClient) -> int:
     for approval_id in args.approval:
         message = client.post_json(f"/approvals/{approval_id}/result", {})
-        key = None if message["key_hex"] is None else bytes.fromhex(message["key_hex"])
-        value = None if message["value_hex"] is None else bytes.fromhex(message["value_hex"])
         at = datetime.fromisoformat(message["quarantined_at"])
-        key_text = "-" if key is None else key.decode("utf-8", "replace")
         print(
             f"{message['topic']}/{message['partition']} offset {message['offset']} at "
             f"{at:%Y-%m-%dT%H:%M:%SZ}"
         )
         print(f"  error: {message['error']}")
+        sealed_with = message.get("sealed_with")
+        print(
+            "  sealed with: "
+            + ("the deployment key" if sealed_with is None else f"subject key {sealed_with}")
+        )
+        if message.get("unreadable"):
+            print(f"  bytes: {message['unreadable']}")
+            continue
+        key = None if message["key_hex"] is None else bytes.fromhex(message["key_hex"])
+        value = None if message["value_hex"] is None else bytes.fromhex(message["value_hex"])
+        key_text = "-" if key is None else key.decode("utf-8", "replace")
         print(f"  key: {key_text}")
         print(
             f"  value ({0 if value is None else len(value)} bytes, hex): "
@@ -332,7 +341,8 @@ def _read_approved(args: argparse.Namespace, client: LedgerClient) -> int:
 # -- erase-subject --------------------------------------------------------------------------
 def erase_subject(args: argparse.Namespace, client: LedgerClient) -> int:
     """Ask the service for the erasure: it runs when another admin approves it."""
-    refuse_file_options(args, "key_store", "actor")
+    # the service asks its own broker, about its own dead-letter topic
+    refuse_file_options(args, "key_store", "actor", "bootstrap_servers", "dead_letter_topic")
     if args.approved_by is not None:
         raise DisclosureLedgerError(
             "--approved-by is for a ledger file (--ledger): through --server another admin "

@@ -30,6 +30,7 @@ from disclosure_ledger.service.metrics import TimedIngestor
 from ledger.access_log import AccessEntry, AccessLog, AccessRecord
 from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
+from ledger.quarantine import DEFAULT_RETENTION_DAYS
 from ledger.store import Ledger
 from reports.request_log import RequestLog, default_request_log
 
@@ -97,6 +98,7 @@ class IngestSettings:
     checkpoint_file: Path | None = None
     checkpoint_every_rows: int = 100_000
     checkpoint_every_seconds: float = 300.0
+    quarantine_retention_days: int = DEFAULT_RETENTION_DAYS  # the ingest thread purges hourly
 
 
 @dataclass
@@ -191,7 +193,12 @@ class LedgerService:
         try:
             keys = self.subject_keys(KeyStoreAccess.derive, self.ledger)
             self.ingestor = TimedIngestor(  # an Ingestor that times each batch's commit
-                self.ledger, keys, self.reference, checkpointer=self._checkpointer(self._signer)
+                self.ledger,
+                keys,
+                self.reference,
+                checkpointer=self._checkpointer(self._signer),
+                # purges quarantined messages of unknown subject past the retention, hourly
+                quarantine_retention_days=settings.quarantine_retention_days,
             )
             self._set_memory_limit()
             consume(
@@ -273,6 +280,15 @@ class LedgerService:
     def approvals(self) -> ApprovalStore:
         """The pending approvals (``LEDGER.approvals.sqlite``), opened for one request."""
         return ApprovalStore(default_approval_store(self.config.ledger), self._secret)
+
+    @property
+    def quarantine_retention_days(self) -> int:
+        """The quarantine retention in force: the ingest thread's, else the setting."""
+        if self.ingest_settings is not None:
+            return self.ingest_settings.quarantine_retention_days
+        from disclosure_ledger.settings import load_settings
+
+        return load_settings().quarantine_retention_days
 
     def request_log(self) -> RequestLog:
         return RequestLog(self.request_log_path, self._secret)

@@ -29,8 +29,11 @@ from typing import Any
 import fastavro
 import psutil
 
+from disclosure_ledger.commands.key_material import default_key_store
 from disclosure_ledger.simulate import simulate
-from ledger.quarantine import quarantine_key, read_quarantine
+from ledger.key_check import KeyStoreAccess
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.quarantine import read_quarantine
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
@@ -266,12 +269,17 @@ def assert_ledger_holds_exactly(
             "original_seq FROM duplicates WHERE topic = ?",
             [topic],
         ).fetchall()
-        quarantined = [
-            (q.partition, q.offset, q.value, q.error)
-            for q in read_quarantine(
-                ledger, quarantine_key(secret or subject_secret()), topic=topic
-            )
-        ]
+        # the key store opens what is sealed under a subject's key (ledger/quarantine.py)
+        with SubjectKeyStore(
+            default_key_store(ledger_path),
+            secret or subject_secret(),
+            access=KeyStoreAccess.read,
+            ledger=ledger,
+        ) as keys:
+            quarantined = [
+                (q.partition, q.offset, q.value, q.error)
+                for q in read_quarantine(ledger, keys, topic=topic)
+            ]
         stored = ledger.stored_offsets(topic)
         verified = verify_ledger(ledger)
     where = f" ({context})" if context else ""

@@ -98,10 +98,7 @@ def test_published_events_land_in_the_ledger_and_the_report(
         probe.close()
         stored = ledger.stored_offsets(topic)
         assert {p: o for p, o in end_offsets.items() if o} == stored
-        quarantined = [
-            (q.partition, q.offset, q.value)
-            for q in read_quarantine(ledger, key_store.quarantine_key)
-        ]
+        quarantined = [(q.partition, q.offset, q.value) for q in read_quarantine(ledger, key_store)]
         assert quarantined == [(poison_ack.partition, poison_ack.offset, b"not avro at all")]
         # in the ledger file itself the raw bytes (which name the person) are sealed
         (stored,) = ledger.con.execute("SELECT message_value FROM quarantine").fetchone() or ()

@@ -21,7 +21,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from disclosure_ledger.cli import main
-from ledger.quarantine import quarantine_key, read_quarantine
+from disclosure_ledger.commands.key_material import default_key_store
+from ledger.key_check import KeyStoreAccess
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.quarantine import SEALED_PREFIX, read_quarantine, sealed_quarantine, unseal
 from ledger.store import Ledger
 from producers.topics import ensure_topic
 from schemas.codec import EventCodec
@@ -51,6 +54,7 @@ class Poisoned:
 
 
 POISON_SECRET = secrets.token_hex(32)
+SUBJECT_KNOWN_KIND = "truncated"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,14 @@ def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     factory = EventFactory(rng, pool=20)
     messages: list[Sent] = []
     for kind in sorted(POISON):
-        messages += [factory.make(), poison(kind, rng, factory.make()), factory.make()]
+        bad = poison(kind, rng, factory.make())
+        if kind == SUBJECT_KNOWN_KIND:
+            # its Kafka key names the subject of the valid event just before it: sealed under
+            # that subject's key (the others' keys name no subject: the deployment key)
+            before = factory.make()
+            messages += [before, Sent(before.key, bad.value, bad.kind), factory.make()]
+            continue
+        messages += [factory.make(), bad, factory.make()]
     positions = send(kafka_bootstrap, topic, messages)
     folder = tmp_path_factory.mktemp("poison")
     ledger_path = folder / "ledger.duckdb"
@@ -84,9 +95,18 @@ def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return Poisoned(topic, dead_letters, messages, positions, ledger_path, consumer)
 
 
+def _keys(ledger_path: Path, ledger: Ledger) -> SubjectKeyStore:
+    return SubjectKeyStore(
+        default_key_store(ledger_path),
+        POISON_SECRET.encode(),
+        access=KeyStoreAccess.read,
+        ledger=ledger,
+    )
+
+
 def _quarantine(ledger_path: Path) -> dict[tuple[int, int], tuple[bytes | None, str]]:
-    with Ledger(ledger_path, read_only=True) as ledger:
-        rows = read_quarantine(ledger, quarantine_key(POISON_SECRET.encode()))
+    with Ledger(ledger_path, read_only=True) as ledger, _keys(ledger_path, ledger) as keys:
+        rows = read_quarantine(ledger, keys)
     return {(q.partition, q.offset): (q.value, q.error) for q in rows}
 
 
@@ -144,12 +164,24 @@ def _read_all(bootstrap: str, topic: str) -> list[Any]:
         consumer.close()
 
 
-def test_quarantined_messages_are_copied_to_the_dead_letter_topic_with_their_source(
+def test_dead_letter_copies_carry_the_sealed_bytes_with_their_source_and_key(
     poisoned: Poisoned, kafka_bootstrap: str
 ) -> None:
+    """A copy in the dead-letter topic is sealed exactly as the quarantine row (never the
+    raw bytes), and a header says under which key, so an erasure reaches it too."""
     copies = _read_all(kafka_bootstrap, poisoned.dead_letter_topic)
-    quarantined = _quarantine(poisoned.ledger_path)
-    assert len(copies) == len(quarantined)
+    raw = _quarantine(poisoned.ledger_path)
+    with Ledger(poisoned.ledger_path, read_only=True) as ledger:
+        stored = {(q.partition, q.offset): q for q in sealed_quarantine(ledger)}
+        with _keys(poisoned.ledger_path, ledger) as keys:
+            deployment_key = keys.quarantine_key
+            subject_keys = {
+                q.sealed_with: keys.subject_quarantine_key(q.sealed_with)
+                for q in stored.values()
+                if q.sealed_with is not None
+            }
+    assert len(copies) == len(stored) == len(POISON)
+    sealed_with = []
     for copy in copies:
         headers = {name: value.decode() for name, value in copy.headers}
         assert headers["__connect.errors.topic"] == poisoned.topic
@@ -157,9 +189,24 @@ def test_quarantined_messages_are_copied_to_the_dead_letter_topic_with_their_sou
             int(headers["__connect.errors.partition"]),
             int(headers["__connect.errors.offset"]),
         )
-        value, error = quarantined[position]
-        assert copy.value == value
+        row = stored[position]
+        value, error = raw[position]
+        assert copy.key == row.key and copy.key is not None
+        assert copy.key.startswith(SEALED_PREFIX)  # the subject id, sealed
+        assert copy.value == row.value  # sealed exactly as stored
         assert headers["__connect.errors.exception.message"] == error
+        header = headers["disclosure-ledger.sealed-with"]
+        sealed_with.append(header)
+        assert header == (
+            "deployment-key" if row.sealed_with is None else f"subject-key:{row.sealed_with}"
+        )
+        key = deployment_key if row.sealed_with is None else subject_keys[row.sealed_with]
+        assert key is not None
+        if value is not None:  # a message may come with no value at all
+            assert copy.value is not None and copy.value.startswith(SEALED_PREFIX)
+            assert copy.value != value
+            assert unseal(key, poisoned.topic, *position, "value", copy.value) == value
+    assert sealed_with.count("deployment-key") == len(POISON) - 1
     assert f"{len(POISON)} dead-lettered" in poisoned.consumer.output()
 
 

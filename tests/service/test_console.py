@@ -356,6 +356,7 @@ def test_erasure_is_submitted_then_approved_by_a_second_admin(
     done = client.post(f"/approvals/{approval}/approve", data={"csrf_token": csrf, "note": "ok"})
     assert done.status_code == 200, done.text
     assert "erased the key of one member" in done.text and "approved by admin-2" in done.text
+    assert "outside this erasure&#39;s reach:" in done.text  # what it cannot reach, and until when
     assert not pseudonym_held(service_client)
     logged = access_entries(service_client)
     assert ("user-admin", "request erasure", "ticket 9") in logged

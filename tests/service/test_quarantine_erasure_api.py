@@ -93,6 +93,25 @@ def test_a_message_s_bytes_are_logged_before_they_are_given(
     assert detail.startswith(f"{TOPIC}/0 offset 20; approval {approval}, approved by token:")
 
 
+def test_a_message_about_an_erased_subject_is_listed_but_unreadable(
+    quarantined_client: ServiceClient,
+) -> None:
+    """Its Kafka key names a held member: sealed under that member's key, so erasing the
+    member reaches it. The listing still shows where it was and why; the bytes are gone."""
+    listed = quarantined_client.client.get(
+        "/api/v1/quarantine", headers=quarantined_client.as_role(Role.investigator)
+    ).json()["messages"]
+    assert listed[0]["sealed_with"] is not None
+    done = erase(quarantined_client, subject_id=BAD_KEY.decode())
+    assert done.status_code == 200 and done.json()["erased"] is True, done.text
+    answer = read_message(quarantined_client)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["key_hex"], body["value_hex"]) == (None, None)
+    assert body["unreadable"] == "sealed under an erased subject's key: unreadable"
+    assert body["sealed_with"] == listed[0]["sealed_with"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "status"),
     [({"reason": ""}, 422), ({"reason": " "}, 422), ({"offset": 21}, 404), ({"offset": -1}, 422)],
@@ -162,6 +181,29 @@ def test_an_erasure_while_the_ledger_is_served(service_client: ServiceClient) ->
     again = erase(service_client)
     assert again.json()["approval"]["outcome"]["erased"] is False
     assert again.json()["lines"][0].startswith("no key held for that member")
+
+
+def test_an_erasure_states_what_it_cannot_reach_and_the_request_log_keeps_it(
+    quarantined_client: ServiceClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # this service has no broker
+    monkeypatch.delenv("DISCLOSURE_LEDGER_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    answer = erase(quarantined_client, subject_id=BAD_KEY.decode())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    reach = body["outside_reach"]
+    (source,) = reach["source_topics"]
+    assert source["topic"] == TOPIC
+    assert source["retention"]["asked"] is False
+    assert "no broker configured" in source["retention"]["problem"]
+    assert reach["quarantine"]["sealed_under_erased_key"] == 1
+    assert "outside this erasure's reach:" in body["lines"]
+    assert any("no broker configured" in line for line in body["lines"])
+    service = quarantined_client.service
+    with service.view() as view:
+        (erasure_id,) = view.con.execute("SELECT erasure_id FROM erasures").fetchone() or ()
+    with service.request_log() as log:
+        assert log.erasure_statement(str(erasure_id)) == reach
 
 
 @pytest.mark.parametrize("role", [Role.compliance, Role.investigator, Role.auditor])

@@ -136,12 +136,13 @@ def test_an_old_store_that_nothing_proves_is_pinned_by_the_consumer_and_says_so(
 def _ledger_with_quarantine(ledger_path: Path, keys: SubjectKeyStore, ref: ReferenceData) -> None:
     codec = EventCodec()
     good = codec.encode(make_event().to_avro())
-    refused = codec.encode(make_event(purpose="marketing.mind_reading").to_avro())
+    # undecodable, and its Kafka key names no known subject: sealed under the deployment key
+    refused = b"\xc3\x01broken"
     with Ledger(ledger_path) as ledger:
         Ingestor(ledger, keys, ref).ingest(
             [
                 SourceMessage("t", 0, 0, b"member-1", good),
-                SourceMessage("t", 0, 1, b"member-2", refused),
+                SourceMessage("t", 0, 1, b"nobody-known", refused),
             ]
         )
         assert ledger.con.execute("SELECT count(*) FROM quarantine").fetchone() == (1,)

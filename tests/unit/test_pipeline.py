@@ -95,9 +95,7 @@ def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
             ]
         )
         assert (stats.accepted, stats.quarantined) == (1, 4)
-        rows = [
-            (q.offset, q.value, q.error) for q in read_quarantine(ledger, key_store.quarantine_key)
-        ]
+        rows = [(q.offset, q.value, q.error) for q in read_quarantine(ledger, key_store)]
         assert rows[0][1] == poison
         assert rows[1][1] == miscategorised
         assert "escalion" in rows[1][2] and "recipients.yaml" in rows[1][2]
@@ -122,7 +120,7 @@ def test_unregistered_recipient_is_recorded_flagged_and_counted_by_its_category(
             [_message(0, _encoded()), _message(1, CODEC.encode(unregistered.to_avro()))]
         )
         assert (stats.accepted, stats.quarantined) == (2, 0)
-        assert read_quarantine(ledger, key_store.quarantine_key) == []
+        assert read_quarantine(ledger, key_store) == []
         row = ledger.con.execute(
             "SELECT recipient_id, recipient_category, flags, ccpa_letters, declared "
             "FROM disclosures WHERE event_id = ?",
@@ -183,7 +181,7 @@ def test_no_raw_subject_id_in_any_column_of_any_table(
             ).fetchone()
             assert hits == (0,), table
         # nothing is lost: the deployment secret's holder gets the raw bytes back
-        (held,) = read_quarantine(ledger, key_store.quarantine_key)
+        (held,) = read_quarantine(ledger, key_store)
         assert (held.key, held.value) == (secret_id.encode(), rejected)
         pseudonym = ledger.con.execute("SELECT subject_pseudonym FROM disclosures").fetchone()
         assert pseudonym == (key_store.pseudonym("member", secret_id),)

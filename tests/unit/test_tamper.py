@@ -578,7 +578,9 @@ def test_every_random_single_row_edit_is_caught(
 def test_offset_accounting_still_names_a_missing_or_doubled_offset(ledger_file: Path) -> None:
     tamper(
         ledger_file,
-        "INSERT INTO quarantine VALUES ('t.disclosures', 0, 3, NULL, NULL, 'forged', now())",
+        "INSERT INTO quarantine (topic, kafka_partition, kafka_offset, message_key, "
+        "message_value, error, quarantined_at) "
+        "VALUES ('t.disclosures', 0, 3, NULL, NULL, 'forged', now())",
         "UPDATE offsets SET next_offset = next_offset + 1 WHERE kafka_partition = 1",
     )
     result = run_verify(ledger_file)

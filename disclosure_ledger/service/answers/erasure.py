@@ -3,7 +3,9 @@
 The erasure is recorded in the ledger's ``erasures`` table (by
 :func:`ledger.erasure.erase_subject`, through the service's one writable view), the
 request log forgets its link to the subject, and the access log keeps who asked and why
-(written first: an erasure whose request cannot be logged is not made).
+(written first: an erasure whose request cannot be logged is not made). What the erasure
+cannot reach, and until when (:func:`outside_reach`), is stated in the answer and kept in
+the request log with the erasure.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from disclosure_ledger.erasure_reach import OutsideReach, SubjectFootprint, subject_footprint
+from disclosure_ledger.erasure_reach import outside_reach as state_outside_reach
 from ledger.access_log import AccessEntry
 from ledger.erasure import erase_subject
 from ledger.key_check import KeyStoreAccess
@@ -32,6 +36,7 @@ class ErasureOutcome:
     request_log_links: int  # earlier answers the request log no longer links to them
     actor: str
     approved_by: str | None = None  # the second admin (disclosure_ledger.service.approvals)
+    outside_reach: OutsideReach | None = None  # what the erasure cannot reach, until when
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,16 +47,19 @@ class ErasureOutcome:
             "request_log_links": self.request_log_links,
             "actor": self.actor,
             "approved_by": self.approved_by,
+            "outside_reach": None if self.outside_reach is None else self.outside_reach.to_json(),
         }
 
 
 def erasure_lines(outcome: ErasureOutcome) -> list[str]:
     """What ``erase-subject`` prints. Neither the id nor the pseudonym: one beside the
     other would link them."""
+    reach = [] if outcome.outside_reach is None else outcome.outside_reach.lines()
     if not outcome.erased:
         return [
             f"no key held for that {outcome.subject_type}: never seen, or already erased; "
-            "nothing to erase"
+            "nothing to erase",
+            *reach,
         ]
     lines = [
         f"erased the key of one {outcome.subject_type}; {outcome.ledger_rows} ledger row(s) "
@@ -63,7 +71,28 @@ def erasure_lines(outcome: ErasureOutcome) -> list[str]:
         lines.append(
             f"the request log no longer links {outcome.request_log_links} earlier answer(s) to them"
         )
-    return lines
+    return lines + reach
+
+
+def outside_reach(service: LedgerService, footprint: SubjectFootprint) -> OutsideReach:
+    """What an erasure cannot reach (:mod:`disclosure_ledger.erasure_reach`), asked of the
+    broker the service ingests from, outside the writer lock (the broker may take seconds)."""
+    from disclosure_ledger.settings import load_settings
+
+    ingest = service.ingest_settings
+    settings = load_settings()
+    with service.view() as view:
+        return state_outside_reach(
+            view,
+            footprint,
+            bootstrap_servers=ingest.bootstrap_servers
+            if ingest is not None
+            else settings.kafka_bootstrap_servers,
+            dead_letter_topic=ingest.dead_letter_topic
+            if ingest is not None
+            else settings.dead_letter_topic,
+            retention_days=service.quarantine_retention_days,
+        )
 
 
 def erase(
@@ -84,7 +113,10 @@ def erase(
         service.writable_view() as view,
         service.subject_keys(KeyStoreAccess.erase, view) as keys,
     ):
-        pseudonym = keys.pseudonym(subject_type, subject_id)
+        held = keys.secrets_for(subject_type, subject_id)
+        pseudonym = None if held is None else held.pseudonym
+        # read before the key is destroyed: the newest of its rows, its sealed quarantine
+        footprint = subject_footprint(view, pseudonym, None if held is None else held.key_id)
         service.record_access(
             AccessEntry(
                 actor=actor.name,
@@ -105,6 +137,10 @@ def erase(
     if erasure.pseudonym is not None and service.request_log_path.exists():
         with service.request_log() as log:
             links = log.forget_pseudonym(erasure.pseudonym)
+    statement = outside_reach(service, footprint)
+    if erasure.erasure_id is not None:
+        with service.request_log() as log:
+            log.record_erasure_statement(erasure.erasure_id, statement.to_json())
     return ErasureOutcome(
         erased=erasure.erased,
         subject_type=subject_type,
@@ -113,4 +149,5 @@ def erase(
         request_log_links=links,
         actor=actor.name,
         approved_by=erasure.approved_by or approved_by,
+        outside_reach=statement,
     )

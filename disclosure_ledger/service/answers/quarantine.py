@@ -1,5 +1,8 @@
 """The quarantine, as ``quarantine show`` shows it: a listing of metadata (no personal
 data), and one message's unsealed bytes (personal data: recorded in the access log first).
+
+A message sealed under an erased subject's key has no bytes to show: its ``unreadable``
+says so (:data:`ledger.quarantine.UNREADABLE_ERASED`), as does a purged one's.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class QuarantineEntry:
     offset: int
     error: str
     quarantined_at: datetime
+    sealed_with: str | None = None  # the subject key's id; None: the deployment key
+    purged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class QuarantineMessage:
     entry: QuarantineEntry
     key: bytes | None
     value: bytes | None
+    unreadable: str | None = None  # why there are no bytes to show (erased, or purged)
 
 
 def quarantine_listing(
@@ -68,9 +74,9 @@ def quarantine_listing(
                 cursor.execute(f"SELECT count(*) FROM quarantine{where}", params).fetchone() or (0,)
             )[0]
             rows = cursor.execute(
-                "SELECT topic, kafka_partition, kafka_offset, error, quarantined_at "
-                f"FROM quarantine{where} ORDER BY topic, kafka_partition, kafka_offset "
-                "LIMIT ? OFFSET ?",
+                "SELECT topic, kafka_partition, kafka_offset, error, quarantined_at, "
+                f"sealed_with, purged_at FROM quarantine{where} "
+                "ORDER BY topic, kafka_partition, kafka_offset LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         finally:
@@ -80,7 +86,8 @@ def quarantine_listing(
         offset=offset,
         limit=limit,
         entries=tuple(
-            QuarantineEntry(str(t), int(p), int(o), str(e), at) for t, p, o, e, at in rows
+            QuarantineEntry(str(t), int(p), int(o), str(e), at, w, purged)
+            for t, p, o, e, at, w, purged in rows
         ),
     )
 
@@ -113,7 +120,7 @@ def quarantine_message(
     is the only caller in the service)."""
     with service.view() as view, service.subject_keys(KeyStoreAccess.read, view) as keys:
         found = read_quarantine(
-            view, keys.quarantine_key, topic=topic, partition=partition, offsets=(offset, offset)
+            view, keys, topic=topic, partition=partition, offsets=(offset, offset)
         )
     if not found:
         raise NotQuarantinedError(
@@ -138,7 +145,10 @@ def quarantine_message(
             message.offset,
             message.error,
             message.quarantined_at,
+            message.sealed_with,
+            message.purged_at,
         ),
         message.key,
         message.value,
+        message.unreadable,
     )

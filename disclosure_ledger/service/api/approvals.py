@@ -96,6 +96,16 @@ class UnsealedJson(BaseModel):
     quarantined_at: str
     key_hex: str | None = Field(description="the Kafka key's bytes as hex (null: no key)")
     value_hex: str | None = Field(description="the value's bytes as hex (null: no value)")
+    sealed_with: str | None = Field(
+        default=None,
+        description="the id of the subject key the bytes are sealed under; null: the "
+        "deployment key",
+    )
+    unreadable: str | None = Field(
+        default=None,
+        description="why there are no bytes: \"sealed under an erased subject's key: "
+        'unreadable", or purged after the retention (null: the bytes are given)',
+    )
     approval_id: str
     approved_by: str | None
 
@@ -219,6 +229,8 @@ def post_result(
         quarantined_at=f"{entry.quarantined_at:%Y-%m-%dT%H:%M:%SZ}",
         key_hex=None if message.key is None else message.key.hex(),
         value_hex=None if message.value is None else message.value.hex(),
+        sealed_with=entry.sealed_with,
+        unreadable=message.unreadable,
         approval_id=approval_id,
         approved_by=approval.decided_by,
     )

@@ -33,6 +33,15 @@ class QuarantinedJson(BaseModel):
     offset: int
     error: str
     quarantined_at: datetime
+    sealed_with: str | None = Field(
+        default=None,
+        description="the id of the subject key the bytes are sealed under (an erasure of "
+        "that subject makes them unreadable); null: the deployment key (subject unknown, "
+        "purged after the quarantine retention)",
+    )
+    purged_at: datetime | None = Field(
+        default=None, description="when the bytes were purged (null: not purged)"
+    )
 
     @classmethod
     def of(cls, entry: QuarantineEntry) -> QuarantinedJson:
@@ -42,6 +51,8 @@ class QuarantinedJson(BaseModel):
             offset=entry.offset,
             error=entry.error,
             quarantined_at=entry.quarantined_at,
+            sealed_with=entry.sealed_with,
+            purged_at=entry.purged_at,
         )
 
 

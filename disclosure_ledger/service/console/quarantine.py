@@ -86,6 +86,7 @@ async def quarantine_view(
             "entry": message.entry,
             "key": _shown(message.key),
             "value": _shown(message.value),
+            "unreadable": message.unreadable,
         },
     )
 
