@@ -41,6 +41,7 @@ from dateutil.relativedelta import relativedelta
 from reports.errors import ReportError
 from reports.request_log import (
     STATUTORY_REQUESTS_PER_12_MONTHS,
+    AnswerWatch,
     LoggedRequest,
     ReceivedVia,
     RequestKind,
@@ -48,6 +49,10 @@ from reports.request_log import (
     Response,
 )
 from reports.window import months_before
+
+
+class UnknownRequestError(ReportError):
+    """No request with that id in the register (the service answers 404)."""
 
 
 class Law(StrEnum):
@@ -227,6 +232,9 @@ class RequestRegister(RequestLog):
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise ReportError(f"cannot open the request register in {self.path}: {exc}") from exc
+
+    def __enter__(self) -> RequestRegister:
+        return self
 
     @classmethod
     def over(cls, log: RequestLog) -> RequestRegister:
@@ -459,6 +467,55 @@ class RequestRegister(RequestLog):
                 self._db.execute("ROLLBACK")
             raise ReportError(f"cannot record the response in {self.path}: {exc}") from exc
 
+    def answer_from_report(
+        self,
+        request_id: str,
+        *,
+        answered_by: str,
+        response: Response,
+        response_detail: str,
+        recorded_at: datetime,
+        coverage_through: datetime | None,
+        watch: AnswerWatch | None,
+    ) -> RegisterEntry:
+        """Close the request with an answer drawn from the ledger (``report subject
+        --request``), watched for late events as :meth:`RequestLog.record` watches it; the
+        document's hash follows with :meth:`attach_answer` once the text is written."""
+        entry = self._open_entry(request_id, "answer")
+        self._close(
+            entry,
+            status=Status.answered,
+            closed_by=answered_by,
+            response=response,
+            response_detail=response_detail,
+            denial_basis=None,
+            answered_on=None,
+            recorded_at=recorded_at,
+            extra=(None, None, None, None),
+        )
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE requests SET coverage_through = ?, answered_start = ?, answered_end = ? "
+                "WHERE request_id = ?",
+                (
+                    None if coverage_through is None else coverage_through.isoformat(),
+                    None
+                    if watch is None or watch.window_start is None
+                    else watch.window_start.isoformat(),
+                    None if watch is None else watch.window_end.isoformat(),
+                    request_id,
+                ),
+            )
+            if watch is not None:
+                self._watch(request_id, watch)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise ReportError(f"cannot record the answer in {self.path}: {exc}") from exc
+        return self.entry(request_id)
+
     def attach_answer(
         self, request_id: str, *, document_sha256: str, stored_at: str | None
     ) -> RegisterEntry:
@@ -500,7 +557,7 @@ class RequestRegister(RequestLog):
             return found[0]
         logged = self.request(request_id)
         if logged is None:
-            raise ReportError(
+            raise UnknownRequestError(
                 f"no request {request_id!r} in the request register {self.path}: "
                 "`requests list` shows the ids"
             )
@@ -584,7 +641,9 @@ class RequestRegister(RequestLog):
             "SELECT requester FROM register WHERE request_id = ?", (request_id,)
         ).fetchone()
         if found is None:
-            raise ReportError(f"no request {request_id!r} in the request register {self.path}")
+            raise UnknownRequestError(
+                f"no request {request_id!r} in the request register {self.path}"
+            )
         return str(found[0])
 
     def _change(self, sql: str, params: tuple[object, ...]) -> None:

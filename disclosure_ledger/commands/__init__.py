@@ -10,6 +10,7 @@ each command a thin handler that parses nothing more and calls the library::
     maintenance   migrate, quarantine show
     keys          keys generate, erase-subject
     reports       report ccpa|conformance|transfers|subject|recipients|requests
+    requests      requests open|verify-identity|extend|answer|deny|list|show (the register)
     query         query (SQL or a preset)
     schemas       schemas check
     reference     reference show|check

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from disclosure_ledger.service.answers.requests import forget_subject_in_request_log
 from ledger.access_log import AccessEntry
 from ledger.erasure import erase_subject
 from ledger.key_check import KeyStoreAccess
@@ -94,6 +95,7 @@ def erase(
     if erasure.pseudonym is not None and service.request_log_path.exists():
         with service.request_log() as log:
             links = log.forget_pseudonym(erasure.pseudonym)
+    forget_subject_in_request_log(service, subject_type, subject_id)
     return ErasureOutcome(
         erased=erasure.erased,
         subject_type=subject_type,

@@ -10,7 +10,8 @@ library error                 status  ``error``
 IncompleteLedgerError         409     ``incomplete``
 FutureAsOfError               400     ``future_as_of``
 NotQuarantinedError,          404     ``not_found``
-NoRequestLogError
+NoRequestLogError,
+UnknownRequestError
 QueryRefusedError,            422     ``refused``
 other ReportError
 WrongSecretError              500     ``wrong_secret``
@@ -32,6 +33,7 @@ from disclosure_ledger.service.answers.periods import NoRequestLogError
 from disclosure_ledger.service.answers.quarantine import NotQuarantinedError
 from ledger.errors import LedgerError, WrongSecretError
 from reports.errors import FutureAsOfError, IncompleteLedgerError, ReportError
+from reports.request_register import UnknownRequestError
 
 INCOMPLETE = "incomplete"
 FUTURE_AS_OF = "future_as_of"
@@ -55,7 +57,7 @@ def refusal(exc: DisclosureLedgerError) -> JSONResponse:
 def _code(exc: DisclosureLedgerError) -> tuple[str, int]:
     if isinstance(exc, FutureAsOfError):
         return FUTURE_AS_OF, 400
-    if isinstance(exc, NotQuarantinedError | NoRequestLogError):
+    if isinstance(exc, NotQuarantinedError | NoRequestLogError | UnknownRequestError):
         return "not_found", 404
     if isinstance(exc, ReportError):
         return "refused", 422
