@@ -30,7 +30,10 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-Sha256 = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document, lowercase hex")
+def _sha256() -> Any:
+    return Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document, lowercase hex"
+    )
 
 
 class _Body(BaseModel):
@@ -61,7 +64,7 @@ class ExtensionBody(_Body):
 
 
 class AnswerBody(_Body):
-    document_sha256: str | None = Sha256
+    document_sha256: str | None = _sha256()
     stored_at: str | None = Field(None, max_length=1000, description="where it is kept (URI)")
     in_part: bool = Field(False, description="complied with in part only")
     detail: str = Field("answered", max_length=1000, description="what the answer gave")
@@ -75,7 +78,7 @@ class DenialBody(_Body):
     ground: DenialGround = Field(description="the 11 CCR 7102 ground")
     basis: str = Field(min_length=1, max_length=1000, description="the basis given (7101)")
     denied_on: date | None = Field(None, description="default today (UTC)")
-    document_sha256: str | None = Sha256
+    document_sha256: str | None = _sha256()
     stored_at: str | None = Field(None, max_length=1000)
 
 
