@@ -59,14 +59,24 @@ def register(commands: Subcommands) -> None:
         return sub
 
     sub = action("open", "Record a request received; prints its id and deadline.", with_id=False)
-    sub.add_argument("--kind", required=True, choices=[k.value for k in RequestKind])
+    sub.add_argument(
+        "--kind",
+        required=True,
+        choices=[k.value for k in RequestKind],
+        help="know, access, delete, opt_out, or recipients (GDPR Art. 19)",
+    )
     sub.add_argument(
         "--law",
         required=True,
         choices=[law.value for law in Law],
         help="ccpa: 45 days (+45 once); gdpr: one month (+2 months once)",
     )
-    sub.add_argument("--subject-type", choices=["member", "guest"], default="member")
+    sub.add_argument(
+        "--subject-type",
+        choices=["member", "guest"],
+        default="member",
+        help="the kind of subject (default member)",
+    )
     sub.add_argument("--subject-id", required=True, help="the id the person gave")
     sub.add_argument(
         "--received-on", type=iso_date, help="day the request was received (default today, UTC)"
@@ -118,11 +128,15 @@ def register(commands: Subcommands) -> None:
         "--status", action="append", choices=[s.value for s in Status], help="repeatable"
     )
     sub.add_argument("--as-of", type=iso_date, help="the day to judge deadlines on (default today)")
-    sub.add_argument("--format", choices=["text", "json"], default="text")
+    sub.add_argument(
+        "--format", choices=["text", "json"], default="text", help="output (default text)"
+    )
 
     sub = action("show", "One request, every step recorded.")
     sub.add_argument("--as-of", type=iso_date, help="the day to judge deadlines on (default today)")
-    sub.add_argument("--format", choices=["text", "json"], default="text")
+    sub.add_argument(
+        "--format", choices=["text", "json"], default="text", help="output (default text)"
+    )
 
 
 def _today() -> date:
