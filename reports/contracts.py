@@ -419,6 +419,18 @@ class KindMetricsJson(Contract):
     denied: Count
     median_days_to_respond: float | None = Field(description="null when none was answered")
     beyond_twice_in_12_months: Count
+    denied_not_verifiable: Count = Field(description="denied: the request could not be verified")
+    denied_not_a_consumer: Count = Field(description="denied: not made by a consumer")
+    denied_exempt: Count = Field(description="denied: called for information exempt")
+    denied_other: Count = Field(description="denied on other grounds")
+    denied_ground_not_recorded: Count = Field(
+        description="denied before the register recorded grounds"
+    )
+    answered_late: Count = Field(description="answered or denied after the deadline")
+    open_at_period_end: Count = Field(
+        description="received by open_counted_on and neither answered nor denied by then"
+    )
+    overdue_at_period_end: Count = Field(description="of those, past their deadline")
 
 
 class ReissueDueJson(Contract):
@@ -444,6 +456,10 @@ class RequestsReportJson(Contract):
     year: int
     period: Period
     source: RequestLogSource
+    open_counted_on: Day = Field(
+        description="the day open and overdue requests are counted on: the period's last "
+        "day, or the day the report was generated if earlier"
+    )
     kinds: list[KindMetricsJson]
     reissues_due: list[ReissueDueJson] = Field(
         default_factory=list,

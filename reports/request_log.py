@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,9 @@ STATUTORY_REQUESTS_PER_12_MONTHS = 2
 class RequestKind(StrEnum):
     know = "know"  # CCPA request to know (1798.110/115), GDPR Art. 15(1)(c)
     recipients = "recipients"  # GDPR Art. 19: who was the data disclosed to
+    access = "access"  # GDPR Art. 15: a copy of the personal data (the request register)
+    delete = "delete"  # CCPA 1798.105, GDPR Art. 17 (the request register)
+    opt_out = "opt_out"  # CCPA 1798.120: opt-out of sale or sharing (the request register)
 
 
 class ReceivedVia(StrEnum):
@@ -454,6 +458,39 @@ class RequestLog:
             "DELETE FROM answer_watch WHERE watch_token = ?",
             (self._watch_token(subject_pseudonym),),
         )
+
+    def forget_subject(self, subject_type: str, subject_id: str) -> int:
+        """Unlink an erased subject's requests: every token computable from the subject id
+        (the requester HMAC, in the log and in the request register) is replaced by a
+        random value of its own per row. The rows stay (11 CCR 7101); someone holding the
+        subject secret can no longer find them from the id. Returns the rows changed."""
+        token = self.requester(subject_type, subject_id)
+        tables = [
+            name
+            for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('requests', 'register')"
+            )
+        ]
+        changed = 0
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for table in sorted(tables):
+                rows = self._db.execute(
+                    f"SELECT rowid FROM {table} WHERE requester = ?", (token,)
+                ).fetchall()
+                for (rowid,) in rows:
+                    self._db.execute(
+                        f"UPDATE {table} SET requester = ? WHERE rowid = ?",
+                        ("forgotten:" + secrets.token_hex(32), rowid),
+                    )
+                changed += len(rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise ReportError(f"cannot forget the subject in {self.path}: {exc}") from exc
+        return changed
 
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:

@@ -1,11 +1,16 @@
 """The request-log metrics of 11 CCR 7102 for one calendar year.
 
-From the request log (:mod:`reports.request_log`), not the ledger: for the requests
-received from 1 January to 31 December of ``year``, by kind, the number received,
-complied with in whole, complied with in part, and denied, and the median number of
-days to respond (7102(a)(1)-(2)). Requests to know beyond the twice-in-12-months
-obligation are counted too. The GDPR Art. 19 requests (``recipients``) are reported
-beside the CCPA requests to know, not mixed into them.
+From the request register (:mod:`reports.request_register`, in the request log), not the
+ledger: for the requests received from 1 January to 31 December of ``year``, by kind (to
+know, to delete, to opt-out; access and the GDPR Art. 19 recipients list as further rows,
+not mixed into them), the number received, complied with in whole, complied with in part,
+and denied, the denials by the grounds 7102 names (not verifiable, not made by a consumer,
+information exempt, other), and the median number of days to respond (7102(a)(1)-(2)).
+Requests to know beyond the twice-in-12-months obligation are counted too, and so are
+answers given after their deadline. Requests open and overdue are counted on the period's
+last day, or on the day the report is generated when that is earlier (``open_counted_on``),
+whenever they were received. Requests logged before the register existed are counted
+(their denials as "ground not recorded").
 
 Given the ledger, the report first marks the answers a late event has changed
 (:mod:`reports.reissue`) and lists every answer due for re-issue, of any year. A re-issue
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from ledger.store import Ledger
@@ -35,13 +40,18 @@ from reports.document import Document, Section, Table, render_csv
 from reports.provenance import rfc3339
 from reports.reissue import mark_reissues_due
 from reports.request_log import LoggedRequest, RequestKind, RequestLog, Response
+from reports.request_register import DenialGround, RegisterEntry, RequestRegister
 
 JSON_VERSION: Final = "requests-report/1"
 
 KIND_NAMES = {
     RequestKind.know: "Requests to know (Cal. Civ. Code 1798.110, 1798.115)",
+    RequestKind.delete: "Requests to delete (Cal. Civ. Code 1798.105, GDPR Art. 17)",
+    RequestKind.opt_out: "Requests to opt-out of sale or sharing (Cal. Civ. Code 1798.120)",
+    RequestKind.access: "Requests for access (GDPR Art. 15)",
     RequestKind.recipients: "Requests for the recipients (GDPR Art. 19)",
 }
+REPORTED_KINDS = tuple(KIND_NAMES)  # the order of the rows
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,10 @@ class KindMetrics:
     denied: int
     median_days_to_respond: float | None
     beyond_twice_in_12_months: int
+    denied_by_ground: dict[DenialGround | None, int]  # None: ground not recorded
+    answered_late: int
+    open_at_period_end: int
+    overdue_at_period_end: int
 
 
 @dataclass(frozen=True)
@@ -63,19 +77,38 @@ class RequestsReport:
     entries_counted: int
     kinds: tuple[KindMetrics, ...]
     reissues_due: tuple[LoggedRequest, ...] = ()
+    open_counted_on: date | None = None
 
 
-def _metrics(kind: RequestKind, entries: list[LoggedRequest]) -> KindMetrics:
-    mine = [e for e in entries if e.kind is kind]
-    days = [d for e in mine if (d := e.days_to_respond) is not None]
+def _response(entry: RegisterEntry) -> Response | None:
+    return None if entry.logged is None else entry.logged.response
+
+
+def _metrics(
+    kind: RequestKind, received: list[RegisterEntry], everything: list[RegisterEntry], day: date
+) -> KindMetrics:
+    mine = [e for e in received if e.kind is kind]
+    days = [d for e in mine if e.logged is not None and (d := e.logged.days_to_respond) is not None]
+    denied = [e for e in mine if _response(e) is Response.denied]
+    grounds: dict[DenialGround | None, int] = {g: 0 for g in DenialGround}
+    grounds[None] = 0
+    for entry in denied:
+        grounds[entry.denial_ground] += 1
+    still_open = [e for e in everything if e.kind is kind and e.open_on(day)]
     return KindMetrics(
         kind=kind,
         received=len(mine),
-        complied_in_whole=sum(e.response is Response.complied for e in mine),
-        complied_in_part=sum(e.response is Response.complied_in_part for e in mine),
-        denied=sum(e.response is Response.denied for e in mine),
+        complied_in_whole=sum(_response(e) is Response.complied for e in mine),
+        complied_in_part=sum(_response(e) is Response.complied_in_part for e in mine),
+        denied=len(denied),
         median_days_to_respond=float(statistics.median(days)) if days else None,
-        beyond_twice_in_12_months=sum(e.beyond_statutory_obligation for e in mine),
+        beyond_twice_in_12_months=sum(
+            e.logged is not None and e.logged.beyond_statutory_obligation for e in mine
+        ),
+        denied_by_ground=grounds,
+        answered_late=sum(e.late() for e in mine),
+        open_at_period_end=len(still_open),
+        overdue_at_period_end=sum(e.overdue_on(day) for e in still_open),
     )
 
 
@@ -89,14 +122,24 @@ def requests_report(
     """The 11 CCR 7102 metrics of the requests received in calendar year ``year``, and the
     answers due for re-issue (looked for in ``ledger`` first, when given)."""
     due = mark_reissues_due(log, ledger) if ledger is not None else log.reissues_due()
-    entries = log.entries(date(year, 1, 1), date(year + 1, 1, 1))
+    moment = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    start, end = date(year, 1, 1), date(year + 1, 1, 1)
+    day = min(end - timedelta(days=1), moment.date())
+    register = log if isinstance(log, RequestRegister) else RequestRegister.over(log)
+    try:
+        everything = register.register_entries(received_before=end)
+    finally:
+        if register is not log:
+            register.close()
+    received = [e for e in everything if e.received_on >= start]
     return RequestsReport(
         year=year,
-        generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC),
+        generated_at=moment,
         request_log=str(log.path),
-        entries_counted=len(entries),
-        kinds=tuple(_metrics(kind, entries) for kind in RequestKind),
+        entries_counted=len(received),
+        kinds=tuple(_metrics(kind, received, everything, day) for kind in REPORTED_KINDS),
         reissues_due=tuple(due),
+        open_counted_on=day,
     )
 
 
@@ -116,6 +159,7 @@ def requests_contract(report: RequestsReport) -> RequestsReportJson:
         source=RequestLogSource(
             request_log=report.request_log, entries_counted=report.entries_counted
         ),
+        open_counted_on=_counted_on(report).isoformat(),
         kinds=[
             KindMetricsJson(
                 kind=k.kind,
@@ -126,6 +170,14 @@ def requests_contract(report: RequestsReport) -> RequestsReportJson:
                 denied=k.denied,
                 median_days_to_respond=k.median_days_to_respond,
                 beyond_twice_in_12_months=k.beyond_twice_in_12_months,
+                denied_not_verifiable=k.denied_by_ground[DenialGround.not_verifiable],
+                denied_not_a_consumer=k.denied_by_ground[DenialGround.not_a_consumer],
+                denied_exempt=k.denied_by_ground[DenialGround.exempt],
+                denied_other=k.denied_by_ground[DenialGround.other],
+                denied_ground_not_recorded=k.denied_by_ground[None],
+                answered_late=k.answered_late,
+                open_at_period_end=k.open_at_period_end,
+                overdue_at_period_end=k.overdue_at_period_end,
             )
             for k in report.kinds
         ],
@@ -143,6 +195,23 @@ def requests_contract(report: RequestsReport) -> RequestsReportJson:
             for r in report.reissues_due
         ],
     )
+
+
+def _counted_on(report: RequestsReport) -> date:
+    return report.open_counted_on or date(report.year, 12, 31)
+
+
+def _denials(k: KindMetrics) -> str:
+    """The denials by the grounds 11 CCR 7102 names."""
+    parts = [
+        (DenialGround.not_verifiable, "not verifiable"),
+        (DenialGround.not_a_consumer, "not by a consumer"),
+        (DenialGround.exempt, "exempt"),
+        (DenialGround.other, "other"),
+        (None, "ground not recorded"),
+    ]
+    shown = [f"{k.denied_by_ground[g]} {label}" for g, label in parts if k.denied_by_ground[g]]
+    return ", ".join(shown) if shown else "-"
 
 
 def requests_json(report: RequestsReport) -> dict[str, Any]:
@@ -164,13 +233,22 @@ def requests_document(report: RequestsReport) -> Document:
         f"{know.denied}. The median number of days to respond was "
         f"{_median(know.median_days_to_respond)}."
     )
+    counted_on = _counted_on(report).isoformat()
+    open_total = sum(k.open_at_period_end for k in report.kinds)
+    overdue_total = sum(k.overdue_at_period_end for k in report.kinds)
+    open_paragraph = (
+        f"On {counted_on}, {open_total} request{'s were' if open_total != 1 else ' was'} "
+        f"open (received by then, neither answered nor denied), {overdue_total} of them "
+        "past the statutory deadline. Denials are split by the grounds 11 CCR 7102 names; "
+        "requests answered before the request register existed have no recorded ground."
+    )
     return Document(
         title=f"Consumer requests received in {report.year}",
-        basis="Metrics of 11 CCR 7102(a), from the request log kept under 11 CCR 7101.",
+        basis="Metrics of 11 CCR 7102(a), from the request register kept under 11 CCR 7101.",
         sections=(
             Section(
                 heading="Requests by kind",
-                paragraphs=(paragraph,),
+                paragraphs=(paragraph, open_paragraph),
                 table=Table(
                     (
                         "Kind",
@@ -178,8 +256,12 @@ def requests_document(report: RequestsReport) -> Document:
                         "Complied in whole",
                         "Complied in part",
                         "Denied",
+                        "Denied, by ground",
                         "Median days to respond",
+                        "Answered late",
                         "Beyond twice in 12 months",
+                        f"Open on {counted_on}",
+                        f"Overdue on {counted_on}",
                     ),
                     tuple(
                         (
@@ -188,12 +270,16 @@ def requests_document(report: RequestsReport) -> Document:
                             str(k.complied_in_whole),
                             str(k.complied_in_part),
                             str(k.denied),
+                            _denials(k),
                             _median(k.median_days_to_respond),
+                            str(k.answered_late),
                             str(k.beyond_twice_in_12_months),
+                            str(k.open_at_period_end),
+                            str(k.overdue_at_period_end),
                         )
                         for k in report.kinds
                     ),
-                    (False, True, True, True, True, True, True),
+                    (False, True, True, True, True, False, True, True, True, True, True),
                 ),
                 section_id="requests",
             ),
@@ -251,6 +337,14 @@ CSV_HEADERS = (
     "denied",
     "median_days_to_respond",
     "beyond_twice_in_12_months",
+    "denied_not_verifiable",
+    "denied_not_a_consumer",
+    "denied_exempt",
+    "denied_other",
+    "denied_ground_not_recorded",
+    "answered_late",
+    "open_at_period_end",
+    "overdue_at_period_end",
 )
 
 
@@ -262,6 +356,7 @@ def requests_csv(report: RequestsReport) -> str:
         ("generated_at", rfc3339(report.generated_at) or ""),
         ("request_log", report.request_log),
         ("entries_counted", str(report.entries_counted)),
+        ("open_counted_on", _counted_on(report).isoformat()),
     ]
     meta += [
         (
@@ -280,6 +375,14 @@ def requests_csv(report: RequestsReport) -> str:
             k.denied,
             None if k.median_days_to_respond is None else f"{k.median_days_to_respond:g}",
             k.beyond_twice_in_12_months,
+            k.denied_by_ground[DenialGround.not_verifiable],
+            k.denied_by_ground[DenialGround.not_a_consumer],
+            k.denied_by_ground[DenialGround.exempt],
+            k.denied_by_ground[DenialGround.other],
+            k.denied_by_ground[None],
+            k.answered_late,
+            k.open_at_period_end,
+            k.overdue_at_period_end,
         )
         for k in report.kinds
     ]

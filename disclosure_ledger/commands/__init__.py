@@ -11,6 +11,7 @@ each command a thin handler that parses nothing more and calls the library::
     keys          keys generate, erase-subject
     approvals     approvals list|show|approve|reject|withdraw (through the service)
     reports       report ccpa|conformance|transfers|subject|recipients|requests
+    requests      requests open|verify-identity|extend|answer|deny|list|show (the register)
     query         query (SQL or a preset)
     schemas       schemas check
     reference     reference show|check

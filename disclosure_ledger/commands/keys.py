@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_keys, subject_secret
 from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.requests import forget_subject_in_request_log
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
@@ -124,6 +125,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
     watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
     if erasure.erasure_id is not None:
         _keep_statement(args.ledger, erasure.erasure_id, statement.to_json())
+    forget_subject_in_request_log(args.ledger, args.subject_type, args.subject_id)
     outcome = ErasureOutcome(
         erased=erasure.erased,
         subject_type=args.subject_type,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,7 +27,9 @@ from ledger.key_check import KeyStoreAccess
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
+    from ledger.pseudonyms import SubjectKeyStore
     from ledger.store import Ledger
+    from reports.request_log import RequestLog
 
 RECEIVED_VIA = (
     "web_form",
@@ -142,6 +145,13 @@ def _subject_options(kind: argparse.ArgumentParser) -> None:
         "and write the denial instead of the report",
     )
     kind.add_argument(
+        "--request",
+        metavar="REQUEST_ID",
+        help="answer this open entry of the request register (`requests open`, identity "
+        "verified): the answer, its SHA-256 and --output are recorded against it; without "
+        "it the request is logged as received and answered at once",
+    )
+    kind.add_argument(
         "--reissue",
         metavar="REQUEST_ID",
         help="give again the answer to this logged request, which a late event changed "
@@ -218,6 +228,8 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
         RequestLog(log_path, subject_secret(args.ledger, args.key_store)) as log,
     ):
         received_on, via = args.received_on, ReceivedVia(args.received_via)
+        if args.request is not None:
+            return _registered_answer(args, ledger, keys, log)
         if args.deny is not None:
             notice = deny_subject_request(
                 log,
@@ -243,6 +255,52 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
         else:
             listed = answer_subject_request(listed, log, received_on=received_on, received_via=via)
         return render_recipients(listed, args.format)
+
+
+def _registered_answer(
+    args: argparse.Namespace, ledger: Ledger, keys: SubjectKeyStore, log: RequestLog
+) -> str:
+    """``--request ID``: the report answers an open register entry, hashed once written."""
+    import getpass
+
+    from reports.request_log import RequestKind
+    from reports.request_register import RequestRegister
+    from reports.subject import (
+        answer_registered_request,
+        recipients_report,
+        render_recipients,
+        render_subject,
+        subject_report,
+    )
+
+    if args.deny is not None or args.reissue is not None:
+        raise DisclosureLedgerError(
+            "--request answers an open register entry: deny it with `requests deny`, and "
+            "re-issue an answer with --reissue alone"
+        )
+    subject = {"subject_type": args.subject_type, "subject_id": args.subject_id}
+    kind = RequestKind.know if args.kind == "subject" else RequestKind.recipients
+    with RequestRegister.over(log) as register:
+        register.check_answerable(args.request, kind, **subject)  # before anything is read
+        me = getpass.getuser()
+        if args.kind == "subject":
+            report = subject_report(ledger, keys, **subject, as_of=args.as_of, since=args.since)
+            report = answer_registered_request(
+                report, register, request_id=args.request, answered_by=me
+            )
+            text = render_subject(report, args.format)
+        else:
+            listed = recipients_report(ledger, keys, **subject, as_of=args.as_of)
+            listed = answer_registered_request(
+                listed, register, request_id=args.request, answered_by=me
+            )
+            text = render_recipients(listed, args.format)
+        register.attach_answer(
+            args.request,
+            document_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            stored_at=None if args.output is None else args.output.resolve().as_uri(),
+        )
+    return text
 
 
 def _access_report(args: argparse.Namespace, ledger: Ledger) -> str:

@@ -64,10 +64,12 @@ def _subject_text(args: argparse.Namespace, client: LedgerClient) -> str:
         "as_of": _iso(args.as_of),
         "format": args.format,
     }
-    for option in ("since", "deny", "reissue"):
+    for option in ("since", "deny", "reissue", "request"):
         value = getattr(args, option, None)
         if value is not None:
             body[option] = _iso(value) if isinstance(value, datetime) else value
+    if getattr(args, "request", None) is not None and args.output is not None:
+        body["answer_stored_at"] = args.output.resolve().as_uri()
     path = "/requests/know" if args.kind == "subject" else "/requests/recipients"
     return client.post(path, body).text
 

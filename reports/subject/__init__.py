@@ -36,7 +36,11 @@ The package by concern: :mod:`~reports.subject.values` (what an answer holds),
 
 from __future__ import annotations
 
-from reports.subject.answers import answer_subject_request, reissue_subject_answer
+from reports.subject.answers import (
+    answer_registered_request,
+    answer_subject_request,
+    reissue_subject_answer,
+)
 from reports.subject.denial import (
     DENIAL_JSON_VERSION,
     DenialNotice,
@@ -82,6 +86,7 @@ __all__ = [
     "RecipientsReport",
     "SubjectCategory",
     "SubjectReport",
+    "answer_registered_request",
     "answer_subject_request",
     "deny_subject_request",
     "recipients_csv",

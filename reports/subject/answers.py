@@ -12,6 +12,7 @@ from typing import TypeVar
 from reports.errors import ReportError
 from reports.provenance import rfc3339
 from reports.request_log import AnswerWatch, ReceivedVia, RequestKind, RequestLog, Response
+from reports.request_register import RequestRegister
 from reports.subject.values import LOOKBACK_FLOOR, RecipientsReport, SubjectReport
 
 
@@ -86,6 +87,27 @@ def answer_subject_request(
         watch=_watch(report),
     )
     return replace(report, request=logged)
+
+
+def answer_registered_request(
+    report: Answered, register: RequestRegister, *, request_id: str, answered_by: str
+) -> Answered:
+    """Record ``report`` as the answer to the open register entry ``request_id`` (opened
+    with ``requests open``, identity verified); returns the report with that request."""
+    kind = RequestKind.know if isinstance(report, SubjectReport) else RequestKind.recipients
+    register.check_answerable(request_id, kind, report.subject_type, report.subject_id)
+    response, detail = _response_detail(report)
+    coverage = report.source.coverage
+    entry = register.answer_from_report(
+        request_id,
+        answered_by=answered_by,
+        response=response,
+        response_detail=detail,
+        recorded_at=report.source.generated_at,
+        coverage_through=None if coverage is None else coverage.complete_through,
+        watch=_watch(report),
+    )
+    return replace(report, request=entry.logged)
 
 
 def reissue_subject_answer(report: Answered, log: RequestLog, *, request_id: str) -> Answered:

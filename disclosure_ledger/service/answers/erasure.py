@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from disclosure_ledger.erasure_reach import OutsideReach, SubjectFootprint, subject_footprint
 from disclosure_ledger.erasure_reach import outside_reach as state_outside_reach
+from disclosure_ledger.service.answers.requests import forget_subject_in_request_log
 from ledger.access_log import AccessEntry
 from ledger.erasure import erase_subject
 from ledger.key_check import KeyStoreAccess
@@ -141,6 +142,7 @@ def erase(
     if erasure.erasure_id is not None:
         with service.request_log() as log:
             log.record_erasure_statement(erasure.erasure_id, statement.to_json())
+    forget_subject_in_request_log(service, subject_type, subject_id)
     return ErasureOutcome(
         erased=erasure.erased,
         subject_type=subject_type,

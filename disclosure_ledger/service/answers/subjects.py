@@ -5,6 +5,7 @@ whose data, why; the subject as its pseudonym)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ledger.pseudonyms import SubjectKeyStore
     from ledger.store import Ledger
     from reports.request_log import RequestLog
+    from reports.subject.answers import Answered
 
 SubjectType = Literal["member", "guest"]
 
@@ -72,6 +74,16 @@ class SubjectRequestFields(BaseModel):
         max_length=100,
         description="give again the answer to this logged request (request id)",
     )
+    request: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="answer this open entry of the request register (its identity verified); "
+        "without it the request is logged as received and answered at once",
+    )
+    answer_stored_at: str | None = Field(
+        None, max_length=1000, description="with request: where the answer will be kept"
+    )
 
     @field_validator("as_of", "since")
     @classmethod
@@ -97,6 +109,13 @@ def subject_answer(service: LedgerService, actor: Actor, request: SubjectRequest
     check_format(fmt)
     if request.since is not None and request.kind == "recipients":
         raise ReportError("since applies to the request to know only, not to recipients")
+    if request.request is not None:
+        if request.deny is not None or request.reissue is not None:
+            raise ReportError(
+                "request answers an open register entry: deny it through /requests/{id}/denial"
+                ", and re-issue an answer with reissue alone"
+            )
+        _check_registered(service, request)  # before anything is read
     with service.view() as view, service.subject_keys(KeyStoreAccess.read, view) as keys:
         if request.deny is not None:
             pseudonym = keys.pseudonym(request.subject_type, request.subject_id)
@@ -142,6 +161,9 @@ def _answer(
             rows=report.source.events_counted,
             pseudonym=report.pseudonym,
         )
+        if request.request is not None:
+            report = _answer_registered(service, actor, request, report)
+            return _hashed(service, request, render_subject(report, fmt))
         with service.request_log() as log:
             if request.reissue:
                 report = reissue_subject_answer(report, log, request_id=request.reissue)
@@ -154,6 +176,9 @@ def _answer(
         view, keys, subject_type=subject_type, subject_id=subject_id, as_of=request.as_of
     )
     _record(service, actor, request, fmt, rows=len(listed.recipients), pseudonym=listed.pseudonym)
+    if request.request is not None:
+        listed = _answer_registered(service, actor, request, listed)
+        return _hashed(service, request, render_recipients(listed, fmt))
     with service.request_log() as log:
         if request.reissue:
             listed = reissue_subject_answer(listed, log, request_id=request.reissue)
@@ -162,6 +187,42 @@ def _answer(
                 listed, log, received_on=received_on, received_via=received_via
             )
     return render_recipients(listed, fmt)
+
+
+def _check_registered(service: LedgerService, request: SubjectRequest) -> None:
+    from disclosure_ledger.service.answers.requests import request_register
+
+    assert request.request is not None
+    kind = RequestKind.know if request.kind == "know" else RequestKind.recipients
+    with request_register(service) as register:
+        register.check_answerable(request.request, kind, request.subject_type, request.subject_id)
+
+
+def _answer_registered(
+    service: LedgerService, actor: Actor, request: SubjectRequest, report: Answered
+) -> Answered:
+    from disclosure_ledger.service.answers.requests import request_register
+    from reports.subject import answer_registered_request
+
+    assert request.request is not None
+    with request_register(service) as register:
+        return answer_registered_request(
+            report, register, request_id=request.request, answered_by=actor.name
+        )
+
+
+def _hashed(service: LedgerService, request: SubjectRequest, text: str) -> str:
+    """The answer's SHA-256 recorded against its register entry; the text unchanged."""
+    from disclosure_ledger.service.answers.requests import request_register
+
+    assert request.request is not None
+    with request_register(service) as register:
+        register.attach_answer(
+            request.request,
+            document_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            stored_at=request.answer_stored_at,
+        )
+    return text
 
 
 def _deny(log: RequestLog, request: SubjectRequest, fmt: str) -> str:
@@ -202,6 +263,8 @@ def _record(
         detail += "; denied"
     if request.reissue:
         detail += f"; reissue of {request.reissue}"
+    if request.request:
+        detail += f"; answers register request {request.request}"
     service.record_access(
         AccessEntry(
             actor=actor.name,

@@ -10,10 +10,11 @@ library error                 status  ``error``
 IncompleteLedgerError         409     ``incomplete``
 FutureAsOfError               400     ``future_as_of``
 NotQuarantinedError,          404     ``not_found``
-NoRequestLogError
-SelfApprovalError,            403     ``self_approval``
+NoRequestLogError,
+UnknownRequestError,
+NoSuchApprovalError
+SelfApprovalError             403     ``self_approval``
 NotTheAskerError              403     ``not_yours``
-NoSuchApprovalError           404     ``not_found``
 NotDecidableError             409     ``not_pending``
 QueryRefusedError,            422     ``refused``
 other ReportError
@@ -42,6 +43,7 @@ from disclosure_ledger.service.approvals import (
 )
 from ledger.errors import LedgerError, WrongSecretError
 from reports.errors import FutureAsOfError, IncompleteLedgerError, ReportError
+from reports.request_register import UnknownRequestError
 
 INCOMPLETE = "incomplete"
 FUTURE_AS_OF = "future_as_of"
@@ -71,7 +73,9 @@ def _code(exc: DisclosureLedgerError) -> tuple[str, int]:
         return "not_yours", 403
     if isinstance(exc, NotDecidableError):
         return "not_pending", 409
-    if isinstance(exc, NotQuarantinedError | NoRequestLogError | NoSuchApprovalError):
+    if isinstance(
+        exc, NotQuarantinedError | NoRequestLogError | NoSuchApprovalError | UnknownRequestError
+    ):
         return "not_found", 404
     if isinstance(exc, ReportError):
         return "refused", 422

@@ -1,7 +1,7 @@
 """Roles and what each may do. Every permission check is one call: :func:`permission_allowed`.
 
 role          may
-compliance    reports, requests to know, request metrics
+compliance    reports, requests to know, request metrics, the request register
 investigator  queries, presets, timelines, quarantine
 auditor       verify, checkpoints, status, the access log; no personal data
 admin         users, tokens, erasure, approving another's erasure or quarantine read
@@ -26,6 +26,7 @@ class Action(StrEnum):
     report = "report"  # ccpa, conformance, transfers (no personal data)
     request_to_know = "request_to_know"  # subject and recipients answers (personal data)
     request_metrics = "request_metrics"
+    request_register = "request_register"  # open, verify, extend, answer, deny, list
     query = "query"  # investigator SQL and presets (personal data)
     quarantine = "quarantine"  # browsing quarantined messages (personal data)
     verify = "verify"
@@ -39,7 +40,13 @@ class Action(StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.compliance: frozenset(
-        {Action.status, Action.report, Action.request_to_know, Action.request_metrics}
+        {
+            Action.status,
+            Action.report,
+            Action.request_to_know,
+            Action.request_metrics,
+            Action.request_register,
+        }
     ),
     Role.investigator: frozenset({Action.status, Action.query, Action.quarantine}),
     Role.auditor: frozenset({Action.status, Action.verify, Action.checkpoints, Action.access_log}),

@@ -4,8 +4,9 @@ a strict Content-Security-Policy on every response (:mod:`.page`).
 One module per page or group of pages, each a router of :class:`.page.ConsoleRoute`:
 :mod:`.session` (sign in and out), :mod:`.dashboard`, :mod:`.period_reports` (CCPA,
 conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
-recipients), :mod:`.investigate` (SQL and presets), :mod:`.quarantine`,
-:mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`, :mod:`.approvals`. The stylesheet and icon
+recipients), :mod:`.request_register` (the request register), :mod:`.investigate` (SQL
+and presets), :mod:`.quarantine`, :mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`,
+:mod:`.approvals`. The stylesheet and icon
 are served under ``/static/``.
 """
 
@@ -24,6 +25,7 @@ from disclosure_ledger.service.console import (
     investigate,
     period_reports,
     quarantine,
+    request_register,
     session,
     subject_requests,
     verify,
@@ -54,6 +56,7 @@ for _module in (
     dashboard,
     period_reports,
     subject_requests,
+    request_register,
     investigate,
     quarantine,
     verify,

@@ -75,6 +75,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("/reports/transfers", "Transfers", Action.report),
     NavEntry("/requests/know", "Request to know", Action.request_to_know),
     NavEntry("/requests/recipients", "Recipients", Action.request_to_know),
+    NavEntry("/register", "Request register", Action.request_register),
     NavEntry("/reports/requests", "Request metrics", Action.request_metrics),
     NavEntry("/investigate", "Investigate", Action.query),
     NavEntry("/quarantine", "Quarantine", Action.quarantine),

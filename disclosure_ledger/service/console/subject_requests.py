@@ -43,7 +43,16 @@ BASES: dict[Kind, str] = {
     "recipients": "GDPR Art. 19: every recipient of the person's data.",
 }
 DELIVERIES = ("page", *DOWNLOAD_FORMATS)
-FIELDS = ("subject_type", "subject_id", "received_on", "received_via", "reason", "since", "deny")
+FIELDS = (
+    "subject_type",
+    "subject_id",
+    "received_on",
+    "received_via",
+    "reason",
+    "since",
+    "deny",
+    "request",
+)
 
 
 def _form_page(request: Request, kind: Kind, *, answer: Markup | None = None) -> Response:
