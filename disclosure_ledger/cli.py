@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from disclosure_ledger.commands import (
+    backups,
     broker,
     ingest,
     keys,
@@ -64,6 +65,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     status,
     maintenance,
     keys,
+    backups,
     reports,
     query,
     schemas,

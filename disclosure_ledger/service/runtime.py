@@ -149,6 +149,7 @@ class LedgerService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writer_lock = threading.Lock()  # access-log appends and erasures, one at a time
+        self._ingest_gate = threading.Lock()  # held by the ingest thread while it writes
         self._access_con = self.ledger.view(writable=True)
         self.verify_jobs = VerifyJobs(self)
 
@@ -190,7 +191,11 @@ class LedgerService:
         try:
             keys = self.subject_keys(KeyStoreAccess.derive, self.ledger)
             self.ingestor = TimedIngestor(  # an Ingestor that times each batch's commit
-                self.ledger, keys, self.reference, checkpointer=self._checkpointer(self._signer)
+                self.ledger,
+                keys,
+                self.reference,
+                checkpointer=self._checkpointer(self._signer),
+                gate=self._ingest_gate,
             )
             self._set_memory_limit()
             consume(
@@ -264,6 +269,15 @@ class LedgerService:
                 yield view
             finally:
                 view.close()
+
+    @contextmanager
+    def writers_paused(self) -> Iterator[None]:
+        """Every writer of the ledger held still (a backup's copy): the ingest thread between
+        two batches (and checkpoints), erasures and other writable views, access-log appends.
+        Readers go on. Taken in the order erasures take them (an erasure appends to the
+        access log while it holds the writer lock), so no two wait on each other."""
+        with self._ingest_gate, self._writer_lock, self.access_log.appending():
+            yield
 
     def subject_keys(self, access: KeyStoreAccess, ledger: Ledger) -> SubjectKeyStore:
         """The key store, opened for one request (SQLite; the ingest thread has its own)."""

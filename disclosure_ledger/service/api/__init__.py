@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from disclosure_ledger.service.api import (
     access,
+    backups,
     erasure,
     quarantine,
     queries,
@@ -31,3 +32,4 @@ api_router.include_router(quarantine.router)
 api_router.include_router(erasure.router)
 api_router.include_router(verify.router)
 api_router.include_router(access.router)
+api_router.include_router(backups.router)

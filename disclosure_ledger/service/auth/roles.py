@@ -4,7 +4,7 @@ role          may
 compliance    reports, requests to know, request metrics
 investigator  queries, presets, timelines, quarantine
 auditor       verify, checkpoints, status, the access log; no personal data
-admin         users, tokens, erasure
+admin         users, tokens, erasure, backups
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Action(StrEnum):
     users = "users"
     tokens = "tokens"
     erase = "erase"
+    backup = "backup"  # a snapshot of the ledger and its stores, on the service's machine
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -43,7 +44,14 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.investigator: frozenset({Action.status, Action.query, Action.quarantine}),
     Role.auditor: frozenset({Action.status, Action.verify, Action.checkpoints, Action.access_log}),
     Role.admin: frozenset(
-        {Action.status, Action.users, Action.tokens, Action.erase, Action.access_log}
+        {
+            Action.status,
+            Action.users,
+            Action.tokens,
+            Action.erase,
+            Action.access_log,
+            Action.backup,
+        }
     ),
 }
 """The table of the issue, as data. Everyone signed in may see the status (the dashboard)."""
