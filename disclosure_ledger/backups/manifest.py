@@ -121,7 +121,11 @@ def read_manifest(directory: Path) -> Manifest:
             writers_paused_ms=data.get("writers_paused_ms"),
             files=[
                 BackupFile(
-                    str(f["role"]), str(f["name"]), str(f["source"]), str(f["sha256"]), int(f["size"])
+                    str(f["role"]),
+                    str(f["name"]),
+                    str(f["source"]),
+                    str(f["sha256"]),
+                    int(f["size"]),
                 )
                 for f in data["files"]
             ],
@@ -141,7 +145,9 @@ def check_files(directory: Path, manifest: Manifest) -> None:
         elif not path.is_file():
             problems.append(f"{entry.name}: missing")
         elif path.stat().st_size != entry.size:
-            problems.append(f"{entry.name}: {path.stat().st_size} bytes, the manifest says {entry.size}")
+            problems.append(
+                f"{entry.name}: {path.stat().st_size} bytes, the manifest says {entry.size}"
+            )
         elif sha256_of(path) != entry.sha256:
             problems.append(f"{entry.name}: SHA-256 differs from the manifest's")
     if manifest.file("ledger") is None:

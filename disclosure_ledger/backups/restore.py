@@ -36,7 +36,7 @@ from typing import Any
 from disclosure_ledger.backups.errors import BackupError
 from disclosure_ledger.backups.manifest import Manifest, check_files, read_manifest
 from disclosure_ledger.backups.snapshot import BackupSources
-from ledger.erasure import JournalEntry, journal, reapply_erasures
+from ledger.erasure import journal, reapply_erasures
 from ledger.errors import LedgerError, LedgerLockedError
 from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
@@ -145,7 +145,7 @@ def _current_journal(ledger_path: Path) -> _Journal:
         }
         for table in JOURNAL_TABLES:
             if table in present:
-                cursor = ledger.con.execute(f"SELECT * FROM {table}")  # noqa: S608 (a constant)
+                cursor = ledger.con.execute(f"SELECT * FROM {table}")
                 names = [d[0] for d in cursor.description]
                 tables[table] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return _Journal(tables)
@@ -157,7 +157,9 @@ def _apply_erasures(
     with Ledger(staged["ledger"]) as ledger:
         in_snapshot = {e.erasure_id for e in journal(ledger)}
         missing = [
-            row for row in current.tables.get("erasures", []) if row["erasure_id"] not in in_snapshot
+            row
+            for row in current.tables.get("erasures", [])
+            if row["erasure_id"] not in in_snapshot
         ]
         _append_rows(ledger, "erasures", missing)
         ids = {row["erasure_id"] for row in missing}
@@ -169,7 +171,8 @@ def _apply_erasures(
         _append_missing_notices(ledger, current.tables.get("erasure_notices", []))
         entries = journal(ledger)
         pseudonyms = [
-            str(r[0]) for r in ledger.con.execute("SELECT subject_pseudonym FROM erasures").fetchall()
+            str(r[0])
+            for r in ledger.con.execute("SELECT subject_pseudonym FROM erasures").fetchall()
         ]
         outcome.journal_entries = len(entries)
         outcome.since_snapshot = len(missing)
@@ -193,7 +196,7 @@ def _append_rows(ledger: Ledger, table: str, rows: Sequence[dict[str, Any]]) -> 
     columns = list(rows[0])
     placeholders = ", ".join("?" for _ in columns)
     ledger.con.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",  # noqa: S608
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
         [[row[c] for c in columns] for row in rows],
     )
 

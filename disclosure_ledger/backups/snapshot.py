@@ -42,7 +42,11 @@ from ledger.store import Ledger
 # The name of each file in a backup directory, by role.
 LEDGER_NAME = "ledger.duckdb"
 WAL_NAME = "ledger.duckdb.wal"
-STORE_NAMES = {"key_store": "keys.sqlite", "request_log": "requests.sqlite", "users": "users.sqlite"}
+STORE_NAMES = {
+    "key_store": "keys.sqlite",
+    "request_log": "requests.sqlite",
+    "users": "users.sqlite",
+}
 TEXT_NAMES = {"checkpoints": "checkpoints", "key_history": "checkpoints.keys"}
 
 
@@ -196,9 +200,17 @@ def _describe(
             rows_found = copy.con.execute("SELECT count(*) FROM disclosures").fetchone()
             entries = journal(copy)
     except LedgerError as exc:
-        raise BackupError(f"the copy of {sources.ledger} in {destination} cannot be read: {exc}") from exc
+        raise BackupError(
+            f"the copy of {sources.ledger} in {destination} cannot be read: {exc}"
+        ) from exc
     files = [
-        BackupFile(role, name, str(source), sha256_of(destination / name), (destination / name).stat().st_size)
+        BackupFile(
+            role,
+            name,
+            str(source),
+            sha256_of(destination / name),
+            (destination / name).stat().st_size,
+        )
         for role, name, source in copied
     ]
     return Manifest(

@@ -34,8 +34,7 @@ def register(commands: Subcommands) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="a new or empty directory (with --server: an absolute path on the service's "
-        "machine)",
+        help="a new or empty directory (with --server: an absolute path on the service's machine)",
     )
     _file_options(sub)
 

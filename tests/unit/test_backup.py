@@ -82,7 +82,9 @@ def assert_erased_and_clean(ledger_path: Path) -> None:
     with Ledger(ledger_path, read_only=True) as ledger, _keys(ledger_path) as keys:
         assert keys.secrets_for(*ERASED) is None
         assert keys.is_suppressed(*ERASED)
-        erased = subject_report(ledger, keys, subject_type=ERASED[0], subject_id=ERASED[1], as_of=AS_OF)
+        erased = subject_report(
+            ledger, keys, subject_type=ERASED[0], subject_id=ERASED[1], as_of=AS_OF
+        )
         kept = subject_report(ledger, keys, subject_type=KEPT[0], subject_id=KEPT[1], as_of=AS_OF)
         assert not erased.data_held
         assert kept.data_held
@@ -156,7 +158,9 @@ def test_a_backup_that_does_not_match_its_manifest_is_refused_and_nothing_moves(
     with pytest.raises(BackupError, match=r"keys\.sqlite: SHA-256 differs"):
         restore_backup(backup, BackupSources.beside(ledger_path), TEST_SECRET)
     assert ledger_path.read_bytes() == before
-    assert not any(".before-restore-" in p.name or ".restoring" in p.name for p in tmp_path.iterdir())
+    assert not any(
+        ".before-restore-" in p.name or ".restoring" in p.name for p in tmp_path.iterdir()
+    )
 
 
 def test_a_restore_is_refused_while_a_service_serves_the_ledger(

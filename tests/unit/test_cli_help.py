@@ -31,6 +31,7 @@ def test_the_commands_are_all_there() -> None:
     assert (
         sorted(
             [
+                "backup",
                 "broker",
                 "consume",
                 "demo",
@@ -42,6 +43,7 @@ def test_the_commands_are_all_there() -> None:
                 "query",
                 "reference",
                 "report",
+                "restore",
                 "report access",
                 "report ccpa",
                 "report conformance",

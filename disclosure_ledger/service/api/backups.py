@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from disclosure_ledger.backups import BackupSources, take_backup
+from disclosure_ledger.backups import BackupError, BackupSources, take_backup
 from disclosure_ledger.backups.snapshot import prepare_destination
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.api.deps import ledger_service
@@ -65,6 +65,9 @@ def post_backup(
     destination = Path(body.to)
     try:
         prepare_destination(destination)  # refused before anything is recorded
+    except BackupError as exc:
+        return JSONResponse({"detail": str(exc), "error": "refused"}, status_code=422)
+    try:
         service.record_access(
             AccessEntry(
                 actor=actor.name,
