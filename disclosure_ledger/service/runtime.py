@@ -137,6 +137,7 @@ class LedgerService:
         try:
             # a wrong secret stops the service here, before anything is consumed or served
             self.subject_keys(KeyStoreAccess.derive, self.ledger).close()
+            self._refuse_superseded_signer()
             self._set_memory_limit()
         except BaseException:
             self.ledger.close()
@@ -157,6 +158,19 @@ class LedgerService:
         """The instance's one memory limit, shared by ingest, reports and queries (the
         consumer alone would bound it to 64 MB: reports over millions of rows need more)."""
         self.ledger.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
+
+    def _refuse_superseded_signer(self) -> None:
+        """A signing key the key history has superseded (``keys rotate``) stops the service
+        at start: its checkpoints would fail verify."""
+        from ledger.checkpoints import default_checkpoint_file
+        from ledger.key_history import check_signer_in_force
+
+        settings = self.ingest_settings
+        if self._signer is not None and settings is not None:
+            checkpoint_file = settings.checkpoint_file or default_checkpoint_file(
+                self.config.ledger
+            )
+            check_signer_in_force(self._signer, checkpoint_file)
 
     def _checkpointer(self, signer: Ed25519PrivateKey | None) -> Checkpointer | None:
         from ledger.checkpoints import Checkpointer, default_checkpoint_file
