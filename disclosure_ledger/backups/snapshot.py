@@ -11,9 +11,11 @@ Two ways to take it, with the same result:
   owns the DuckDB file, and its instance cannot write any other file (external access is
   off, so no ``EXPORT``/``COPY``/``ATTACH``). So its writers are paused (the ingest thread
   between two batches, erasures, access-log appends: :meth:`LedgerService.writers_paused`),
-  the instance is checkpointed (its write-ahead log folded into the file), the file is
-  copied, the SQLite stores are copied with SQLite's online backup, and the writers resume.
-  Readers are not paused. How long the writers waited is in the manifest.
+  the instance is checkpointed (its write-ahead log folded into the file), the file, the
+  key store (SQLite's online backup), the checkpoint file and the key history are copied,
+  and the writers resume. The request log and users store, which requests write and
+  ingestion never does, are copied after (SQLite's online backup is consistent on its own).
+  Readers are never paused. How long the writers waited is in the manifest.
 - **On the files** (no ``owner``): the ledger is opened read-only, which fails fast if a
   writer (a service, a consumer) holds it, and keeps any writer out while the file and its
   write-ahead log, if any, are copied.
@@ -127,8 +129,10 @@ def take_backup(
         with pause() if pause is not None else nullcontext():
             owner.con.execute("CHECKPOINT")
             copied += _copy_ledger(sources.ledger, destination)
-            copied += _copy_others(sources, destination)
+            copied += _copy_others(sources, destination, ("key_store",))
             paused_ms = (time.perf_counter() - started) * 1000
+        # written by requests, never by ingestion: copied (consistently) as writers go on
+        copied += _copy_others(sources, destination, ("request_log", "users"), texts=False)
     else:
         try:
             held = Ledger(sources.ledger, read_only=True)
@@ -155,13 +159,19 @@ def _copy_ledger(ledger: Path, destination: Path) -> list[tuple[str, str, Path]]
     return copied
 
 
-def _copy_others(sources: BackupSources, destination: Path) -> list[tuple[str, str, Path]]:
+def _copy_others(
+    sources: BackupSources,
+    destination: Path,
+    stores: tuple[str, ...] = ("key_store", "request_log", "users"),
+    *,
+    texts: bool = True,
+) -> list[tuple[str, str, Path]]:
     copied = []
     for role, path in sources.stores().items():
-        if path.exists():
+        if role in stores and path.exists():
             _sqlite_backup(path, destination / STORE_NAMES[role])
             copied.append((role, STORE_NAMES[role], path))
-    for role, path in sources.texts().items():
+    for role, path in sources.texts().items() if texts else ():
         if path.exists():
             shutil.copyfile(path, destination / TEXT_NAMES[role])
             copied.append((role, TEXT_NAMES[role], path))

@@ -151,6 +151,7 @@ class LedgerService:
         self._thread: threading.Thread | None = None
         self._writer_lock = threading.Lock()  # access-log appends and erasures, one at a time
         self._ingest_gate = threading.Lock()  # held by the ingest thread while it writes
+        self._prepare_gate = threading.Lock()  # ... and while it prepares (new subject keys)
         self._access_con = self.ledger.view(writable=True)
         self.verify_jobs = VerifyJobs(self)
 
@@ -210,6 +211,7 @@ class LedgerService:
                 self.reference,
                 checkpointer=self._checkpointer(self._signer),
                 gate=self._ingest_gate,
+                prepare_gate=self._prepare_gate,
             )
             self._set_memory_limit()
             consume(
@@ -286,11 +288,18 @@ class LedgerService:
 
     @contextmanager
     def writers_paused(self) -> Iterator[None]:
-        """Every writer of the ledger held still (a backup's copy): the ingest thread between
-        two batches (and checkpoints), erasures and other writable views, access-log appends.
-        Readers go on. Taken in the order erasures take them (an erasure appends to the
-        access log while it holds the writer lock), so no two wait on each other."""
-        with self._ingest_gate, self._writer_lock, self.access_log.appending():
+        """Every writer of the ledger and the key store held still (a backup's copy): the
+        ingest thread between two batches (its commits, checkpoints and the new subject keys
+        a batch's preparation writes), erasures and other writable views, access-log
+        appends. Readers go on. The ingest thread holds one of its two locks at a time, and
+        an erasure takes the writer lock before the access log's, as this does, so no two
+        wait on each other."""
+        with (
+            self._ingest_gate,
+            self._prepare_gate,
+            self._writer_lock,
+            self.access_log.appending(),
+        ):
             yield
 
     def subject_keys(self, access: KeyStoreAccess, ledger: Ledger) -> SubjectKeyStore:

@@ -103,3 +103,36 @@ def test_a_backup_is_for_admins_into_a_new_or_empty_directory(
         assert post(str(tmp_path / "b1"), Role.admin)[0] == 200
     assert (used / "keep-me").read_text() == "someone else's file"
     assert not (tmp_path / "relative").exists()
+
+
+def test_writers_wait_while_paused_and_readers_do_not(
+    tmp_path: Path, reference: ReferenceData
+) -> None:
+    """While a backup holds the writers, an access-log append and an erasure's writable view
+    wait (they finish once it lets go); a read goes on. (A wait that ends is the only
+    outcome when this works; if pausing broke, the writers would finish at once.)"""
+    ledger_path = build_ledger(tmp_path / "ledger.duckdb", reference, events=6)
+    with serving(ledger_path, reference) as served:
+        service = served.service
+        done: list[str] = []
+
+        def append() -> None:
+            service.record_access(AccessEntry("reader", "compliance", "report ccpa", "c 1", 0))
+            done.append("append")
+
+        def write() -> None:
+            with service.writable_view():
+                done.append("writable view")
+
+        writers = [threading.Thread(target=append), threading.Thread(target=write)]
+        with service.writers_paused():
+            for thread in writers:
+                thread.start()
+            for thread in writers:
+                thread.join(timeout=0.5)
+            assert done == []
+            with service.view() as view:  # readers are not paused
+                assert view.con.execute("SELECT count(*) FROM disclosures").fetchone() == (6,)
+        for thread in writers:
+            thread.join()
+        assert sorted(done) == ["append", "writable view"]
