@@ -9,8 +9,9 @@ The order, so that no reader ever sees a key store that holds an erased key:
 4. The backup is copied into a staging directory beside the ledger. There, journal entries
    the backup's ledger lacks are appended to it (with their recipients and notices), every
    journalled erasure is applied again to the staged key store
-   (:func:`ledger.erasure.reapply_erasures`), and the staged request log forgets the erased
-   subjects' pseudonyms.
+   (:func:`ledger.erasure.reapply_erasures`), the suppression list of the key store in place
+   is carried into the staged one, and the staged request log forgets the erased subjects'
+   pseudonyms.
 5. Only then are the files moved into place. The files they replace are moved aside into
    ``LEDGER.before-restore-<time>/``, never deleted. A checkpoint file or key history
    already in place is kept (both are append-only: the one in place holds at least as much).
@@ -27,7 +28,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +65,7 @@ class RestoreOutcome:
     keys_deleted: int = 0  # keys the restored store still held, deleted again
     without_key_id: int = 0  # entries after the snapshot too old to carry a key id
     request_log_links: int = 0
+    suppressions_carried: int = 0  # suppression-list entries made after the backup, kept
     current_ledger_read: bool = False
     key_store_restored: bool = False
 
@@ -75,6 +79,7 @@ def restore_backup(backup: Path, sources: BackupSources, secret: bytes) -> Resto
     outcome = RestoreOutcome(manifest, current_ledger_read=sources.ledger.exists())
     targets = _targets(sources)
     staging = sources.ledger.with_name(sources.ledger.name + ".restoring")
+    staging.parent.mkdir(parents=True, exist_ok=True)
     if staging.exists():  # an interrupted restore's copies: the backup still has them
         shutil.rmtree(staging)
     staging.mkdir(mode=0o700)
@@ -87,6 +92,10 @@ def restore_backup(backup: Path, sources: BackupSources, secret: bytes) -> Resto
             staged[entry.role] = staging / target.name
             shutil.copyfile(backup / entry.name, staged[entry.role])
         _apply_erasures(staged, current, secret, outcome)
+        if "key_store" in staged:
+            outcome.suppressions_carried = _carry_suppressions(
+                sources.key_store, staged["key_store"]
+            )
         _move_into_place(staged, targets, sources.ledger, outcome)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -190,6 +199,25 @@ def _apply_erasures(
             outcome.request_log_links = sum(log.forget_pseudonym(p) for p in pseudonyms)
 
 
+def _carry_suppressions(current: Path, staged: Path) -> int:
+    """The suppression list of the key store now in place, carried into the staged one: a
+    subject erased after the backup while no key was held for them (nothing journalled)
+    stays listed. Tokens are HMACs under the one subject secret, so they carry as they are."""
+    if not current.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(current.resolve().as_uri() + "?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT token, erased_on FROM suppressed").fetchall()
+    except sqlite3.Error:  # an older store without the list, or an unreadable one
+        return 0
+    with closing(sqlite3.connect(staged, isolation_level=None)) as db:
+        before = db.total_changes
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT OR IGNORE INTO suppressed (token, erased_on) VALUES (?, ?)", rows)
+        db.execute("COMMIT")
+        return db.total_changes - before
+
+
 def _append_rows(ledger: Ledger, table: str, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -278,6 +306,11 @@ def restore_lines(outcome: RestoreOutcome, ledger: Path) -> list[str]:
         )
     else:
         lines.append("the backup holds no key store: no key was restored")
+    if outcome.suppressions_carried:
+        lines.append(
+            f"kept {outcome.suppressions_carried} suppression-list entr(ies) made after the "
+            "backup (subjects erased while no key was held for them)"
+        )
     if outcome.request_log_links:
         lines.append(
             f"the restored request log forgot {outcome.request_log_links} link(s) to erased "

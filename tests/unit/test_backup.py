@@ -190,3 +190,19 @@ def test_a_backup_needs_a_new_or_empty_absolute_directory(
         take_backup(BackupSources.beside(ledger_path), Path("relative/dir"))
     with pytest.raises(BackupError, match="parent"):
         take_backup(BackupSources.beside(ledger_path), tmp_path / "no" / "such")
+
+
+def test_a_subject_erased_before_ever_seen_stays_on_the_suppression_list(
+    tmp_path: Path, reference: ReferenceData
+) -> None:
+    """No key was held, so nothing was journalled: the list itself is carried over."""
+    ledger_path = build(tmp_path / "ledger.duckdb", reference)
+    backup = tmp_path / "backup"
+    take_backup(BackupSources.beside(ledger_path), backup)
+    unseen = ("guest", "guest-never-seen-yet")
+    with Ledger(ledger_path) as ledger, _keys(ledger_path) as keys:
+        assert not erase_subject(ledger, keys, *unseen, actor="dpo", approved_by="two").erased
+    outcome = restore_backup(backup, BackupSources.beside(ledger_path), TEST_SECRET)
+    assert outcome.suppressions_carried == 1
+    with _keys(ledger_path) as keys:
+        assert keys.is_suppressed(*unseen)
