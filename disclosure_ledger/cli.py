@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from disclosure_ledger.commands import (
     approvals,
+    backups,
     broker,
     ingest,
     keys,
@@ -67,6 +68,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     maintenance,
     keys,
     approvals,
+    backups,
     reports,
     requests,
     query,

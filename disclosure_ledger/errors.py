@@ -24,6 +24,7 @@ its own ``errors`` module; third-party errors are converted where they cross int
     │   ├── QueryTimeLimitError     a query ran past its time limit and was stopped
     │   ├── IncompleteLedgerError   the window ends after the ledger's coverage (exit 3)
     │   └── FutureAsOfError         --as-of is later than now (exit 2)
+    ├── BackupError                 disclosure_ledger.backups.errors: a backup or restore refused
     └── BrokerError                 this module: the local Kafka broker
 
 This module imports nothing of the project, so every layer, the lowest (``schemas``)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +118,12 @@ class AccessLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+
+    @contextmanager
+    def appending(self) -> Iterator[None]:
+        """Hold appends still (a backup copies the ledger meanwhile)."""
+        with self._lock:
+            yield
 
     def append(self, con: duckdb.DuckDBPyConnection, entry: AccessEntry) -> AccessRecord:
         """Append ``entry`` and commit, on ``con`` (a connection of the service's own, not

@@ -310,6 +310,9 @@ class Checkpointer:
                 f"checkpoint interval must be at least 1 row and more than 0 seconds, got "
                 f"{every_rows} rows and {every_seconds} s"
             )
+        from ledger.key_history import check_signer_in_force  # it builds on this module
+
+        check_signer_in_force(signer, checkpoint_file)
         self.ledger = ledger
         self.checkpoint_file = checkpoint_file
         self.reference_version = reference_version

@@ -1,4 +1,6 @@
-"""Keys: ``keys generate`` (the checkpoint signing pair) and ``erase-subject``."""
+"""Keys: ``keys generate`` (the checkpoint signing pair), ``keys rotate`` (a new signing key
+in force from a checkpoint on, in the key history: :mod:`ledger.key_history`) and
+``erase-subject``."""
 
 from __future__ import annotations
 
@@ -23,12 +25,50 @@ if TYPE_CHECKING:
 
 def register(commands: Subcommands) -> None:
     sub = add_command(
-        commands, "keys", run_keys, "Generate the Ed25519 key pair that signs checkpoints."
+        commands,
+        "keys",
+        run_keys,
+        "Generate the Ed25519 key pair that signs checkpoints, or rotate to a new one.",
     )
-    sub.add_argument("action", choices=["generate"], help="write a new key pair")
-    sub.add_argument("--private-key", type=Path, required=True, help="private key file to write")
+    sub.add_argument(
+        "action",
+        choices=["generate", "rotate"],
+        help="generate: write a new key pair; rotate: put a new key in force after a "
+        "checkpoint, recorded in the key history and signed by the key in force",
+    )
+    sub.add_argument(
+        "--private-key",
+        type=Path,
+        required=True,
+        help="private key file to write (rotate: the new key; written with PRIVATE.pub if "
+        "it does not exist yet)",
+    )
     sub.add_argument("--public-key", type=Path, help="public key file (default PRIVATE.pub)")
     sub.add_argument("--force", action="store_true", help="replace existing key files")
+    sub.add_argument(
+        "--ledger", type=Path, help="rotate: the ledger whose checkpoints the key signs"
+    )
+    sub.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help="rotate: the checkpoint file (default LEDGER.checkpoints); the key history is "
+        "FILE.keys",
+    )
+    sub.add_argument(
+        "--old-private-key",
+        type=Path,
+        metavar="FILE",
+        help="rotate: the private key in force, which signs the rotation (default "
+        "DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE)",
+    )
+    sub.add_argument(
+        "--from-checkpoint",
+        type=int,
+        metavar="N",
+        help="rotate: the last checkpoint the old key signs, numbered from 1 in the "
+        "checkpoint file (default: its last)",
+    )
 
     sub = add_command(
         commands,
@@ -69,12 +109,96 @@ def register(commands: Subcommands) -> None:
 def run_keys(args: argparse.Namespace) -> int:
     from ledger.checkpoints import generate_key_pair
 
+    if args.action == "rotate":
+        return run_rotate(args)
+    rotate_only = [
+        option
+        for option in ("ledger", "checkpoints", "old_private_key", "from_checkpoint")
+        if getattr(args, option) is not None
+    ]
+    if rotate_only:
+        raise DisclosureLedgerError(
+            f"--{rotate_only[0].replace('_', '-')} is for `keys rotate`, not `keys generate`"
+        )
     public = args.public_key or args.private_key.with_name(args.private_key.name + ".pub")
     key = generate_key_pair(args.private_key, public, overwrite=args.force)
     print(f"checkpoint signing key {key}: private key {args.private_key} (mode 0600), public key")
     print(f"{public}. Point DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE at the private key;")
     print("publish the public key with the checkpoint file; never put either in the ledger.")
     return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    """``keys rotate``: refused while anything writes checkpoints to the ledger (a service
+    or a consumer), since a checkpoint signed by the old key after the rotation point would
+    fail verify; the service is restarted with the new key afterwards."""
+    from disclosure_ledger.commands.key_material import signing_key
+    from disclosure_ledger.service.state_file import read_service_state
+    from ledger.checkpoints import (
+        default_checkpoint_file,
+        generate_key_pair,
+        load_signing_key,
+        read_checkpoint_file,
+    )
+    from ledger.errors import LedgerLockedError
+    from ledger.key_history import key_history_file, rotate_key
+    from ledger.store import Ledger
+
+    if args.ledger is None:
+        raise DisclosureLedgerError(
+            "keys rotate needs --ledger PATH: the ledger whose checkpoints the key signs"
+        )
+    state = read_service_state(args.ledger)
+    if state is not None:
+        raise DisclosureLedgerError(
+            f"a ledger service (process {state.pid}, {state.url}) signs checkpoints of "
+            f"{args.ledger}: stop it, rotate, then start it with "
+            "DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE pointing at the new key"
+        )
+    try:
+        Ledger(args.ledger, read_only=True).close()  # no writer may sign meanwhile
+    except LedgerLockedError as exc:
+        raise DisclosureLedgerError(
+            f"{exc}. Stop the process that writes to it (its checkpoints would be signed with "
+            "the old key), then rotate"
+        ) from exc
+    if args.old_private_key is not None:
+        old = load_signing_key(_read(args.old_private_key), str(args.old_private_key))
+    else:
+        old = signing_key()
+    public = args.public_key or args.private_key.with_name(args.private_key.name + ".pub")
+    generated = not args.private_key.exists()
+    if generated:
+        generate_key_pair(args.private_key, public)
+    new = load_signing_key(_read(args.private_key), str(args.private_key))
+    checkpoint_file = args.checkpoints or default_checkpoint_file(args.ledger)
+    rotation = rotate_key(checkpoint_file, old, new, from_checkpoint=args.from_checkpoint)
+    history = key_history_file(checkpoint_file)
+    at = read_checkpoint_file(checkpoint_file)[rotation.checkpoint_number - 1].split(" ")[1]
+    if generated:
+        print(f"new checkpoint signing key {rotation.entry.key}: {args.private_key} (mode 0600)")
+        print(f"and {public}")
+    if rotation.started_history:
+        print(f"started the key history {history} with the old key {rotation.entry.prev}")
+    print(
+        f"key {rotation.entry.key} is in force for every checkpoint after checkpoint "
+        f"{rotation.checkpoint_number} ({at}); recorded in {history}, signed by the old key "
+        f"{rotation.entry.prev} and by the new one"
+    )
+    print(
+        "next: point DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE at the new private key and "
+        "start the service; publish the key history with the checkpoint file (verify needs it "
+        "for checkpoints signed before the rotation); keep the old private key offline or "
+        "destroy it"
+    )
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DisclosureLedgerError(f"cannot read the key file {path}: {exc}") from exc
 
 
 def run_erase_subject(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from disclosure_ledger.settings import load_settings
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
+    from ledger.key_history import KeyHistory
     from ledger.verify.result import VerifyResult
 
 # Seconds between two progress lines.
@@ -39,7 +40,15 @@ def register(commands: Subcommands) -> None:
     sub.add_argument(
         "--public-key",
         type=Path,
-        help="the checkpoint public key (default DISCLOSURE_LEDGER_CHECKPOINT_PUBLIC_KEY_FILE)",
+        help="the checkpoint public key (default DISCLOSURE_LEDGER_CHECKPOINT_PUBLIC_KEY_FILE); "
+        "with a key history, any key in it that you trust",
+    )
+    sub.add_argument(
+        "--key-history",
+        type=Path,
+        metavar="FILE",
+        help="the checkpoint key history, to check each checkpoint with the key in force at "
+        "its time (default: CHECKPOINTS.keys beside the checkpoint file, if there is one)",
     )
 
 
@@ -89,11 +98,30 @@ def run_verify(args: argparse.Namespace) -> int:
     sources = [
         CheckpointSource(str(path), read_checkpoint_file(path)) for path in args.checkpoints or []
     ]
+    history = _key_history(args)
     with Ledger(args.ledger, read_only=True) as ledger:
         result = verify_ledger(
-            ledger, checkpoints=sources, public_key=public_key, progress=ProgressLines()
+            ledger,
+            checkpoints=sources,
+            public_key=public_key,
+            key_history=history,
+            progress=ProgressLines(),
         )
     return print_verify_result(result, str(args.ledger))
+
+
+def _key_history(args: argparse.Namespace) -> KeyHistory | None:
+    """``--key-history``, else the history beside the first checkpoint file that has one."""
+    from ledger.checkpoints import default_checkpoint_file
+    from ledger.key_history import key_history_file, read_key_history
+
+    if args.key_history is not None:
+        return read_key_history(args.key_history)
+    for checkpoint_file in [*(args.checkpoints or []), default_checkpoint_file(args.ledger)]:
+        beside = key_history_file(checkpoint_file)
+        if beside.exists():
+            return read_key_history(beside)
+    return None
 
 
 def print_verify_result(result: VerifyResult, ledger_name: str) -> int:

@@ -127,7 +127,7 @@ def verify_result(
     args: argparse.Namespace, client: LedgerClient, progress: Callable[[int, int], None]
 ) -> tuple[VerifyResult | str, str]:
     """Run verify as a job of the service; its result, and the ledger's name to print."""
-    refuse_file_options(args, "checkpoints", "public_key")
+    refuse_file_options(args, "checkpoints", "public_key", "key_history")
     job = client.post_json("/verify", {})
     job_id = job["job_id"]
     while True:

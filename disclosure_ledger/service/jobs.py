@@ -156,11 +156,16 @@ class VerifyJobs:
 
         try:
             public_key, sources = self._trust()
+            history = self._key_history()
             with service.view() as view:
                 counted = view.con.execute("SELECT count(*) FROM disclosures").fetchall()
                 job.progress(0, int(counted[0][0]))  # the total at once, for a progress bar
                 result = verify_ledger(
-                    view, checkpoints=sources, public_key=public_key, progress=progress
+                    view,
+                    checkpoints=sources,
+                    public_key=public_key,
+                    key_history=history,
+                    progress=progress,
                 )
             job.progress(result.rows, result.rows)
             job.finish("done", result=result.to_json())
@@ -175,6 +180,20 @@ class VerifyJobs:
         except Exception as exc:  # the job reports it; the service keeps running
             log.exception("verify job %s failed", job.job_id)
             job.finish("failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _checkpoint_file(self) -> Path:
+        from ledger.checkpoints import default_checkpoint_file
+
+        settings = self._service.ingest_settings
+        configured = settings.checkpoint_file if settings is not None else None
+        return configured or default_checkpoint_file(self._service.config.ledger)
+
+    def _key_history(self) -> Any:
+        """The checkpoint key history beside the checkpoint file, if there is one."""
+        from ledger.key_history import key_history_file, read_key_history
+
+        path = key_history_file(self._checkpoint_file())
+        return read_key_history(path) if path.exists() else None
 
     def _trust(self) -> tuple[Any, list[CheckpointSource]]:
         """The public key ``verify`` reads from the settings, and the checkpoint file beside

@@ -23,19 +23,21 @@ Every name starts ``disclosure_ledger_``; ``docs/prometheus-alerts.yml`` alerts 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from consumers.pipeline import Ingestor, IngestStats, PreparedBatch
+from consumers.pipeline import Ingestor, IngestStats, PreparedBatch, SourceMessage
 from disclosure_ledger.errors import DisclosureLedgerError
 from ledger.access_log import access_log_head
+from ledger.checkpoints import Checkpoint
 from ledger.coverage_status import coverage_status
 
 if TYPE_CHECKING:
@@ -66,14 +68,44 @@ def observe_query_seconds(seconds: float) -> None:
 
 
 class TimedIngestor(Ingestor):
-    """An :class:`~consumers.pipeline.Ingestor` that times each batch's commit."""
+    """An :class:`~consumers.pipeline.Ingestor` that times each batch's commit.
+
+    It writes to the ledger (batches, checkpoints) only while holding ``gate``, and
+    prepares a batch (which may write new subject keys) only while holding
+    ``prepare_gate``: a backup holds both to pause ingest between two batches
+    (:meth:`LedgerService.writers_paused`). Two locks, so that preparing one batch while the
+    one before commits goes on as before."""
+
+    def __init__(
+        self,
+        *args: Any,
+        gate: threading.Lock | None = None,
+        prepare_gate: threading.Lock | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = gate or threading.Lock()
+        self._prepare_gate = prepare_gate or threading.Lock()
+
+    def prepare(self, messages: Sequence[SourceMessage]) -> PreparedBatch:
+        with self._prepare_gate:
+            return super().prepare(messages)
 
     def commit(self, prepared: PreparedBatch) -> IngestStats:
-        started = time.perf_counter()
-        stats = super().commit(prepared)
-        if prepared.batch is not None:
-            BATCH_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        return stats
+        with self._gate:
+            started = time.perf_counter()
+            stats = super().commit(prepared)
+            if prepared.batch is not None:
+                BATCH_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            return stats
+
+    def checkpoint_if_due(self) -> Checkpoint | None:
+        with self._gate:
+            return super().checkpoint_if_due()
+
+    def shutdown(self) -> Checkpoint | None:
+        with self._gate:
+            return super().shutdown()
 
 
 class _ProcessWide(Collector):

@@ -140,6 +140,7 @@ class LedgerService:
         try:
             # a wrong secret stops the service here, before anything is consumed or served
             self.subject_keys(KeyStoreAccess.derive, self.ledger).close()
+            self._refuse_superseded_signer()
             self._set_memory_limit()
         except BaseException:
             self.ledger.close()
@@ -152,6 +153,8 @@ class LedgerService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writer_lock = threading.Lock()  # access-log appends and erasures, one at a time
+        self._ingest_gate = threading.Lock()  # held by the ingest thread while it writes
+        self._prepare_gate = threading.Lock()  # ... and while it prepares (new subject keys)
         self._access_con = self.ledger.view(writable=True)
         self.verify_jobs = VerifyJobs(self)
 
@@ -159,6 +162,19 @@ class LedgerService:
         """The instance's one memory limit, shared by ingest, reports and queries (the
         consumer alone would bound it to 64 MB: reports over millions of rows need more)."""
         self.ledger.con.execute(f"SET memory_limit = '{self.config.memory_limit}'")
+
+    def _refuse_superseded_signer(self) -> None:
+        """A signing key the key history has superseded (``keys rotate``) stops the service
+        at start: its checkpoints would fail verify."""
+        from ledger.checkpoints import default_checkpoint_file
+        from ledger.key_history import check_signer_in_force
+
+        settings = self.ingest_settings
+        if self._signer is not None and settings is not None:
+            checkpoint_file = settings.checkpoint_file or default_checkpoint_file(
+                self.config.ledger
+            )
+            check_signer_in_force(self._signer, checkpoint_file)
 
     def _checkpointer(self, signer: Ed25519PrivateKey | None) -> Checkpointer | None:
         from ledger.checkpoints import Checkpointer, default_checkpoint_file
@@ -199,6 +215,8 @@ class LedgerService:
                 checkpointer=self._checkpointer(self._signer),
                 # purges quarantined messages of unknown subject past the retention, hourly
                 quarantine_retention_days=settings.quarantine_retention_days,
+                gate=self._ingest_gate,
+                prepare_gate=self._prepare_gate,
             )
             self._set_memory_limit()
             consume(
@@ -272,6 +290,22 @@ class LedgerService:
                 yield view
             finally:
                 view.close()
+
+    @contextmanager
+    def writers_paused(self) -> Iterator[None]:
+        """Every writer of the ledger and the key store held still (a backup's copy): the
+        ingest thread between two batches (its commits, checkpoints and the new subject keys
+        a batch's preparation writes), erasures and other writable views, access-log
+        appends. Readers go on. The ingest thread holds one of its two locks at a time, and
+        an erasure takes the writer lock before the access log's, as this does, so no two
+        wait on each other."""
+        with (
+            self._ingest_gate,
+            self._prepare_gate,
+            self._writer_lock,
+            self.access_log.appending(),
+        ):
+            yield
 
     def subject_keys(self, access: KeyStoreAccess, ledger: Ledger) -> SubjectKeyStore:
         """The key store, opened for one request (SQLite; the ingest thread has its own)."""

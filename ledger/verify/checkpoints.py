@@ -1,12 +1,14 @@
 """Checkpoints against the chains: every signed head must still be the chain hash at its
 length. A chain shorter than a checkpoint was truncated below it; another hash at that
 length means the chain was rewritten since. Signatures are checked when a public key is
-given. The access log is a chain like the others (``access_log=<length>:<head>``), looked up
-in its own table; a checkpoint written before it was covered simply does not name it."""
+given, or, across key rotations, with the key in force at each checkpoint's time from the
+key history (:mod:`ledger.key_history`). The access log is a chain like the others
+(``access_log=<length>:<head>``), looked up in its own table; a checkpoint written before
+it was covered simply does not name it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -14,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.access_log import ACCESS_CHAIN, has_access_log
 from ledger.chain import GENESIS
-from ledger.checkpoints import Checkpoint, parse_checkpoint
+from ledger.checkpoints import Checkpoint, key_id, parse_checkpoint
 from ledger.errors import LedgerError
+from ledger.key_history import KeyHistory
 from ledger.verify.result import CHECKPOINTS, CheckpointSource, Failure, VerifyResult
 
 
@@ -24,7 +27,13 @@ def verify_checkpoints(
     sources: Sequence[CheckpointSource],
     public_key: Ed25519PublicKey | None,
     result: VerifyResult,
+    key_history: KeyHistory | None = None,
 ) -> None:
+    """Check every checkpoint line of ``sources``: its signature (with ``public_key``, or,
+    given a ``key_history``, with the key in force at its time), then its heads against the
+    chains. With a history, ``public_key`` is the anchor: it must be one of the history's
+    keys, and the history's own signatures must hold."""
+    signature_check = _signature_check(public_key, key_history, result)
     trusted: dict[str, tuple[Checkpoint, str]] = {}  # line -> (checkpoint, where)
     for source in sources:
         for number, line in enumerate(source.lines, start=1):
@@ -38,8 +47,8 @@ def verify_checkpoints(
                     Failure(CHECKPOINTS, None, "bad signature", f"{where} is malformed: {exc}")
                 )
                 continue
-            if public_key is not None:
-                problem = checkpoint.verify(public_key)
+            if signature_check is not None:
+                problem = signature_check(checkpoint)
                 if problem is not None:
                     result.failures.append(
                         Failure(
@@ -53,7 +62,7 @@ def verify_checkpoints(
             trusted[line] = (checkpoint, where)
     result.signatures_checked = public_key is not None
     result.checkpoints = len(trusted)
-    if trusted and public_key is None:
+    if trusted and public_key is None and key_history is None:
         result.notes.append(
             f"{len(trusted)} checkpoint(s) compared with the chains but their signatures were "
             "NOT checked: pass --public-key"
@@ -120,6 +129,46 @@ def verify_checkpoints(
             continue
         reported.add(key)
         result.failures.append(Failure(chain, seq, kind, detail))
+
+
+def _signature_check(
+    public_key: Ed25519PublicKey | None, history: KeyHistory | None, result: VerifyResult
+) -> Callable[[Checkpoint], str | None] | None:
+    """How each checkpoint's signature is checked (None: it is not)."""
+    if history is None:
+        if public_key is None:
+            return None
+        given = key_id(public_key)
+
+        def with_the_key(checkpoint: Checkpoint) -> str | None:
+            problem = checkpoint.verify(public_key)
+            if problem is not None and checkpoint.key_id != given:
+                problem += (
+                    "; if the signing key was rotated, checkpoints signed before the rotation "
+                    "need the key history: pass --key-history (LEDGER.checkpoints.keys)"
+                )
+            return problem
+
+        return with_the_key
+    for problem in history.problems():
+        result.failures.append(Failure(CHECKPOINTS, None, "bad key history", problem))
+    if public_key is None:
+        result.notes.append(
+            f"checkpoint signatures were checked with the keys of {history.name}, but no "
+            "--public-key anchors that history to a key you trust: pass --public-key (any key "
+            "in the history; each key signs the next and the one before it)"
+        )
+    elif history.find(key_id(public_key)) is None:
+        result.failures.append(
+            Failure(
+                CHECKPOINTS,
+                None,
+                "bad key history",
+                f"the public key given ({key_id(public_key)}) is not in {history.name}: the "
+                "history cannot be trusted through it",
+            )
+        )
+    return history.check_checkpoint
 
 
 def _access_log_hashes(

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.checkpoints import ledger_checkpoint_lines
 from ledger.derived import check_derived
+from ledger.key_history import KeyHistory
 from ledger.store import Ledger
 from ledger.verify.access_log import verify_access_log
 from ledger.verify.checkpoints import verify_checkpoints
@@ -37,6 +38,7 @@ def verify_ledger(
     *,
     checkpoints: Sequence[CheckpointSource] = (),
     public_key: Ed25519PublicKey | None = None,
+    key_history: KeyHistory | None = None,
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
     range_rows: int = RANGE_ROWS,
@@ -44,7 +46,9 @@ def verify_ledger(
     """Verify ``ledger``; ``progress(rows_done, rows_total)`` is called as rows are checked.
 
     ``checkpoints`` are checked in addition to the ledger's own ``checkpoints`` table;
-    signatures are checked when ``public_key`` is given (else a note says they were not).
+    signatures are checked when ``public_key`` is given (else a note says they were not),
+    each with the key in force at its time when a ``key_history`` is given (``public_key``
+    then anchors the history).
     DuckDB works on ``threads`` threads, by default one for each core this process may run
     on; the scan reads ``range_rows`` rows at a time.
     """
@@ -71,7 +75,7 @@ def verify_ledger(
         sources = [
             CheckpointSource("the ledger's checkpoints table", ledger_checkpoint_lines(ledger))
         ]
-        verify_checkpoints(con, [*sources, *checkpoints], public_key, result)
+        verify_checkpoints(con, [*sources, *checkpoints], public_key, result, key_history)
         clean = not scan.leaf_bad and not any(state.dirty for state in scan.chains.values())
         verify_offsets(con, result, accepted_unique=clean)
         con.execute("ROLLBACK")

@@ -32,6 +32,7 @@ def test_the_commands_are_all_there() -> None:
         sorted(
             [
                 "approvals",
+                "backup",
                 "broker",
                 "consume",
                 "demo",
@@ -43,6 +44,7 @@ def test_the_commands_are_all_there() -> None:
                 "query",
                 "reference",
                 "report",
+                "restore",
                 "report access",
                 "report ccpa",
                 "report conformance",

@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from disclosure_ledger.service.api import (
     access,
     approvals,
+    backups,
     erasure,
     quarantine,
     queries,
@@ -33,3 +34,4 @@ api_router.include_router(erasure.router)
 api_router.include_router(approvals.router)
 api_router.include_router(verify.router)
 api_router.include_router(access.router)
+api_router.include_router(backups.router)

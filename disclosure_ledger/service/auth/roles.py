@@ -4,7 +4,8 @@ role          may
 compliance    reports, requests to know, request metrics, the request register
 investigator  queries, presets, timelines, quarantine
 auditor       verify, checkpoints, status, the access log; no personal data
-admin         users, tokens, erasure, approving another's erasure or quarantine read
+admin         users, tokens, erasure, approving another's erasure or quarantine read,
+              backups
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Action(StrEnum):
     tokens = "tokens"
     erase = "erase"  # asks for an erasure (a second admin approves it)
     approve = "approve"  # approves or rejects someone else's erasure or quarantine read
+    backup = "backup"  # a snapshot of the ledger and its stores, on the service's machine
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -58,6 +60,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.erase,
             Action.approve,
             Action.access_log,
+            Action.backup,
         }
     ),
 }
