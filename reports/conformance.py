@@ -8,7 +8,10 @@ the EEA with no transfer safeguard valid at that time (``transfer_without_safegu
 see the ``reference`` package. This report lists them for the window
 ``[as_of - 12 months, as_of)`` (or ``[since, as_of)``):
 
-- first, each unregistered recipient (its id and the category its events carry) with its
+- first, the disclosures about a subject erased before they arrived (flag
+  ``after_erasure``; :mod:`reports.after_erasure`): how many, by recipient, producer service
+  and data categories, and the rows, with what they mean;
+- each unregistered recipient (its id and the category its events carry) with its
   number of events, first and last seen, up to three example event ids (the earliest) and
   the fix: add it to the recipient registry;
 - each undeclared flow (recipient, recipient category, the set of data categories, the
@@ -22,8 +25,9 @@ see the ``reference`` package. This report lists them for the window
 JSON shape ``conformance-report/1``: :class:`reports.contracts.ConformanceReportJson`,
 published as ``docs/schemas/conformance-report-1.schema.json``.
 
-CSV: one row per finding, ``finding`` being ``unregistered_recipient``, ``undeclared_flow``
-or ``transfer_without_safeguard``; lists joined with ``;``.
+CSV: one row per finding, ``finding`` being ``after_erasure`` (one row per group),
+``unregistered_recipient``, ``undeclared_flow`` or ``transfer_without_safeguard``; lists
+joined with ``;``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
+from ledger.erasure import AFTER_ERASURE_FLAG
 from ledger.store import Ledger
+from reports.after_erasure import (
+    AfterErasure,
+    after_erasure_contract,
+    after_erasure_sections,
+    read_after_erasure,
+)
 from reports.base import ReportFormats, period_policy, read_snapshot, requested_window
 from reports.contracts import (
     ConformanceReportJson,
@@ -119,6 +130,7 @@ class ConformanceReport:
     unregistered_recipients: tuple[UnregisteredRecipient, ...]
     undeclared_flows: tuple[UndeclaredFlow, ...]
     transfers_without_safeguard: tuple[UnsafeTransfer, ...]
+    after_erasure: AfterErasure
 
 
 _IN_WINDOW = "occurred_at >= $start AND occurred_at < $end"
@@ -208,6 +220,7 @@ def conformance_report(
         undeclared_rows = cursor.execute(undeclared_sql, params).fetchall()
         unsafe_rows = cursor.execute(_UNSAFE_SQL, params).fetchall()
         totals = cursor.execute(_TOTALS_SQL, params).fetchone() or (0, 0, 0, 0)
+        after_erasure = read_after_erasure(cursor, params)
         registry = read_registry(cursor, [str(r[0]) for r in unsafe_rows])
         source = snapshot.provenance_of(_COUNTED_SQL, params)
 
@@ -262,6 +275,7 @@ def conformance_report(
         unregistered_recipients=unregistered,
         undeclared_flows=flows,
         transfers_without_safeguard=tuple(transfers),
+        after_erasure=after_erasure,
     )
 
 
@@ -285,7 +299,9 @@ def conformance_contract(report: ConformanceReport) -> ConformanceReportJson:
             unregistered_recipient_events=report.unregistered_events,
             undeclared_events=report.undeclared_events,
             transfer_without_safeguard_events=report.unsafe_transfer_events,
+            after_erasure_events=report.after_erasure.events,
         ),
+        after_erasure=after_erasure_contract(report.after_erasure),
         unregistered_recipients=[
             UnregisteredRecipientJson(
                 recipient_id=u.recipient_id,
@@ -395,11 +411,13 @@ def conformance_document(report: ConformanceReport) -> Document:
     return Document(
         title="Conformance with the privacy policy",
         basis=(
-            "Disclosures to recipients missing from the recipient registry, disclosures "
+            "Disclosures about a subject erased before they arrived (listed first), "
+            "disclosures to recipients missing from the recipient registry, disclosures "
             "that match no flow the privacy policy declares, and transfers outside the EEA "
             f"without a safeguard (GDPR Arts. 44-46), as of {rfc3339(s.as_of)}."
         ),
         sections=(
+            *after_erasure_sections(report.after_erasure, period),
             Section(
                 heading="Unregistered recipients",
                 paragraphs=(unregistered_text,),
@@ -514,11 +532,29 @@ CSV_HEADERS = (
     "first_seen",
     "last_seen",
     "example_event_ids",
+    "producer_service",
 )
 
 
 def conformance_csv(report: ConformanceReport) -> str:
     rows: list[tuple[object, ...]] = [
+        (
+            AFTER_ERASURE_FLAG,
+            g.recipient_category,
+            g.recipient_id,
+            1,
+            g.data_categories,
+            None,
+            None,
+            g.events,
+            rfc3339(g.first_seen),
+            rfc3339(g.last_seen),
+            g.example_event_ids,
+            g.producer_service,
+        )
+        for g in report.after_erasure.groups
+    ]
+    rows += [
         (
             UNREGISTERED_RECIPIENT,
             u.recipient_category,
@@ -531,6 +567,7 @@ def conformance_csv(report: ConformanceReport) -> str:
             rfc3339(u.first_seen),
             rfc3339(u.last_seen),
             u.example_event_ids,
+            None,
         )
         for u in report.unregistered_recipients
     ]
@@ -547,6 +584,7 @@ def conformance_csv(report: ConformanceReport) -> str:
             rfc3339(f.first_seen),
             rfc3339(f.last_seen),
             f.example_event_ids,
+            None,
         )
         for f in report.undeclared_flows
     ]
@@ -563,6 +601,7 @@ def conformance_csv(report: ConformanceReport) -> str:
             rfc3339(t.first_seen),
             rfc3339(t.last_seen),
             t.example_event_ids,
+            None,
         )
         for t in report.transfers_without_safeguard
     ]
@@ -572,6 +611,7 @@ def conformance_csv(report: ConformanceReport) -> str:
         ("unregistered_recipient_events", str(report.unregistered_events)),
         ("undeclared_events", str(report.undeclared_events)),
         ("transfer_without_safeguard_events", str(report.unsafe_transfer_events)),
+        ("after_erasure_events", str(report.after_erasure.events)),
     ]
     return render_csv(JSON_VERSION, meta, CSV_HEADERS, rows)
 

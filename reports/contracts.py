@@ -351,6 +351,40 @@ class ConformanceSummary(Contract):
     unregistered_recipient_events: Count
     undeclared_events: Count
     transfer_without_safeguard_events: Count
+    after_erasure_events: Count = Field(
+        description="about a subject erased before the event arrived (flag after_erasure)"
+    )
+
+
+class AfterErasureGroupJson(Contract):
+    recipient_id: str
+    recipient_category: str
+    producer_service: str
+    data_categories: list[str]
+    events: Count
+    first_seen: Timestamp
+    last_seen: Timestamp
+    example_event_ids: list[str] = Field(description="up to three, the earliest")
+
+
+class AfterErasureRowJson(Contract):
+    event_id: str
+    occurred_at: Timestamp
+    recorded_at: Timestamp = Field(description="when the ledger received it (ingested_at)")
+    recipient_id: str
+    producer_service: str
+
+
+class AfterErasureJson(Contract):
+    """Disclosures about a subject erased before they arrived; no subject, no pseudonym."""
+
+    events: Count
+    meaning: str = Field(description="what these are and what to do")
+    groups: list[AfterErasureGroupJson] = Field(description="most events first")
+    rows: list[AfterErasureRowJson] = Field(
+        description="earliest first, at most rows_listed_at_most of them"
+    )
+    rows_listed_at_most: Count
 
 
 class UnregisteredRecipientJson(Contract):
@@ -392,11 +426,51 @@ class ConformanceReportJson(LedgerReport):
 
     report: Literal["conformance-report/1"]
     summary: ConformanceSummary
+    after_erasure: AfterErasureJson = Field(description="listed first: act on these first")
     unregistered_recipients: list[UnregisteredRecipientJson] = Field(
         description="most events first"
     )
     undeclared_flows: list[UndeclaredFlowJson] = Field(description="most events first")
     transfers_without_safeguard: list[UnsafeTransferJson] = Field(description="most events first")
+
+
+# -- erasure-notices/1 ---------------------------------------------------------------------
+class NoticesSummary(Contract):
+    erasures: Count = Field(description="erasures in the journal")
+    notices_due: Count
+    notices_sent: Count
+
+
+class NoticeDueJson(Contract):
+    erasure_id: str
+    erased_at: Timestamp
+    recipient_id: str
+    recipient_category: str
+    ledger_rows: Count = Field(description="the erased subject's rows this recipient received")
+    last_disclosed_at: Timestamp
+    days_due: Count = Field(description="whole days from the erasure to the report")
+
+
+class NoticeSentJson(Contract):
+    erasure_id: str
+    erased_at: Timestamp
+    recipient_id: str
+    sent_on: Day
+    recorded_at: Timestamp
+    recorded_by: str
+    note: str | None
+
+
+class ErasureNoticesReportJson(Contract):
+    """GDPR Art. 19 notices: for every erasure in the journal, the recipients of the
+    subject's data not yet told of it, and the notices sent."""
+
+    report: Literal["erasure-notices/1"]
+    generated_at: Timestamp
+    ledger: str = Field(description="path of the ledger whose erasure journal was read")
+    summary: NoticesSummary
+    due: list[NoticeDueJson] = Field(description="oldest erasure first, then by recipient")
+    sent: list[NoticeSentJson] = Field(description="in the order sent")
 
 
 # -- requests-report/1 ----------------------------------------------------------------------
@@ -523,6 +597,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     ConformanceReportJson,
     RequestsReportJson,
     AccessReportJson,
+    ErasureNoticesReportJson,
 )
 """Every report's JSON contract."""
 

@@ -10,6 +10,7 @@ each command a thin handler that parses nothing more and calls the library::
     maintenance   migrate, quarantine show
     keys          keys generate, erase-subject
     approvals     approvals list|show|approve|reject|withdraw (through the service)
+    notices       notices record (GDPR Art. 19 notices after an erasure)
     reports       report ccpa|conformance|transfers|subject|recipients|requests
     requests      requests open|verify-identity|extend|answer|deny|list|show (the register)
     query         query (SQL or a preset)

@@ -78,8 +78,23 @@ def register(commands: Subcommands) -> None:
     kind.add_argument(
         "--since", type=iso_datetime, help="reach back beyond 12 months (not before 2022-01-01)"
     )
-    kind = report_kind("recipients", "Every recipient of a person's data (GDPR Art. 19); logged.")
-    _subject_options(kind)
+    kind = report_kind(
+        "recipients",
+        "Every recipient of a person's data (GDPR Art. 19; logged), or with --notices-due "
+        "the notices of erasures still due to recipients, and those sent.",
+        as_of=False,
+    )
+    kind.add_argument(
+        "--as-of", type=iso_datetime, help="end of the window, exclusive (with --subject-id)"
+    )
+    kind.add_argument(
+        "--notices-due",
+        action="store_true",
+        help="instead of one person's recipients: for every erasure in the journal, each "
+        "recipient of the subject's data not yet notified (GDPR Art. 19), with the erasure "
+        "day and days due, and the notices sent; needs no subject",
+    )
+    _subject_options(kind, required=False)
     kind = report_kind(
         "requests", "11 CCR 7102 metrics of the request log for a calendar year.", as_of=False
     )
@@ -111,8 +126,8 @@ def _allow_incomplete_option(kind: argparse.ArgumentParser) -> None:
     )
 
 
-def _subject_options(kind: argparse.ArgumentParser) -> None:
-    kind.add_argument("--subject-id", required=True, help="the id the person gave")
+def _subject_options(kind: argparse.ArgumentParser, *, required: bool = True) -> None:
+    kind.add_argument("--subject-id", required=required, help="the id the person gave")
     reason_option(kind, "this person's data is read")
     kind.add_argument(
         "--subject-type",
@@ -163,10 +178,14 @@ def run_report(args: argparse.Namespace) -> int:
     from disclosure_ledger.commands.via_service import report_text
     from ledger.store import Ledger
 
+    if args.kind == "recipients":
+        _check_recipients_options(args)
     client = service_client(args)
     if client is not None:
         with client:
             text = report_text(args, client)
+    elif args.kind == "recipients" and args.notices_due:
+        text = _notices_due_report(args)
     elif args.kind == "requests":
         text = _requests_report(args)
     else:
@@ -177,6 +196,46 @@ def run_report(args: argparse.Namespace) -> int:
     if args.output:
         print(f"{args.kind} report written to {args.output}")
     return 0
+
+
+def _check_recipients_options(args: argparse.Namespace) -> None:
+    """``report recipients``: one person's list (--subject-id, --as-of) or the notices due."""
+    if args.notices_due:
+        given = [
+            "--" + name.replace("_", "-")
+            for name in ("subject_id", "as_of", "deny", "reissue")
+            if getattr(args, name, None) is not None
+        ]
+        if given:
+            raise DisclosureLedgerError(
+                f"--notices-due lists every erasure's notices and takes no subject: leave out "
+                f"{', '.join(given)}"
+            )
+        return
+    missing = [
+        option
+        for option, value in (("--subject-id", args.subject_id), ("--as-of", args.as_of))
+        if value is None
+    ]
+    if missing:
+        raise DisclosureLedgerError(
+            f"report recipients needs {' and '.join(missing)} (one person's recipients), or "
+            "--notices-due (the GDPR Art. 19 notices still due after erasures)"
+        )
+
+
+def _notices_due_report(args: argparse.Namespace) -> str:
+    from ledger.store import Ledger
+    from reports.erasure_notices import erasure_notices_report, render_notices
+
+    refuse_key_store = [o for o in ("key_store", "request_log") if getattr(args, o, None)]
+    if refuse_key_store:
+        raise DisclosureLedgerError(
+            "--notices-due reads only the ledger's erasure journal: leave out "
+            + ", ".join("--" + o.replace("_", "-") for o in refuse_key_store)
+        )
+    with Ledger(args.ledger, read_only=True) as ledger:
+        return render_notices(erasure_notices_report(ledger), args.format)
 
 
 def _ccpa_report(args: argparse.Namespace, ledger: Ledger) -> str:

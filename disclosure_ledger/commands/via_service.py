@@ -40,6 +40,8 @@ def report_text(args: argparse.Namespace, client: LedgerClient) -> str:
     if args.kind == "requests":
         params = {"year": args.year, "format": args.format}
         return client.get("/reports/requests", params).text
+    if args.kind == "recipients" and args.notices_due:
+        return client.get("/notices", {"format": args.format}).text
     if args.kind in ("subject", "recipients"):
         return _subject_text(args, client)
     if args.kind == "access":

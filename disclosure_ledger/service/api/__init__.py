@@ -14,6 +14,7 @@ from disclosure_ledger.service.api import (
     approvals,
     backups,
     erasure,
+    notices,
     quarantine,
     queries,
     reports,
@@ -32,6 +33,7 @@ api_router.include_router(queries.router)
 api_router.include_router(quarantine.router)
 api_router.include_router(erasure.router)
 api_router.include_router(approvals.router)
+api_router.include_router(notices.router)
 api_router.include_router(verify.router)
 api_router.include_router(access.router)
 api_router.include_router(backups.router)

@@ -17,6 +17,7 @@ SelfApprovalError             403     ``self_approval``
 NotTheAskerError              403     ``not_yours``
 NotDecidableError             409     ``not_pending``
 QueryRefusedError,            422     ``refused``
+NoticeError,
 other ReportError
 WrongSecretError              500     ``wrong_secret``
 other LedgerError             503     ``ledger``
@@ -42,6 +43,7 @@ from disclosure_ledger.service.approvals import (
     SelfApprovalError,
 )
 from ledger.errors import LedgerError, WrongSecretError
+from ledger.notices import NoticeError
 from reports.errors import FutureAsOfError, IncompleteLedgerError, ReportError
 from reports.request_register import UnknownRequestError
 
@@ -77,7 +79,7 @@ def _code(exc: DisclosureLedgerError) -> tuple[str, int]:
         exc, NotQuarantinedError | NoRequestLogError | NoSuchApprovalError | UnknownRequestError
     ):
         return "not_found", 404
-    if isinstance(exc, ReportError):
+    if isinstance(exc, ReportError | NoticeError):
         return "refused", 422
     if isinstance(exc, WrongSecretError):
         return "wrong_secret", 500

@@ -1,11 +1,12 @@
 """Roles and what each may do. Every permission check is one call: :func:`permission_allowed`.
 
 role          may
-compliance    reports, requests to know, request metrics, the request register
+compliance    reports, requests to know, request metrics, the request register,
+              erasure notices (GDPR Art. 19)
 investigator  queries, presets, timelines, quarantine
 auditor       verify, checkpoints, status, the access log; no personal data
 admin         users, tokens, erasure, approving another's erasure or quarantine read,
-              backups
+              backups, erasure notices
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Action(StrEnum):
     erase = "erase"  # asks for an erasure (a second admin approves it)
     approve = "approve"  # approves or rejects someone else's erasure or quarantine read
     backup = "backup"  # a snapshot of the ledger and its stores, on the service's machine
+    erasure_notices = "erasure_notices"  # Art. 19 notices due and sent (no personal data)
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -48,6 +50,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.request_to_know,
             Action.request_metrics,
             Action.request_register,
+            Action.erasure_notices,
         }
     ),
     Role.investigator: frozenset({Action.status, Action.query, Action.quarantine}),
@@ -61,6 +64,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.approve,
             Action.access_log,
             Action.backup,
+            Action.erasure_notices,
         }
     ),
 }
