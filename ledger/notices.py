@@ -30,6 +30,7 @@ __all__ = [
     "NoticesState",
     "check_notice",
     "erasure_notices",
+    "notices_due_count",
     "record_notice",
 ]
 
@@ -202,6 +203,16 @@ SELECT n.erasure_id, e.erased_at, n.recipient_id, n.sent_on, n.recorded_at, n.re
 FROM erasure_notices n JOIN erasures e USING (erasure_id)
 ORDER BY n.sent_on, n.recorded_at, n.erasure_id, n.recipient_id
 """
+
+
+def notices_due_count(cursor: duckdb.DuckDBPyConnection) -> int:
+    """How many notices are due (recipients of an erasure without a notice); 0 with no
+    journal. Reads the journal's small tables only."""
+    try:
+        found = cursor.execute(f"SELECT count(*) FROM ({_DUE_SQL})").fetchone()
+    except duckdb.CatalogException:
+        return 0
+    return int(found[0]) if found else 0
 
 
 def erasure_notices(

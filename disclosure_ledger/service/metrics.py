@@ -6,7 +6,8 @@ holds:
 - the HTTP requests by method, route *template* (``/api/v1/verify/{job_id}``, never the
   URL asked for) and status, and their durations (:mod:`.request_observer` counts them);
 - what the ledger and the ingest thread say at scrape time (:class:`LedgerCollector`):
-  messages ingested by outcome, batches, broker outages, whether ingest runs, each
+  messages ingested by outcome, events after an erasure (since start, and in the whole
+  ledger), GDPR Art. 19 notices due, batches, broker outages, whether ingest runs, each
   partition's position, lag and complete-through time, each producer source's
   complete-through time, the ledger's coverage, rows, quarantine, access log entries, the
   last checkpoint, and the last verify job;
@@ -39,6 +40,8 @@ from disclosure_ledger.errors import DisclosureLedgerError
 from ledger.access_log import access_log_head
 from ledger.checkpoints import Checkpoint
 from ledger.coverage_status import coverage_status
+from ledger.notices import notices_due_count
+from reports.after_erasure import count_after_erasure
 
 if TYPE_CHECKING:
     from disclosure_ledger.service.runtime import LedgerService
@@ -160,6 +163,12 @@ class LedgerCollector(Collector):
             value=stats.late,
         )
         yield CounterMetricFamily(
+            f"{PREFIX}_ingest_after_erasure_events",
+            "Accepted events about a subject erased before they arrived (flag after_erasure), "
+            "since the service started.",
+            value=stats.after_erasure,
+        )
+        yield CounterMetricFamily(
             f"{PREFIX}_ingest_batches", "Batches committed since start.", value=stats.batches
         )
         yield CounterMetricFamily(
@@ -215,6 +224,8 @@ class LedgerCollector(Collector):
                     cursor.execute("SELECT count(*) FROM quarantine").fetchone() or (0,)
                 )[0]
                 access = access_log_head(cursor)
+                after_erasure = count_after_erasure(cursor)
+                notices_due = notices_due_count(cursor)
                 checkpoint = (
                     cursor.execute("SELECT max(checkpoint_at) FROM checkpoints").fetchone()
                     if cursor.execute(
@@ -227,6 +238,17 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(f"{PREFIX}_ledger_rows", "Disclosures in the ledger.", value=rows)
         yield GaugeMetricFamily(
             f"{PREFIX}_quarantine_rows", "Messages held in quarantine.", value=quarantined
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_ledger_after_erasure_rows",
+            "Disclosures in the ledger about a subject erased before they arrived (flag "
+            "after_erasure): the person is identifiable again until erased again.",
+            value=after_erasure,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_erasure_notices_due",
+            "GDPR Art. 19 notices due: recipients of an erased subject's data not yet notified.",
+            value=notices_due,
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_access_log_entries",

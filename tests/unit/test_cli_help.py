@@ -39,6 +39,8 @@ def test_the_commands_are_all_there() -> None:
                 "erase-subject",
                 "keys",
                 "migrate",
+                "notices",
+                "notices record",
                 "publish",
                 "quarantine",
                 "query",

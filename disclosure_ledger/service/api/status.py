@@ -1,5 +1,6 @@
 """``GET /api/v1/status``: ingest position and lag, rows, chains, the last checkpoint,
-quarantine, the last verify, and how far the ledger is complete. No personal data."""
+quarantine, the last verify, disclosures after an erasure and GDPR Art. 19 notices due,
+and how far the ledger is complete. No personal data."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from disclosure_ledger.service.auth.roles import Action
 from disclosure_ledger.service.runtime import LedgerService
 from ledger.coverage import iso_ms
 from ledger.coverage_status import coverage_status
+from ledger.notices import notices_due_count
+from reports.after_erasure import count_after_erasure
 from reports.registry import has_table
 
 router = APIRouter(tags=["status"])
@@ -32,6 +35,8 @@ def service_status(service: LedgerService) -> dict[str, Any]:
                 "SELECT coalesce(sum(head_seq), 0), count(*) FROM chain_heads"
             ).fetchone() or (0, 0)
             quarantined = (cursor.execute("SELECT count(*) FROM quarantine").fetchone() or (0,))[0]
+            after_erasure = count_after_erasure(cursor)  # a scan of one column: see there
+            notices_due = notices_due_count(cursor)
             last = (
                 cursor.execute("SELECT * FROM checkpoints ORDER BY 1 DESC LIMIT 1").fetchone()
                 if has_table(cursor, "checkpoints")
@@ -52,11 +57,14 @@ def service_status(service: LedgerService) -> dict[str, Any]:
             "quarantined": stats.quarantined,
             "watermarks": stats.watermarks,
             "late": stats.late,
+            "after_erasure": stats.after_erasure,
             "outages": stats.outages,
         },
         "rows": int(rows),
         "chains": int(chains),
         "quarantine": int(quarantined),
+        "after_erasure": after_erasure,
+        "notices_due": notices_due,
         "last_checkpoint": None if last is None else str(last[-1]),
         "last_verify": last_verify(service),
         "coverage": coverage,

@@ -6,8 +6,8 @@ One module per page or group of pages, each a router of :class:`.page.ConsoleRou
 conformance, transfers, request metrics), :mod:`.subject_requests` (request to know,
 recipients), :mod:`.request_register` (the request register), :mod:`.investigate` (SQL
 and presets), :mod:`.quarantine`, :mod:`.verify`, :mod:`.access_log`, :mod:`.erasure`,
-:mod:`.approvals`. The stylesheet and icon
-are served under ``/static/``.
+:mod:`.approvals`, :mod:`.notices` (GDPR Art. 19 notices after erasures). The stylesheet
+and icon are served under ``/static/``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from disclosure_ledger.service.console import (
     dashboard,
     erasure,
     investigate,
+    notices,
     period_reports,
     quarantine,
     request_register,
@@ -63,5 +64,6 @@ for _module in (
     access_log,
     erasure,
     approvals,
+    notices,
 ):
     console_router.include_router(_module.router)

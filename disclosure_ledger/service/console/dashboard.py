@@ -1,7 +1,8 @@
 """``GET /``: the dashboard. Ingest health and lag per partition, how far the ledger is
 complete and what holds it back, the last checkpoint and verify, the quarantine count (the
-status document of ``GET /api/v1/status``), and the conformance alerts of the last 12
-months (the conformance report's counts, provisional past the coverage). No personal data:
+status document of ``GET /api/v1/status``), and disclosures after an erasure and the GDPR
+Art. 19 notices due, and the conformance alerts of the last 12 months (the conformance
+report's counts, provisional past the coverage). No personal data:
 every role sees it."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def conformance_alerts(service: LedgerService) -> dict[str, Any]:
         report = conformance_report(view, datetime.now(UTC), allow_incomplete=True)
     return {
         "events": report.events,
+        "after_erasure_events": report.after_erasure.events,
         "unregistered_events": report.unregistered_events,
         "unregistered_recipients": len(report.unregistered_recipients),
         "undeclared_events": report.undeclared_events,

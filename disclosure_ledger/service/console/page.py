@@ -83,6 +83,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
     NavEntry("/access-log", "Access log", Action.access_log),
     NavEntry("/erasure", "Erasure", Action.erase),
     NavEntry("/approvals", "Approvals", Action.approve),
+    NavEntry("/notices", "Erasure notices", Action.erasure_notices),
 )
 """Every page and the action it needs; the navigation lists only those the role may use."""
 
