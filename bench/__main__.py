@@ -10,6 +10,7 @@ BENCHMARKS = (
     "bench.bench_ingest",
     "bench.bench_verify",
     "bench.bench_reports",
+    "bench.bench_after_erasure",
     "bench.bench_service",
     "bench.bench_second_client",  # prints how to install confluent-kafka when it is absent
 )

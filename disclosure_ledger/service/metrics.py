@@ -37,11 +37,11 @@ from prometheus_client.registry import Collector
 
 from consumers.pipeline import Ingestor, IngestStats, PreparedBatch, SourceMessage
 from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.service.after_erasure import after_erasure_rows
 from ledger.access_log import access_log_head
 from ledger.checkpoints import Checkpoint
 from ledger.coverage_status import coverage_status
 from ledger.notices import notices_due_count
-from reports.after_erasure import count_after_erasure
 
 if TYPE_CHECKING:
     from disclosure_ledger.service.runtime import LedgerService
@@ -224,7 +224,7 @@ class LedgerCollector(Collector):
                     cursor.execute("SELECT count(*) FROM quarantine").fetchone() or (0,)
                 )[0]
                 access = access_log_head(cursor)
-                after_erasure = count_after_erasure(cursor)
+                after_erasure = after_erasure_rows(self._service, cursor)
                 notices_due = notices_due_count(cursor)
                 checkpoint = (
                     cursor.execute("SELECT max(checkpoint_at) FROM checkpoints").fetchone()

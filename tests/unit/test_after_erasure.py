@@ -19,6 +19,7 @@ from ledger.notices import NoticeError, erasure_notices, record_notice
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import ReferenceData
+from reports.after_erasure import AfterErasureTally, count_after_erasure
 from reports.conformance import conformance_report, render_conformance
 from reports.erasure_notices import erasure_notices_report, render_notices
 from schemas.codec import EventCodec
@@ -265,3 +266,18 @@ def test_a_notice_sent_today_is_accepted(erased_ledger: tuple[Path, str]) -> Non
             recorded_by="dpo",
             now=TODAY + timedelta(hours=11),
         )
+
+
+def test_the_status_tally_counts_only_the_rows_appended_since_and_agrees_with_a_full_count(
+    erased_ledger: tuple[Path, str], key_store: SubjectKeyStore, reference: ReferenceData
+) -> None:
+    path, _ = erased_ledger
+    tally = AfterErasureTally()
+    with Ledger(path) as ledger:
+        assert tally.count(ledger.con) == 2
+        Ingestor(ledger, key_store, reference).ingest([_message(6, ERASED), _message(7, KEPT)])
+        assert tally.count(ledger.con) == 3 == count_after_erasure(ledger.con)
+        assert tally.count(ledger.con) == 3  # nothing appended: nothing counted again
+    with Ledger(path) as ledger:  # opened again: the rows keep their numbers
+        Ingestor(ledger, key_store, reference).ingest([_message(8, ERASED), _message(9, ERASED)])
+        assert tally.count(ledger.con) == 5 == count_after_erasure(ledger.con)

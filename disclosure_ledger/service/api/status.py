@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from disclosure_ledger.service.after_erasure import after_erasure_rows
 from disclosure_ledger.service.api.deps import ledger_service
 from disclosure_ledger.service.auth.accounts import Actor
 from disclosure_ledger.service.auth.actor import require
@@ -16,7 +17,6 @@ from disclosure_ledger.service.runtime import LedgerService
 from ledger.coverage import iso_ms
 from ledger.coverage_status import coverage_status
 from ledger.notices import notices_due_count
-from reports.after_erasure import count_after_erasure
 from reports.registry import has_table
 
 router = APIRouter(tags=["status"])
@@ -35,7 +35,7 @@ def service_status(service: LedgerService) -> dict[str, Any]:
                 "SELECT coalesce(sum(head_seq), 0), count(*) FROM chain_heads"
             ).fetchone() or (0, 0)
             quarantined = (cursor.execute("SELECT count(*) FROM quarantine").fetchone() or (0,))[0]
-            after_erasure = count_after_erasure(cursor)  # a scan of one column: see there
+            after_erasure = after_erasure_rows(service, cursor)  # the rows since the last look
             notices_due = notices_due_count(cursor)
             last = (
                 cursor.execute("SELECT * FROM checkpoints ORDER BY 1 DESC LIMIT 1").fetchone()
