@@ -281,3 +281,23 @@ def test_the_status_tally_counts_only_the_rows_appended_since_and_agrees_with_a_
     with Ledger(path) as ledger:  # opened again: the rows keep their numbers
         Ingestor(ledger, key_store, reference).ingest([_message(8, ERASED), _message(9, ERASED)])
         assert tally.count(ledger.con) == 5 == count_after_erasure(ledger.con)
+
+
+def test_the_tally_counts_rows_appended_with_an_earlier_clock_too(tmp_path: Path) -> None:
+    """A batch recorded after the clock went back is still counted (by rowid alone)."""
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "flags.duckdb"))
+    con.execute("CREATE TABLE disclosures (flags VARCHAR[], ingested_at TIMESTAMP)")
+    con.execute(
+        "INSERT INTO disclosures VALUES (['after_erasure'], '2026-05-02'), ([], '2026-05-03')"
+    )
+    tally = AfterErasureTally()
+    assert tally.count(con) == 1
+    con.execute(
+        "INSERT INTO disclosures VALUES (['after_erasure'], '2026-05-01'), "
+        "(['after_erasure'], '2026-05-04')"
+    )
+    assert tally.count(con) == 3 == count_after_erasure(con)
+    con.execute("INSERT INTO disclosures VALUES (['late', 'after_erasure'], '2026-05-05')")
+    assert tally.count(con) == 4
