@@ -203,13 +203,13 @@ def _check_recipients_options(args: argparse.Namespace) -> None:
     if args.notices_due:
         given = [
             "--" + name.replace("_", "-")
-            for name in ("subject_id", "as_of", "deny", "reissue")
+            for name in ("subject_id", "as_of", "deny", "reissue", "key_store", "request_log")
             if getattr(args, name, None) is not None
         ]
         if given:
             raise DisclosureLedgerError(
-                f"--notices-due lists every erasure's notices and takes no subject: leave out "
-                f"{', '.join(given)}"
+                "--notices-due lists every erasure's notices from the ledger's erasure "
+                f"journal and takes no subject: leave out {', '.join(given)}"
             )
         return
     missing = [
@@ -228,12 +228,6 @@ def _notices_due_report(args: argparse.Namespace) -> str:
     from ledger.store import Ledger
     from reports.erasure_notices import erasure_notices_report, render_notices
 
-    refuse_key_store = [o for o in ("key_store", "request_log") if getattr(args, o, None)]
-    if refuse_key_store:
-        raise DisclosureLedgerError(
-            "--notices-due reads only the ledger's erasure journal: leave out "
-            + ", ".join("--" + o.replace("_", "-") for o in refuse_key_store)
-        )
     with Ledger(args.ledger, read_only=True) as ledger:
         return render_notices(erasure_notices_report(ledger), args.format)
 

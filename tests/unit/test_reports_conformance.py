@@ -154,6 +154,7 @@ def test_conformance_in_every_format(ledger_file: Path) -> None:
         "unregistered_recipient_events": 0,
         "undeclared_events": 7,
         "transfer_without_safeguard_events": 2,
+        "after_erasure_events": 0,
     }
     assert data["undeclared_flows"][1]["recipient_id"] is None
     md = render_conformance(report, "md")
