@@ -174,7 +174,14 @@ def test_an_erasure_unlinks_the_subjects_requests(service_client: ServiceClient)
         subject_id="member-1",
         reason="DSR-1",
     )
-    assert erased.status_code == 200, erased.text
+    assert erased.status_code == 202, erased.text  # a second admin approves it
+    approver = service_client.accounts.issue_token(Role.admin, label="cpo", created_by="test")
+    approved = service_client.client.post(
+        f"/api/v1/approvals/{erased.json()['approval_id']}/approve",
+        headers={"Authorization": f"Bearer {approver.token}"},
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["approval"]["outcome"]["erased"] is True
     db = sqlite3.connect(service_client.service.request_log_path)
     held = [row[0] for row in db.execute("SELECT requester FROM register")]
     db.close()

@@ -170,6 +170,8 @@ def test_erase_subject_unlinks_the_persons_requests(
         SUBJECT[1],
         "--actor",
         "dpo",
+        "--approved-by",
+        "cpo",
     ]
     assert main(erase) == 0
     db = sqlite3.connect(default_request_log(ledger_file))
