@@ -135,7 +135,7 @@ def service(
     topic = new_topic(partitions=2)
     _publish(kafka_bootstrap, topic, reference)
     ledger = tmp_path / "ledger.duckdb"
-    for role in (Role.compliance, Role.investigator, Role.auditor):
+    for role in (Role.compliance, Role.investigator, Role.auditor, Role.admin):
         _users(ledger, "add", f"console-{role.value}", "--role", role.value, "--password-stdin")
     token = _users(ledger, "token", "issue", "--role", "auditor", "--label", "browser test").strip()
     url = f"http://127.0.0.1:{_free_port()}"
@@ -363,10 +363,25 @@ def test_one_path_through_the_console(service: RunningService, browser: Any) -> 
     cells = [td.text for td in console.finds("#result tbody td")]
     assert cells[:2] == ["escalion", str(EVENTS)]
     console.screenshot("console-5-query")
-    # and a quarantined message's bytes, with a reason
+    # and a quarantined message's bytes, with a reason: asked for, approved by an admin,
+    # then read once
     console.nav("Quarantine")
     console.find("#quarantined input[name='reason']").send_keys("case 17-3")
     console.submit("#quarantined button")
+    assert "Submitted for approval" in console.find("#notice").text
+    assert not console.finds("#value-text")
+    console.sign_out()
+    console.sign_in(Role.admin)
+    console.nav("Approvals")
+    (approve,) = console.finds("#pending button[id^='approve-']")
+    approval = approve.get_attribute("id").removeprefix("approve-")
+    console.screenshot("console-6-approvals")
+    console.submit(f"#approve-{approval}")
+    assert "approved" in console.find("#done").text
+    console.sign_out()
+    console.sign_in(Role.investigator)
+    console.nav("Quarantine")
+    console.submit(f"#read-{approval}")
     assert POISON.decode() in console.find("#value-text").text
     assert console.find("#key-text").get_attribute("textContent") == "poison-key"
     console.sign_out()
@@ -379,7 +394,8 @@ def test_one_path_through_the_console(service: RunningService, browser: Any) -> 
     assert "query page" in entries and "case 17-2" in entries
     assert "quarantine bytes" in entries and "case 17-3" in entries
     assert "console-compliance" in entries and "console-investigator" in entries
-    console.screenshot("console-6-access-log")
+    assert "approve quarantine bytes request" in entries
+    console.screenshot("console-7-access-log")
 
     assert all(SUBJECT not in url for url in console.visited)
     assert SUBJECT not in service.log_path.read_text(encoding="utf-8", errors="replace")

@@ -87,6 +87,8 @@ def test_erase_subject_states_the_source_topics_retention_as_the_broker_does(
             "member-31",
             "--actor",
             "dpo",
+            "--approved-by",
+            "cpo",
             "--bootstrap-servers",
             kafka_bootstrap,
             "--dead-letter-topic",
@@ -138,6 +140,7 @@ def test_an_unreachable_broker_is_said_not_guessed(
             [SourceMessage("t.reach", 0, 0, b"member-32", codec.encode(make_event().to_avro()))]
         )
     argv = ["erase-subject", "--ledger", str(ledger_path), "--subject-type", "member"]
+    argv += ["--approved-by", "cpo"]
     code = main([*argv, "--subject-id", "member-1", "--bootstrap-servers", "127.0.0.1:1"])
     out = capsys.readouterr().out
     assert code == 0
