@@ -226,51 +226,37 @@ def open_sealed(sealed: SealedMessage, keys: bytes | QuarantineKeys) -> Quaranti
     """A stored row opened: under the deployment key, or under its subject's key if that is
     still held; a row whose subject was erased comes back with :data:`UNREADABLE_ERASED`."""
     t, p, o = sealed.topic, sealed.partition, sealed.offset
-    common = (t, p, o)
-    if sealed.purged_at is not None:
+
+    def opened(key: bytes | None, value: bytes | None, why: str | None) -> QuarantinedMessage:
         return QuarantinedMessage(
-            *common,
-            None,
-            None,
+            t,
+            p,
+            o,
+            key,
+            value,
             sealed.error,
             sealed.quarantined_at,
             sealed.sealed_with,
             sealed.purged_at,
-            f"purged on {sealed.purged_at:%Y-%m-%d} after the quarantine retention",
+            why,
+        )
+
+    if sealed.purged_at is not None:
+        return opened(
+            None, None, f"purged on {sealed.purged_at:%Y-%m-%d} after the quarantine retention"
         )
     if sealed.sealed_with is None:
         key: bytes | None = keys if isinstance(keys, bytes) else keys.quarantine_key
     elif isinstance(keys, bytes):
-        return QuarantinedMessage(
-            *common,
-            None,
-            None,
-            sealed.error,
-            sealed.quarantined_at,
-            sealed.sealed_with,
-            None,
-            "sealed under a subject's key: open it with the subject key store",
+        return opened(
+            None, None, "sealed under a subject's key: open it with the subject key store"
         )
     else:
         key = keys.subject_quarantine_key(sealed.sealed_with)
     if key is None:
-        return QuarantinedMessage(
-            *common,
-            None,
-            None,
-            sealed.error,
-            sealed.quarantined_at,
-            sealed.sealed_with,
-            None,
-            UNREADABLE_ERASED,
-        )
-    return QuarantinedMessage(
-        *common,
-        unseal(key, t, p, o, "key", sealed.key),
-        unseal(key, t, p, o, "value", sealed.value),
-        sealed.error,
-        sealed.quarantined_at,
-        sealed.sealed_with,
+        return opened(None, None, UNREADABLE_ERASED)
+    return opened(
+        unseal(key, t, p, o, "key", sealed.key), unseal(key, t, p, o, "value", sealed.value), None
     )
 
 
