@@ -32,7 +32,7 @@ from disclosure_ledger.backups import take_backup
 from disclosure_ledger.service.api.backups import service_sources
 from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.runtime import LedgerService
-from ledger.pseudonyms import SubjectKeyStore, key_id_of
+from ledger.pseudonyms import KEY_ID_BYTES, SubjectKeyStore
 from reference import load_reference
 
 
@@ -45,7 +45,7 @@ def _pad_key_store(path: Path, subjects: int) -> None:
         db.executemany(
             "INSERT INTO subject_keys (lookup, subject_key, key_id) VALUES (?, ?, ?)",
             (
-                (os.urandom(32), key, bytes.fromhex(key_id_of(key)))
+                (os.urandom(32), key, os.urandom(KEY_ID_BYTES))
                 for key in (os.urandom(32) for _ in range(max(0, subjects - held)))
             ),
         )

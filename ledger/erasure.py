@@ -9,8 +9,9 @@ leaves no record claiming it was.
 A journal entry holds: its id, when, who asked (``actor``) and who approved
 (``approved_by``: a second person, :mod:`disclosure_ledger.service.approvals`), the
 subject type, the pseudonym the key produced and how many ledger rows it covered, and the
-**key id** (:func:`ledger.pseudonyms.key_id_of`). Never the subject id, and nothing that
-someone holding the deployment's subject secret could compute from a candidate id: once
+**key id** (random, made with the key: :data:`ledger.pseudonyms.KEY_ID_BYTES`). Never the
+subject id, and nothing that someone holding the deployment's subject secret could
+compute from a candidate id: once
 the key is gone, the entry cannot be matched to a person by anyone. The key id is what a
 restore needs: a key store restored from a backup still holds the erased key under that
 id, and :func:`reapply_erasures` deletes it again before anything reads the store.

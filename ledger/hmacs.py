@@ -1,4 +1,4 @@
-"""HMAC-SHA-256 of many messages at once: the key store derives four per new subject.
+"""HMAC-SHA-256 of many messages at once: the key store derives three per new subject.
 
 One ``hmac.digest`` call per item (the standard library over OpenSSL): one shape for a
 shared key or message and for pairs of them.

@@ -37,13 +37,17 @@ KEY_BYTES = 32
 DEFAULT_CACHE_ENTRIES = 20_000
 
 _SUPPRESSION_LABEL = b"disclosure-ledger/suppression/v1\x00"
-_KEY_ID_LABEL = b"disclosure-ledger/key-id/v1"
+KEY_ID_BYTES = 16
+"""A key's id: random bytes made with the key and kept beside it in the key store (hex
+outside it). It names the key (the erasure journal and a quarantined message sealed under
+it record it) and says nothing of the subject; once the key is erased it names nothing."""
 
 
 def _add_key_columns(db: sqlite3.Connection) -> None:
     """Columns added to ``subject_keys`` after stores were first written: each key's id
-    (:func:`key_id_of`, indexed: a sealed quarantined message names its key by it) and
-    whether it was made after the subject's erasure; ids of older keys are filled in."""
+    (random, :data:`KEY_ID_BYTES`, made with the key and indexed: a sealed quarantined
+    message and the erasure journal name the key by it) and whether it was made after the
+    subject's erasure; ids of older keys are filled in."""
     present = {row[1] for row in db.execute("PRAGMA table_info(subject_keys)")}
     if "key_id" not in present:
         db.execute("ALTER TABLE subject_keys ADD COLUMN key_id BLOB")
@@ -53,7 +57,7 @@ def _add_key_columns(db: sqlite3.Connection) -> None:
     old = db.execute("SELECT lookup, subject_key FROM subject_keys WHERE key_id IS NULL").fetchall()
     db.executemany(
         "UPDATE subject_keys SET key_id = ? WHERE lookup = ?",
-        [(bytes.fromhex(key_id_of(bytes(key))), lookup) for lookup, key in old],
+        [(os.urandom(KEY_ID_BYTES), lookup) for lookup, _ in old],
     )
 
 
@@ -64,13 +68,6 @@ def _subject_bytes(subject_type: str, subject_id: str) -> bytes:
 def _pseudonyms(subject_keys: Sequence[bytes], subjects: Sequence[bytes]) -> list[str]:
     """The pseudonym of each subject: HMAC-SHA-256 under its own key, in hex."""
     return [digest.hex() for digest in hmac_sha256_many(subject_keys, subjects)]
-
-
-def key_id_of(subject_key: bytes) -> str:
-    """A subject key's id: ``HMAC-SHA-256(k_s, "disclosure-ledger/key-id/v1")``, first 16
-    bytes, hex. It names the key (a quarantined message sealed under it records it) and says
-    nothing of the subject without the key; once the key is erased it names nothing."""
-    return hmac_sha256_many([subject_key], _KEY_ID_LABEL)[0][:16].hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +196,7 @@ class SubjectKeyStore:
 
     def subject_quarantine_key(self, key_id: str) -> bytes | None:
         """The key that seals a quarantined message about the subject whose key has this id
-        (:func:`key_id_of`): ``HMAC-SHA-256(k_s, "disclosure-ledger/quarantine-key/v1")``.
+        (:data:`KEY_ID_BYTES`): ``HMAC-SHA-256(k_s, "disclosure-ledger/quarantine-key/v1")``.
         None once the subject is erased: the message can no longer be opened."""
         from ledger.quarantine import quarantine_key
 
@@ -245,7 +242,7 @@ class SubjectKeyStore:
         return int(self._db.execute("SELECT count(*) FROM suppressed").fetchone()[0])
 
     def key_for_id(self, key_id: str) -> bytes | None:
-        """The subject key whose :func:`key_id_of` is ``key_id``; None once erased."""
+        """The subject key whose id (:data:`KEY_ID_BYTES`) is ``key_id``; None once erased."""
         found = self._db.execute(
             "SELECT subject_key FROM subject_keys WHERE key_id = ?", (bytes.fromhex(key_id),)
         ).fetchone()
@@ -254,7 +251,7 @@ class SubjectKeyStore:
     def secrets_for(self, subject_type: str, subject_id: str) -> SubjectSecrets | None:
         """What :meth:`derive` gives for a subject, without creating a key; None if none."""
         found = self._db.execute(
-            "SELECT subject_key, after_erasure FROM subject_keys WHERE lookup = ?",
+            "SELECT subject_key, key_id, after_erasure FROM subject_keys WHERE lookup = ?",
             (self._lookup(_subject_bytes(subject_type, subject_id)),),
         ).fetchone()
         if found is None:
@@ -263,8 +260,8 @@ class SubjectKeyStore:
         return SubjectSecrets(
             _pseudonyms([key], [_subject_bytes(subject_type, subject_id)])[0],
             context_key(key),
-            key_id_of(key),
-            bool(found[1]),
+            bytes(found[1]).hex(),
+            bool(found[2]),
         )
 
     def _key(self, subject_type: str, subject_id: str) -> bytes | None:
@@ -344,39 +341,44 @@ class SubjectKeyStore:
         raw = [_subject_bytes(*pair) for pair in pairs]
         wanted = self._lookups(raw)
         keys: dict[bytes, bytes] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for lookup, key in self._db.execute(
-                f"SELECT lookup, subject_key FROM subject_keys WHERE lookup IN ({marks})", chunk
-            ):
-                keys[lookup] = key
+        ids: dict[bytes, str] = {}
         after: set[bytes] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for lookup, key, reappeared in self._db.execute(
-                "SELECT lookup, subject_key, after_erasure FROM subject_keys "
+            for lookup, key, key_id, reappeared in self._db.execute(
+                "SELECT lookup, subject_key, key_id, after_erasure FROM subject_keys "
                 f"WHERE lookup IN ({marks})",
                 chunk,
             ):
                 keys[lookup] = key
+                ids[lookup] = bytes(key_id).hex()
                 if reappeared:
                     after.add(lookup)
         missing = [i for i, lk in enumerate(wanted) if lk not in keys]
         if missing:
             # A subject on the suppression list gets a fresh key marked after_erasure: its
-            # events are still recorded (they are evidence), and flagged.
-            tokens = self._suppression_tokens([wanted[i] for i in missing])
-            suppressed = self._suppressed(tokens)
+            # events are still recorded (they are evidence), and flagged. An empty list (the
+            # usual case) costs one look, no HMAC.
+            tokens = (
+                self._suppression_tokens([wanted[i] for i in missing])
+                if self._any_suppressed()
+                else None
+            )
+            listed = set() if tokens is None else self._suppressed(tokens)
+            fresh = os.urandom((KEY_BYTES + KEY_ID_BYTES) * len(missing))
             rows = []
-            for i, token in zip(missing, tokens, strict=True):
-                key = os.urandom(KEY_BYTES)
-                keys[wanted[i]] = key
-                reappeared = token in suppressed
+            for n, i in enumerate(missing):
+                start = n * (KEY_BYTES + KEY_ID_BYTES)
+                key = fresh[start : start + KEY_BYTES]
+                key_id = fresh[start + KEY_BYTES : start + KEY_BYTES + KEY_ID_BYTES]
+                lookup = wanted[i]
+                keys[lookup] = key
+                ids[lookup] = key_id.hex()
+                reappeared = tokens is not None and tokens[n] in listed
                 if reappeared:
-                    after.add(wanted[i])
-                rows.append((wanted[i], key, bytes.fromhex(key_id_of(key)), int(reappeared)))
+                    after.add(lookup)
+                rows.append((lookup, key, key_id, int(reappeared)))
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO subject_keys (lookup, subject_key, key_id, after_erasure) "
@@ -385,7 +387,7 @@ class SubjectKeyStore:
             )
             self._db.execute("COMMIT")
         subject_keys = [keys[lookup] for lookup in wanted]
-        key_ids = [key[:16].hex() for key in hmac_sha256_many(subject_keys, _KEY_ID_LABEL)]
+        key_ids = [ids[lookup] for lookup in wanted]
         return {
             pair: SubjectSecrets(pseudonym, context, kid, lookup in after)
             for pair, lookup, pseudonym, context, kid in zip(
@@ -397,6 +399,9 @@ class SubjectKeyStore:
                 strict=True,
             )
         }
+
+    def _any_suppressed(self) -> bool:
+        return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM suppressed)").fetchone()[0])
 
     def _suppressed(self, tokens: Sequence[bytes]) -> set[bytes]:
         found: set[bytes] = set()

@@ -11,7 +11,7 @@ does not open. The sealing key is ``HMAC-SHA-256(k, "disclosure-ledger/quarantin
 where ``k`` is (column ``sealed_with`` says which):
 
 * **the subject's own key** ``k_s`` (``sealed_with`` = its key id,
-  :func:`ledger.pseudonyms.key_id_of`) when the consumer can tell whom the message is about
+  :data:`ledger.pseudonyms.KEY_ID_BYTES`) when the consumer can tell whom the message is about
   (:func:`quarantine_subject` decides):
 
   - the body decodes (a reference-data failure): the record's subject type and id; a

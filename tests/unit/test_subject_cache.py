@@ -154,7 +154,7 @@ def test_a_cache_hit_reads_no_sqlite_and_computes_no_hmac(
                 assert digests == 0
             else:
                 assert any(s.startswith("SELECT lookup, subject_key") for s in statements)
-                assert digests == 4 * len(old)  # lookup, pseudonym, context key, key id
+                assert digests == 3 * len(old)  # lookup, pseudonym, context key
 
 
 def test_a_negative_cap_is_refused(tmp_path: Path) -> None:
