@@ -241,6 +241,30 @@ class SubjectKeyStore:
     def suppressed_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM suppressed").fetchone()[0])
 
+    def suppression_entries(self) -> list[tuple[bytes, str]]:
+        """The suppression list as (token, day erased): tokens are HMACs under the one
+        subject secret, so another store of the same deployment takes them as they are."""
+        return [
+            (bytes(token), str(day))
+            for token, day in self._db.execute("SELECT token, erased_on FROM suppressed")
+        ]
+
+    def add_suppression_entries(self, entries: Sequence[tuple[bytes, str]]) -> int:
+        """Entries of another store of the same deployment added to this list (a restore
+        carries the list in place into the restored store); returns how many were new."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO suppressed (token, erased_on) VALUES (?, ?)", entries
+            )
+            added = self._db.total_changes - before
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return added
+
     def key_for_id(self, key_id: str) -> bytes | None:
         """The subject key whose id (:data:`KEY_ID_BYTES`) is ``key_id``; None once erased."""
         found = self._db.execute(

@@ -30,7 +30,6 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +93,7 @@ def restore_backup(backup: Path, sources: BackupSources, secret: bytes) -> Resto
         _apply_erasures(staged, current, secret, outcome)
         if "key_store" in staged:
             outcome.suppressions_carried = _carry_suppressions(
-                sources.key_store, staged["key_store"]
+                sources.key_store, staged["key_store"], secret
             )
         _move_into_place(staged, targets, sources.ledger, outcome)
     finally:
@@ -199,23 +198,20 @@ def _apply_erasures(
             outcome.request_log_links = sum(log.forget_pseudonym(p) for p in pseudonyms)
 
 
-def _carry_suppressions(current: Path, staged: Path) -> int:
+def _carry_suppressions(current: Path, staged: Path, secret: bytes) -> int:
     """The suppression list of the key store now in place, carried into the staged one: a
     subject erased after the backup while no key was held for them (nothing journalled)
-    stays listed. Tokens are HMACs under the one subject secret, so they carry as they are."""
+    stays listed. A store in place that cannot be read (the reason for a restore, often)
+    carries nothing."""
     if not current.exists():
         return 0
     try:
-        with closing(sqlite3.connect(current.resolve().as_uri() + "?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT token, erased_on FROM suppressed").fetchall()
-    except sqlite3.Error:  # an older store without the list, or an unreadable one
+        with SubjectKeyStore(current, secret, access=KeyStoreAccess.read) as keys:
+            entries = keys.suppression_entries()
+    except (LedgerError, sqlite3.Error):  # unreadable, or older than the list
         return 0
-    with closing(sqlite3.connect(staged, isolation_level=None)) as db:
-        before = db.total_changes
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT OR IGNORE INTO suppressed (token, erased_on) VALUES (?, ?)", rows)
-        db.execute("COMMIT")
-        return db.total_changes - before
+    with SubjectKeyStore(staged, secret, access=KeyStoreAccess.erase) as keys:
+        return keys.add_suppression_entries(entries)
 
 
 def _append_rows(ledger: Ledger, table: str, rows: Sequence[dict[str, Any]]) -> None:
