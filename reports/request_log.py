@@ -521,6 +521,26 @@ class RequestLog:
             "recorded_at TEXT NOT NULL, statement_json TEXT NOT NULL)"
         )
 
+    def after_erasure(
+        self,
+        subject_type: str,
+        subject_id: str,
+        *,
+        pseudonym: str | None,
+        erasure_id: str | None,
+        statement: Mapping[str, object],
+    ) -> int:
+        """Everything an erasure asks of this log, at one opening: the subject's requests
+        unlinked (:meth:`forget_subject`), the watches of its answers dropped
+        (:meth:`forget_pseudonym`, if a key was held) and what the erasure could not reach
+        kept with it (:meth:`record_erasure_statement`, if it was journalled). Returns the
+        watches dropped: earlier answers no longer linked to the subject."""
+        self.forget_subject(subject_type, subject_id)
+        watches = 0 if pseudonym is None else self.forget_pseudonym(pseudonym)
+        if erasure_id is not None:
+            self.record_erasure_statement(erasure_id, statement)
+        return watches
+
     def record_erasure_statement(self, erasure_id: str, statement: Mapping[str, object]) -> bool:
         """Keep ``statement`` (:meth:`disclosure_ledger.erasure_reach.OutsideReach.to_json`)
         with the erasure ``erasure_id``; False if one is kept for it already (the first

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_keys, subject_secret
 from disclosure_ledger.commands.options import add_command
-from disclosure_ledger.commands.requests import forget_subject_in_request_log
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
@@ -21,6 +20,7 @@ from disclosure_ledger.errors import DisclosureLedgerError
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
+    from ledger.erasure import Erasure
 
 
 def register(commands: Subcommands) -> None:
@@ -246,10 +246,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
             dead_letter_topic=args.dead_letter_topic or settings.dead_letter_topic,
             retention_days=settings.quarantine_retention_days,
         )
-    watches = _forget_in_request_log(args.ledger, erasure.pseudonym)
-    if erasure.erasure_id is not None:
-        _keep_statement(args.ledger, erasure.erasure_id, statement.to_json())
-    forget_subject_in_request_log(args.ledger, args.subject_type, args.subject_id)
+    watches = _after_erasure_in_request_log(args, erasure, statement.to_json())
     outcome = ErasureOutcome(
         erased=erasure.erased,
         subject_type=args.subject_type,
@@ -266,24 +263,25 @@ def run_erase_subject(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keep_statement(ledger_path: Path, erasure_id: str, statement: dict[str, object]) -> None:
-    """The request log keeps what the erasure could not reach, with the erasure."""
+def _after_erasure_in_request_log(
+    args: argparse.Namespace, erasure: Erasure, statement: dict[str, object]
+) -> int:
+    """The request log's part of an erasure (:meth:`RequestLog.after_erasure`); returns the
+    earlier answers it no longer links to the subject. A log that does not exist is made
+    only to keep the statement of a journalled erasure."""
     from reports.request_log import RequestLog, default_request_log
 
-    with RequestLog(default_request_log(ledger_path), subject_secret(ledger_path)) as log:
-        log.record_erasure_statement(erasure_id, statement)
-
-
-def _forget_in_request_log(ledger_path: Path, pseudonym: str | None) -> int:
-    """Drop the request log's link (its sealed watch of earlier answers) to an erased subject.
-    The log's own entries hold no subject; only the watch could lead back to the ledger."""
-    from reports.request_log import RequestLog, default_request_log
-
-    log_path = default_request_log(ledger_path)
-    if pseudonym is None or not log_path.exists():
+    log_path = default_request_log(args.ledger)
+    if erasure.erasure_id is None and not log_path.exists():
         return 0
-    with RequestLog(log_path, subject_secret(ledger_path)) as log:
-        return log.forget_pseudonym(pseudonym)
+    with RequestLog(log_path, subject_secret(args.ledger)) as log:
+        return log.after_erasure(
+            args.subject_type,
+            args.subject_id,
+            pseudonym=erasure.pseudonym,
+            erasure_id=erasure.erasure_id,
+            statement=statement,
+        )
 
 
 def second_person(approved_by: str | None, actor: str, command: str, act: str, kept: str) -> str:

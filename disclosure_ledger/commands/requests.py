@@ -311,14 +311,3 @@ def _through_service(args: argparse.Namespace, client: LedgerClient) -> dict[str
     else:
         answer = client.get_json(path, drop_none({"as_of": day(args.as_of)}))
     return answer
-
-
-def forget_subject_in_request_log(ledger_path: Path, subject_type: str, subject_id: str) -> int:
-    """An erasure unlinks the subject's requests (:meth:`RequestLog.forget_subject`)."""
-    from reports.request_log import RequestLog, default_request_log
-
-    log_path = default_request_log(ledger_path)
-    if not log_path.exists():
-        return 0
-    with RequestLog(log_path, subject_secret(ledger_path)) as log:
-        return log.forget_subject(subject_type, subject_id)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 
 from disclosure_ledger.erasure_reach import OutsideReach, SubjectFootprint, subject_footprint
 from disclosure_ledger.erasure_reach import outside_reach as state_outside_reach
-from disclosure_ledger.service.answers.requests import forget_subject_in_request_log
 from ledger.access_log import AccessEntry
 from ledger.erasure import erase_subject
 from ledger.key_check import KeyStoreAccess
@@ -134,15 +133,17 @@ def erase(
         erasure = erase_subject(
             view, keys, subject_type, subject_id, actor=actor.name, approved_by=approved_by
         )
-    links = 0
-    if erasure.pseudonym is not None and service.request_log_path.exists():
-        with service.request_log() as log:
-            links = log.forget_pseudonym(erasure.pseudonym)
     statement = outside_reach(service, footprint)
-    if erasure.erasure_id is not None:
+    links = 0
+    if erasure.erasure_id is not None or service.request_log_path.exists():
         with service.request_log() as log:
-            log.record_erasure_statement(erasure.erasure_id, statement.to_json())
-    forget_subject_in_request_log(service, subject_type, subject_id)
+            links = log.after_erasure(
+                subject_type,
+                subject_id,
+                pseudonym=erasure.pseudonym,
+                erasure_id=erasure.erasure_id,
+                statement=statement.to_json(),
+            )
     return ErasureOutcome(
         erased=erasure.erased,
         subject_type=subject_type,

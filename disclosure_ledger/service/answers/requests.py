@@ -172,13 +172,3 @@ def show(service: LedgerService, request_id: str, as_of: date | None = None) -> 
     with request_register(service) as register:
         entry = register.entry(request_id)
     return entry_json(entry, as_of or _today())
-
-
-def forget_subject_in_request_log(
-    service: LedgerService, subject_type: str, subject_id: str
-) -> int:
-    """An erasure unlinks the subject's requests (:meth:`RequestLog.forget_subject`)."""
-    if not service.request_log_path.exists():
-        return 0
-    with service.request_log() as log:
-        return log.forget_subject(subject_type, subject_id)
