@@ -50,6 +50,7 @@ from ledger.store import (
     leaf_view,
     table_from_rows,
 )
+from ledger.tree import Frontier, NodeRow, TreeBuilder, node_table
 from reference import Classification, ReferenceData, classify
 from reference.errors import ReferenceDataError
 from schemas.codec import EventCodec
@@ -103,6 +104,7 @@ class PreparedBatch:
     carries_reference: bool
     heads_before: dict[str, ChainHead] = field(default_factory=dict)
     watermarks_before: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    trees_before: dict[str, Frontier] = field(default_factory=dict)
 
 
 def _now_ms() -> int:
@@ -137,6 +139,7 @@ class Ingestor:
         self._clock_ms = clock_ms
         self.checkpointer = checkpointer
         self._heads: dict[str, ChainHead] = {}
+        self._trees = TreeBuilder(ledger.reader)
         # event_id -> (chain, seq) of the last prepared batch, which may still be committing
         self._in_flight: dict[str, tuple[str, int]] = {}
         self._reference_stored = ledger.has_reference_version(reference.version)
@@ -268,7 +271,8 @@ class Ingestor:
         # after the accepted subjects have their keys: a Kafka key may name one of them
         quarantined = self._quarantine_rows(to_quarantine, now)
         heads_before = dict(self._heads)
-        rows, accepted_table = self._rows(accepted, subjects, now, late)
+        trees_before = self._trees.snapshot()
+        rows, accepted_table, nodes = self._rows(accepted, subjects, now, late)
         for message, event_id, index in later_duplicates:
             chain, seq = rows[index]
             duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
@@ -285,6 +289,7 @@ class Ingestor:
             if watermark_rows
             else None,
             probes=probes,
+            merkle_nodes=node_table(nodes) if nodes else None,
         )
         self._reference_stored = True
         late_accepted = (
@@ -304,7 +309,9 @@ class Ingestor:
             late_accepted,
             sum(1 for subject in subjects if subject.after_erasure),
         )
-        return PreparedBatch(batch, stats, carries_reference, heads_before, watermarks_before)
+        return PreparedBatch(
+            batch, stats, carries_reference, heads_before, watermarks_before, trees_before
+        )
 
     def _quarantine_rows(
         self,
@@ -345,6 +352,7 @@ class Ingestor:
         except BaseException:
             # the transaction rolled back; so do the heads and what it was to store
             self._heads = dict(prepared.heads_before)
+            self._trees.restore(prepared.trees_before)
             self._watermarks = dict(prepared.watermarks_before)
             self._in_flight = {}
             if prepared.carries_reference:
@@ -404,9 +412,10 @@ class Ingestor:
         subjects: Sequence[SubjectSecrets],
         now: int,
         late: set[tuple[str, int, int]],
-    ) -> tuple[list[tuple[str, int]], pa.Table]:
+    ) -> tuple[list[tuple[str, int]], pa.Table, list[NodeRow]]:
         """The accepted rows as one disclosures table, in batch order, sequenced and chained;
-        with each row's (chain, seq). Built column by column: no per-row dicts."""
+        with each row's (chain, seq), and the Merkle nodes the rows complete
+        (:mod:`ledger.tree`). Built column by column: no per-row dicts."""
         n = len(accepted)
         messages = [message for message, _, _, _ in accepted]
         records = [record for _, _, record, _ in accepted]
@@ -474,16 +483,19 @@ class Ingestor:
         # columns that are appended, then each chain's links.
         leaves = batch_leaf_hashes(leaf_view(body))
         links: list[bytes] = [b""] * n
+        nodes: list[NodeRow] = []
         for chain, positions in by_chain.items():
             head = self._heads.get(chain, ChainHead(0, GENESIS))
-            chained = link_hashes(head.chain_hash, [leaves[i] for i in positions])
+            chain_leaves = [leaves[i] for i in positions]
+            chained = link_hashes(head.chain_hash, chain_leaves)
+            nodes += self._trees.extend(chain, head.seq, chain_leaves)
             for i, link in zip(positions, chained, strict=True):
                 links[i] = link
             self._heads[chain] = ChainHead(head.seq + len(positions), chained[-1])
         table = body.append_column(
             DISCLOSURE_COLUMNS.field("leaf_hash"), pa.array(leaves, pa.binary(32))
         ).append_column(DISCLOSURE_COLUMNS.field("chain_hash"), pa.array(links, pa.binary(32)))
-        return list(zip(chains, seqs, strict=True)), table
+        return list(zip(chains, seqs, strict=True)), table, nodes
 
 
 def _flags(

@@ -38,6 +38,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.access_log import ACCESS_CHAIN, access_log_head
+from ledger.checkpoint_notes import (
+    StoredNote,
+    default_notes_dir,
+    log_origin,
+    sign_notes,
+    store_notes,
+)
 from ledger.errors import LedgerError
 from ledger.store import Ledger
 
@@ -304,7 +311,12 @@ class Checkpointer:
         every_rows: int = 100_000,
         every_seconds: float = 300.0,
         clock_ms: Callable[[], int] | None = None,
+        notes_dir: Path | None = None,
+        origin: str | None = None,
     ) -> None:
+        """``notes_dir`` receives the C2SP signed notes of every checkpoint
+        (:mod:`ledger.checkpoint_notes`; default ``LEDGER.checkpoint-notes`` beside the
+        ledger); ``origin`` is the log's name, recorded in the ledger on first use."""
         if every_rows < 1 or every_seconds <= 0:
             raise LedgerError(
                 f"checkpoint interval must be at least 1 row and more than 0 seconds, got "
@@ -319,6 +331,9 @@ class Checkpointer:
         self.every_rows = every_rows
         self.every_seconds = every_seconds
         self._signer = signer
+        self.notes_dir = notes_dir if notes_dir is not None else default_notes_dir(ledger.path)
+        self.origin = log_origin(ledger.con, origin)
+        self.last_notes: list[StoredNote] = []
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._pending_rows = 0
         self._last_ms = self._clock_ms()
@@ -360,6 +375,16 @@ class Checkpointer:
             self._signer, current_heads(self.ledger), self.reference_version, now
         )
         store_checkpoint(self.ledger, checkpoint, self.checkpoint_file)
+        notes = sign_notes(
+            self.ledger.con,
+            self._signer,
+            self.origin,
+            [(h.chain_id, h.length, h.head) for h in checkpoint.heads],
+            at=checkpoint.at,
+            reference_version=self.reference_version,
+        )
+        store_notes(self.ledger.con, notes, checkpoint.at, self.notes_dir)
+        self.last_notes = notes
         self._pending_rows = 0
         self._last_ms = now
         self._moved = False

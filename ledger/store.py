@@ -21,9 +21,11 @@ import pyarrow as pa
 
 from ledger.access_log import ACCESS_LOG_DDL
 from ledger.chain import LEAF_TYPES
+from ledger.checkpoint_notes import CHECKPOINT_NOTES_DDL
 from ledger.coverage import WATERMARKS_DDL
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
 from ledger.errors import LedgerError, LedgerLockedError, LedgerVersionError
+from ledger.tree import MERKLE_DDL, NODE_COLUMNS, ensure_tree
 
 FORMAT_VERSION = "1"
 
@@ -238,6 +240,7 @@ class Batch:
     reference_tables: Mapping[str, pa.Table] = field(default_factory=dict)
     watermarks: pa.Table | None = None  # WATERMARK_COLUMNS: each an offset of the topic
     probes: pa.Table | None = None  # PROBE_COLUMNS
+    merkle_nodes: pa.Table | None = None  # ledger.tree.NODE_COLUMNS: the tiles rows complete
 
 
 def empty(schema: pa.Schema) -> pa.Table:
@@ -305,6 +308,8 @@ class Ledger:
             from ledger.quarantine import ensure_quarantine_columns  # it builds on this module
 
             ensure_quarantine_columns(self.con)
+            self.con.execute(MERKLE_DDL)
+            self.con.execute(CHECKPOINT_NOTES_DDL)
             self.con.execute(
                 "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                 [FORMAT_VERSION],
@@ -312,6 +317,7 @@ class Ledger:
             try:
                 # migrates an older file; derives bulk-loaded rows; refreshes the heavy set
                 ensure_derived(self.con, opening=True)
+                ensure_tree(self.con)  # rows appended without their Merkle nodes
             except duckdb.Error as exc:
                 self.con.close()
                 raise LedgerError(
@@ -488,6 +494,9 @@ class Ledger:
             "_incoming_probes": batch.probes
             if batch.probes is not None
             else PROBE_COLUMNS.empty_table(),
+            "_incoming_merkle_nodes": batch.merkle_nodes
+            if batch.merkle_nodes is not None
+            else NODE_COLUMNS.empty_table(),
             "_incoming_offsets": pa.table(
                 {
                     "topic": pa.array([t for t, _ in batch.next_offsets], pa.string()),
@@ -516,6 +525,7 @@ class Ledger:
                     ("duplicates", "_incoming_duplicates"),
                     ("watermarks", "_incoming_watermarks"),
                     ("partition_probes", "_incoming_probes"),
+                    ("merkle_nodes", "_incoming_merkle_nodes"),
                 ):
                     if source in incoming:
                         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
