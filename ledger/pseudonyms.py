@@ -451,6 +451,12 @@ class SubjectKeyStore:
             return None
         return _pseudonyms([key], [_subject_bytes(subject_type, subject_id)])[0]
 
+    def subject_key(self, subject_type: str, subject_id: str) -> bytes | None:
+        """The subject's own key ``k_s``, or None if the store holds none. Only for giving it
+        to that person with their answer's proofs (``report subject --with-proofs``), so
+        they can recompute their pseudonym: see :mod:`reports.subject.proofs`."""
+        return self._key(subject_type, subject_id)
+
     def context_key(self, subject_type: str, subject_id: str) -> bytes | None:
         """The key of the subject's context values, or None if the store holds no key."""
         key = self._key(subject_type, subject_id)

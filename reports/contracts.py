@@ -258,6 +258,45 @@ class SubjectRecipientJson(Contract):
     last_disclosed: Timestamp
 
 
+class SubjectPseudonymJson(Contract):
+    """What lets the requester see that each row is about them (docs/proofs.md)."""
+
+    subject_type: str
+    subject_id: str = Field(description="the id the person gave")
+    subject_key: str = Field(
+        description="hex: the person's own key k_s in the subject key store", pattern="^[0-9a-f]+$"
+    )
+    pseudonym: str = Field(description="hex: what every row of theirs carries")
+    formula: str = Field(description="how the pseudonym derives from the key and the id")
+    consequences: str = Field(description="what holding subject_key allows")
+
+
+class RowProofJson(Contract):
+    """One row the answer counted, with its inclusion bundle, or why it has none yet."""
+
+    event_id: str
+    chain: str
+    seq: int = Field(ge=1)
+    occurred_at: Timestamp
+    recipient_id: str
+    bundle: dict[str, Any] | None = Field(
+        description="a disclosure-ledger-proof/1 inclusion bundle; null: not yet covered"
+    )
+    not_covered: str | None = Field(
+        description="why the row has no bundle yet (no signed checkpoint covers it)"
+    )
+
+
+class SubjectProofsJson(Contract):
+    """report subject --with-proofs: a proof bundle per row of the answer."""
+
+    format: Literal["disclosure-ledger-subject-proofs/1"]
+    limits: str = Field(description="inclusion proofs never show that the list is complete")
+    how_to_check: str
+    pseudonym: SubjectPseudonymJson | None = Field(description="null: no data held")
+    rows: list[RowProofJson] = Field(description="sorted by time, then chain and seq")
+
+
 class SubjectReportJson(LedgerReport):
     """A request to know (Cal. Civ. Code 1798.110, 1798.115; GDPR Art. 15(1)(c))."""
 
@@ -268,6 +307,11 @@ class SubjectReportJson(LedgerReport):
     request: RequestJson | None
     categories: list[SubjectCategoryJson] = Field(description="sorted by letter")
     recipients: list[SubjectRecipientJson] = Field(description="sorted by category, then id")
+    proofs: SubjectProofsJson | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="present only when asked for (--with-proofs): a bundle per row",
+    )
 
 
 class RecipientJson(Contract):

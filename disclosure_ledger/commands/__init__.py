@@ -7,6 +7,7 @@ each command a thin handler that parses nothing more and calls the library::
     ingest        publish, simulate, consume, demo
     serve         serve (the ledger service: ingest, API, console)
     verify        verify
+    proofs        prove, verify-proof (bundles checked without the ledger)
     maintenance   migrate, quarantine show
     keys          keys generate, erase-subject
     approvals     approvals list|show|approve|reject|withdraw (through the service)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ledger.pseudonyms import SubjectKeyStore
     from ledger.store import Ledger
     from reports.request_log import RequestLog
+    from reports.subject import SubjectReport
 
 RECEIVED_VIA = (
     "web_form",
@@ -77,6 +78,12 @@ def register(commands: Subcommands) -> None:
     _subject_options(kind)
     kind.add_argument(
         "--since", type=iso_datetime, help="reach back beyond 12 months (not before 2022-01-01)"
+    )
+    kind.add_argument(
+        "--with-proofs",
+        action="store_true",
+        help="add a proof bundle per row, and the person's subject key so they can recompute "
+        "their pseudonym (json only; see docs/proofs.md for what this gives them)",
     )
     kind = report_kind(
         "recipients",
@@ -180,6 +187,11 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.kind == "recipients":
         _check_recipients_options(args)
+    if getattr(args, "with_proofs", False) and (args.format != "json" or args.deny is not None):
+        raise DisclosureLedgerError(
+            "--with-proofs adds JSON proof bundles to an answer: give --format json, and "
+            "leave it out with --deny (a denial lists no rows)"
+        )
     client = service_client(args)
     if client is not None:
         with client:
@@ -295,6 +307,7 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
             return render_denial(notice, args.format)
         if args.kind == "subject":
             report = subject_report(ledger, keys, **subject, as_of=args.as_of, since=args.since)
+            report = _with_proofs(args, ledger, keys, report)
             if args.reissue:
                 report = reissue_subject_answer(report, log, request_id=args.reissue)
             else:
@@ -338,6 +351,7 @@ def _registered_answer(
         me = getpass.getuser()
         if args.kind == "subject":
             report = subject_report(ledger, keys, **subject, as_of=args.as_of, since=args.since)
+            report = _with_proofs(args, ledger, keys, report)
             report = answer_registered_request(
                 report, register, request_id=args.request, answered_by=me
             )
@@ -354,6 +368,19 @@ def _registered_answer(
             stored_at=None if args.output is None else args.output.resolve().as_uri(),
         )
     return text
+
+
+def _with_proofs(
+    args: argparse.Namespace, ledger: Ledger, keys: SubjectKeyStore, report: SubjectReport
+) -> SubjectReport:
+    """``--with-proofs``: the report with a bundle per row (:mod:`reports.subject.proofs`)."""
+    if not args.with_proofs:
+        return report
+    from dataclasses import replace
+
+    from reports.subject.proofs import subject_proofs
+
+    return replace(report, proofs=subject_proofs(ledger, keys, report))
 
 
 def _access_report(args: argparse.Namespace, ledger: Ledger) -> str:

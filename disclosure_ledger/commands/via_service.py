@@ -70,6 +70,8 @@ def _subject_text(args: argparse.Namespace, client: LedgerClient) -> str:
         value = getattr(args, option, None)
         if value is not None:
             body[option] = _iso(value) if isinstance(value, datetime) else value
+    if getattr(args, "with_proofs", False):
+        body["with_proofs"] = True
     if getattr(args, "request", None) is not None and args.output is not None:
         body["answer_stored_at"] = args.output.resolve().as_uri()
     path = "/requests/know" if args.kind == "subject" else "/requests/recipients"

@@ -16,6 +16,7 @@ from reports.contracts import (
     RequestJson,
     SubjectCategoryJson,
     SubjectJson,
+    SubjectProofsJson,
     SubjectRecipientJson,
     SubjectReportJson,
 )
@@ -28,6 +29,7 @@ from reports.document import (
     provenance_meta,
     render_csv,
 )
+from reports.errors import ReportError
 from reports.provenance import ledger_report_fields, rfc3339
 from reports.request_log import LoggedRequest
 from reports.subject.values import (
@@ -101,6 +103,7 @@ def subject_contract(report: SubjectReport) -> SubjectReportJson:
             SubjectRecipientJson(**_recipient_fields(r, with_role_and_address=False))
             for r in report.recipients
         ],
+        proofs=None if report.proofs is None else SubjectProofsJson.model_validate(report.proofs),
     )
 
 
@@ -478,6 +481,11 @@ def recipients_csv(report: RecipientsReport) -> str:
 
 
 def render_subject(report: SubjectReport, fmt: str) -> str:
+    if report.proofs is not None and fmt != "json":
+        raise ReportError(
+            f"a subject report with proofs is written as json, not {fmt}: the proof bundles "
+            "are JSON documents that verify-proof and other tools check; give --format json"
+        )
     return SUBJECT_REPORT_FORMATS.render(report, fmt)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from reports.provenance import Provenance
 from reports.request_log import LoggedRequest
@@ -75,6 +75,7 @@ class SubjectReport:
     recipients: tuple[RecipientDisclosed, ...]
     request: LoggedRequest | None = None
     pseudonym: str | None = None  # never written out; the request log watches it
+    proofs: dict[str, Any] | None = None  # --with-proofs: reports.subject.proofs
 
 
 @dataclass(frozen=True)

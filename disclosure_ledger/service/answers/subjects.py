@@ -84,6 +84,11 @@ class SubjectRequestFields(BaseModel):
     answer_stored_at: str | None = Field(
         None, max_length=1000, description="with request: where the answer will be kept"
     )
+    with_proofs: bool = Field(
+        False,
+        description="request to know in json only: a proof bundle per row, and the person's "
+        "subject key to recompute their pseudonym (docs/proofs.md)",
+    )
 
     @field_validator("as_of", "since")
     @classmethod
@@ -109,6 +114,13 @@ def subject_answer(service: LedgerService, actor: Actor, request: SubjectRequest
     check_format(fmt)
     if request.since is not None and request.kind == "recipients":
         raise ReportError("since applies to the request to know only, not to recipients")
+    if request.with_proofs and (
+        request.kind != "know" or fmt != "json" or request.deny is not None
+    ):
+        raise ReportError(
+            "with_proofs adds JSON proof bundles to a request to know: ask it with format "
+            "json, and not with deny or for the recipients"
+        )
     if request.request is not None:
         if request.deny is not None or request.reissue is not None:
             raise ReportError(
@@ -153,6 +165,12 @@ def _answer(
             as_of=request.as_of,
             since=request.since,
         )
+        if request.with_proofs:
+            from dataclasses import replace
+
+            from reports.subject.proofs import subject_proofs
+
+            report = replace(report, proofs=subject_proofs(view, keys, report))
         _record(
             service,
             actor,
@@ -265,6 +283,8 @@ def _record(
         detail += f"; reissue of {request.reissue}"
     if request.request:
         detail += f"; answers register request {request.request}"
+    if request.with_proofs:
+        detail += "; with proofs (the subject's key given to them)"
     service.record_access(
         AccessEntry(
             actor=actor.name,

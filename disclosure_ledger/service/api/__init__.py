@@ -15,6 +15,7 @@ from disclosure_ledger.service.api import (
     backups,
     erasure,
     notices,
+    proofs,
     quarantine,
     queries,
     reports,
@@ -35,5 +36,6 @@ api_router.include_router(erasure.router)
 api_router.include_router(approvals.router)
 api_router.include_router(notices.router)
 api_router.include_router(verify.router)
+api_router.include_router(proofs.router)
 api_router.include_router(access.router)
 api_router.include_router(backups.router)

@@ -2,11 +2,17 @@
 
 role          may
 compliance    reports, requests to know, request metrics, the request register,
-              erasure notices (GDPR Art. 19)
-investigator  queries, presets, timelines, quarantine
-auditor       verify, checkpoints, status, the access log; no personal data
+              erasure notices (GDPR Art. 19), a row's proof bundle
+investigator  queries, presets, timelines, quarantine, a row's proof bundle
+auditor       verify, checkpoints, status, the access log, consistency proofs; no
+              personal data
 admin         users, tokens, erasure, approving another's erasure or quarantine read,
               backups, erasure notices
+
+A row's proof bundle (``prove --event-id``) shows the row's fields with the subject's
+pseudonym: it is a read of a disclosure row, granted as the other such reads are and
+recorded in the access log. A consistency proof holds two signed checkpoints and hashes,
+no row: every role may have one.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Action(StrEnum):
     approve = "approve"  # approves or rejects someone else's erasure or quarantine read
     backup = "backup"  # a snapshot of the ledger and its stores, on the service's machine
     erasure_notices = "erasure_notices"  # Art. 19 notices due and sent (no personal data)
+    event_proof = "event_proof"  # a row's inclusion bundle (its fields: personal data)
+    consistency_proof = "consistency_proof"  # two checkpoints' consistency (no personal data)
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -51,10 +59,28 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.request_metrics,
             Action.request_register,
             Action.erasure_notices,
+            Action.event_proof,
+            Action.consistency_proof,
         }
     ),
-    Role.investigator: frozenset({Action.status, Action.query, Action.quarantine}),
-    Role.auditor: frozenset({Action.status, Action.verify, Action.checkpoints, Action.access_log}),
+    Role.investigator: frozenset(
+        {
+            Action.status,
+            Action.query,
+            Action.quarantine,
+            Action.event_proof,
+            Action.consistency_proof,
+        }
+    ),
+    Role.auditor: frozenset(
+        {
+            Action.status,
+            Action.verify,
+            Action.checkpoints,
+            Action.access_log,
+            Action.consistency_proof,
+        }
+    ),
     Role.admin: frozenset(
         {
             Action.status,
@@ -65,6 +91,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.access_log,
             Action.backup,
             Action.erasure_notices,
+            Action.consistency_proof,
         }
     ),
 }
