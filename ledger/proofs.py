@@ -125,7 +125,10 @@ def inclusion_bundle(con: duckdb.DuckDBPyConnection, chain_id: str, seq: int) ->
 
 def event_bundle(con: duckdb.DuckDBPyConnection, event_id: str) -> dict[str, Any]:
     chain_id, seq = locate_event(con, event_id)
-    return inclusion_bundle(con, chain_id, seq)
+    try:
+        return inclusion_bundle(con, chain_id, seq)
+    except ProofError as exc:
+        raise ProofError(f"event {event_id}: {exc}") from exc
 
 
 def consistency_bundle(

@@ -60,7 +60,7 @@ def get_event_proof(
         try:
             bundle = inclusion_bundle(view.con, chain_id, seq)
         except ProofError as exc:
-            return _refused(exc, 422)
+            return _refused(ProofError(f"event {event_id}: {exc}"), 422)
     service.record_access(
         AccessEntry(
             actor=actor.name,
