@@ -41,6 +41,7 @@ def test_the_commands_are_all_there() -> None:
                 "migrate",
                 "notices",
                 "notices record",
+                "prove",
                 "publish",
                 "quarantine",
                 "query",
@@ -78,6 +79,7 @@ def test_the_commands_are_all_there() -> None:
                 "users token revoke",
                 "users tokens",
                 "verify",
+                "verify-proof",
             ]
         )
         == COMMANDS
