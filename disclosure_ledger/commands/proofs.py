@@ -179,6 +179,7 @@ def _verify_report(args: argparse.Namespace, report: dict[str, Any], key: Bundle
     """Every row of a subject report's proofs: its bundle, and that it is about the person
     the report names (with the subject key the report gives, or --subject-key)."""
     from ledger.proof_check import check_bundle, check_subject
+    from ledger.proofs import Checked
     from reports.subject.proofs import SUBJECT_PROOFS_LIMITS
 
     proofs = report["proofs"]
@@ -196,6 +197,8 @@ def _verify_report(args: argparse.Namespace, report: dict[str, Any], key: Bundle
             print(f"not covered: {where}: {row.get('not_covered')}")
             continue
         checked = check_bundle(bundle, key)
+        if checked.ok and (bundle.get("leaf") or {}).get("event_id") != row.get("event_id"):
+            checked = Checked(False, "leaf", "the bundle is of another event than its row")
         if checked.ok and subject_key is not None and subject_id is not None:
             checked = check_subject(bundle, str(subject_type), str(subject_id), str(subject_key))
         if not checked.ok:

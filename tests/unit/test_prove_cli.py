@@ -263,6 +263,46 @@ def test_an_answer_whose_person_was_changed_fails_its_rows(
     assert "0 of" in captured.out and "failed" in captured.out
 
 
+def test_a_rows_bundle_swapped_for_another_rows_is_caught(
+    proof_ledger: ProofLedger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A valid bundle of someone else's row put in place of one of the person's."""
+    answer = _subject_answer(proof_ledger, tmp_path, capsys)
+    other = next(e for e in proof_ledger.covered if proof_ledger.subjects[e] != MEMBERS[0])
+    stranger = _prove(proof_ledger, tmp_path / "other.json", "--event-id", other)
+    row = next(r for r in answer["proofs"]["rows"] if r["bundle"] is not None)
+    row["bundle"] = stranger
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(answer), encoding="utf-8")
+    capsys.readouterr()
+    assert _verify(forged, proof_ledger.public_key) == 1
+    assert f"FAIL leaf: {forged} event {row['event_id']}: " in capsys.readouterr().err
+    row["event_id"] = other  # the row relabelled too: its pseudonym is not the person's
+    forged.write_text(json.dumps(answer), encoding="utf-8")
+    assert _verify(forged, proof_ledger.public_key) == 1
+    assert f"FAIL subject: {forged} event {other}: " in capsys.readouterr().err
+
+
+def test_report_subject_through_the_service_asks_for_the_proofs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def service(request: httpx2.Request) -> httpx2.Response:
+        asked.append(json.loads(request.content))
+        return httpx2.Response(200, text="{}")
+
+    def client(_args: object) -> LedgerClient:
+        return LedgerClient("http://ledger.test", "t", transport=httpx2.MockTransport(service))
+
+    monkeypatch.setattr("disclosure_ledger.commands.reports.service_client", client)
+    argv = ["report", "subject", "--server", "http://ledger.test", "--subject-id", MEMBERS[0]]
+    argv += ["--as-of", "2026-12-01", "--reason", "DSAR-1", "--format", "json"]
+    assert main([*argv, "--with-proofs"]) == 0
+    assert main(argv) == 0
+    assert asked[0]["with_proofs"] is True and "with_proofs" not in asked[1]
+
+
 def test_proofs_are_refused_in_a_format_that_cannot_carry_them_before_anything_is_logged(
     proof_ledger: ProofLedger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
