@@ -84,6 +84,10 @@ func isNull(raw json.RawMessage) bool {
 
 // decodeInteger reads a JSON integer exactly (no float64 rounding) in int64's range.
 func decodeInteger(raw json.RawMessage) (int64, error) {
+	// json.Number also takes a quoted number: a text is not an integer here.
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || trimmed[0] == '"' {
+		return 0, fmt.Errorf("is not a JSON number")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var number json.Number

@@ -350,3 +350,20 @@ def test_go_opens_the_checkpoint_and_manifest_files_unmodified(
 def _retime(note: str) -> str:
     """The manifest with its time changed and its signature kept."""
     return note.replace("\ntime 2", "\ntime 1", 1)
+
+
+def test_go_refuses_what_the_leaf_hash_does_not_cover(
+    go_verifier: Path, evidence: Evidence
+) -> None:
+    """Stricter than needed for the hash: a field shown beside the leaf but not hashed (a
+    subject id, say) would read as proven, and a number sent as a text hides its kind."""
+    bundle = evidence.inclusion["a middle row"]
+    unhashed = copy.deepcopy(bundle)
+    unhashed["leaf"]["subject_id"] = "member-1"
+    assert go_bundle(go_verifier, unhashed, evidence.keys["pem"]) == "leaf"
+    as_text = copy.deepcopy(bundle)
+    as_text["leaf"]["kafka_offset"] = str(as_text["leaf"]["kafka_offset"])
+    assert go_bundle(go_verifier, as_text, evidence.keys["pem"]) == "leaf"
+    elsewhere = copy.deepcopy(bundle)
+    elsewhere["origin"] = ORIGIN + "/another/0"
+    assert go_bundle(go_verifier, elsewhere, evidence.keys["pem"]) == "bundle"
