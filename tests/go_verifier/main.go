@@ -488,16 +488,22 @@ func agree(what string, tlogErr, merkleErr error) error {
 	case tlogErr == nil && merkleErr == nil:
 		return nil
 	case tlogErr != nil && merkleErr != nil:
-		return fail("path", "the %s proof does not lead to the signed root (tlog: %v; merkle: %v)",
-			what, tlogErr, merkleErr)
+		return fail("path", "the %s proof does not lead to the signed root (tlog: %s; merkle: %s)",
+			what, errText(tlogErr), errText(merkleErr))
 	}
 	return fail("path", "the two libraries disagree on the %s proof (tlog: %v; merkle: %v): "+
 		"the proof is not in RFC 9162's form; report this", what, errText(tlogErr), errText(merkleErr))
 }
 
 func errText(err error) string {
-	if err == nil {
+	var mismatch proof.RootMismatchError
+	switch {
+	case err == nil:
 		return "accepted"
+	case errors.As(err, &mismatch):
+		return fmt.Sprintf("it leads to %s, not to %s",
+			base64.StdEncoding.EncodeToString(mismatch.CalculatedRoot),
+			base64.StdEncoding.EncodeToString(mismatch.ExpectedRoot))
 	}
 	return err.Error()
 }
