@@ -6,15 +6,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test bench clean
+.PHONY: setup go-verifier browser demo test bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) go-verifier
 	$(BIN)/disclosure-ledger broker fetch
+
+# The independent proof verifier (tests/go_verifier, docs/proofs-go.md): its Go modules come
+# through the Go module proxy here, at setup, and the binary goes under .local (never
+# committed); tests/unit/test_go_verifier.py runs it. Without Go that test skips, and says
+# how to install Go (under CI=true it fails instead).
+GO ?= go
+GO_VERIFIER := .local/bin/dl-go-verifier
+go-verifier: $(GO_VERIFIER)
+$(GO_VERIFIER): $(wildcard tests/go_verifier/*.go) tests/go_verifier/go.mod tests/go_verifier/go.sum
+	@if command -v $(GO) >/dev/null 2>&1; then \
+	  cd tests/go_verifier && $(GO) mod download && $(GO) mod verify >/dev/null \
+	  && $(GO) build -trimpath -buildvcs=false -o "$(CURDIR)/$(GO_VERIFIER)" . && echo "built $(GO_VERIFIER)"; \
+	else echo "go not installed: the Go proof verifier is not built; its test will skip, or fail under CI=true (install Go 1.26 or later, then: make go-verifier)"; fi
 
 demo: setup
 	$(BIN)/disclosure-ledger demo

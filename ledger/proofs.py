@@ -224,6 +224,11 @@ def _verify_inclusion(bundle: Mapping[str, Any], public_key: Ed25519PublicKey) -
     missing = [name for name in LEAF_FIELDS if name not in fields]
     if missing:
         return _fail("leaf", f"the leaf lacks the field(s) {', '.join(missing)}")
+    extra = sorted(set(fields) - set(LEAF_FIELDS))
+    if extra:  # a field the hash does not cover would read as proven
+        return _fail(
+            "leaf", f"the leaf holds field(s) the leaf hash does not cover: {', '.join(extra)}"
+        )
     leaf_hash = _decode(bundle["leaf_hash"], "leaf_hash")
     recomputed = hashlib.sha256(LEAF_PREFIX + encode_row(fields)).digest()
     if recomputed != leaf_hash:

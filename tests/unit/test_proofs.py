@@ -119,6 +119,7 @@ def test_bundles_verify_and_each_tampered_part_is_named(
         return verify_bundle(forged, key).step
 
     assert tampered(lambda b: b["leaf"].__setitem__("recipient_id", "someone-else")) == "leaf"
+    assert tampered(lambda b: b["leaf"].__setitem__("subject_id", "member-1")) == "leaf"
     assert (
         tampered(lambda b: b["inclusion_path"].__setitem__(0, _flip(b["inclusion_path"][0])))
         == "path"
