@@ -247,11 +247,15 @@ def build_nodes(con: duckdb.DuckDBPyConnection, chain_id: str) -> pa.Table:
     chunk = _CHUNK_TILES * TILE_WIDTH
     start = 1
     while True:
-        leaves = con.execute(
-            "SELECT leaf_hash FROM disclosures WHERE chain_id = ? AND seq BETWEEN ? AND ? "
-            "ORDER BY seq",
-            [chain_id, start, start + chunk - 1],
-        ).to_arrow_table()["leaf_hash"].to_pylist()
+        leaves = (
+            con.execute(
+                "SELECT leaf_hash FROM disclosures WHERE chain_id = ? AND seq BETWEEN ? AND ? "
+                "ORDER BY seq",
+                [chain_id, start, start + chunk - 1],
+            )
+            .to_arrow_table()["leaf_hash"]
+            .to_pylist()
+        )
         if len(leaves) == 0:
             break
         rows += extend(frontier, chain_id, leaves)

@@ -132,6 +132,9 @@ def run_serve(args: argparse.Namespace) -> int:
             checkpoint_every_seconds=(
                 args.checkpoint_every_seconds or settings.checkpoint_every_seconds
             ),
+            checkpoint_origin=settings.checkpoint_origin,
+            checkpoint_notes_dir=settings.checkpoint_notes_dir,
+            checkpoint_copy_to=settings.checkpoint_copy_to,
         )
     )
     signer = None if args.no_checkpoints or args.no_ingest else signing_key()
