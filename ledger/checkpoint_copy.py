@@ -38,11 +38,32 @@ def is_mutable(relative: str) -> bool:
     return relative.rsplit("/", 1)[-1] in MUTABLE
 
 
-def open_target(target: str) -> tuple[pafs.FileSystem, str]:
-    """The file system and base path of a copy target; :class:`LedgerError` naming the
-    setting if it cannot be used."""
+REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs"})
+"""Object stores :mod:`pyarrow.fs` opens from a URL (opened on first copy: it may need the
+network, e.g. to find an S3 bucket's region when the URL gives no ``?region=``)."""
+
+
+def check_target(target: str) -> str:
+    """``target`` if it names a place this module can copy to; :class:`LedgerError` naming
+    the setting if not. Needs no network: an unreachable store is a failed copy, later."""
     if not target.strip():
         raise LedgerError("DISCLOSURE_LEDGER_CHECKPOINT_COPY_TO is empty: unset it or name a place")
+    if "://" in target:
+        scheme = target.split("://", 1)[0].lower()
+        if scheme != "file" and scheme not in REMOTE_SCHEMES:
+            raise LedgerError(
+                f"the checkpoint copy target {target!r} has the scheme {scheme!r}, which "
+                "cannot be used: set DISCLOSURE_LEDGER_CHECKPOINT_COPY_TO to a directory, a "
+                "file:// URL or an object store URL (s3://, gs://, abfs://, hdfs://)"
+            )
+        if scheme == "file":
+            open_target(target)
+    return target
+
+
+def open_target(target: str) -> tuple[pafs.FileSystem, str]:
+    """The file system and base path of a copy target (an object store may be asked over
+    the network); :class:`LedgerError` naming the setting if it cannot be opened."""
     try:
         if "://" in target:
             filesystem, base = pafs.FileSystem.from_uri(target)
@@ -52,7 +73,7 @@ def open_target(target: str) -> tuple[pafs.FileSystem, str]:
         raise LedgerError(
             f"the checkpoint copy target {target!r} cannot be used: {exc}. Set "
             "DISCLOSURE_LEDGER_CHECKPOINT_COPY_TO to a directory, a file:// URL or an object "
-            "store URL such as s3://bucket/prefix"
+            "store URL such as s3://bucket/prefix?region=eu-central-1"
         ) from exc
     return filesystem, base.rstrip("/")
 
@@ -97,8 +118,15 @@ class CheckpointCopy:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
-        self._filesystem, self._base = open_target(self.target)
+        check_target(self.target)
         self.status = CopyStatus(self.target)
+        self._filesystem: pafs.FileSystem | None = None
+        self._base = ""
+
+    def _open(self) -> pafs.FileSystem:
+        if self._filesystem is None:
+            self._filesystem, self._base = open_target(self.target)
+        return self._filesystem
 
     def copy(self, relative_paths: list[str]) -> bool:
         """Copy these files (relative to ``source``) and every one still pending; True if
@@ -106,10 +134,11 @@ class CheckpointCopy:
         with self._lock:
             wanted = set(relative_paths) | self._pending
             try:
+                self._open()
                 if not self._compared:
                     wanted |= self._missing_at_target()
                     self._compared = True
-            except (OSError, pa.ArrowException) as exc:
+            except (OSError, pa.ArrowException, LedgerError) as exc:
                 self._failed(wanted, exc)
                 return False
             left: set[str] = set()
@@ -148,20 +177,21 @@ class CheckpointCopy:
         if not local.exists():  # a mutable file replaced since: the newer one is copied
             return
         data = local.read_bytes()
+        filesystem = self._open()
         path = f"{self._base}/{relative}"
         if not is_mutable(relative):
-            info = self._filesystem.get_file_info(path)
+            info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.File:
                 return  # written once, never overwritten
         parent = path.rsplit("/", 1)[0]
-        self._filesystem.create_dir(parent, recursive=True)
-        if isinstance(self._filesystem, pafs.LocalFileSystem):
+        filesystem.create_dir(parent, recursive=True)
+        if isinstance(filesystem, pafs.LocalFileSystem):
             temporary = path + ".tmp"  # a reader never sees half a file
-            with self._filesystem.open_output_stream(temporary) as out:
+            with filesystem.open_output_stream(temporary) as out:
                 out.write(data)
-            self._filesystem.move(temporary, path)
+            filesystem.move(temporary, path)
         else:  # an object store's PUT replaces the object whole
-            with self._filesystem.open_output_stream(path) as out:
+            with filesystem.open_output_stream(path) as out:
                 out.write(data)
 
     def _missing_at_target(self) -> set[str]:
@@ -173,10 +203,11 @@ class CheckpointCopy:
             for p in self.source.rglob("*")
             if p.is_file() and not p.name.endswith(".tmp")
         }
+        filesystem = self._open()
         selector = pafs.FileSelector(self._base, recursive=True, allow_not_found=True)
         there = {
             info.path[len(self._base) + 1 :]
-            for info in self._filesystem.get_file_info(selector)
+            for info in filesystem.get_file_info(selector)
             if info.type == pafs.FileType.File
         }
         return {p for p in local if is_mutable(p) or p not in there}

@@ -116,9 +116,9 @@ def run_serve(args: argparse.Namespace) -> int:
     _say_if_nobody_can_sign_in(args.ledger)
     settings = load_settings()
     if settings.checkpoint_copy_to is not None and not args.no_ingest:
-        from ledger.checkpoint_copy import open_target
+        from ledger.checkpoint_copy import check_target
 
-        open_target(settings.checkpoint_copy_to)  # a target that cannot be used stops the start
+        check_target(settings.checkpoint_copy_to)  # a target that cannot be used stops the start
     secret = subject_secret(args.ledger, args.key_store)
     ingest = (
         None

@@ -163,3 +163,23 @@ def test_a_copy_target_that_cannot_be_used_is_refused_at_start(
             reference_version="r",
             copy_to="nosuchscheme://x/y",
         )
+
+
+def test_an_unreachable_object_store_is_a_counted_failure_not_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The S3 code path up to the network: a local port nothing listens on (no network
+    beyond this machine). Nothing is asked at construction; the copy fails, is counted and
+    stays pending."""
+    from ledger.checkpoint_copy import CheckpointCopy
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "manifest").write_text("a note\n")
+    copy = CheckpointCopy(
+        tmp_path, "s3://audit/ledger?region=us-east-1&scheme=http&endpoint_override=127.0.0.1:9"
+    )
+    assert copy.copy(["manifest"]) is False
+    assert copy.status.failures == 1 and copy.status.pending_files == 1
+    assert copy.status.last_error is not None and "127.0.0.1:9" in copy.status.last_error
