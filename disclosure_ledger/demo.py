@@ -374,6 +374,9 @@ def run_demo(
             load_signing_key(private_key.read_bytes(), str(private_key)),
             checkpoint_file,
             reference_version=reference.version,
+            notes_dir=settings.checkpoint_notes_dir,
+            origin=settings.checkpoint_origin,
+            copy_to=settings.checkpoint_copy_to,
         )
         ingestor = Ingestor(ledger, keys, reference, checkpointer=checkpointer)
         stats = consume(bootstrap, topic, ingestor, until_idle=3.0)

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     # A checkpoint every this many appended rows or seconds, whichever comes first.
     checkpoint_every_rows: int = Field(default=100_000, ge=1)
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    # The log origin the C2SP checkpoint notes are signed under (a schema-less URL such as
+    # example.com/disclosure-ledger); recorded in the ledger on first use, never changed.
+    checkpoint_origin: str | None = None
+    # Where each checkpoint's signed notes are written (default LEDGER.checkpoint-notes).
+    checkpoint_notes_dir: Path | None = None
+    # A second place, outside the operator's control, each checkpoint's notes are copied to
+    # as they are made: a directory, a file:// URL or an object store (s3://, gs://, abfs://,
+    # through pyarrow.fs). A failed copy is logged, counted and retried with the next one.
+    checkpoint_copy_to: str | None = None
     # The ledger service the CLI's read commands and erase-subject go through when no
     # --ledger is given (`--server`), and the API token they send (`--token`).
     server: str | None = None

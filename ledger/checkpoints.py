@@ -38,10 +38,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.access_log import ACCESS_CHAIN, access_log_head
+from ledger.checkpoint_copy import CheckpointCopy, CopyStatus
 from ledger.checkpoint_notes import (
     StoredNote,
     default_notes_dir,
     log_origin,
+    note_paths,
     sign_notes,
     store_notes,
 )
@@ -313,10 +315,13 @@ class Checkpointer:
         clock_ms: Callable[[], int] | None = None,
         notes_dir: Path | None = None,
         origin: str | None = None,
+        copy_to: str | None = None,
     ) -> None:
         """``notes_dir`` receives the C2SP signed notes of every checkpoint
         (:mod:`ledger.checkpoint_notes`; default ``LEDGER.checkpoint-notes`` beside the
-        ledger); ``origin`` is the log's name, recorded in the ledger on first use."""
+        ledger); ``origin`` is the log's name, recorded in the ledger on first use;
+        ``copy_to`` is a second place the notes are copied to as they are made
+        (:mod:`ledger.checkpoint_copy`)."""
         if every_rows < 1 or every_seconds <= 0:
             raise LedgerError(
                 f"checkpoint interval must be at least 1 row and more than 0 seconds, got "
@@ -333,6 +338,7 @@ class Checkpointer:
         self._signer = signer
         self.notes_dir = notes_dir if notes_dir is not None else default_notes_dir(ledger.path)
         self.origin = log_origin(ledger.con, origin)
+        self.copy = None if copy_to is None else CheckpointCopy(self.notes_dir, copy_to)
         self.last_notes: list[StoredNote] = []
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._pending_rows = 0
@@ -346,6 +352,10 @@ class Checkpointer:
             last_heads = ()
         self._moved = bool(heads) and heads != last_heads
         self._access_checkpointed = _access_length(last_heads)
+
+    @property
+    def copy_status(self) -> CopyStatus | None:
+        return None if self.copy is None else self.copy.status
 
     def _access_log_moved(self) -> bool:
         """Whether the access log grew since the last checkpoint (the service appends to it
@@ -385,6 +395,8 @@ class Checkpointer:
         )
         store_notes(self.ledger.con, notes, checkpoint.at, self.notes_dir)
         self.last_notes = notes
+        if self.copy is not None:  # a failure is logged, counted and retried next time
+            self.copy.copy([relative for relative, _, _ in note_paths(notes, checkpoint.at)])
         self._pending_rows = 0
         self._last_ms = now
         self._moved = False

@@ -88,7 +88,7 @@ class Verifier:
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
         """A verifier key, as :func:`verifier_key` writes it."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the base64 key may hold "+" (as Go chops it)
         if len(parts) != 3:
             raise NoteError(f"{vkey!r} is not a verifier key <name>+<8 hex>+<base64 key>")
         name, hex_id, encoded = parts

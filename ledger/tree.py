@@ -16,6 +16,7 @@ hashed up from at most 2**7 stored ones (:mod:`ledger.merkle`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.merkle import (
+    NODE_PREFIX,
     TILE_HEIGHT,
     TILE_WIDTH,
     MissingNodes,
@@ -241,9 +243,28 @@ _CHUNK_TILES = 4096  # leaves read at a time: 4096 tiles of 256 (1M leaves, 32 M
 
 
 def build_nodes(con: duckdb.DuckDBPyConnection, chain_id: str) -> pa.Table:
-    """Every stored node of the chain, computed from its rows' leaf hashes in seq order."""
-    frontier = Frontier()
+    """Every stored node of the chain, computed from its rows' leaf hashes in seq order.
+
+    Whole levels are hashed at once (:func:`_complete_tiles`): a chunk's leaves pair up into
+    the level above, eight times over, with no per-leaf bookkeeping; only the leaves of the
+    last, incomplete tile are left over (ingest extends one leaf at a time: :func:`extend`)."""
+    pending: dict[int, list[bytes]] = {}
+    done: dict[int, int] = {}
     rows: list[NodeRow] = []
+
+    def push(level: int, nodes: list[bytes]) -> None:
+        buffer = pending.setdefault(level, [])
+        buffer.extend(nodes)
+        full = len(buffer) - len(buffer) % TILE_WIDTH
+        if not full:
+            return
+        above = _complete_tiles(buffer[:full])
+        del buffer[:full]
+        first = done.get(level + TILE_HEIGHT, 0)
+        done[level + TILE_HEIGHT] = first + len(above)
+        rows.extend((chain_id, level + TILE_HEIGHT, first + i, h) for i, h in enumerate(above))
+        push(level + TILE_HEIGHT, above)
+
     chunk = _CHUNK_TILES * TILE_WIDTH
     start = 1
     while True:
@@ -258,11 +279,24 @@ def build_nodes(con: duckdb.DuckDBPyConnection, chain_id: str) -> pa.Table:
         )
         if len(leaves) == 0:
             break
-        rows += extend(frontier, chain_id, leaves)
+        push(0, leaves)
         start += chunk
         if len(leaves) < chunk:
             break
     return node_table(rows)
+
+
+def _complete_tiles(nodes: list[bytes]) -> list[bytes]:
+    """The roots of consecutive complete tiles of ``nodes`` (a multiple of 256 of them),
+    one level of the tree at a time."""
+    sha256 = hashlib.sha256
+    level = nodes
+    for _ in range(TILE_HEIGHT):
+        level = [
+            sha256(NODE_PREFIX + left + right).digest()
+            for left, right in zip(level[0::2], level[1::2], strict=True)
+        ]
+    return level
 
 
 def check_tree(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:

@@ -440,6 +440,9 @@ def _checkpointer(
         reference_version=reference.version,
         every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
         every_seconds=args.checkpoint_every_seconds or settings.checkpoint_every_seconds,
+        notes_dir=settings.checkpoint_notes_dir,
+        origin=settings.checkpoint_origin,
+        copy_to=settings.checkpoint_copy_to,
     )
 
 

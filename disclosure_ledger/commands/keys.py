@@ -28,25 +28,48 @@ def register(commands: Subcommands) -> None:
         commands,
         "keys",
         run_keys,
-        "Generate the Ed25519 key pair that signs checkpoints, or rotate to a new one.",
+        "Generate the Ed25519 key pair that signs checkpoints, rotate to a new one, or print "
+        "the verifier keys (C2SP note format) its checkpoint notes are checked with.",
     )
     sub.add_argument(
         "action",
-        choices=["generate", "rotate"],
-        help="generate: write a new key pair; rotate: put a new key in force after a "
-        "checkpoint, recorded in the key history and signed by the key in force",
+        choices=["generate", "rotate", "verifier-key"],
+        help="generate: write a new key pair (and PUBLIC.vkey, the log origin's verifier key, "
+        "when the origin is known); rotate: put a new key in force after a checkpoint, "
+        "recorded in the key history and signed by the key in force; verifier-key: print the "
+        "verifier keys of the manifest (the log origin) and of chains",
     )
     sub.add_argument(
         "--private-key",
         type=Path,
-        required=True,
-        help="private key file to write (rotate: the new key; written with PRIVATE.pub if "
-        "it does not exist yet)",
+        help="generate, rotate: private key file to write (rotate: the new key; written with "
+        "PRIVATE.pub if it does not exist yet)",
     )
-    sub.add_argument("--public-key", type=Path, help="public key file (default PRIVATE.pub)")
+    sub.add_argument(
+        "--public-key",
+        type=Path,
+        help="public key file (default PRIVATE.pub); verifier-key: the public key to print "
+        "the verifier keys of",
+    )
+    sub.add_argument(
+        "--origin",
+        help="generate, verifier-key: the log origin the checkpoint notes are signed under "
+        "(default DISCLOSURE_LEDGER_CHECKPOINT_ORIGIN; verifier-key: else the one recorded "
+        "in --ledger)",
+    )
+    sub.add_argument(
+        "--chain",
+        action="append",
+        metavar="CHAIN",
+        help="verifier-key: also print this chain's verifier key (repeatable; e.g. "
+        "privacy.disclosures.v1/0). With --ledger and no --chain: every chain of the ledger",
+    )
     sub.add_argument("--force", action="store_true", help="replace existing key files")
     sub.add_argument(
-        "--ledger", type=Path, help="rotate: the ledger whose checkpoints the key signs"
+        "--ledger",
+        type=Path,
+        help="rotate: the ledger whose checkpoints the key signs; verifier-key: the ledger "
+        "whose log origin and chains to print the verifier keys of",
     )
     sub.add_argument(
         "--checkpoints",
@@ -107,8 +130,17 @@ def register(commands: Subcommands) -> None:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from ledger.checkpoints import generate_key_pair
+    from disclosure_ledger.settings import load_settings
+    from ledger.checkpoint_notes import check_origin
+    from ledger.checkpoints import generate_key_pair, load_public_key
+    from ledger.notes import verifier_key
 
+    if args.action == "verifier-key":
+        return run_verifier_key(args)
+    if args.private_key is None:
+        raise DisclosureLedgerError(f"keys {args.action} needs --private-key FILE")
+    if args.chain:
+        raise DisclosureLedgerError("--chain is for `keys verifier-key`")
     if args.action == "rotate":
         return run_rotate(args)
     rotate_only = [
@@ -121,10 +153,81 @@ def run_keys(args: argparse.Namespace) -> int:
             f"--{rotate_only[0].replace('_', '-')} is for `keys rotate`, not `keys generate`"
         )
     public = args.public_key or args.private_key.with_name(args.private_key.name + ".pub")
+    origin = args.origin or load_settings().checkpoint_origin
+    if origin is not None:
+        check_origin(origin, "--origin" if args.origin else "DISCLOSURE_LEDGER_CHECKPOINT_ORIGIN")
     key = generate_key_pair(args.private_key, public, overwrite=args.force)
     print(f"checkpoint signing key {key}: private key {args.private_key} (mode 0600), public key")
     print(f"{public}. Point DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE at the private key;")
     print("publish the public key with the checkpoint file; never put either in the ledger.")
+    if origin is None:
+        print(
+            "no log origin is set (DISCLOSURE_LEDGER_CHECKPOINT_ORIGIN or --origin), so no "
+            "verifier key was written: the ledger picks one at its first checkpoint; then "
+            f"`disclosure-ledger keys verifier-key --public-key {public} --ledger LEDGER` "
+            "prints the verifier keys of its manifest and chains"
+        )
+        return 0
+    vkey_file = public.with_name(public.name + ".vkey")
+    vkey = verifier_key(origin, load_public_key(public))
+    vkey_file.write_text(vkey + "\n", encoding="utf-8")
+    print(f"verifier key of the log origin {origin} (checks the signed manifests), in {vkey_file}:")
+    print(vkey)
+    print(
+        "each chain's checkpoints are signed under <origin>/<chain>, with the same key: "
+        "`keys verifier-key --public-key PUB --origin ORIGIN --chain CHAIN` prints its verifier "
+        "key (chains appear with the topic's partitions)"
+    )
+    return 0
+
+
+def run_verifier_key(args: argparse.Namespace) -> int:
+    """``keys verifier-key``: the C2SP verifier keys (``<name>+<id>+<key>``) of the log
+    origin (the manifest) and of chains, one a line, for ``note.NewVerifier`` and witnesses."""
+    from disclosure_ledger.settings import load_settings
+    from ledger.checkpoint_notes import chain_origin, check_origin, stored_origin
+    from ledger.checkpoints import load_public_key
+    from ledger.notes import verifier_key
+    from ledger.store import Ledger
+
+    if args.public_key is None:
+        raise DisclosureLedgerError(
+            "keys verifier-key needs --public-key FILE: the .pub file `keys generate` wrote"
+        )
+    public_key = load_public_key(args.public_key)
+    chains: list[str] = list(args.chain or [])
+    origin = args.origin
+    if args.ledger is not None:
+        with Ledger(args.ledger, read_only=True) as ledger:
+            recorded = stored_origin(ledger.con)
+            if not chains:
+                chains = [
+                    str(r[0])
+                    for r in ledger.con.execute(
+                        "SELECT DISTINCT chain_id FROM disclosures ORDER BY 1"
+                    ).fetchall()
+                ]
+        if recorded is None:
+            raise DisclosureLedgerError(
+                f"{args.ledger} has no log origin yet: it is recorded with the first "
+                "checkpoint (DISCLOSURE_LEDGER_CHECKPOINT_ORIGIN, or a random one); give "
+                "--origin, or run this after the first checkpoint"
+            )
+        if origin is not None and origin != recorded:
+            raise DisclosureLedgerError(
+                f"--origin {origin} is not the log origin of {args.ledger} ({recorded})"
+            )
+        origin = recorded
+    origin = origin or load_settings().checkpoint_origin
+    if origin is None:
+        raise DisclosureLedgerError(
+            "keys verifier-key needs the log origin: --origin ORIGIN, --ledger LEDGER or "
+            "DISCLOSURE_LEDGER_CHECKPOINT_ORIGIN"
+        )
+    check_origin(origin, "the log origin")
+    print(verifier_key(origin, public_key))
+    for chain in chains:
+        print(verifier_key(chain_origin(origin, chain), public_key))
     return 0
 
 

@@ -20,6 +20,7 @@ from disclosure_ledger.errors import DisclosureLedgerError
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
+    from ledger.store import Ledger
 
 
 def register(commands: Subcommands) -> None:
@@ -28,9 +29,18 @@ def register(commands: Subcommands) -> None:
         "migrate",
         run_migrate,
         "Bring a ledger written by an earlier release up to date (derived data the reports "
-        "read; the writer does this on opening), or choose its heavy subjects afresh.",
+        "read, the Merkle trees: the writer does this on opening; signed notes beside old "
+        "checkpoints, with the signing key from the settings), or choose its heavy subjects "
+        "afresh.",
     )
     ledger_option(sub)
+    sub.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help="the checkpoint file, beside which the key history is looked for (default "
+        "LEDGER.checkpoints)",
+    )
 
     sub = add_command(
         commands,
@@ -85,9 +95,56 @@ def run_migrate(args: argparse.Namespace) -> int:
     with Ledger(args.ledger) as ledger:  # the writer migrates on opening, in one transaction
         if current:
             refresh_heavy(ledger.con)
+        notes = _migrate_checkpoint_notes(args, ledger)
     what = "heavy subjects chosen afresh" if current else "derived data written"
     print(f"{args.ledger}: {what} in {time.monotonic() - started:.1f} s")
+    for line in notes:
+        print(line)
     return 0
+
+
+def _migrate_checkpoint_notes(args: argparse.Namespace, ledger: Ledger) -> list[str]:
+    """Signed notes beside old one-line checkpoints; what was done and what was not."""
+    from disclosure_ledger.commands.key_material import signing_key
+    from disclosure_ledger.settings import load_settings
+    from ledger.checkpoint_migration import migrate_checkpoint_notes
+    from ledger.checkpoint_notes import default_notes_dir
+    from ledger.checkpoints import default_checkpoint_file
+
+    settings = load_settings()
+    has_key = (
+        settings.checkpoint_signing_key is not None
+        or settings.checkpoint_signing_key_file is not None
+    )
+    notes_dir = settings.checkpoint_notes_dir or default_notes_dir(args.ledger)
+    outcome = migrate_checkpoint_notes(
+        ledger,
+        signing_key() if has_key else None,
+        args.checkpoints or default_checkpoint_file(args.ledger),
+        notes_dir=notes_dir,
+        origin=settings.checkpoint_origin,
+        copy_to=settings.checkpoint_copy_to,
+    )
+    said = []
+    if outcome.signed:
+        said.append(
+            f"signed notes written beside {len(outcome.signed)} old checkpoint(s) (from "
+            f"{outcome.signed[0]} to {outcome.signed[-1]}): in the ledger and in {notes_dir}"
+        )
+    if outcome.copy_failed:
+        said.append(
+            f"the notes could not all be copied to {settings.checkpoint_copy_to}: the next "
+            "checkpoint copies what is missing"
+        )
+    if outcome.without_key:
+        said.append(
+            f"NOT done: {len(outcome.without_key)} old checkpoint(s) have no signed notes, "
+            "since no signing key is set. Set DISCLOSURE_LEDGER_CHECKPOINT_SIGNING_KEY_FILE "
+            "and run migrate again; the one-line checkpoints stay verifiable meanwhile"
+        )
+    for at, why in outcome.refused:
+        said.append(f"NOT done: no notes for the checkpoint of {at}: {why}")
+    return said
 
 
 def run_quarantine(args: argparse.Namespace) -> int:

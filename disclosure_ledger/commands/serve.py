@@ -115,6 +115,10 @@ def run_serve(args: argparse.Namespace) -> int:
     config.check()  # before anything is opened
     _say_if_nobody_can_sign_in(args.ledger)
     settings = load_settings()
+    if settings.checkpoint_copy_to is not None and not args.no_ingest:
+        from ledger.checkpoint_copy import check_target
+
+        check_target(settings.checkpoint_copy_to)  # a target that cannot be used stops the start
     secret = subject_secret(args.ledger, args.key_store)
     ingest = (
         None
@@ -132,6 +136,9 @@ def run_serve(args: argparse.Namespace) -> int:
             checkpoint_every_seconds=(
                 args.checkpoint_every_seconds or settings.checkpoint_every_seconds
             ),
+            checkpoint_origin=settings.checkpoint_origin,
+            checkpoint_notes_dir=settings.checkpoint_notes_dir,
+            checkpoint_copy_to=settings.checkpoint_copy_to,
         )
     )
     signer = None if args.no_checkpoints or args.no_ingest else signing_key()

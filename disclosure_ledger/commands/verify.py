@@ -26,7 +26,8 @@ def register(commands: Subcommands) -> None:
         commands,
         "verify",
         run_verify,
-        "Recompute the hash chains, check signed checkpoints, account for every offset.",
+        "Recompute the hash chains and Merkle trees, check signed checkpoints and checkpoint "
+        "notes, account for every offset.",
     )
     ledger_or_server_options(sub)
     sub.add_argument(
@@ -42,6 +43,15 @@ def register(commands: Subcommands) -> None:
         type=Path,
         help="the checkpoint public key (default DISCLOSURE_LEDGER_CHECKPOINT_PUBLIC_KEY_FILE); "
         "with a key history, any key in it that you trust",
+    )
+    sub.add_argument(
+        "--notes",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="a directory of checkpoint notes to check too (repeatable): LEDGER.checkpoint-notes "
+        "or a copy of it (DISCLOSURE_LEDGER_CHECKPOINT_COPY_TO); the ledger's own "
+        "checkpoint_notes table is always checked",
     )
     sub.add_argument(
         "--key-history",
@@ -105,6 +115,7 @@ def run_verify(args: argparse.Namespace) -> int:
             checkpoints=sources,
             public_key=public_key,
             key_history=history,
+            notes_dirs=args.notes or [],
             progress=ProgressLines(),
         )
     return print_verify_result(result, str(args.ledger))
@@ -137,6 +148,8 @@ def print_verify_result(result: VerifyResult, ledger_name: str) -> int:
         print(f"{result.checkpoints} checkpoint(s) checked against the chains ({signed})")
     else:
         print("no checkpoints to check the chains against")
+    if result.notes_checked:
+        print(f"{result.notes_checked} checkpoint note(s) checked against the Merkle trees")
     verdict = "verified" if result.ok else f"NOT verified: {len(result.failures)} failure(s)"
     print(f"{ledger_name}: {result.rows} rows; {verdict}")
     return 0 if result.ok else 1

@@ -131,7 +131,7 @@ def verify_result(
     args: argparse.Namespace, client: LedgerClient, progress: Callable[[int, int], None]
 ) -> tuple[VerifyResult | str, str]:
     """Run verify as a job of the service; its result, and the ledger's name to print."""
-    refuse_file_options(args, "checkpoints", "public_key", "key_history")
+    refuse_file_options(args, "checkpoints", "public_key", "key_history", "notes")
     job = client.post_json("/verify", {})
     job_id = job["job_id"]
     while True:
@@ -171,6 +171,7 @@ def verify_result_of(document: dict[str, Any]) -> VerifyResult:
         failures=failures,
         checkpoints=int(document.get("checkpoints") or 0),
         signatures_checked=bool(document.get("signatures_checked")),
+        notes_checked=int(document.get("checkpoint_notes") or 0),
         notes=[str(n) for n in document.get("notes") or []],
     )
 

@@ -165,6 +165,7 @@ class VerifyJobs:
                     checkpoints=sources,
                     public_key=public_key,
                     key_history=history,
+                    notes_dirs=self._notes_dirs(),
                     progress=progress,
                 )
             job.progress(result.rows, result.rows)
@@ -187,6 +188,16 @@ class VerifyJobs:
         settings = self._service.ingest_settings
         configured = settings.checkpoint_file if settings is not None else None
         return configured or default_checkpoint_file(self._service.config.ledger)
+
+    def _notes_dirs(self) -> list[Path]:
+        """The service's checkpoint notes directory, if it was written (its notes are also in
+        the ledger's table, which is always checked: the files may have been altered apart)."""
+        from ledger.checkpoint_notes import default_notes_dir
+
+        settings = self._service.ingest_settings
+        configured = settings.checkpoint_notes_dir if settings is not None else None
+        path = configured or default_notes_dir(self._service.config.ledger)
+        return [path] if path.is_dir() else []
 
     def _key_history(self) -> Any:
         """The checkpoint key history beside the checkpoint file, if there is one."""

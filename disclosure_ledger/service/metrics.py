@@ -213,6 +213,25 @@ class LedgerCollector(Collector):
             finished.add_metric([], _seconds(last.finished_at))
         yield from (ok, failures, finished)
 
+    def _checkpoint_copies(self) -> Iterator[Metric]:
+        """The checkpoint copies (``checkpoint_copy_to``), when a target is set."""
+        ingestor = self._service.ingestor
+        checkpointer = None if ingestor is None else ingestor.checkpointer
+        status = None if checkpointer is None else checkpointer.copy_status
+        if status is None:
+            return
+        yield CounterMetricFamily(
+            f"{PREFIX}_checkpoint_copy_failures",
+            "Checkpoints whose notes could not (all) be copied to the copy target; the next "
+            "checkpoint copies what is missing.",
+            value=status.failures,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_checkpoint_copy_pending_files",
+            "Checkpoint note files not yet copied to the copy target.",
+            value=status.pending_files,
+        )
+
     def _ledger(self) -> Iterator[Metric]:
         with self._service.view() as view:
             cursor = view.con
@@ -264,6 +283,7 @@ class LedgerCollector(Collector):
 
             last_checkpoint.add_metric([], _seconds(utc(checkpoint[0])))
         yield last_checkpoint
+        yield from self._checkpoint_copies()
         yield GaugeMetricFamily(
             f"{PREFIX}_coverage_complete_through_timestamp_seconds",
             "The ledger holds every disclosure up to this time (0: through no known time).",

@@ -98,6 +98,9 @@ class IngestSettings:
     checkpoint_file: Path | None = None
     checkpoint_every_rows: int = 100_000
     checkpoint_every_seconds: float = 300.0
+    checkpoint_origin: str | None = None  # the C2SP notes' log origin (settings)
+    checkpoint_notes_dir: Path | None = None  # default LEDGER.checkpoint-notes
+    checkpoint_copy_to: str | None = None  # a second place the notes are copied to
     quarantine_retention_days: int = DEFAULT_RETENTION_DAYS  # the ingest thread purges hourly
 
 
@@ -190,6 +193,9 @@ class LedgerService:
             reference_version=self.reference.version,
             every_rows=settings.checkpoint_every_rows,
             every_seconds=settings.checkpoint_every_seconds,
+            notes_dir=settings.checkpoint_notes_dir,
+            origin=settings.checkpoint_origin,
+            copy_to=settings.checkpoint_copy_to,
         )
 
     # -- ingest --------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Failure kinds: ``row altered``, ``row deleted``, ``row inserted``, ``rows reorde
 ``chain truncated below a checkpoint``, ``chain rewritten since a checkpoint``, ``bad
 signature``, ``offset missing``, ``offset doubled``, ``offset beyond stored position``,
 ``derived data altered`` (what :mod:`ledger.derived` keeps beside the hashed columns for
-fast reports disagrees with them).
+fast reports disagrees with them), ``tree altered`` (a stored Merkle node differs from the
+one the rows give), ``chain missing from a manifest`` (a signed manifest leaves out a chain
+that had rows at its time: :mod:`ledger.verify.notes`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class VerifyResult:
     signatures_checked: bool = False
     notes: list[str] = field(default_factory=list)
     access_entries: int = 0  # entries of the access log checked (chain ``access_log``)
+    notes_checked: int = 0  # checkpoint notes (C2SP signed notes) checked against the trees
 
     @property
     def ok(self) -> bool:
@@ -66,6 +69,7 @@ class VerifyResult:
             },
             "checkpoints": self.checkpoints,
             "signatures_checked": self.signatures_checked,
+            "checkpoint_notes": self.notes_checked,
             "failure_count": len(self.failures),
             "failures": [failure.to_json() for failure in self.failures[:max_failures]],
             "notes": list(self.notes),

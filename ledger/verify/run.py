@@ -7,11 +7,14 @@
 3. The access log (:mod:`ledger.verify.access_log`): its own chain, ``access_log``.
 4. Derived data (:func:`ledger.derived.check_derived`), checkpoints
    (:mod:`ledger.verify.checkpoints`) and offsets (:mod:`ledger.verify.offsets`).
+5. The Merkle trees recomputed from the rows, and every checkpoint note (C2SP signed
+   notes) against them (:mod:`ledger.verify.notes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -22,6 +25,7 @@ from ledger.store import Ledger
 from ledger.verify.access_log import verify_access_log
 from ledger.verify.checkpoints import verify_checkpoints
 from ledger.verify.diagnosis import diagnose_chain
+from ledger.verify.notes import verify_notes, verify_tree
 from ledger.verify.offsets import verify_offsets
 from ledger.verify.result import DERIVED, CheckpointSource, Failure, VerifyResult, row_altered
 from ledger.verify.scan import (
@@ -39,6 +43,7 @@ def verify_ledger(
     checkpoints: Sequence[CheckpointSource] = (),
     public_key: Ed25519PublicKey | None = None,
     key_history: KeyHistory | None = None,
+    notes_dirs: Sequence[Path] = (),
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
     range_rows: int = RANGE_ROWS,
@@ -48,7 +53,9 @@ def verify_ledger(
     ``checkpoints`` are checked in addition to the ledger's own ``checkpoints`` table;
     signatures are checked when ``public_key`` is given (else a note says they were not),
     each with the key in force at its time when a ``key_history`` is given (``public_key``
-    then anchors the history).
+    then anchors the history). The checkpoint notes of the ledger's ``checkpoint_notes``
+    table are checked, and those of the directories ``notes_dirs`` (the notes directory, a
+    copy of it).
     DuckDB works on ``threads`` threads, by default one for each core this process may run
     on; the scan reads ``range_rows`` rows at a time.
     """
@@ -76,6 +83,15 @@ def verify_ledger(
             CheckpointSource("the ledger's checkpoints table", ledger_checkpoint_lines(ledger))
         ]
         verify_checkpoints(con, [*sources, *checkpoints], public_key, result, key_history)
+        bad_trees = verify_tree(con, result)
+        verify_notes(
+            con,
+            result,
+            public_key=public_key,
+            key_history=key_history,
+            directories=notes_dirs,
+            bad_trees=bad_trees,
+        )
         clean = not scan.leaf_bad and not any(state.dirty for state in scan.chains.values())
         verify_offsets(con, result, accepted_unique=clean)
         con.execute("ROLLBACK")

@@ -109,7 +109,9 @@ def test_the_newest_key_alone_explains_that_older_checkpoints_need_the_history(
 ) -> None:
     result = verify(rotated, NEW, history=False)
     assert {f.kind for f in result.failures} == {"bad signature"}
-    assert len(result.failures) == 4  # the two older checkpoints, in the table and the file
+    lines = [f for f in result.failures if "checkpoint_notes" not in f.detail]
+    assert len(lines) == 4  # the two older checkpoints, in the table and the file
+    assert len(result.failures) > 4  # and their signed notes
     assert all("--key-history" in f.detail for f in result.failures)
 
 
@@ -188,3 +190,26 @@ def test_keys_rotate_cli_generates_the_new_key_and_refuses_under_a_service(
     assert "the key in force is" in capsys.readouterr().err
     public = tmp_path / "new.key.pub"
     assert main(["verify", "--ledger", str(ledger_path), "--public-key", str(public)]) == 0
+
+
+def test_checkpoint_notes_follow_the_key_history_and_a_superseded_key_fails(
+    rotated: Path, reference: ReferenceData
+) -> None:
+    from ledger.checkpoint_notes import default_notes_dir, log_origin, sign_notes, store_notes
+
+    result = verify(rotated, NEW)
+    assert result.ok and result.notes_checked == 8  # 4 checkpoints: a chain and a manifest
+    with Ledger(rotated) as ledger:  # notes signed by the old key long after the rotation
+        late = sign_checkpoint(OLD, current_heads(ledger), reference.version, 4_102_444_800_000)
+        notes = sign_notes(
+            ledger.con,
+            OLD,
+            log_origin(ledger.con, None),
+            [(h.chain_id, h.length, h.head) for h in late.heads],
+            at=late.at,
+            reference_version=reference.version,
+        )
+        store_notes(ledger.con, notes, late.at, default_notes_dir(rotated))
+    result = verify(rotated, NEW)
+    assert [f.kind for f in result.failures] == ["bad signature"] * 2  # the chain, the manifest
+    assert all("superseded" in f.detail for f in result.failures)

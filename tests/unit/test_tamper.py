@@ -302,6 +302,7 @@ def test_a_chain_rewritten_and_re_signed_with_a_new_key_is_caught(
     with Ledger(ledger_file) as ledger:
         lines = len(ledger_checkpoint_lines(ledger))
         ledger.con.execute("DELETE FROM checkpoints")
+        ledger.con.execute("DELETE FROM checkpoint_notes")  # the signed notes too
         forged = sign_checkpoint(forger, current_heads(ledger), "forged", 1_767_225_600_000)
         ledger.con.execute(CHECKPOINTS_DDL)
         ledger.con.execute(
@@ -409,6 +410,7 @@ def test_odd_values_a_forger_could_write_hash_alike_in_every_scan(ledger_file: P
     con = duckdb.connect(str(ledger_file))
     try:
         con.execute("DELETE FROM checkpoints")
+        con.execute("DELETE FROM checkpoint_notes")  # the signed notes too
         for seq in range(1, ROWS + 1):
             con.execute(
                 "UPDATE disclosures SET purpose = ?, recipient_id = ?, legal_reference = ?, "

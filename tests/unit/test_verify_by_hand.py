@@ -142,6 +142,7 @@ def _forge(path: Path, *statements: str) -> None:
     tamper(
         path,
         "DELETE FROM checkpoints",
+        "DELETE FROM checkpoint_notes",
         "UPDATE chain_heads h SET head_chain_hash = d.chain_hash FROM disclosures d "
         "WHERE d.chain_id = h.chain_id AND d.seq = h.head_seq",
     )
