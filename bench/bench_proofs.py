@@ -23,6 +23,8 @@ gets signed checkpoint notes at eight sizes (an eighth of its rows, two eighths,
 * :func:`ledger.tree.check_tree` over every row (what it adds to ``verify``);
 * storage: ``merkle_nodes`` and ``checkpoint_notes`` each copied into a DuckDB file of its
   own, beside the ledger's file size;
+* ``--explore-index``: on a copy of the ledger, an ART index on ``event_id``: its build, the
+  lookup and the bundle by event id with it, and what it adds to an append;
 * the tree's share of ingest: ``bench.ingest_offline`` (the pipeline alone, 100,000 events)
   in separate processes, alternately with the tree and with ``--no-tree`` (extend stubbed
   out: no nodes computed nor inserted), ``--ingest-runs`` each; plus one ``--stages`` run
@@ -392,6 +394,62 @@ def tree_share(events: int, runs: int) -> dict[str, Any]:
     }
 
 
+# -- an index on event_id, on a copy --------------------------------------------------------
+def explore_event_index(path: Path, requests: int) -> dict[str, Any]:
+    """What an ART index on ``disclosures.event_id`` would give the event id's lookup, and
+    cost: its build, and appends of ``DEFAULT_BATCH`` rows with and without it. On a copy of
+    the ledger, never on the ledger."""
+    copy = path.with_name(path.name + ".index-copy.duckdb")
+    shutil.copyfile(path, copy)
+    figures: dict[str, Any] = {}
+    try:
+        with duckdb.connect(str(copy)) as con:
+            sample = [
+                str(r[0])
+                for r in con.execute(
+                    "SELECT event_id::VARCHAR FROM disclosures "
+                    f"USING SAMPLE reservoir({requests} ROWS) REPEATABLE (7)"
+                ).fetchall()
+            ]
+            con.execute(
+                "CREATE TEMP TABLE batch AS SELECT * REPLACE ('bench/appended' AS chain_id) "
+                "FROM disclosures "
+                f"USING SAMPLE reservoir({DEFAULT_BATCH} ROWS) REPEATABLE (7)"
+            )
+
+            def appends() -> float:
+                spent = []
+                for _ in range(10):
+                    con.execute("BEGIN TRANSACTION")
+                    started = time.perf_counter()
+                    con.execute(
+                        "INSERT INTO disclosures SELECT * REPLACE (uuid() AS event_id) FROM batch"
+                    )
+                    spent.append(time.perf_counter() - started)
+                    con.execute("COMMIT")
+                return statistics.median(spent) * 1000
+
+            figures["append_ms_without"] = appends()
+            started = time.perf_counter()
+            con.execute("CREATE INDEX bench_event_id ON disclosures (event_id)")
+            con.execute("CHECKPOINT")
+            figures["index_build_s"] = time.perf_counter() - started
+            figures["append_ms_with"] = appends()
+        with Ledger(copy, read_only=True) as ledger:
+            first = time.perf_counter()
+            locate_event(ledger.con, sample[0])
+            figures["first_lookup_ms"] = (time.perf_counter() - first) * 1000
+            seconds, _ = time_each([lambda e=e: locate_event(ledger.con, e) for e in sample])
+            figures["lookup_median_ms"] = _median_ms(seconds)
+            seconds, _ = time_each([lambda e=e: event_bundle(ledger.con, e) for e in sample])
+            figures["event_bundle_median_ms"] = _median_ms(seconds)
+    finally:
+        for leftover in (copy, copy.with_name(copy.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    _log(f"event_id index (on a copy): {figures}")
+    return figures
+
+
 # -- the whole benchmark ---------------------------------------------------------------------
 def print_table(figures: dict[str, Any]) -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -446,6 +504,15 @@ def print_table(figures: dict[str, Any]) -> None:
                 f"({ledger_bytes:,} B)"
             )
         print(f"  checkpoint notes as files              {space['notes_dir_bytes']:>12,} B")
+    index = figures.get("event_index")
+    if index:
+        print(
+            f"  with an ART index on event_id (a copy): lookup {index['lookup_median_ms']:.2f} ms"
+            f" (first {index['first_lookup_ms']:.1f} ms), bundle by event id "
+            f"{index['event_bundle_median_ms']:.2f} ms; build {index['index_build_s']:.1f} s; "
+            f"append of {DEFAULT_BATCH:,} rows {index['append_ms_without']:.0f} -> "
+            f"{index['append_ms_with']:.0f} ms"
+        )
     share = figures.get("ingest")
     if share:
         print(
@@ -476,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest-runs", type=int, default=5, help="ingest runs, each way")
     parser.add_argument("--ingest-events", type=int, default=100_000)
     parser.add_argument(
+        "--explore-index",
+        action="store_true",
+        help="also try an ART index on event_id, on a copy of the ledger",
+    )
+    parser.add_argument(
         "--only",
         choices=("proofs", "ingest"),
         help="only the proofs on the 10M-row ledger, or only the tree's share of ingest",
@@ -490,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["proofs"] = time_proofs(path, public, sizes, args.requests)
         figures["check_tree_s"] = time_check_tree(path, args.tree_runs)
         figures["storage"] = storage(path, notes_dir)
+        if args.explore_index:
+            figures["event_index"] = explore_event_index(path, args.requests)
     if args.only != "proofs":
         figures["ingest"] = tree_share(args.ingest_events, args.ingest_runs)
     RESULTS.mkdir(exist_ok=True)
