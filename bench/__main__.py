@@ -9,6 +9,7 @@ BENCHMARKS = (
     "bench.bench_encode",
     "bench.bench_ingest",
     "bench.bench_verify",
+    "bench.bench_proofs",
     "bench.bench_reports",
     "bench.bench_after_erasure",
     "bench.bench_service",

@@ -4,7 +4,7 @@ chain and append pre-encoded messages, in batches of ``DEFAULT_BATCH``, the way
 batch N commits on a second thread while N+1 is prepared, garbage collected between
 batches).
 
-    python -m bench.ingest_offline [--events 100000] [--messages FILE] [--stages]
+    python -m bench.ingest_offline [--events 100000] [--messages FILE] [--stages] [--no-tree]
         -> one JSON line: events, wall seconds, events/s, CPU seconds (every thread of
            the process, DuckDB's included) and events per CPU second
 
@@ -15,6 +15,10 @@ very same bytes. Each run starts from an empty ledger and an empty subject key s
 
 ``--stages`` prepares and commits one batch after the other instead (no overlap), with a
 timer around each stage, and prints on stderr where the CPU time goes.
+
+``--no-tree`` stubs out the Merkle tree (:meth:`ledger.tree.TreeBuilder.extend` returns no
+node rows, so none are inserted either): run beside a normal run, it shows what keeping the
+tree costs ingest (``bench.bench_proofs`` does).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.simulate import simulate
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
+from ledger.tree import NodeRow, TreeBuilder
 from reference import load_reference
 from schemas.codec import EventCodec
 
@@ -157,9 +162,20 @@ def time_stages() -> StageTimer:
     timer.wrap(pipeline, "link_hashes", "link hashes")
     timer.wrap(SubjectKeyStore, "derive", "pseudonymise (SubjectKeyStore.derive)")
     timer.wrap(Ledger, "find_event_ids", "deduplicate (Ledger.find_event_ids)")
+    timer.wrap(TreeBuilder, "extend", "merkle tree (TreeBuilder.extend)")
+    timer.wrap(pipeline, "node_table", "merkle node rows (node_table)")
     timer.wrap(Ledger, "append_batch", "commit (Ledger.append_batch)")
     timer.wrap(_BatchCollector, "collect", "garbage collection between batches")
     return timer
+
+
+def stub_tree() -> None:
+    """Ingest without the Merkle tree: no nodes computed, none inserted."""
+
+    def no_nodes(self: TreeBuilder, chain: str, size: int, leaves: object) -> list[NodeRow]:
+        return []
+
+    TreeBuilder.extend = no_nodes  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:
@@ -167,7 +183,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--messages", type=Path, help="cache the encoded messages in this file")
     parser.add_argument("--stages", action="store_true", help="print where the time goes")
+    parser.add_argument(
+        "--no-tree", action="store_true", help="stub out the Merkle tree (to measure its cost)"
+    )
     args = parser.parse_args()
+    if args.no_tree:
+        stub_tree()
     messages = load_messages(args.events, args.messages)
     timer = time_stages() if args.stages else None
     with tempfile.TemporaryDirectory() as folder:

@@ -63,7 +63,13 @@ def has_tree(con: duckdb.DuckDBPyConnection) -> bool:
 
 # -- reading nodes -------------------------------------------------------------------------
 class LedgerNodes:
-    """The stored nodes of one chain, read through a DuckDB connection (one query a call)."""
+    """The stored nodes of one chain, read through a DuckDB connection (one query a call).
+
+    A proof's reads are few and short, so what a query costs beside its scans counts: the
+    leaf ranges within a tile of each other are read as one (a proof's two ranges on either
+    side of its leaf become one scan, the leaf included), the stored levels' ranges in one
+    scan of ``merkle_nodes``, and the bounds are written into the SQL as integers (each bound
+    parameter costs the DuckDB client about 0.1 ms); the chain id stays a parameter."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, chain_id: str) -> None:
         self.con = con
@@ -72,22 +78,30 @@ class LedgerNodes:
     def stored(self, wanted: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], bytes]:
         if not wanted:
             return {}
-        parts: list[str] = []
-        params: list[object] = []
-        for level, first, last in wanted:
-            if level == 0:
-                parts.append(
-                    "SELECT 0 AS level, seq - 1 AS idx, leaf_hash AS hash FROM disclosures "
-                    "WHERE chain_id = ? AND seq BETWEEN ? AND ?"
-                )
-                params += [self.chain_id, first + 1, last + 1]
+        leaves: list[tuple[int, int]] = []
+        for level, first, last in sorted(wanted):
+            if level != 0:
+                continue
+            if leaves and first <= leaves[-1][1] + TILE_WIDTH:
+                leaves[-1] = (leaves[-1][0], max(leaves[-1][1], int(last)))
             else:
-                parts.append(
-                    "SELECT level, idx, hash FROM merkle_nodes "
-                    "WHERE chain_id = ? AND level = ? AND idx BETWEEN ? AND ?"
-                )
-                params += [self.chain_id, level, first, last]
-        rows = self.con.execute(" UNION ALL ".join(parts), params).fetchall()
+                leaves.append((int(first), int(last)))
+        parts = [
+            "SELECT 0 AS level, seq - 1 AS idx, leaf_hash AS hash FROM disclosures "
+            f"WHERE chain_id = $chain AND seq BETWEEN {first + 1} AND {last + 1}"
+            for first, last in leaves
+        ]
+        ranges = [
+            f"(level = {int(level)} AND idx BETWEEN {int(first)} AND {int(last)})"
+            for level, first, last in wanted
+            if level != 0
+        ]
+        if ranges:
+            parts.append(
+                "SELECT level, idx, hash FROM merkle_nodes "
+                f"WHERE chain_id = $chain AND ({' OR '.join(ranges)})"
+            )
+        rows = self.con.execute(" UNION ALL ".join(parts), {"chain": self.chain_id}).fetchall()
         return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
 
 
