@@ -120,12 +120,14 @@ def next_steps(
     as_of: date,
     server: str | None = None,
     token: str | None = None,
+    public_key: Path | None = None,
 ) -> str:
     """What to do after the demo, as printed at its end: the tool, the subject-secret
     setting (``secret_file`` None: the secret is already in the environment), the busiest
     ``subjects`` and one command that answers a request to know for the first of them.
     With ``server`` and ``token`` (the service the demo leaves running, which holds the
-    ledger), the command goes through the service."""
+    ledger), the command goes through the service; with ``public_key`` too, it says how the
+    person can have every row of that answer checked (proofs)."""
     tool = _shown(cli)
     setting = f"{SECRET_FILE_SETTING}={_shown(secret_file)}" if secret_file else ""
     lines = [
@@ -134,7 +136,10 @@ def next_steps(
     ]
     if server is not None and token is not None:
         return "\n".join(
-            lines + _through_service(tool, setting, subjects, as_of, server=server, token=token)
+            lines
+            + _through_service(
+                tool, setting, subjects, as_of, server=server, token=token, public_key=public_key
+            )
         )
     if secret_file is not None:
         lines += [
@@ -176,6 +181,7 @@ def _through_service(
     *,
     server: str,
     token: str,
+    public_key: Path | None = None,
 ) -> list[str]:
     """The next steps when the demo's service holds the ledger: its token, then a request
     to know through it."""
@@ -200,6 +206,13 @@ def _through_service(
             "in the request log, and the read in the access log):",
             f"    {' '.join(command)}",
         ]
+        if public_key is not None:
+            lines += [
+                "  The same answer with a proof for every row, which the person can check "
+                "without the ledger (docs/proofs.md):",
+                f"    {' '.join(command)} --with-proofs --format json --output answer.json",
+                f"    {tool} verify-proof answer.json --public-key {_shown(public_key)}",
+            ]
     if setting:
         lines.append(
             "  On the ledger file itself (once `service stop` has stopped the service), a "
@@ -437,6 +450,7 @@ def run_demo(
             as_of=as_of,
             server=url,
             token=token,
+            public_key=public_key,
         )
     )
     print(
