@@ -223,6 +223,15 @@ def write_note_files(directory: Path, notes: Sequence[StoredNote], at: str) -> N
         os.replace(temporary, path)
 
 
+def has_notes(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the ledger has the ``checkpoint_notes`` table (older ledgers opened read-only
+    do not)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'checkpoint_notes'"
+    ).fetchone()
+    return bool(found and found[0])
+
+
 def default_notes_dir(ledger_path: Path) -> Path:
     """Beside, never inside, the ledger: ``LEDGER.checkpoint-notes/``."""
     return ledger_path.with_name(ledger_path.name + ".checkpoint-notes")
@@ -230,8 +239,7 @@ def default_notes_dir(ledger_path: Path) -> Path:
 
 def ledger_notes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str | None, int, str]]:
     """Every stored note, oldest first: ``(at, kind, chain, size, note)``."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "checkpoint_notes" not in tables:
+    if not has_notes(con):
         return []
     return [
         (str(at), str(kind), None if chain is None else str(chain), int(size), str(note))
@@ -247,8 +255,7 @@ def covering_checkpoint(
 ) -> tuple[int, str] | None:
     """The newest signed checkpoint note of ``chain_id`` whose tree holds row ``seq``:
     ``(size, note)``, or None if none does yet."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "checkpoint_notes" not in tables:
+    if not has_notes(con):
         return None
     row = con.execute(
         "SELECT size, note FROM checkpoint_notes WHERE kind = 'checkpoint' AND chain_id = ? "
@@ -260,8 +267,7 @@ def covering_checkpoint(
 
 def checkpoint_at_size(con: duckdb.DuckDBPyConnection, chain_id: str, size: int) -> str | None:
     """The signed checkpoint note of ``chain_id`` at exactly ``size`` rows, if one was made."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "checkpoint_notes" not in tables:
+    if not has_notes(con):
         return None
     row = con.execute(
         "SELECT note FROM checkpoint_notes WHERE kind = 'checkpoint' AND chain_id = ? "
@@ -272,8 +278,7 @@ def checkpoint_at_size(con: duckdb.DuckDBPyConnection, chain_id: str, size: int)
 
 
 def checkpointed_sizes(con: duckdb.DuckDBPyConnection, chain_id: str) -> list[int]:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "checkpoint_notes" not in tables:
+    if not has_notes(con):
         return []
     return [
         int(r[0])

@@ -256,17 +256,20 @@ def test_the_demo_leaves_a_service_running_that_make_clean_stops(
 
 def test_through_the_service_it_shows_how_to_have_every_row_checked(tmp_path: Path) -> None:
     public = tmp_path / "checkpoint-public.pem"
-    text = next_steps(
-        cli=Path("/x/.venv/bin/disclosure-ledger"),
-        ledger_path=tmp_path / "ledger.duckdb",
-        secret_file=None,
-        subjects=[("member", "member-0000001", 12)],
-        as_of=AS_OF,
-        server="http://127.0.0.1:8080",
-        token="dl_x",
-        public_key=public,
-    )
-    lines = text.splitlines()
+
+    def served(public_key: Path | None) -> str:
+        return next_steps(
+            cli=Path("/x/.venv/bin/disclosure-ledger"),
+            ledger_path=tmp_path / "ledger.duckdb",
+            secret_file=None,
+            subjects=[("member", "member-0000001", 12)],
+            as_of=AS_OF,
+            server="http://127.0.0.1:8080",
+            token="dl_x",
+            public_key=public_key,
+        )
+
+    lines = served(public).splitlines()
     at = next(i for i, line in enumerate(lines) if "proof for every row" in line)
     report, verify = shlex.split(lines[at + 1]), shlex.split(lines[at + 2])
     parsed = build_parser().parse_args(report[1:])
@@ -274,13 +277,4 @@ def test_through_the_service_it_shows_how_to_have_every_row_checked(tmp_path: Pa
     assert parsed.output == Path("answer.json")
     checked = build_parser().parse_args(verify[1:])
     assert verify[1] == "verify-proof" and checked.public_key == public
-    without = next_steps(
-        cli=Path("/x/.venv/bin/disclosure-ledger"),
-        ledger_path=tmp_path / "ledger.duckdb",
-        secret_file=None,
-        subjects=[("member", "member-0000001", 12)],
-        as_of=AS_OF,
-        server="http://127.0.0.1:8080",
-        token="dl_x",
-    )
-    assert "verify-proof" not in without
+    assert "verify-proof" not in served(None)
