@@ -40,9 +40,9 @@ from ledger.checkpoint_notes import (
 from ledger.checkpoints import Checkpoint, parse_checkpoint
 from ledger.errors import LedgerError
 from ledger.key_history import KeyHistory
-from ledger.merkle import MissingNodes
+from ledger.merkle import MissingNodes, root
 from ledger.notes import Note, NoteError, Verifier, parse_checkpoint_text, parse_note
-from ledger.tree import build_nodes, check_tree, tree_root
+from ledger.tree import LedgerNodes, build_nodes, check_tree, tree_root
 from ledger.verify.result import CHECKPOINTS, Failure, VerifyResult
 
 TREE_ALTERED = "tree altered"
@@ -124,8 +124,6 @@ class _Roots:
         key = (chain, size)
         if key not in self._cache:
             if chain in self.bad_trees:
-                from ledger.merkle import root
-
                 self._cache[key] = root(size, _RebuiltNodes(self.con, chain, self._nodes(chain)))
             else:
                 self._cache[key] = tree_root(self.con, chain, size)
@@ -150,8 +148,6 @@ class _RebuiltNodes:
     def __init__(
         self, con: duckdb.DuckDBPyConnection, chain: str, nodes: dict[tuple[int, int], bytes]
     ) -> None:
-        from ledger.tree import LedgerNodes
-
         self.leaves = LedgerNodes(con, chain)
         self.nodes = nodes
 
