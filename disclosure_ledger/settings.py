@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_TOPIC
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+SecurityProtocol = Annotated[
+    Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
+]
+# OAUTHBEARER is accepted for librdkafka (its sasl.oauthbearer.* settings pass through
+# there); kafka-python refuses it with a message naming the setting.
+SaslMechanism = Annotated[
+    Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"], BeforeValidator(_upper)
+]
 
 
 class Settings(BaseSettings):
@@ -25,6 +40,18 @@ class Settings(BaseSettings):
             "KAFKA_BOOTSTRAP_SERVERS", "DISCLOSURE_LEDGER_KAFKA_BOOTSTRAP_SERVERS"
         ),
     )
+    # How clients connect (docs/kafka-security.md; mapped in disclosure_ledger/kafka_security.py):
+    # security.protocol, TLS trust and mutual-TLS files, SASL mechanism and credentials.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
     topic: str = DEFAULT_TOPIC
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
