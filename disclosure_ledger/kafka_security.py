@@ -221,6 +221,24 @@ def connection_hint(
     if port is None:
         return ""
     tls = _probe_tls(host, port, security)
+    if tls in ("untrusted", "hostname", "speaks-tls") and not security.uses_tls:
+        return (
+            f"{host}:{port} is a TLS listener but {ENV['protocol']}={security.protocol}: "
+            "set it to SSL or SASL_SSL (and the CA file)"
+        )
+    if tls == "no-tls" and security.uses_tls:
+        return (
+            f"{host}:{port} does not speak TLS but {ENV['protocol']}={security.protocol}: "
+            "set it to PLAINTEXT or SASL_PLAINTEXT, or use the broker's TLS port"
+        )
+    if security.uses_sasl and tls in ("speaks-tls", "no-tls"):
+        # The listener speaks what the settings say; what is left is the login itself.
+        return (
+            f"{host}:{port} answers {security.protocol} but the connection did not get "
+            f"through: most likely the broker refused the SASL login of user "
+            f"{security.sasl_username!r} ({security.sasl_mechanism}); check "
+            f"{ENV['username']}, {ENV['password']} and {ENV['mechanism']}"
+        )
     if tls == "untrusted":
         return (
             f"the broker's TLS certificate at {host}:{port} is not trusted by "
@@ -231,16 +249,6 @@ def connection_hint(
         return (
             f"the broker's TLS certificate does not name {host}: connect by a name it holds, "
             f"or set {ENV['check_hostname']}=false"
-        )
-    if tls == "speaks-tls" and not security.uses_tls:
-        return (
-            f"{host}:{port} is a TLS listener but {ENV['protocol']}={security.protocol}: "
-            "set it to SSL or SASL_SSL"
-        )
-    if tls == "no-tls" and security.uses_tls:
-        return (
-            f"{host}:{port} does not speak TLS but {ENV['protocol']}={security.protocol}: "
-            "set it to PLAINTEXT or SASL_PLAINTEXT, or use the broker's TLS port"
         )
     return ""
 

@@ -12,7 +12,21 @@ from schemas import DEFAULT_TOPIC
 
 
 def _upper(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
+    if isinstance(value, str):
+        return value.strip().upper() or None  # an empty variable counts as unset
+    return value
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _plaintext_if_blank(value: object) -> object:
+    return "PLAINTEXT" if isinstance(value, str) and not value.strip() else value
+
+
+# A file setting whose variable may be set to "" to mean "none".
+OptionalFile = Annotated[Path | None, BeforeValidator(_blank_is_none)]
 
 
 SecurityProtocol = Annotated[
@@ -20,9 +34,7 @@ SecurityProtocol = Annotated[
 ]
 # OAUTHBEARER is accepted for librdkafka (its sasl.oauthbearer.* settings pass through
 # there); kafka-python refuses it with a message naming the setting.
-SaslMechanism = Annotated[
-    Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"], BeforeValidator(_upper)
-]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 class Settings(BaseSettings):
@@ -42,22 +54,26 @@ class Settings(BaseSettings):
     )
     # How clients connect (docs/kafka-security.md; mapped in disclosure_ledger/kafka_security.py):
     # security.protocol, TLS trust and mutual-TLS files, SASL mechanism and credentials.
-    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
-    kafka_ssl_ca_file: Path | None = None
-    kafka_ssl_cert_file: Path | None = None
-    kafka_ssl_key_file: Path | None = None
+    kafka_security_protocol: Annotated[SecurityProtocol, BeforeValidator(_plaintext_if_blank)] = (
+        "PLAINTEXT"
+    )
+    kafka_ssl_ca_file: OptionalFile = None
+    kafka_ssl_cert_file: OptionalFile = None
+    kafka_ssl_key_file: OptionalFile = None
     kafka_ssl_key_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
-    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_mechanism: Annotated[SaslMechanism | None, BeforeValidator(_upper)] = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_sasl_password_file: Path | None = None
+    kafka_sasl_password_file: OptionalFile = None
     topic: str = DEFAULT_TOPIC
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092
     controller_port: int = 19093
     broker_heap: str = "512m"
+    # Opt-in: a second local-broker listener, SASL_SSL with SCRAM-SHA-512, on this port.
+    broker_sasl_ssl_port: int | None = None
     # Secret that keys the subject-key lookup (see ledger/pseudonyms.py).
     subject_secret: SecretStr | None = None
     subject_secret_file: Path | None = None
