@@ -7,6 +7,7 @@ way a user does it: through the DISCLOSURE_LEDGER_KAFKA_* variables.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import socket
 import tempfile
@@ -49,8 +50,9 @@ def _free(port: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+@contextlib.contextmanager
+def _three_ports() -> Iterator[int]:
+    """The first of three free ports that no other test run holds (locked meanwhile)."""
     for port in range(FIRST_PORT, FIRST_PORT + 99, 3):
         lock_path = Path(tempfile.gettempdir()) / f"disclosure-ledger-test-ports-{port}.lock"
         with lock_path.open("a") as lock:
@@ -58,23 +60,32 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBro
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
-            if not all(_free(p) for p in (port, port + 1, port + 2)):
-                continue
-            broker = LocalBroker(
-                state_dir=tmp_path_factory.mktemp("sasl-broker"),
-                port=port,
-                controller_port=port + 1,
-                secure_port=port + 2,
-                heap="384m",
-                libs_dir=LocalBroker().libs_dir,
-            )
-            try:
-                broker.start(timeout=120)
-                yield broker
-            finally:
-                broker.stop(timeout=15)
-            return
+            if all(_free(p) for p in (port, port + 1, port + 2)):
+                yield port
+                return
     pytest.fail(f"no three free ports in {FIRST_PORT}..{FIRST_PORT + 99}")
+
+
+def _broker(state_dir: Path, port: int, *, secure: bool) -> LocalBroker:
+    return LocalBroker(
+        state_dir=state_dir,
+        port=port,
+        controller_port=port + 1,
+        secure_port=port + 2 if secure else None,
+        heap="384m",
+        libs_dir=LocalBroker().libs_dir,
+    )
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    with _three_ports() as port:
+        broker = _broker(tmp_path_factory.mktemp("sasl-broker"), port, secure=True)
+        try:
+            broker.start(timeout=120)
+            yield broker
+        finally:
+            broker.stop(timeout=15)
 
 
 def _secure(broker: LocalBroker) -> SecureListener:
@@ -168,3 +179,25 @@ def test_a_misconfigured_client_is_told_which_setting_to_fix(
         monkeypatch.setenv(name, str(other.ca_file) if value == "OTHER_CA" else value)
     with pytest.raises(PublishError, match=f"DISCLOSURE_LEDGER_{setting}"):
         DisclosurePublisher(client_env, "test.disclosures.never", timeout=3)
+
+
+def test_a_broker_formatted_without_the_listener_gets_the_scram_user_later(
+    tmp_path: Path,
+) -> None:
+    """Storage formatted by a plain start: the secure start adds the user (kafka-configs)."""
+    with _three_ports() as port:
+        plain = _broker(tmp_path / "state", port, secure=False)
+        try:
+            plain.start(timeout=120)
+            plain.stop(timeout=15)
+            secure = _broker(tmp_path / "state", port, secure=True)
+            secure.start(timeout=120)  # returns once a SCRAM client lists topics over TLS
+            listener = _secure(secure)
+            assert listener.credentials_applied()
+            topic = f"test.disclosures.later.{uuid.uuid4().hex[:8]}"
+            with pytest.MonkeyPatch.context() as env:
+                for name, value in listener.client_settings().items():
+                    env.setenv(name, value)
+                assert ensure_topic(listener.bootstrap, topic) is True
+        finally:
+            plain.stop(timeout=15)
