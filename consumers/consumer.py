@@ -52,6 +52,7 @@ from kafka.errors import KafkaError
 
 from consumers.errors import ConsumeError
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
+from disclosure_ledger.errors import KafkaSecurityError
 from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
 from ledger.quarantine import SealedMessage, sealed_quarantine
 
@@ -277,7 +278,10 @@ def consume(
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
-    kafka_python_config()  # incomplete TLS/SASL settings fail here, before any retrying
+    try:  # incomplete TLS/SASL settings fail here, before any retrying
+        kafka_python_config()
+    except KafkaSecurityError as exc:
+        raise ConsumeError(f"{exc}. Nothing was read") from exc
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = stats if stats is not None else ConsumeStats()

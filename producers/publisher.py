@@ -43,6 +43,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
+from disclosure_ledger.errors import KafkaSecurityError
 from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
 from producers.encoding import EventEncoder
 from producers.errors import PublishError, UnregisteredRecipientError
@@ -201,9 +202,13 @@ class DisclosurePublisher:
         self._watermark_on_close = watermark_on_close
         self._stop_watermarks = threading.Event()
         self._watermark_thread: threading.Thread | None = None
+        try:
+            security = kafka_python_config()
+        except KafkaSecurityError as exc:
+            raise PublishError(f"{exc}. Nothing was sent") from exc
         config = {
             **PRODUCER_DEFAULTS,
-            **kafka_python_config(),
+            **security,
             **_timeouts(timeout),
             **producer_config,
         }

@@ -124,3 +124,19 @@ def test_an_unknown_protocol_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_SECURITY_PROTOCOL", "TLS")
     with pytest.raises(ValueError, match="kafka_security_protocol"):
         Settings()
+
+
+def test_the_consumer_and_the_publisher_refuse_incomplete_settings_before_connecting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from consumers.consumer import consume
+    from consumers.errors import ConsumeError
+    from producers.errors import PublishError
+    from producers.publisher import DisclosurePublisher
+
+    for name, value in SASL_ENV.items():
+        monkeypatch.setenv(name, value)  # no password
+    with pytest.raises(ConsumeError, match="DISCLOSURE_LEDGER_KAFKA_SASL_PASSWORD"):
+        consume("127.0.0.1:1", "topic", ingestor=None)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="DISCLOSURE_LEDGER_KAFKA_SASL_PASSWORD"):
+        DisclosurePublisher("127.0.0.1:1", "topic")
