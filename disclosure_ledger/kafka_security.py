@@ -64,6 +64,8 @@ LIBRDKAFKA_NAMES = {
 _TLS = ("SSL", "SASL_SSL")
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 _PROBE_TIMEOUT_S = 3.0
+# kafka-python's errors for "no broker got through" (a refused login or handshake among them).
+_UNREACHABLE = ("Timeout", "NoBrokersAvailable", "Connection", "NodeNotReady")
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,8 @@ def connection_hint(
         )
     if "UnsupportedSaslMechanism" in name:
         return f"the broker does not accept this SASL mechanism: check {ENV['mechanism']}"
+    if not any(word in name for word in _UNREACHABLE):
+        return ""  # the broker answered: TLS and SASL got through
     host, port = _first_address(bootstrap_servers)
     if port is None:
         return ""
