@@ -52,6 +52,8 @@ from kafka.errors import KafkaError
 
 from consumers.errors import ConsumeError
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
+from disclosure_ledger.errors import KafkaSecurityError
+from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
 from ledger.quarantine import SealedMessage, sealed_quarantine
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ def _outage_retrying(
             bootstrap_servers,
             state.attempt_number,
             state.seconds_since_start or 0.0,
-            _describe(_failure(state)),
+            _describe(_failure(state), bootstrap_servers),
             state.upcoming_sleep,
             where,
         )
@@ -149,9 +151,9 @@ def _outage_retrying(
         raise ConsumeError(
             f"Kafka at {bootstrap_servers} has not answered for "
             f"{state.seconds_since_start or 0.0:.0f} s ({state.attempt_number} attempts; last "
-            f"error: {_describe(_failure(state))}); giving up after --max-outage "
-            f"{max_outage:g} s. {where}. Start the broker (or check KAFKA_BOOTSTRAP_SERVERS) "
-            "and run consume again: it resumes there"
+            f"error: {_describe(_failure(state), bootstrap_servers)}); giving up after "
+            f"--max-outage {max_outage:g} s. {where}. Start the broker (or check "
+            "KAFKA_BOOTSTRAP_SERVERS) and run consume again: it resumes there"
         ) from _failure(state)
 
     def nap(seconds: float) -> None:
@@ -189,10 +191,13 @@ def _unless_stopped(stop: threading.Event, attempt: Callable[[], T]) -> Callable
     return guarded
 
 
-def _describe(error: BaseException) -> str:
+def _describe(error: BaseException, bootstrap_servers: str) -> str:
+    """The error, and the connection setting to fix when one is to blame (TLS, SASL)."""
     text = str(error)
     name = type(error).__name__
-    return text if text.startswith(name) else f"{name}: {text}"
+    described = text if text.startswith(name) else f"{name}: {text}"
+    hint = connection_hint(bootstrap_servers, error)
+    return f"{described} ({hint})" if hint else described
 
 
 def _open_consumer(bootstrap_servers: str, max_batch: int, timeout_s: float) -> Any:
@@ -208,6 +213,7 @@ def _open_consumer(bootstrap_servers: str, max_batch: int, timeout_s: float) -> 
             max_poll_records=max_batch,
             bootstrap_timeout_ms=int(timeout_s * 1000),
             **CONSUMER_DEFAULTS,
+            **kafka_python_config(),
         )
     except BaseException:
         client = getattr(consumer, "_client", None)
@@ -272,6 +278,10 @@ def consume(
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
+    try:  # incomplete TLS/SASL settings fail here, before any retrying
+        kafka_python_config()
+    except KafkaSecurityError as exc:
+        raise ConsumeError(f"{exc}. Nothing was read") from exc
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = stats if stats is not None else ConsumeStats()
@@ -589,6 +599,7 @@ class _DeadLetters:
                 acks="all",
                 bootstrap_timeout_ms=int(self.timeout * 1000),
                 max_block_ms=int(self.timeout * 1000),
+                **kafka_python_config(),
             )
         return self._producer
 
@@ -630,7 +641,7 @@ class _DeadLetters:
                 "stay in the ledger's quarantine table",
                 len(rows),
                 self.topic,
-                _describe(exc),
+                _describe(exc, self.bootstrap_servers),
             )
             return 0
         delivered = sum(1 for f in futures if f.succeeded())

@@ -133,16 +133,28 @@ def describe_topics(
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
     from kafka.errors import KafkaError
 
+    from disclosure_ledger.errors import KafkaSecurityError
+    from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
+
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap_servers,
             request_timeout_ms=BROKER_TIMEOUT_MS,
             bootstrap_timeout_ms=BROKER_TIMEOUT_MS,
+            **kafka_python_config(),
         )
+    except KafkaSecurityError as exc:
+        return {t: TopicRetention(t, problem=str(exc)) for t in topics}
     except KafkaError as exc:
+        hint = connection_hint(bootstrap_servers, exc)
         problem = (
-            f"broker {bootstrap_servers} unreachable: {exc}; check that it runs and is "
-            f"reachable, then read retention.ms of the topic with kafka-configs.sh --describe"
+            f"broker {bootstrap_servers} unreachable: {exc}; "
+            + (
+                hint + "; then ask again, or "
+                if hint
+                else "check that it runs and is reachable, then "
+            )
+            + "read retention.ms of the topic with kafka-configs.sh --describe"
         )
         return {t: TopicRetention(t, problem=problem) for t in topics}
     try:

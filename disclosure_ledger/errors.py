@@ -25,7 +25,8 @@ its own ``errors`` module; third-party errors are converted where they cross int
     │   ├── IncompleteLedgerError   the window ends after the ledger's coverage (exit 3)
     │   └── FutureAsOfError         --as-of is later than now (exit 2)
     ├── BackupError                 disclosure_ledger.backups.errors: a backup or restore refused
-    └── BrokerError                 this module: the local Kafka broker
+    ├── BrokerError                 this module: the local Kafka broker
+    └── KafkaSecurityError          this module: TLS/SASL connection settings are unusable
 
 This module imports nothing of the project, so every layer, the lowest (``schemas``)
 included, may import it without pulling in the CLI.
@@ -33,7 +34,7 @@ included, may import it without pulling in the CLI.
 
 from __future__ import annotations
 
-__all__ = ["BrokerError", "DisclosureLedgerError"]
+__all__ = ["BrokerError", "DisclosureLedgerError", "KafkaSecurityError"]
 
 
 class DisclosureLedgerError(Exception):
@@ -42,3 +43,7 @@ class DisclosureLedgerError(Exception):
 
 class BrokerError(DisclosureLedgerError):
     """The local Kafka broker cannot be started, reached or stopped."""
+
+
+class KafkaSecurityError(DisclosureLedgerError):
+    """The Kafka connection settings (TLS, SASL) are incomplete or contradict each other."""

@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import DEFAULT_TOPIC
+
+
+def _upper(value: object) -> object:
+    if isinstance(value, str):
+        return value.strip().upper() or None  # an empty variable counts as unset
+    return value
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _plaintext_if_blank(value: object) -> object:
+    return "PLAINTEXT" if isinstance(value, str) and not value.strip() else value
+
+
+# A file setting whose variable may be set to "" to mean "none".
+OptionalFile = Annotated[Path | None, BeforeValidator(_blank_is_none)]
+
+
+SecurityProtocol = Annotated[
+    Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
+]
+# OAUTHBEARER is accepted for librdkafka (its sasl.oauthbearer.* settings pass through
+# there); kafka-python refuses it with a message naming the setting.
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 class Settings(BaseSettings):
@@ -25,12 +52,28 @@ class Settings(BaseSettings):
             "KAFKA_BOOTSTRAP_SERVERS", "DISCLOSURE_LEDGER_KAFKA_BOOTSTRAP_SERVERS"
         ),
     )
+    # How clients connect (docs/kafka-security.md; mapped in disclosure_ledger/kafka_security.py):
+    # security.protocol, TLS trust and mutual-TLS files, SASL mechanism and credentials.
+    kafka_security_protocol: Annotated[SecurityProtocol, BeforeValidator(_plaintext_if_blank)] = (
+        "PLAINTEXT"
+    )
+    kafka_ssl_ca_file: OptionalFile = None
+    kafka_ssl_cert_file: OptionalFile = None
+    kafka_ssl_key_file: OptionalFile = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_mechanism: Annotated[SaslMechanism | None, BeforeValidator(_upper)] = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: OptionalFile = None
     topic: str = DEFAULT_TOPIC
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092
     controller_port: int = 19093
     broker_heap: str = "512m"
+    # Opt-in: a second local-broker listener, SASL_SSL with SCRAM-SHA-512, on this port.
+    broker_sasl_ssl_port: int | None = None
     # Secret that keys the subject-key lookup (see ledger/pseudonyms.py).
     subject_secret: SecretStr | None = None
     subject_secret_file: Path | None = None

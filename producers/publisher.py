@@ -43,6 +43,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
+from disclosure_ledger.errors import KafkaSecurityError
+from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
 from producers.encoding import EventEncoder
 from producers.errors import PublishError, UnregisteredRecipientError
 from producers.recipient_check import RecipientCheck, RecipientRegistry
@@ -200,13 +202,27 @@ class DisclosurePublisher:
         self._watermark_on_close = watermark_on_close
         self._stop_watermarks = threading.Event()
         self._watermark_thread: threading.Thread | None = None
-        config = {**PRODUCER_DEFAULTS, **_timeouts(timeout), **producer_config}
+        try:
+            security = kafka_python_config()
+        except KafkaSecurityError as exc:
+            raise PublishError(f"{exc}. Nothing was sent") from exc
+        config = {
+            **PRODUCER_DEFAULTS,
+            **security,
+            **_timeouts(timeout),
+            **producer_config,
+        }
         try:
             self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
         except KafkaError as exc:
+            hint = connection_hint(bootstrap_servers, exc)
             raise PublishError(
-                f"cannot reach Kafka at {bootstrap_servers}: {exc}; start the local broker "
-                "with `disclosure-ledger broker start` or set KAFKA_BOOTSTRAP_SERVERS"
+                f"cannot reach Kafka at {bootstrap_servers}: {exc}; "
+                + (
+                    hint
+                    or "start the local broker with `disclosure-ledger broker start` or set "
+                    "KAFKA_BOOTSTRAP_SERVERS"
+                )
             ) from exc
         if source is not None and watermark_every is not None:
             if watermark_every <= 0:

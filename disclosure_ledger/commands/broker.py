@@ -35,11 +35,16 @@ def run_broker(args: argparse.Namespace) -> int:
         port=settings.broker_port,
         controller_port=settings.controller_port,
         heap=settings.broker_heap,
+        secure_port=settings.broker_sasl_ssl_port,
     )
     if args.action == "fetch":
         print(f"broker jars in {broker.fetch()}")
     elif args.action == "start":
         print(f"broker running at {broker.start()}")
+        if broker.secure is not None:
+            print(f"SASL_SSL listener at {broker.secure.bootstrap}; a client connects with:")
+            for name, value in broker.secure.client_settings().items():
+                print(f"  export {name}={value}")
     elif args.action == "stop":
         print("broker stopped" if broker.stop() else "broker was not running")
     else:

@@ -39,6 +39,7 @@ from disclosure_ledger.local_broker.processes import (
     send_signal,
     wait_exit,
 )
+from disclosure_ledger.local_broker.secure_listener import SCRAM_USER, SecureListener
 from disclosure_ledger.local_broker.state_files import (
     as_text,
     atomic_write,
@@ -62,6 +63,7 @@ DEFAULT_HEAP = "512m"
 
 _MAIN_CLASS = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
+_CONFIG_TOOL = "kafka.admin.ConfigCommand"
 _HEAP_RE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _FORMAT_TIMEOUT_S = 120.0
 _PROBE_TIMEOUT_S = 2.0
@@ -105,6 +107,9 @@ class LocalBroker:
             Default: the repository root (parent of the ``disclosure_ledger`` package).
         libs_dir: where the jars go. Default: ``state_dir/kafka/libs``. Tests pass the
             shared broker's libs here to reuse its jars with their own state dir.
+        secure_port: if given, a second listener on 127.0.0.1, SASL_SSL with SCRAM-SHA-512
+            (see :mod:`~disclosure_ledger.local_broker.secure_listener`); ``self.secure``
+            then names its CA file, user and password file.
     """
 
     def __init__(
@@ -116,12 +121,16 @@ class LocalBroker:
         heap: str = DEFAULT_HEAP,
         project_root: Path | None = None,
         libs_dir: Path | None = None,
+        secure_port: int | None = None,
     ) -> None:
-        for name, value in (("port", port), ("controller_port", controller_port)):
+        ports = {"port": port, "controller_port": controller_port}
+        if secure_port is not None:
+            ports["secure_port"] = secure_port
+        for name, value in ports.items():
             if not 1 <= value <= 65535:
                 raise BrokerError(f"{name} must be between 1 and 65535, not {value}")
-        if port == controller_port:
-            raise BrokerError(f"port and controller_port must differ (both are {port})")
+        if len(set(ports.values())) < len(ports):
+            raise BrokerError(f"the broker's ports must differ, not {ports}")
         if not _HEAP_RE.match(heap):
             raise BrokerError(f"heap must look like 512m or 1g, not {heap!r}")
         self.project_root = (project_root or default_project_root()).resolve()
@@ -139,6 +148,9 @@ class LocalBroker:
         self.stdout_file = self.logs_dir / "broker.out"
         self.pom_file = self.project_root / "broker" / "pom.xml"
         self.log4j_config = self.project_root / "broker" / "log4j2.properties"
+        self.secure = (
+            None if secure_port is None else SecureListener(secure_port, self.kafka_dir / "secure")
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -203,14 +215,28 @@ class LocalBroker:
             self._check_ports_free()
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.logs_dir.mkdir(parents=True, exist_ok=True)
+            if self.secure is not None:
+                self.secure.prepare()
             atomic_write(self.properties_file, self._server_properties())
             if not (self.data_dir / "meta.properties").exists():
                 self._format_storage(java, libs)
             pid = self._launch(java, libs)
             self._wait_until_ready(pid, deadline, launched=True)
+            if self.secure is not None:
+                if not self.secure.credentials_applied():
+                    self._add_scram_credentials(java, libs)
+                self._wait_until_secure_ready(deadline)
         return self.bootstrap
 
     def _server_properties(self) -> str:
+        listeners = [f"PLAINTEXT://{HOST}:{self.port}"]
+        advertised = list(listeners)
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.secure is not None:
+            listeners.append(f"SASL_SSL://{HOST}:{self.secure.port}")
+            advertised.append(f"SASL_SSL://{HOST}:{self.secure.port}")
+            protocols += ",SASL_SSL:SASL_SSL"
+        listeners.append(f"CONTROLLER://{HOST}:{self.controller_port}")
         lines = [
             "# Written by disclosure_ledger/local_broker.py on every start; edits are lost.",
             "process.roles=broker,controller",
@@ -218,11 +244,11 @@ class LocalBroker:
             # Static voters: the voter set is read from here, not stored in the metadata
             # log, so a later start with another controller port still finds itself.
             f"controller.quorum.voters=1@{HOST}:{self.controller_port}",
-            f"listeners=PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{HOST}:{self.port}",
+            f"listeners={','.join(listeners)}",
+            f"advertised.listeners={','.join(advertised)}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
             f"log.dirs={self.data_dir}",
             "num.partitions=1",
             "default.replication.factor=1",
@@ -240,6 +266,7 @@ class LocalBroker:
             # the controller has fenced its old incarnation: 9 s by default, 4 s here.
             "broker.heartbeat.interval.ms=1000",
             "broker.session.timeout.ms=4000",
+            *(self.secure.server_properties() if self.secure is not None else []),
         ]
         return "\n".join(lines) + "\n"
 
@@ -264,6 +291,8 @@ class LocalBroker:
             str(self.properties_file),
             "--ignore-formatted",
         ]
+        if self.secure is not None:  # KIP-900: SCRAM users in the bootstrap metadata
+            command += ["--add-scram", self.secure.scram_argument()]
         try:
             result = run_to_completion(command, cwd=self.kafka_dir, timeout=_FORMAT_TIMEOUT_S)
         except OSError as exc:
@@ -279,6 +308,39 @@ class LocalBroker:
                 f"(exit {result.returncode}):\n{tail_text(result.stdout)}"
                 + _java_version_hint(result.stdout)
             )
+        if self.secure is not None:
+            self.secure.mark_applied()
+
+    def _add_scram_credentials(self, java: str, libs: Path) -> None:
+        """kafka-configs --alter: the SCRAM user of a storage formatted without it."""
+        assert self.secure is not None
+        command = [
+            java,
+            "-Xmx256m",
+            *self._java_logging_options(),
+            "-cp",
+            f"{libs}/*",
+            _CONFIG_TOOL,
+            "--bootstrap-server",
+            self.bootstrap,
+            "--alter",
+            "--add-config",
+            self.secure.alter_config_argument(),
+            "--entity-type",
+            "users",
+            "--entity-name",
+            SCRAM_USER,
+        ]
+        try:
+            result = run_to_completion(command, cwd=self.kafka_dir, timeout=_FORMAT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BrokerError(f"could not add the SCRAM user {SCRAM_USER}: {exc}") from exc
+        if result.returncode != 0:
+            raise BrokerError(
+                f"adding the SCRAM user {SCRAM_USER} (kafka-configs --alter) failed "
+                f"(exit {result.returncode}):\n{tail_text(result.stdout)}"
+            )
+        self.secure.mark_applied()
 
     def _launch(self, java: str, libs: Path) -> int:
         command = [
@@ -348,8 +410,34 @@ class LocalBroker:
             f"{self.bootstrap}; stop it and start it again.\n{tails}"
         )
 
+    def _wait_until_secure_ready(self, deadline: float) -> None:
+        """Until a SCRAM client lists the topics over TLS (new credentials take a moment)."""
+        secure = self.secure
+        assert secure is not None
+        security = secure.client_security()
+        errors: list[BaseException] = []
+
+        def ready() -> bool:
+            remaining = deadline - time.monotonic()
+            try:
+                list_topics(secure.bootstrap, min(5.0, max(remaining, 1.0)), security)
+            except Exception as exc:
+                errors[:] = [exc]
+                return False
+            return True
+
+        if not poll_until(ready, deadline=deadline, interval=_POLL_INTERVAL_S):
+            raise BrokerError(
+                f"the broker's SASL_SSL listener {secure.bootstrap} did not accept the "
+                f"SCRAM user {SCRAM_USER} in time (last error: {errors[-1] if errors else '?'}"
+                f"); the PLAINTEXT listener {self.bootstrap} runs.\n{self._log_tails()}"
+            )
+
     def _check_ports_free(self) -> None:
-        for name, port in (("client", self.port), ("controller", self.controller_port)):
+        ports = [("client", self.port), ("controller", self.controller_port)]
+        if self.secure is not None:
+            ports.append(("SASL_SSL", self.secure.port))
+        for name, port in ports:
             grace = time.monotonic() + _PORT_GRACE_S
             if poll_until(partial(port_free, port), deadline=grace, interval=0.1):
                 continue

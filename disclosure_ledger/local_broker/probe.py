@@ -9,9 +9,12 @@ import contextlib
 import socket
 import struct
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from disclosure_ledger.local_broker.processes import HOST
+
+if TYPE_CHECKING:
+    from disclosure_ledger.kafka_security import KafkaSecurity
 
 __all__ = ["kafka_answers", "list_topics"]
 
@@ -62,8 +65,14 @@ def _kafka_admin_class() -> Any:
     return KafkaAdminClient
 
 
-def list_topics(bootstrap: str, timeout: float) -> list[str]:
-    """Topic names from a kafka-python admin client; closed on every path."""
+def list_topics(bootstrap: str, timeout: float, security: KafkaSecurity | None = None) -> list[str]:
+    """Topic names from a kafka-python admin client; closed on every path.
+
+    ``security``: how to connect (default PLAINTEXT, the local broker's own listener;
+    the SASL_SSL listener is probed with its CA and SCRAM user).
+    """
+    from disclosure_ledger.kafka_security import KafkaSecurity, kafka_python_config
+
     admin_class = _kafka_admin_class()
     timeout_ms = max(500, int(timeout * 1000))
     admin = admin_class.__new__(admin_class)
@@ -75,6 +84,7 @@ def list_topics(bootstrap: str, timeout: float) -> list[str]:
             client_id="disclosure-ledger-local-broker",
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
+            **kafka_python_config(security or KafkaSecurity()),
         )
     except BaseException:
         with contextlib.suppress(Exception):
