@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
         ),
     )
     topic: str = DEFAULT_TOPIC
+    # The Kafka client the consumer uses (docs/kafka-clients.md): auto = confluent-kafka
+    # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python.
+    kafka_client: Literal["auto", "kafka-python", "confluent-kafka"] = "auto"
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092

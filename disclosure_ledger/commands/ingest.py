@@ -20,6 +20,7 @@ from disclosure_ledger.commands.options import (
     bootstrap_servers,
     iso_date,
     iso_datetime,
+    kafka_client,
     kafka_options,
     ledger_option,
     open_output,
@@ -407,6 +408,7 @@ def run_consume(args: argparse.Namespace) -> int:
             max_outage=args.max_outage,
             dead_letter_topic=dead_letter_topic(args),
             probe_every=args.probe_every,
+            client=kafka_client(),
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
     if final is not None and ingestor.checkpointer is not None:

@@ -131,6 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
             dead_letter_topic=dead_letter_topic(args),
             quarantine_retention_days=quarantine_retention_days(args),
             probe_every=args.probe_every,
+            kafka_client=settings.kafka_client,
             checkpoint_file=args.checkpoint_file,
             checkpoint_every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
             checkpoint_every_seconds=(
