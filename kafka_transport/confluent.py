@@ -32,6 +32,14 @@ def _error(exc: BaseException) -> TransportError:
     return TransportError(text)
 
 
+class _LibrdkafkaLog:
+    """librdkafka's own log lines, at DEBUG: it logs every refused connection of every
+    thread; the consumer's loop logs an outage once per attempt, as with kafka-python."""
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        log.debug(msg, *args)
+
+
 def _on_error(err: KafkaError) -> None:
     # librdkafka retries by itself; an unreachable broker is noticed by the calls that time out
     log.debug("librdkafka: %s: %s", err.name(), err.str())
@@ -56,7 +64,7 @@ def consumer_config(bootstrap_servers: str, *, max_batch: int, timeout: float) -
         "reconnect.backoff.max.ms": 5_000,
         "socket.timeout.ms": max(10, int(timeout * 1000)),
         "error_cb": _on_error,
-        "logger": log,
+        "logger": _LibrdkafkaLog(),
     }
 
 
@@ -70,7 +78,7 @@ def producer_config(bootstrap_servers: str, *, timeout: float, acks: str) -> dic
         "message.timeout.ms": max(10, int(timeout * 1000)),
         "socket.timeout.ms": max(10, int(timeout * 1000)),
         "error_cb": _on_error,
-        "logger": log,
+        "logger": _LibrdkafkaLog(),
     }
 
 
