@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,8 +27,9 @@ class Settings(BaseSettings):
     )
     topic: str = DEFAULT_TOPIC
     # The Kafka client the consumer uses (docs/kafka-clients.md): auto = confluent-kafka
-    # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python.
-    kafka_client: Literal["auto", "kafka-python", "confluent-kafka"] = "auto"
+    # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python. Checked
+    # by kafka_transport.resolve_client, whose error names this variable and the extra.
+    kafka_client: str = "auto"
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092

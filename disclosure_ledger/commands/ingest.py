@@ -383,6 +383,7 @@ def run_consume(args: argparse.Namespace) -> int:
 
     # the missing-secret errors come before anything is opened
     subject_secret(args.ledger, args.key_store)
+    client = kafka_client()  # an unknown or uninstalled Kafka client: refused before opening
     signer = None if args.no_checkpoints else signing_key()
     with (
         Ledger(args.ledger) as ledger,
@@ -408,7 +409,7 @@ def run_consume(args: argparse.Namespace) -> int:
             max_outage=args.max_outage,
             dead_letter_topic=dead_letter_topic(args),
             probe_every=args.probe_every,
-            client=kafka_client(),
+            client=client,
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
     if final is not None and ingestor.checkpointer is not None:
