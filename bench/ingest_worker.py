@@ -13,6 +13,7 @@ from pathlib import Path
 
 from consumers.consumer import consume
 from consumers.pipeline import Ingestor
+from disclosure_ledger.settings import load_settings
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import load_reference
@@ -51,7 +52,14 @@ def main() -> None:
 
         ingestor.commit = counting  # type: ignore[method-assign]
         started = time.perf_counter()
-        stats = consume(bootstrap, topic, ingestor, until_idle=30.0, stop=stop)
+        stats = consume(
+            bootstrap,
+            topic,
+            ingestor,
+            until_idle=30.0,
+            stop=stop,
+            client=load_settings().kafka_client,  # DISCLOSURE_LEDGER_KAFKA_CLIENT
+        )
         seconds = time.perf_counter() - started
     peak_kib = _peak_rss_kib()
     print(

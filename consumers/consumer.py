@@ -41,40 +41,32 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import tenacity
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
 
 from consumers.errors import ConsumeError
 from consumers.pipeline import Ingestor, IngestStats, SourceMessage
 from disclosure_ledger.errors import KafkaSecurityError
 from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
+from kafka_transport import (
+    ClientName,
+    ConsumerTransport,
+    ProducerTransport,
+    TransportError,
+    is_secured,
+    open_consumer,
+    open_producer,
+    resolve_client,
+)
 from ledger.quarantine import SealedMessage, sealed_quarantine
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Fetch sizes bound what kafka-python holds at once (each response is buffered and copied
-# while it is parsed): 64 MB / 8 MB fetches cost the consumer ~150 MB of resident memory
-# more than these, for no throughput gain (a 4 MB response already holds ~15,000 events).
-CONSUMER_DEFAULTS = {
-    "enable_auto_commit": False,
-    "group_id": None,
-    "auto_offset_reset": "earliest",
-    "fetch_max_bytes": 8 * 1024 * 1024,
-    "max_partition_fetch_bytes": 1024 * 1024,
-    "fetch_min_bytes": 1,
-    "fetch_max_wait_ms": 200,
-    "reconnect_backoff_ms": 200,
-    "reconnect_backoff_max_ms": 5_000,
-    "request_timeout_ms": 15_000,
-}
 
 # Messages per batch (one ledger transaction). Two batches are alive at once (one
 # committing, the next being prepared); 5,000 keeps the consumer under 300 MB resident where
@@ -121,7 +113,7 @@ def _outage_retrying(
 ) -> tenacity.Retrying:
     """tenacity's retry loop for one period without a broker.
 
-    Each failed attempt (a :class:`KafkaError`) is counted and logged as one numbered
+    Each failed attempt (a :class:`TransportError`) is counted and logged as one numbered
     warning; the wait doubles from ``backoff.initial`` to ``backoff.maximum`` and is slept
     in ``stop.wait``, so a stop ends it at once (the attempt after it returns ``None``
     without calling the broker, see :func:`_unless_stopped`). Once the outage has lasted
@@ -163,7 +155,7 @@ def _outage_retrying(
     if max_outage is not None:
         give_up_after = give_up_after | tenacity.stop_after_delay(max_outage)
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(KafkaError),
+        retry=tenacity.retry_if_exception_type(TransportError),
         wait=tenacity.wait_exponential(multiplier=backoff.initial, max=backoff.maximum),
         stop=give_up_after,
         sleep=nap,
@@ -194,36 +186,45 @@ def _unless_stopped(stop: threading.Event, attempt: Callable[[], T]) -> Callable
 def _describe(error: BaseException, bootstrap_servers: str) -> str:
     """The error, and the connection setting to fix when one is to blame (TLS, SASL)."""
     text = str(error)
+    if isinstance(error, TransportError):  # already names the client's own error
+        return text
     name = type(error).__name__
     described = text if text.startswith(name) else f"{name}: {text}"
     hint = connection_hint(bootstrap_servers, error)
     return f"{described} ({hint})" if hint else described
 
 
-def _open_consumer(bootstrap_servers: str, max_batch: int, timeout_s: float) -> Any:
-    """A KafkaConsumer, or KafkaError if the broker did not answer within ``timeout_s``.
-
-    kafka-python connects in ``__init__`` and, when that fails, leaves its network thread
-    running; building in two steps lets us close it on that path too.
-    """
-    consumer = KafkaConsumer.__new__(KafkaConsumer)
-    try:
-        consumer.__init__(
-            bootstrap_servers=bootstrap_servers,
-            max_poll_records=max_batch,
-            bootstrap_timeout_ms=int(timeout_s * 1000),
-            **CONSUMER_DEFAULTS,
-            **kafka_python_config(),
+def _client_for(setting: str | None, connection: Mapping[str, Any]) -> ClientName:
+    """The client to use: the setting's, except that TLS/SASL are wired for kafka-python
+    only so far (``auto`` then takes it; an explicit confluent-kafka is refused)."""
+    chosen = resolve_client(setting)
+    if chosen == "confluent-kafka" and is_secured(connection):
+        if setting in (None, "auto"):
+            log.info("a secured Kafka connection: the kafka-python client (docs/kafka-security.md)")
+            return "kafka-python"
+        raise ConsumeError(
+            "TLS and SASL are wired for the kafka-python client only so far; set "
+            "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (or auto). Nothing was read"
         )
-    except BaseException:
-        client = getattr(consumer, "_client", None)
-        if client is not None:
-            client.close()
-        raise
-    return consumer
+    return chosen
+
+
+def _open_consumer(
+    client: ClientName,
+    bootstrap_servers: str,
+    max_batch: int,
+    timeout_s: float,
+    connection: Mapping[str, Any] | None = None,
+) -> ConsumerTransport:
+    """A connected consumer, or TransportError if the broker did not answer within
+    ``timeout_s``."""
+    return open_consumer(
+        client, bootstrap_servers, max_batch=max_batch, timeout=timeout_s, connection=connection
+    )
 
 
 def _connect(
+    client: ClientName,
     bootstrap_servers: str,
     max_batch: int,
     stop: threading.Event,
@@ -231,7 +232,8 @@ def _connect(
     max_outage: float | None,
     probe_timeout: float,
     stats: ConsumeStats,
-) -> Any | None:
+    connection: Mapping[str, Any] | None = None,
+) -> ConsumerTransport | None:
     """Connect, retrying with backoff while the broker is away; None if stopped first."""
     where = (
         "Nothing read yet; start the local broker with `disclosure-ledger broker "
@@ -239,7 +241,10 @@ def _connect(
     )
     retrying = _outage_retrying(bootstrap_servers, backoff, max_outage, stop, stats, where)
     consumer = retrying(
-        _unless_stopped(stop, lambda: _open_consumer(bootstrap_servers, max_batch, probe_timeout))
+        _unless_stopped(
+            stop,
+            lambda: _open_consumer(client, bootstrap_servers, max_batch, probe_timeout, connection),
+        )
     )
     failed = retrying.statistics["attempt_number"] - 1
     if consumer is not None and failed:
@@ -267,6 +272,7 @@ def consume(
     dead_letter_topic: str | None = None,
     probe_every: float = 10.0,
     stats: ConsumeStats | None = None,
+    client: str | None = "auto",
 ) -> ConsumeStats:
     """Ingest ``topic`` until ``stop`` is set, or until every partition has been read to
     its end and nothing new arrived for ``until_idle`` seconds.
@@ -275,27 +281,39 @@ def consume(
     ``stats``, if given, is counted into as batches commit (the service reads it live).
     While the broker is unreachable this retries with ``backoff`` (see the module
     docstring) and raises :class:`ConsumeError` only after ``max_outage`` seconds.
+    ``client`` is the Kafka client (``auto``, ``kafka-python`` or ``confluent-kafka``: the
+    ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` setting); every guarantee holds with either.
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
     try:  # incomplete TLS/SASL settings fail here, before any retrying
-        kafka_python_config()
+        connection = kafka_python_config()
     except KafkaSecurityError as exc:
         raise ConsumeError(f"{exc}. Nothing was read") from exc
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = stats if stats is not None else ConsumeStats()
+    chosen = _client_for(client, connection)
+    log.info("Kafka client: %s", chosen)
     consumer = _connect(
-        bootstrap_servers, max_batch, stop, backoff, max_outage, probe_timeout, stats
+        chosen,
+        bootstrap_servers,
+        max_batch,
+        stop,
+        backoff,
+        max_outage,
+        probe_timeout,
+        stats,
+        connection,
     )
     if consumer is None:
         return stats
     dead_letters = (
-        _DeadLetters(bootstrap_servers, dead_letter_topic, probe_timeout)
+        _DeadLetters(chosen, bootstrap_servers, dead_letter_topic, probe_timeout, connection)
         if dead_letter_topic
         else None
     )
-    assigned: list[TopicPartition] = []
+    assigned: list[int] = []
     reseek = False
     last_refresh = last_probe = last_end_probe = 0.0
     last_activity = time.monotonic()
@@ -308,11 +326,13 @@ def consume(
                 if reseek or time.monotonic() - last_refresh > (1.0 if not assigned else 10.0):
                     commits.wait()  # seeking reads the offsets the batch in flight stores
                     if not assigned:  # fails within probe_timeout when the broker is away
-                        consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
-                    assigned = _assign(consumer, topic, ingestor, assigned, reseek=reseek)
+                        consumer.probe(probe_timeout)
+                    assigned = _assign(
+                        consumer, topic, ingestor, assigned, probe_timeout, reseek=reseek
+                    )
                     reseek, last_refresh = False, time.monotonic()
                 if assigned and time.monotonic() - last_end_probe >= probe_every:
-                    ingestor.note_probes(_probe_ends(consumer, assigned, probe_timeout))
+                    ingestor.note_probes(_probe_ends(consumer, topic, assigned, probe_timeout))
                     last_end_probe = time.monotonic()
                 messages = _poll_batch(consumer, max_batch, linger) if assigned else []
                 if not messages:
@@ -320,14 +340,14 @@ def consume(
                     if time.monotonic() - last_probe >= 1.0:
                         collector.collect()
                         # Nothing new: is the broker still there, and is every partition read?
-                        caught_up, probes = _caught_up(consumer, assigned, probe_timeout)
+                        caught_up, probes = _caught_up(consumer, topic, assigned, probe_timeout)
                         last_probe = time.monotonic()
                         if probes and last_probe - last_end_probe >= probe_every:
                             ingestor.note_probes(probes)
                             last_end_probe = last_probe
                     if ingestor.has_pending_probes:
                         commits.submit([])  # the probes alone, while nothing else comes
-            except KafkaError as exc:
+            except TransportError as exc:
                 commits.wait()  # what was read before the outage is still good
                 if not _ride_out(
                     consumer,
@@ -371,7 +391,7 @@ def consume(
             consumer.close()
             if dead_letters is not None:
                 dead_letters.close()
-    stats.partitions = sorted(tp.partition for tp in assigned)
+    stats.partitions = sorted(assigned)
     return stats
 
 
@@ -471,8 +491,8 @@ class _Commits:
 
 
 def _ride_out(
-    consumer: Any,
-    error: KafkaError,
+    consumer: ConsumerTransport,
+    error: TransportError,
     stop: threading.Event,
     backoff: Backoff,
     max_outage: float | None,
@@ -489,7 +509,7 @@ def _ride_out(
     def probe() -> bool:
         if began:  # the failure that began the outage counts as attempt 1
             raise began.pop()
-        consumer.bootstrap(timeout_ms=int(probe_timeout * 1000), refresh=True)
+        consumer.probe(probe_timeout)
         return True
 
     retrying = _outage_retrying(bootstrap_servers, backoff, max_outage, stop, stats, where)
@@ -506,64 +526,54 @@ def _ride_out(
 
 
 def _assign(
-    consumer: Any,
+    consumer: ConsumerTransport,
     topic: str,
     ingestor: Ingestor,
-    assigned: list[TopicPartition],
+    assigned: list[int],
+    timeout: float,
     *,
     reseek: bool = False,
-) -> list[TopicPartition]:
+) -> list[int]:
     """Assign every partition of the topic, each starting where the ledger says.
 
     Without ``reseek``, nothing changes unless the topic gained partitions.
     """
-    partitions = consumer.partitions_for_topic(topic)
+    partitions = consumer.partitions(topic, timeout)
     if not partitions:
         return assigned
-    current = {tp.partition for tp in assigned}
-    if set(partitions) == current and not reseek:
+    if partitions == set(assigned) and not reseek:
         return assigned
     stored = ingestor.ledger.stored_offsets(topic)
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    for tp in tps:
-        if tp.partition in stored:
-            consumer.seek(tp, stored[tp.partition])
-        else:
-            consumer.seek_to_beginning(tp)
+    consumer.assign(topic, {p: stored.get(p) for p in partitions})
     log.info("assigned %s partitions %s; resuming at %s", topic, sorted(partitions), stored)
-    return tps
+    return sorted(partitions)
 
 
 def _caught_up(
-    consumer: Any, assigned: Sequence[TopicPartition], timeout: float
+    consumer: ConsumerTransport, topic: str, assigned: Sequence[int], timeout: float
 ) -> tuple[bool, list[tuple[str, int, int, int]]]:
     """Whether every assigned partition has been read to its end, and the end offsets seen
-    (as probes); KafkaError if the broker does not answer within ``timeout``."""
+    (as probes); TransportError if the broker does not answer within ``timeout``."""
     if not assigned:
-        consumer.bootstrap(timeout_ms=int(timeout * 1000), refresh=True)
+        consumer.probe(timeout)
         return True, []
-    timeout_ms = int(timeout * 1000)
-    probes = _probe_ends(consumer, assigned, timeout)
-    ends = {(topic, partition): end for topic, partition, _, end in probes}
-    done = all(
-        consumer.position(tp, timeout_ms=timeout_ms) >= ends[(tp.topic, tp.partition)]
-        for tp in assigned
-    )
+    probes = _probe_ends(consumer, topic, assigned, timeout)
+    ends = {partition: end for _, partition, _, end in probes}
+    done = all(consumer.position(topic, p, timeout) >= ends[p] for p in assigned)
     return done, probes
 
 
 def _probe_ends(
-    consumer: Any, assigned: Sequence[TopicPartition], timeout: float
+    consumer: ConsumerTransport, topic: str, assigned: Sequence[int], timeout: float
 ) -> list[tuple[str, int, int, int]]:
     """(topic, partition, probed_at ms, end offset) of every assigned partition. The time is
     taken before asking: every message appended before it lies below the end offset."""
     probed_at = time.time_ns() // 1_000_000
-    ends = consumer.end_offsets(list(assigned), timeout_ms=int(timeout * 1000))
-    return [(tp.topic, tp.partition, probed_at, int(ends[tp])) for tp in assigned]
+    ends = consumer.end_offsets(topic, assigned, timeout)
+    return [(topic, p, probed_at, ends[p]) for p in assigned]
 
 
-def _poll_batch(consumer: Any, max_batch: int, linger: float) -> list[SourceMessage]:
+def _poll_batch(consumer: ConsumerTransport, max_batch: int, linger: float) -> list[SourceMessage]:
     """Poll until ``max_batch`` messages or ``linger`` seconds; in offset order per partition."""
     messages: list[SourceMessage] = []
     deadline = time.monotonic() + linger
@@ -571,35 +581,39 @@ def _poll_batch(consumer: Any, max_batch: int, linger: float) -> list[SourceMess
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        polled = consumer.poll(
-            timeout_ms=int(remaining * 1000), max_records=max_batch - len(messages)
-        )
+        polled = consumer.poll(remaining, max_batch - len(messages), SourceMessage)
         if not polled:
             break
-        for records in polled.values():
-            messages.extend(
-                SourceMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
-            )
+        messages.extend(polled)
     return messages
 
 
 class _DeadLetters:
     """Copies quarantined messages to a dead-letter topic, Kafka Connect style."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, timeout: float) -> None:
+    def __init__(
+        self,
+        client: ClientName,
+        bootstrap_servers: str,
+        topic: str,
+        timeout: float,
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.connection = connection
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.timeout = timeout
-        self._producer: Any | None = None
+        self._producer: ProducerTransport | None = None
 
-    def _connect(self) -> Any:
+    def _connect(self) -> ProducerTransport:
         if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
+            self._producer = open_producer(
+                self.client,
+                self.bootstrap_servers,
+                timeout=self.timeout,
                 acks="all",
-                bootstrap_timeout_ms=int(self.timeout * 1000),
-                max_block_ms=int(self.timeout * 1000),
-                **kafka_python_config(),
+                connection=self.connection,
             )
         return self._producer
 
@@ -622,8 +636,8 @@ class _DeadLetters:
             futures = [
                 producer.send(
                     self.topic,
+                    row.value,
                     key=row.key,
-                    value=row.value,
                     headers=[
                         (DLQ_HEADER_PREFIX + "topic", row.topic.encode()),
                         (DLQ_HEADER_PREFIX + "partition", str(row.partition).encode()),
@@ -634,8 +648,8 @@ class _DeadLetters:
                 )
                 for row in rows
             ]
-            producer.flush(timeout=self.timeout)
-        except KafkaError as exc:
+            producer.flush(self.timeout)
+        except TransportError as exc:
             log.error(
                 "could not copy %d quarantined message(s) to dead-letter topic %s: %s; they "
                 "stay in the ledger's quarantine table",
@@ -657,4 +671,4 @@ class _DeadLetters:
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=self.timeout)
+            self._producer.close(self.timeout)

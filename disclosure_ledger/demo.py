@@ -392,7 +392,7 @@ def run_demo(
             copy_to=settings.checkpoint_copy_to,
         )
         ingestor = Ingestor(ledger, keys, reference, checkpointer=checkpointer)
-        stats = consume(bootstrap, topic, ingestor, until_idle=3.0)
+        stats = consume(bootstrap, topic, ingestor, until_idle=3.0, client=settings.kafka_client)
         ingestor.shutdown()
     print(
         f"demo: ingested {stats.total} messages into {ledger_path}: {stats.accepted} appended, "

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_sasl_password_file: OptionalFile = None
     topic: str = DEFAULT_TOPIC
+    # The Kafka client the consumer uses (docs/kafka-clients.md): auto = confluent-kafka
+    # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python. Checked
+    # by kafka_transport.resolve_client, whose error names this variable and the extra.
+    kafka_client: str = "auto"
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092

@@ -20,6 +20,7 @@ from disclosure_ledger.commands.options import (
     bootstrap_servers,
     iso_date,
     iso_datetime,
+    kafka_client,
     kafka_options,
     ledger_option,
     open_output,
@@ -382,6 +383,7 @@ def run_consume(args: argparse.Namespace) -> int:
 
     # the missing-secret errors come before anything is opened
     subject_secret(args.ledger, args.key_store)
+    client = kafka_client()  # an unknown or uninstalled Kafka client: refused before opening
     signer = None if args.no_checkpoints else signing_key()
     with (
         Ledger(args.ledger) as ledger,
@@ -407,6 +409,7 @@ def run_consume(args: argparse.Namespace) -> int:
             max_outage=args.max_outage,
             dead_letter_topic=dead_letter_topic(args),
             probe_every=args.probe_every,
+            client=client,
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
     if final is not None and ingestor.checkpointer is not None:

@@ -62,6 +62,15 @@ def bootstrap_servers(args: argparse.Namespace) -> str:
     return f"127.0.0.1:{settings.broker_port}"
 
 
+def kafka_client() -> str:
+    """The DISCLOSURE_LEDGER_KAFKA_CLIENT setting (auto, kafka-python or confluent-kafka),
+    checked: an unknown name, or confluent-kafka when it is not installed, is refused here,
+    before anything is opened."""
+    from kafka_transport import resolve_client
+
+    return resolve_client(load_settings().kafka_client)
+
+
 def iso_date(text: str) -> date:
     """An argument type: a calendar date like 2026-11-01."""
     try:

@@ -16,6 +16,7 @@ from disclosure_ledger.commands.key_material import default_key_store, signing_k
 from disclosure_ledger.commands.options import (
     add_command,
     bootstrap_servers,
+    kafka_client,
     kafka_options,
     ledger_option,
 )
@@ -131,6 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
             dead_letter_topic=dead_letter_topic(args),
             quarantine_retention_days=quarantine_retention_days(args),
             probe_every=args.probe_every,
+            kafka_client=kafka_client(),  # refused at start when unknown or not installed
             checkpoint_file=args.checkpoint_file,
             checkpoint_every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
             checkpoint_every_seconds=(

@@ -95,6 +95,7 @@ class IngestSettings:
     max_outage: float | None = None
     dead_letter_topic: str | None = None
     probe_every: float = 10.0
+    kafka_client: str = "auto"  # DISCLOSURE_LEDGER_KAFKA_CLIENT
     checkpoint_file: Path | None = None
     checkpoint_every_rows: int = 100_000
     checkpoint_every_seconds: float = 300.0
@@ -235,6 +236,7 @@ class LedgerService:
                 dead_letter_topic=settings.dead_letter_topic,
                 probe_every=settings.probe_every,
                 stats=self.ingest_state.stats,
+                client=settings.kafka_client,
             )
             self.ingestor.shutdown()  # a clean stop: the final checkpoint
         except Exception as exc:  # the service keeps answering; status and /readyz say why

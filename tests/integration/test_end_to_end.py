@@ -47,6 +47,7 @@ def test_published_events_land_in_the_ledger_and_the_report(
     ledger_path: Path,
     key_store: SubjectKeyStore,
     reference: ReferenceData,
+    kafka_client: str,
 ) -> None:
     topic = new_topic(partitions=2)
     events = _events()
@@ -60,7 +61,11 @@ def test_published_events_land_in_the_ledger_and_the_report(
     every_source_declares_all_published(kafka_bootstrap, topic, reference)
     with Ledger(ledger_path) as ledger:
         stats = consume(
-            kafka_bootstrap, topic, Ingestor(ledger, key_store, reference), until_idle=2.0
+            kafka_bootstrap,
+            topic,
+            Ingestor(ledger, key_store, reference),
+            until_idle=2.0,
+            client=kafka_client,
         )
         assert (stats.accepted, stats.duplicates, stats.quarantined) == (3, 1, 1)
 

@@ -58,7 +58,9 @@ SUBJECT_KNOWN_KIND = "truncated"
 
 
 @pytest.fixture(scope="module")
-def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Poisoned:
+def poisoned(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, client_env: dict[str, str]
+) -> Poisoned:
     rng = random.Random(run_seed("poison"))
     topic = f"test.disclosures.poison.{uuid.uuid4().hex[:8]}"
     dead_letters = f"{topic}.dlq"
@@ -89,7 +91,7 @@ def poisoned(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "7",
         "--dead-letter-topic",
         dead_letters,
-        env={"DISCLOSURE_LEDGER_SUBJECT_SECRET": POISON_SECRET},
+        env={"DISCLOSURE_LEDGER_SUBJECT_SECRET": POISON_SECRET, **client_env},
     )
     assert consumer.wait(timeout=120) == 0, consumer.summary()
     return Poisoned(topic, dead_letters, messages, positions, ledger_path, consumer)

@@ -38,6 +38,7 @@ def _run(
     keys: SubjectKeyStore,
     reference: ReferenceData,
     max_batch: int,
+    client: str,
 ) -> ConsumeStats:
     """One consumer run on a freshly opened ledger: a restart in every way that matters."""
     with Ledger(ledger_path) as ledger:
@@ -47,6 +48,7 @@ def _run(
             Ingestor(ledger, keys, reference),
             until_idle=0.5,
             max_batch=max_batch,
+            client=client,
         )
 
 
@@ -56,13 +58,14 @@ def test_retries_and_republishes_are_duplicates_across_batches_and_restarts(
     ledger_path: Path,
     key_store: SubjectKeyStore,
     reference: ReferenceData,
+    kafka_client: str,
 ) -> None:
     rng = random.Random(run_seed("duplicates across restarts"))
     topic = new_topic(partitions=2)
     factory = EventFactory(rng, pool=40)
     first = [factory.make() for _ in range(600)]
     positions = send(kafka_bootstrap, topic, first)
-    stats = _run(kafka_bootstrap, topic, ledger_path, key_store, reference, max_batch=64)
+    stats = _run(kafka_bootstrap, topic, ledger_path, key_store, reference, 64, kafka_client)
     assert (stats.accepted, stats.duplicates, stats.quarantined) == (600, 0, 0)
 
     # A producer re-publishes everything (same key), a retry storm repeats some events
@@ -78,7 +81,9 @@ def test_retries_and_republishes_are_duplicates_across_batches_and_restarts(
     rng.shuffle(second)
     positions += send(kafka_bootstrap, topic, second)
     for max_batch in (37, 1000):  # a restart, then one more with nothing new
-        stats = _run(kafka_bootstrap, topic, ledger_path, key_store, reference, max_batch)
+        stats = _run(
+            kafka_bootstrap, topic, ledger_path, key_store, reference, max_batch, kafka_client
+        )
         if max_batch == 37:
             assert (stats.accepted, stats.duplicates) == (150, len(second) - 150)
         else:
@@ -106,6 +111,7 @@ def test_a_topic_of_interleaved_v1_and_v2_events_is_ingested_completely(
     ledger_path: Path,
     key_store: SubjectKeyStore,
     reference: ReferenceData,
+    kafka_client: str,
 ) -> None:
     rng = random.Random(run_seed("mixed schema versions"))
     topic = new_topic(partitions=4)
@@ -141,7 +147,7 @@ def test_a_topic_of_interleaved_v1_and_v2_events_is_ingested_completely(
     rng.shuffle(messages)
     positions = send(kafka_bootstrap, topic, messages)
 
-    stats = _run(kafka_bootstrap, topic, ledger_path, key_store, reference, max_batch=100)
+    stats = _run(kafka_bootstrap, topic, ledger_path, key_store, reference, 100, kafka_client)
     assert (stats.accepted, stats.duplicates, stats.quarantined) == (len(messages), 0, 0)
     contents = assert_ledger_holds_exactly(
         ledger_path, topic, messages, positions, bootstrap=kafka_bootstrap

@@ -10,11 +10,11 @@ import threading
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaConnectionError
 
 import consumers.consumer as consumer_module
 from consumers.consumer import Backoff, ConsumeStats, _connect
 from consumers.errors import ConsumeError
+from kafka_transport import TransportError
 
 FAST = Backoff(initial=0.01, maximum=0.02)
 
@@ -27,12 +27,19 @@ class FlakyBroker:
         self.attempts = 0
         self.on_attempt = on_attempt
 
-    def __call__(self, bootstrap_servers: str, max_batch: int, timeout_s: float) -> str:
+    def __call__(
+        self,
+        client: str,
+        bootstrap_servers: str,
+        max_batch: int,
+        timeout_s: float,
+        connection: object = None,
+    ) -> str:
         self.attempts += 1
         if self.on_attempt is not None:
             self.on_attempt(self.attempts)
         if self.attempts <= self.failures:
-            raise KafkaConnectionError("connection refused")
+            raise TransportError("KafkaConnectionError: connection refused")
         return "connected"
 
 
@@ -45,7 +52,9 @@ def _run(
 ) -> tuple[Any, ConsumeStats]:
     monkeypatch.setattr(consumer_module, "_open_consumer", broker)
     stats = ConsumeStats()
-    found = _connect("broker:9092", 10, stop or threading.Event(), FAST, max_outage, 1.0, stats)
+    found = _connect(
+        "kafka-python", "broker:9092", 10, stop or threading.Event(), FAST, max_outage, 1.0, stats
+    )
     return found, stats
 
 
@@ -92,7 +101,7 @@ def test_a_stop_during_the_wait_ends_it_at_once_without_another_attempt(
     timer = threading.Timer(0.2, stop.set)
     timer.start()
     slow = Backoff(initial=120.0, maximum=120.0)  # the test would time out if it slept
-    found = _connect("broker:9092", 10, stop, slow, None, 1.0, ConsumeStats())
+    found = _connect("kafka-python", "broker:9092", 10, stop, slow, None, 1.0, ConsumeStats())
     timer.join()
     assert found is None
     assert broker.attempts == 1  # the attempt after the cut-short wait never reached it

@@ -1,0 +1,196 @@
+"""One narrow interface through which the project talks to Kafka, and its two clients.
+
+``producers/`` and ``consumers/`` use :class:`ConsumerTransport` and
+:class:`ProducerTransport` and never a client library directly, so either client can carry
+every guarantee: kafka-python (the design's client, always installed) and confluent-kafka
+(librdkafka, the fast path, installed with ``pip install 'disclosure-ledger[librdkafka]'``).
+:func:`resolve_client` turns the ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` setting
+(``auto|kafka-python|confluent-kafka``) into one of them; ``auto`` means confluent-kafka
+when it is importable.
+
+This package imports nothing of the project but the root error, so ``producers/`` (which
+needs only ``schemas/``) and ``consumers/`` can both depend on it. Each client's connection
+settings are built in one function of its module (``kafka_python.consumer_config`` /
+``producer_config`` and ``confluent.consumer_config`` / ``producer_config``): the place TLS
+and SASL settings are added. Every client error crosses the interface as
+:class:`TransportError`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+from kafka_transport.errors import ClientNotInstalledError, TransportError, TransportTimeoutError
+
+__all__ = [
+    "CLIENTS",
+    "ClientName",
+    "ClientNotInstalledError",
+    "ConsumerTransport",
+    "Delivery",
+    "ProducerTransport",
+    "TransportError",
+    "TransportTimeoutError",
+    "open_consumer",
+    "open_producer",
+    "resolve_client",
+]
+
+ClientName = Literal["kafka-python", "confluent-kafka"]
+CLIENTS: tuple[ClientName, ...] = ("kafka-python", "confluent-kafka")
+SETTING = "DISCLOSURE_LEDGER_KAFKA_CLIENT"
+EXTRA = "pip install 'disclosure-ledger[librdkafka]'"
+
+T = TypeVar("T")
+Header = tuple[str, bytes]
+
+
+def confluent_installed() -> bool:
+    return importlib.util.find_spec("confluent_kafka") is not None
+
+
+def resolve_client(name: str | None = "auto") -> ClientName:
+    """The client a setting names: ``auto`` (or None) = confluent-kafka when importable,
+    else kafka-python. A clear error when confluent-kafka is asked for but not installed."""
+    wanted = (name or "auto").strip().lower()
+    if wanted == "auto":
+        return "confluent-kafka" if confluent_installed() else "kafka-python"
+    if wanted == "kafka-python":
+        return "kafka-python"
+    if wanted == "confluent-kafka":
+        if not confluent_installed():
+            raise ClientNotInstalledError(
+                f"{SETTING}=confluent-kafka, but confluent-kafka is not installed; install "
+                f"the extra with `{EXTRA}`, or set {SETTING}=kafka-python (or auto)"
+            )
+        return "confluent-kafka"
+    raise TransportError(
+        f"{SETTING}={name!r} is not a Kafka client; use auto, kafka-python or confluent-kafka"
+    )
+
+
+class Delivery(Protocol):
+    """The delivery report of one produced message, complete once the producer is flushed."""
+
+    def succeeded(self) -> bool: ...
+
+    def failed(self) -> bool: ...
+
+
+class ConsumerTransport(Protocol):
+    """A consumer without a group: partitions are assigned and sought by the caller (the
+    ledger says where to resume), nothing is committed to Kafka. Every method raises
+    :class:`TransportError` when the broker does not answer within ``timeout`` seconds."""
+
+    def probe(self, timeout: float) -> None:
+        """Ask the broker for its metadata: returns when it answered."""
+
+    def partitions(self, topic: str, timeout: float) -> set[int]:
+        """The partitions of ``topic``; empty when the topic does not exist (yet)."""
+
+    def assign(self, topic: str, starts: dict[int, int | None]) -> None:
+        """Read exactly these partitions of ``topic``, each from its offset (None: from the
+        beginning); what was fetched before is dropped."""
+
+    def position(self, topic: str, partition: int, timeout: float) -> int:
+        """The offset of the next message to be read from the partition."""
+
+    def end_offsets(self, topic: str, partitions: Sequence[int], timeout: float) -> dict[int, int]:
+        """The offset the next message appended to each partition will get."""
+
+    def poll(
+        self,
+        timeout: float,
+        max_records: int,
+        make: Callable[[str, int, int, bytes | None, bytes | None], T],
+    ) -> list[T]:
+        """Up to ``max_records`` messages, each built by ``make(topic, partition, offset,
+        key, value)``, in offset order per partition; waits at most ``timeout``."""
+
+    def close(self) -> None: ...
+
+
+class ProducerTransport(Protocol):
+    """A producer with delivery reports."""
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[Header] | None = None,
+        partition: int | None = None,
+    ) -> Delivery:
+        """Queue one message; its delivery report completes by :meth:`flush`."""
+
+    def flush(self, timeout: float) -> None:
+        """Wait until every queued message has its delivery report (TransportError if not
+        within ``timeout``)."""
+
+    def partitions(self, topic: str, timeout: float) -> set[int]: ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+def open_consumer(
+    client: ClientName,
+    bootstrap_servers: str,
+    *,
+    max_batch: int,
+    timeout: float,
+    connection: Mapping[str, Any] | None = None,
+) -> ConsumerTransport:
+    """A connected consumer of ``client``, or TransportError if the broker did not answer
+    within ``timeout`` seconds. ``connection``: kafka-python's connection arguments (TLS,
+    SASL: :func:`disclosure_ledger.kafka_security.kafka_python_config`); the confluent-kafka
+    client takes none yet, so a secured connection is refused for it."""
+    if client == "confluent-kafka":
+        from kafka_transport import confluent
+
+        _plaintext_only(connection)
+        return confluent.Consumer(bootstrap_servers, max_batch=max_batch, timeout=timeout)
+    from kafka_transport import kafka_python
+
+    return kafka_python.Consumer(
+        bootstrap_servers, max_batch=max_batch, timeout=timeout, connection=connection
+    )
+
+
+def open_producer(
+    client: ClientName,
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    acks: str = "all",
+    connection: Mapping[str, Any] | None = None,
+) -> ProducerTransport:
+    """A producer of ``client`` whose sends and flushes give up after ``timeout`` seconds
+    (``connection`` as for :func:`open_consumer`)."""
+    if client == "confluent-kafka":
+        from kafka_transport import confluent
+
+        _plaintext_only(connection)
+        return confluent.Producer(bootstrap_servers, timeout=timeout, acks=acks)
+    from kafka_transport import kafka_python
+
+    return kafka_python.Producer(
+        bootstrap_servers, timeout=timeout, acks=acks, connection=connection
+    )
+
+
+def is_secured(connection: Mapping[str, Any] | None) -> bool:
+    """Whether kafka-python connection arguments ask for TLS or SASL."""
+    if not connection:
+        return False
+    return str(connection.get("security_protocol", "PLAINTEXT")) != "PLAINTEXT"
+
+
+def _plaintext_only(connection: Mapping[str, Any] | None) -> None:
+    if is_secured(connection):
+        raise TransportError(
+            "TLS and SASL are wired for the kafka-python client only so far; set "
+            "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (docs/kafka-security.md)"
+        )

@@ -1,0 +1,250 @@
+"""The interface over confluent-kafka (librdkafka): the fast path, installed with
+``pip install 'disclosure-ledger[librdkafka]'``.
+
+librdkafka reconnects on its own and reports a missing broker through its error callback
+rather than by raising; here those reports are logged, and the calls that must reach the
+broker (metadata, watermarks, flush) raise :class:`TransportError` when it does not answer
+within their timeout, which is how the consumer loop notices an outage with either client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from kafka_transport.errors import TransportError, TransportTimeoutError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_TIMEOUT_CODES = {KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
+
+
+def _error(exc: BaseException) -> TransportError:
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    text = f"{err.name()}: {err.str()}" if err is not None else f"{type(exc).__name__}: {exc}"
+    if err is not None and err.code() in _TIMEOUT_CODES:
+        return TransportTimeoutError(text)
+    return TransportError(text)
+
+
+class _LibrdkafkaLog:
+    """librdkafka's own log lines, at DEBUG: it logs every refused connection of every
+    thread; the consumer's loop logs an outage once per attempt, as with kafka-python."""
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        log.debug(msg, *args)
+
+
+def _on_error(err: KafkaError) -> None:
+    # librdkafka retries by itself; an unreachable broker is noticed by the calls that time out
+    log.debug("librdkafka: %s: %s", err.name(), err.str())
+
+
+def consumer_config(bootstrap_servers: str, *, max_batch: int, timeout: float) -> dict[str, Any]:
+    """librdkafka's consumer settings (connection settings such as TLS/SASL go here). The
+    fetch sizes match kafka-python's; the local queue is bounded to keep memory flat."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        # a group id is required by the client but never used: partitions are assigned,
+        # nothing is committed, the ledger holds the offsets
+        "group.id": "disclosure-ledger-unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 8 * 1024 * 1024,
+        "max.partition.fetch.bytes": 1024 * 1024,
+        "fetch.wait.max.ms": 200,
+        "queued.max.messages.kbytes": 16 * 1024,
+        "reconnect.backoff.ms": 200,
+        "reconnect.backoff.max.ms": 5_000,
+        "socket.timeout.ms": max(10, int(timeout * 1000)),
+        "error_cb": _on_error,
+        "logger": _LibrdkafkaLog(),
+    }
+
+
+def producer_config(bootstrap_servers: str, *, timeout: float, acks: str) -> dict[str, Any]:
+    """librdkafka's producer settings (connection settings such as TLS/SASL go here)."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "acks": acks,
+        # the Java client's (and kafka-python's) partitioning: murmur2 of the key
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": max(10, int(timeout * 1000)),
+        "socket.timeout.ms": max(10, int(timeout * 1000)),
+        "error_cb": _on_error,
+        "logger": _LibrdkafkaLog(),
+    }
+
+
+def _partitions(client: Any, topic: str, timeout: float) -> set[int]:
+    try:
+        metadata = client.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise _error(exc) from exc
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None:
+        return set()
+    return set(found.partitions)
+
+
+class Consumer:
+    def __init__(self, bootstrap_servers: str, *, max_batch: int, timeout: float) -> None:
+        try:
+            self._consumer = confluent_kafka.Consumer(
+                consumer_config(bootstrap_servers, max_batch=max_batch, timeout=timeout)
+            )
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        self._positions: dict[tuple[str, int], int | None] = {}
+        try:
+            self.probe(timeout)  # as kafka-python does: connected, or an error
+        except BaseException:
+            self._consumer.close()
+            raise
+
+    def probe(self, timeout: float) -> None:
+        try:
+            self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+
+    def partitions(self, topic: str, timeout: float) -> set[int]:
+        return _partitions(self._consumer, topic, timeout)
+
+    def assign(self, topic: str, starts: dict[int, int | None]) -> None:
+        tps = [
+            TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING if start is None else start)
+            for p, start in sorted(starts.items())
+        ]
+        try:
+            if self._positions:
+                self._consumer.unassign()  # drops whatever was fetched for the old positions
+            self._consumer.assign(tps)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        self._positions = {(topic, p): start for p, start in starts.items()}
+
+    def position(self, topic: str, partition: int, timeout: float) -> int:
+        known = self._positions.get((topic, partition))
+        if known is not None:
+            return known
+        try:  # from the beginning, nothing read yet: the partition's first offset
+            low, _ = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout, cached=False
+            )
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        return int(low)
+
+    def end_offsets(self, topic: str, partitions: Sequence[int], timeout: float) -> dict[int, int]:
+        ends: dict[int, int] = {}
+        try:
+            for p in partitions:
+                found = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=timeout, cached=False
+                )
+                if found is None:
+                    raise TransportTimeoutError(
+                        f"KafkaTimeoutError: no end offset of {topic}[{p}] within {timeout:g} s"
+                    )
+                ends[p] = int(found[1])
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        return ends
+
+    def poll(
+        self,
+        timeout: float,
+        max_records: int,
+        make: Callable[[str, int, int, bytes | None, bytes | None], T],
+    ) -> list[T]:
+        try:
+            polled = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        out: list[T] = []
+        positions = self._positions
+        for m in cast(list[Any], polled):
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise TransportError(f"{err.name()}: {err.str()}")
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            out.append(make(topic, partition, offset, m.key(), m.value()))
+            positions[(topic, partition)] = offset + 1
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _Delivery:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: KafkaError | None = None
+
+    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
+        self.done, self.error = True, err
+
+    def succeeded(self) -> bool:
+        return self.done and self.error is None
+
+    def failed(self) -> bool:
+        return self.done and self.error is not None
+
+
+class Producer:
+    def __init__(self, bootstrap_servers: str, *, timeout: float, acks: str = "all") -> None:
+        self.timeout = timeout
+        try:
+            self._producer = confluent_kafka.Producer(
+                producer_config(bootstrap_servers, timeout=timeout, acks=acks)
+            )
+        except KafkaException as exc:
+            raise _error(exc) from exc
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> _Delivery:
+        delivery = _Delivery()
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers is not None:
+            extra["headers"] = list(headers)
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+                return delivery
+            except BufferError:  # the local queue is full: serve delivery reports, retry
+                self._producer.poll(0.1)
+            except KafkaException as exc:
+                raise _error(exc) from exc
+
+    def flush(self, timeout: float) -> None:
+        left = self._producer.flush(timeout)
+        if left:
+            raise TransportTimeoutError(
+                f"KafkaTimeoutError: {left} message(s) not acknowledged within {timeout:g} s"
+            )
+
+    def partitions(self, topic: str, timeout: float) -> set[int]:
+        return _partitions(self._producer, topic, timeout)
+
+    def close(self, timeout: float) -> None:
+        self.flush(timeout)

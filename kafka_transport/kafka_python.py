@@ -1,0 +1,222 @@
+"""The interface over kafka-python: the design's client, with the behaviour the consumer
+and the dead-letter copy always had (moved here from consumers/consumer.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from kafka_transport.errors import TransportError, TransportTimeoutError
+
+T = TypeVar("T")
+
+# Fetch sizes bound what kafka-python holds at once (each response is buffered and copied
+# while it is parsed): 64 MB / 8 MB fetches cost the consumer ~150 MB of resident memory
+# more than these, for no throughput gain (a 4 MB response already holds ~15,000 events).
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable_auto_commit": False,
+    "group_id": None,
+    "auto_offset_reset": "earliest",
+    "fetch_max_bytes": 8 * 1024 * 1024,
+    "max_partition_fetch_bytes": 1024 * 1024,
+    "fetch_min_bytes": 1,
+    "fetch_max_wait_ms": 200,
+    "reconnect_backoff_ms": 200,
+    "reconnect_backoff_max_ms": 5_000,
+    "request_timeout_ms": 15_000,
+}
+
+
+def describe(error: BaseException) -> str:
+    text = str(error)
+    name = type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """kafka-python's errors as :class:`TransportError` (the original chained)."""
+    try:
+        yield
+    except KafkaTimeoutError as exc:
+        raise TransportTimeoutError(describe(exc)) from exc
+    except KafkaError as exc:
+        raise TransportError(describe(exc)) from exc
+
+
+def consumer_config(
+    bootstrap_servers: str,
+    *,
+    max_batch: int,
+    timeout: float,
+    connection: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """kafka-python's consumer settings; ``connection`` adds TLS/SASL arguments."""
+    return {
+        "bootstrap_servers": bootstrap_servers,
+        "max_poll_records": max_batch,
+        "bootstrap_timeout_ms": int(timeout * 1000),
+        **CONSUMER_DEFAULTS,
+        **(connection or {}),
+    }
+
+
+def producer_config(
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    acks: str,
+    connection: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """kafka-python's producer settings; ``connection`` adds TLS/SASL arguments."""
+    return {
+        "bootstrap_servers": bootstrap_servers,
+        "acks": acks,
+        "bootstrap_timeout_ms": int(timeout * 1000),
+        "max_block_ms": int(timeout * 1000),
+        **(connection or {}),
+    }
+
+
+class Consumer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        max_batch: int,
+        timeout: float,
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        # kafka-python connects in __init__ and, when that fails, leaves its network thread
+        # running; building in two steps lets us close it on that path too.
+        consumer = KafkaConsumer.__new__(KafkaConsumer)
+        try:
+            with translated():
+                consumer.__init__(
+                    **consumer_config(
+                        bootstrap_servers,
+                        max_batch=max_batch,
+                        timeout=timeout,
+                        connection=connection,
+                    )
+                )
+        except BaseException:
+            client = getattr(consumer, "_client", None)
+            if client is not None:
+                client.close()
+            raise
+        self._consumer = consumer
+
+    def probe(self, timeout: float) -> None:
+        with translated():
+            self._consumer.bootstrap(timeout_ms=int(timeout * 1000), refresh=True)
+
+    def partitions(self, topic: str, timeout: float) -> set[int]:
+        with translated():
+            return set(self._consumer.partitions_for_topic(topic) or ())
+
+    def assign(self, topic: str, starts: dict[int, int | None]) -> None:
+        tps = [TopicPartition(topic, p) for p in sorted(starts)]
+        with translated():
+            self._consumer.assign(tps)
+            for tp in tps:
+                start = starts[tp.partition]
+                if start is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, start)
+
+    def position(self, topic: str, partition: int, timeout: float) -> int:
+        with translated():
+            return int(
+                self._consumer.position(
+                    TopicPartition(topic, partition), timeout_ms=int(timeout * 1000)
+                )
+            )
+
+    def end_offsets(self, topic: str, partitions: Sequence[int], timeout: float) -> dict[int, int]:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        with translated():
+            ends = self._consumer.end_offsets(tps, timeout_ms=int(timeout * 1000))
+        return {tp.partition: int(ends[tp]) for tp in tps}
+
+    def poll(
+        self,
+        timeout: float,
+        max_records: int,
+        make: Callable[[str, int, int, bytes | None, bytes | None], T],
+    ) -> list[T]:
+        with translated():
+            polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        out: list[T] = []
+        for records in polled.values():
+            out.extend(make(r.topic, r.partition, r.offset, r.key, r.value) for r in records)
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _Future:
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def succeeded(self) -> bool:
+        return bool(self._future.succeeded())
+
+    def failed(self) -> bool:
+        return bool(self._future.failed())
+
+
+class Producer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout: float,
+        acks: str = "all",
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        with translated():
+            self._producer = KafkaProducer(
+                **producer_config(
+                    bootstrap_servers, timeout=timeout, acks=acks, connection=connection
+                )
+            )
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> _Future:
+        with translated():
+            return _Future(
+                self._producer.send(
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=list(headers) if headers is not None else None,
+                    partition=partition,
+                )
+            )
+
+    def flush(self, timeout: float) -> None:
+        with translated():
+            self._producer.flush(timeout=timeout)
+
+    def partitions(self, topic: str, timeout: float) -> set[int]:
+        with translated():
+            return set(self._producer.partitions_for(topic) or ())
+
+    def close(self, timeout: float) -> None:
+        with translated():
+            self._producer.close(timeout=timeout)

@@ -1,0 +1,54 @@
+"""DISCLOSURE_LEDGER_KAFKA_CLIENT: which Kafka client a setting means, and the error when
+the one asked for is not installed."""
+
+from __future__ import annotations
+
+import pytest
+
+import kafka_transport
+from disclosure_ledger.errors import DisclosureLedgerError
+from disclosure_ledger.settings import Settings
+from kafka_transport import ClientNotInstalledError, TransportError, resolve_client
+
+
+def test_auto_prefers_librdkafka_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_transport, "confluent_installed", lambda: True)
+    assert resolve_client("auto") == "confluent-kafka"
+    assert resolve_client(None) == "confluent-kafka"
+    assert resolve_client("kafka-python") == "kafka-python"
+
+
+def test_auto_falls_back_to_kafka_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_transport, "confluent_installed", lambda: False)
+    assert resolve_client("auto") == "kafka-python"
+
+
+def test_asking_for_a_missing_librdkafka_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_transport, "confluent_installed", lambda: False)
+    with pytest.raises(ClientNotInstalledError) as raised:
+        resolve_client("confluent-kafka")
+    message = str(raised.value)
+    assert "DISCLOSURE_LEDGER_KAFKA_CLIENT" in message
+    assert "pip install 'disclosure-ledger[librdkafka]'" in message
+    assert isinstance(raised.value, DisclosureLedgerError)
+
+
+def test_the_setting_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_CLIENT", "kafka-python")
+    assert Settings().kafka_client == "kafka-python"
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_CLIENT", "librdkafka")
+    with pytest.raises(TransportError, match="DISCLOSURE_LEDGER_KAFKA_CLIENT='librdkafka'"):
+        resolve_client(Settings().kafka_client)
+    monkeypatch.delenv("DISCLOSURE_LEDGER_KAFKA_CLIENT")
+    assert Settings().kafka_client == "auto"
+
+
+def test_a_secured_connection_uses_kafka_python_until_librdkafka_takes_tls_and_sasl() -> None:
+    from consumers.consumer import _client_for
+    from consumers.errors import ConsumeError
+
+    secured = {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512"}
+    assert _client_for("auto", secured) == "kafka-python"
+    assert _client_for("auto", {"security_protocol": "PLAINTEXT"}) == "confluent-kafka"
+    with pytest.raises(ConsumeError, match="DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python"):
+        _client_for("confluent-kafka", secured)
