@@ -186,11 +186,13 @@ def _unless_stopped(stop: threading.Event, attempt: Callable[[], T]) -> Callable
 def _describe(error: BaseException, bootstrap_servers: str) -> str:
     """The error, and the connection setting to fix when one is to blame (TLS, SASL)."""
     text = str(error)
-    if isinstance(error, TransportError):  # already names the client's own error
-        return text
-    name = type(error).__name__
-    described = text if text.startswith(name) else f"{name}: {text}"
-    hint = connection_hint(bootstrap_servers, error)
+    if isinstance(error, TransportError):  # already names the client's own error, which
+        described = text  # (chained) is what tells a refused login or TLS apart
+        hint = connection_hint(bootstrap_servers, error.__cause__ or error)
+    else:
+        name = type(error).__name__
+        described = text if text.startswith(name) else f"{name}: {text}"
+        hint = connection_hint(bootstrap_servers, error)
     return f"{described} ({hint})" if hint else described
 
 
