@@ -7,10 +7,6 @@ way a user does it: through the DISCLOSURE_LEDGER_KAFKA_* variables.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import socket
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,6 +25,7 @@ from producers.errors import PublishError
 from producers.publisher import DisclosurePublisher
 from producers.topics import ensure_topic
 from reference import ReferenceData
+from tests.integration.ports import locked_ports
 from tests.unit.events import make_event
 
 FIRST_PORT = 29500
@@ -38,32 +35,6 @@ pytestmark = [
     # kafka-python 3.0.12 uses importlib.resources APIs deprecated on Python 3.11.
     pytest.mark.filterwarnings(r"ignore:(read_text|open_text) is deprecated:DeprecationWarning"),
 ]
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def _three_ports() -> Iterator[int]:
-    """The first of three free ports that no other test run holds (locked meanwhile)."""
-    for port in range(FIRST_PORT, FIRST_PORT + 99, 3):
-        lock_path = Path(tempfile.gettempdir()) / f"disclosure-ledger-test-ports-{port}.lock"
-        with lock_path.open("a") as lock:
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            if all(_free(p) for p in (port, port + 1, port + 2)):
-                yield port
-                return
-    pytest.fail(f"no three free ports in {FIRST_PORT}..{FIRST_PORT + 99}")
 
 
 def _broker(state_dir: Path, port: int, *, secure: bool) -> LocalBroker:
@@ -79,7 +50,7 @@ def _broker(state_dir: Path, port: int, *, secure: bool) -> LocalBroker:
 
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    with _three_ports() as port:
+    with locked_ports(FIRST_PORT, 3) as port:
         broker = _broker(tmp_path_factory.mktemp("sasl-broker"), port, secure=True)
         try:
             broker.start(timeout=120)
@@ -185,7 +156,7 @@ def test_a_broker_formatted_without_the_listener_gets_the_scram_user_later(
     tmp_path: Path,
 ) -> None:
     """Storage formatted by a plain start: the secure start adds the user (kafka-configs)."""
-    with _three_ports() as port:
+    with locked_ports(FIRST_PORT, 3) as port:
         plain = _broker(tmp_path / "state", port, secure=False)
         try:
             plain.start(timeout=120)

@@ -8,9 +8,7 @@ broker's jars (``.local/kafka/libs``, fetched there once if missing).
 
 from __future__ import annotations
 
-import fcntl
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import pytest
 
 from disclosure_ledger.errors import BrokerError
 from disclosure_ledger.local_broker import LocalBroker
+from tests.integration.ports import locked_ports
 
 FIRST_PORT = 29092
 
@@ -31,30 +30,11 @@ pytestmark = [
 ]
 
 
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture
 def ports() -> Iterator[tuple[int, int]]:
     """A (client, controller) port pair that is free and that no other test run holds."""
-    for port in range(FIRST_PORT, FIRST_PORT + 100, 2):
-        lock_path = Path(tempfile.gettempdir()) / f"disclosure-ledger-test-ports-{port}.lock"
-        with lock_path.open("a") as lock:
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            if _free(port) and _free(port + 1):
-                yield port, port + 1
-                return
-    pytest.fail(f"no free pair of ports in {FIRST_PORT}..{FIRST_PORT + 99}")
+    with locked_ports(FIRST_PORT, 2) as port:
+        yield port, port + 1
 
 
 @pytest.fixture
