@@ -22,10 +22,16 @@ import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
-from kafka_transport.errors import ClientNotInstalledError, TransportError, TransportTimeoutError
+from kafka_transport.errors import (
+    ClientConfigError,
+    ClientNotInstalledError,
+    TransportError,
+    TransportTimeoutError,
+)
 
 __all__ = [
     "CLIENTS",
+    "ClientConfigError",
     "ClientName",
     "ClientNotInstalledError",
     "ConsumerTransport",
@@ -144,14 +150,16 @@ def open_consumer(
     connection: Mapping[str, Any] | None = None,
 ) -> ConsumerTransport:
     """A connected consumer of ``client``, or TransportError if the broker did not answer
-    within ``timeout`` seconds. ``connection``: kafka-python's connection arguments (TLS,
-    SASL: :func:`disclosure_ledger.kafka_security.kafka_python_config`); the confluent-kafka
-    client takes none yet, so a secured connection is refused for it."""
+    within ``timeout`` seconds. ``connection``: the TLS/SASL arguments under kafka-python's
+    names (:func:`disclosure_ledger.kafka_security.connection_config`), which
+    :func:`kafka_transport.confluent.connection_config` maps to librdkafka's; dotted keys are
+    librdkafka's own and reach confluent-kafka only (the OAUTHBEARER pass-through)."""
     if client == "confluent-kafka":
         from kafka_transport import confluent
 
-        _plaintext_only(connection)
-        return confluent.Consumer(bootstrap_servers, max_batch=max_batch, timeout=timeout)
+        return confluent.Consumer(
+            bootstrap_servers, max_batch=max_batch, timeout=timeout, connection=connection
+        )
     from kafka_transport import kafka_python
 
     return kafka_python.Consumer(
@@ -172,8 +180,9 @@ def open_producer(
     if client == "confluent-kafka":
         from kafka_transport import confluent
 
-        _plaintext_only(connection)
-        return confluent.Producer(bootstrap_servers, timeout=timeout, acks=acks)
+        return confluent.Producer(
+            bootstrap_servers, timeout=timeout, acks=acks, connection=connection
+        )
     from kafka_transport import kafka_python
 
     return kafka_python.Producer(
@@ -186,11 +195,3 @@ def is_secured(connection: Mapping[str, Any] | None) -> bool:
     if not connection:
         return False
     return str(connection.get("security_protocol", "PLAINTEXT")) != "PLAINTEXT"
-
-
-def _plaintext_only(connection: Mapping[str, Any] | None) -> None:
-    if is_secured(connection):
-        raise TransportError(
-            "TLS and SASL are wired for the kafka-python client only so far; set "
-            "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (docs/kafka-security.md)"
-        )
