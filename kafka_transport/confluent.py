@@ -221,7 +221,8 @@ class Consumer:
             self._consumer.list_topics(timeout=timeout)
         except KafkaException as exc:
             # nothing is assigned yet, so a poll reads nothing: it serves the error callback,
-            # which says why no broker answered (a refused login, a failed TLS handshake)
+            # which says why no broker answered (a refused login, a failed TLS handshake);
+            # close() would serve it too, but only as a side effect
             self._consumer.poll(0)
             self._consumer.close()
             raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
