@@ -181,6 +181,7 @@ def _partitions(
         if serve is not None:
             serve(0)
         raise _error(exc, errors)  # noqa: B904 (chained by _error)
+    errors.cause = None  # a broker answered: an earlier reason no longer applies
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         return set()
@@ -235,6 +236,7 @@ class Consumer:
             self._consumer.list_topics(timeout=timeout)
         except KafkaException as exc:
             raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
+        self._errors.cause = None  # a broker answered: an earlier reason no longer applies
 
     def partitions(self, topic: str, timeout: float) -> set[int]:
         return _partitions(self._consumer, topic, timeout, self._errors)

@@ -250,3 +250,25 @@ def test_librdkafka_connection_errors_name_the_setting_to_fix(sasl_ssl_env: None
     assert "DISCLOSURE_LEDGER_KAFKA_SSL_CA_FILE" in connection_hint(NOWHERE, untrusted, security)
     answered = _librdkafka_error(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic")
     assert connection_hint(NOWHERE, answered, security) == ""
+
+
+def test_librdkafka_s_reason_reaches_the_transport_error_of_the_call_that_timed_out(
+    sasl_ssl_env: None,
+) -> None:
+    errors = confluent.ErrorLog()
+    reason = KafkaError(
+        KafkaError._AUTHENTICATION,
+        "SASL authentication error: Authentication failed during authentication due to "
+        "invalid credentials with SASL mechanism SCRAM-SHA-512",
+    )
+    errors(reason)
+    errors(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))  # says no why
+    timed_out = _librdkafka_error(KafkaError._TRANSPORT, "Failed to get metadata")
+    error = confluent._error(timed_out, errors)
+    assert "Authentication failed" in str(error)
+    assert isinstance(error.__cause__, KafkaException)
+    hint = connection_hint(NOWHERE, error.__cause__, KafkaSecurity.from_settings())
+    assert "refused the SASL credentials" in hint
+    # an error that says what went wrong itself gets no borrowed reason
+    answered = confluent._error(_librdkafka_error(KafkaError.UNKNOWN_TOPIC_OR_PART, "x"), errors)
+    assert "Authentication failed" not in str(answered)
