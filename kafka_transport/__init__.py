@@ -19,9 +19,11 @@ and SASL settings are added. Every client error crosses the interface as
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
+from kafka_transport.delivery import Delivered
 from kafka_transport.errors import ClientNotInstalledError, TransportError, TransportTimeoutError
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "ClientName",
     "ClientNotInstalledError",
     "ConsumerTransport",
+    "Delivered",
     "Delivery",
     "ProducerTransport",
     "TransportError",
@@ -78,6 +81,16 @@ class Delivery(Protocol):
 
     def failed(self) -> bool: ...
 
+    def done(self) -> bool:
+        """Whether the report arrived, either way."""
+
+    def error(self) -> str | None:
+        """Why the message was not delivered, in the client's words (None unless failed)."""
+
+    def get(self, timeout: float) -> Delivered:
+        """Wait up to ``timeout`` seconds for the report: where the message landed, or
+        :class:`TransportError` when it failed or the report did not arrive in time."""
+
 
 class ConsumerTransport(Protocol):
     """A consumer without a group: partitions are assigned and sought by the caller (the
@@ -123,8 +136,11 @@ class ProducerTransport(Protocol):
         key: bytes | None = None,
         headers: Sequence[Header] | None = None,
         partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> Delivery:
-        """Queue one message; its delivery report completes by :meth:`flush`."""
+        """Queue one message; its delivery report completes by :meth:`flush`.
+        ``on_failure`` is called when the report says it failed, before the flush that
+        served the report returns (on the client's thread with kafka-python)."""
 
     def flush(self, timeout: float) -> None:
         """Wait until every queued message has its delivery report (TransportError if not
@@ -194,3 +210,81 @@ def _plaintext_only(connection: Mapping[str, Any] | None) -> None:
             "TLS and SASL are wired for the kafka-python client only so far; set "
             "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (docs/kafka-security.md)"
         )
+
+
+def open_publishing_producer(
+    client: ClientName,
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    settings: Mapping[str, Any],
+    connection: Mapping[str, Any] | None = None,
+) -> ProducerTransport:
+    """The publisher's producer: ``acks=all``, the client's own ``settings`` (in that
+    client's names: idempotence, linger, batch size, ...) over the defaults, connected
+    (TransportError when no broker answered within ``timeout`` seconds). Its ``close``
+    flushes up to its timeout, then fails whatever is still unsent (each of those delivery
+    reports says so) instead of raising."""
+    if client == "confluent-kafka":
+        from kafka_transport import confluent
+
+        return confluent.PublishingProducer(
+            bootstrap_servers, timeout=timeout, settings=settings, connection=connection
+        )
+    from kafka_transport import kafka_python
+
+    return kafka_python.PublishingProducer(
+        bootstrap_servers, timeout=timeout, settings=settings, connection=connection
+    )
+
+
+def open_admin(
+    client: ClientName,
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    connection: Mapping[str, Any] | None = None,
+) -> AdminTransport:
+    """An admin client of ``client`` (topics and their configuration), connected, or
+    TransportError when no broker answered within ``timeout`` seconds."""
+    from kafka_transport import admin
+
+    return admin.open_admin(client, bootstrap_servers, timeout=timeout, connection=connection)
+
+
+class AdminTransport(Protocol):
+    """Topics and their configuration. Every method raises :class:`TransportError` when
+    the broker does not answer within ``timeout`` seconds."""
+
+    def topics(self, timeout: float) -> set[str]:
+        """The names of the cluster's topics."""
+
+    def create_topic(
+        self, topic: str, partitions: int, replication_factor: int, timeout: float
+    ) -> bool:
+        """Create ``topic``; False when it exists already."""
+
+    def topic_configs(self, topics: Sequence[str], timeout: float) -> dict[str, dict[str, str]]:
+        """Each topic's configuration (every entry, defaults included: ``retention.ms``,
+        ``cleanup.policy``, ...); a topic the broker does not know maps to ``{}``."""
+
+    def close(self) -> None: ...
+
+
+def client_for(setting: str | None, connection: Mapping[str, Any] | None) -> ClientName:
+    """The client for ``setting`` (see :func:`resolve_client`) and these connection
+    arguments: while the confluent-kafka client takes no TLS/SASL settings, ``auto`` takes
+    kafka-python for a secured connection and an explicit confluent-kafka is refused."""
+    chosen = resolve_client(setting)
+    if chosen == "confluent-kafka" and is_secured(connection):
+        from kafka_transport import confluent
+
+        if "connection" in inspect.signature(confluent.producer_config).parameters:
+            return chosen
+        if (setting or "auto").strip().lower() == "auto":
+            return "kafka-python"
+        raise TransportError(
+            "TLS and SASL are wired for the kafka-python client only so far; set "
+            f"{SETTING}=kafka-python (or auto) (docs/kafka-security.md)"
+        )
+    return chosen

@@ -9,13 +9,16 @@ within their timeout, which is how the consumer loop notices an outage with eith
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from kafka_transport.delivery import Delivered
 from kafka_transport.errors import TransportError, TransportTimeoutError
 
 T = TypeVar("T")
@@ -186,20 +189,53 @@ class Consumer:
 
 
 class _Delivery:
-    __slots__ = ("done", "error")
+    """One message's delivery report, filled in by librdkafka's callback, which runs in
+    ``poll``/``flush`` on the caller's thread: :meth:`get` polls until it arrives."""
 
-    def __init__(self) -> None:
-        self.done = False
-        self.error: KafkaError | None = None
+    __slots__ = ("_done", "_error", "_on_failure", "_poll", "_where")
 
-    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
-        self.done, self.error = True, err
+    def __init__(
+        self, poll: Callable[[float], Any], on_failure: Callable[[], None] | None = None
+    ) -> None:
+        self._done = False
+        self._error: KafkaError | None = None
+        self._where: tuple[str, int, int] | None = None
+        self._poll = poll
+        self._on_failure = on_failure
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        self._done, self._error = True, err
+        if err is None:
+            self._where = (msg.topic(), msg.partition(), msg.offset())
+        elif self._on_failure is not None:
+            self._on_failure()
 
     def succeeded(self) -> bool:
-        return self.done and self.error is None
+        return self._done and self._error is None
 
     def failed(self) -> bool:
-        return self.done and self.error is not None
+        return self._done and self._error is not None
+
+    def done(self) -> bool:
+        return self._done
+
+    def error(self) -> str | None:
+        err = self._error
+        return None if err is None else f"{err.name()}: {err.str()}"
+
+    def get(self, timeout: float) -> Delivered:
+        deadline = time.monotonic() + timeout
+        while not self._done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportTimeoutError(
+                    f"KafkaTimeoutError: no delivery report within {timeout:g} s"
+                )
+            self._poll(min(left, 0.1))
+        if self._error is not None:
+            raise TransportError(self.error() or "")
+        assert self._where is not None
+        return Delivered(*self._where)
 
 
 class Producer:
@@ -220,8 +256,9 @@ class Producer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> _Delivery:
-        delivery = _Delivery()
+        delivery = _Delivery(self._producer.poll, on_failure)
         extra: dict[str, Any] = {}
         if partition is not None:
             extra["partition"] = partition
@@ -248,3 +285,108 @@ class Producer:
 
     def close(self, timeout: float) -> None:
         self.flush(timeout)
+
+
+def _connection_config(connection: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``producer_config``'s keyword for the connection arguments (TLS, SASL), while it
+    takes them; a secured connection is refused where it does not yet."""
+    if "connection" in inspect.signature(producer_config).parameters:
+        return {"connection": connection}
+    if connection and str(connection.get("security_protocol", "PLAINTEXT")) != "PLAINTEXT":
+        raise TransportError(
+            "TLS and SASL are wired for the kafka-python client only so far; set "
+            "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (docs/kafka-security.md)"
+        )
+    return {}
+
+
+def handle_config(
+    bootstrap_servers: str, *, timeout: float, connection: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """librdkafka settings for a producer or admin handle: ``producer_config`` (with the
+    connection settings) for ``acks=all``."""
+    return producer_config(
+        bootstrap_servers, timeout=timeout, acks="all", **_connection_config(connection)
+    )
+
+
+class PublishingProducer(Producer):
+    """The publisher's producer (``kafka_transport.open_publishing_producer``): connected
+    at start like kafka-python's, a send that gives up (TransportTimeoutError) when the
+    local queue stays full for the timeout, and a close that fails what is left unsent."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout: float,
+        settings: Mapping[str, Any],
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        config = {
+            **handle_config(bootstrap_servers, timeout=timeout, connection=connection),
+            **settings,
+        }
+        try:
+            self._producer = confluent_kafka.Producer(config)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        try:  # as kafka-python does: connected, or an error
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            self._drop()
+            raise _error(exc) from exc
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> _Delivery:
+        delivery = _Delivery(self._producer.poll, on_failure)
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers is not None:
+            extra["headers"] = list(headers)
+        produce = self._producer.produce
+        deadline: float | None = None
+        while True:
+            try:
+                produce(topic, value, key, on_delivery=delivery, **extra)
+                return delivery
+            except BufferError:  # the local queue is full: serve reports until there is room
+                if deadline is None:
+                    deadline = time.monotonic() + self.timeout
+                elif time.monotonic() >= deadline:
+                    raise TransportTimeoutError(
+                        f"KafkaTimeoutError: the producer's queue stayed full for "
+                        f"{self.timeout:g} s (is the broker away?)"
+                    ) from None
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise _error(exc) from exc
+
+    def serve(self) -> None:
+        """Serve the delivery reports that arrived (librdkafka calls back only in poll)."""
+        self._producer.poll(0)
+
+    def close(self, timeout: float) -> None:
+        left = self._producer.flush(timeout)
+        if left:
+            log.warning(
+                "closed the Kafka producer with %d unsent record(s); they were reported "
+                "undelivered",
+                left,
+            )
+        self._drop()
+
+    def _drop(self) -> None:
+        """Fail every message not yet delivered (its report says so) and serve the reports."""
+        self._producer.purge()
+        self._producer.flush(0)
