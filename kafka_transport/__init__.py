@@ -32,8 +32,10 @@ __all__ = [
     "ClientNotInstalledError",
     "ConsumerTransport",
     "Delivered",
+    "Deliveries",
     "Delivery",
     "ProducerTransport",
+    "PublishingTransport",
     "TransportError",
     "TransportTimeoutError",
     "open_consumer",
@@ -219,7 +221,7 @@ def open_publishing_producer(
     timeout: float,
     settings: Mapping[str, Any],
     connection: Mapping[str, Any] | None = None,
-) -> ProducerTransport:
+) -> PublishingTransport:
     """The publisher's producer: ``acks=all``, the client's own ``settings`` (in that
     client's names: idempotence, linger, batch size, ...) over the defaults, connected
     (TransportError when no broker answered within ``timeout`` seconds). Its ``close``
@@ -288,3 +290,45 @@ def client_for(setting: str | None, connection: Mapping[str, Any] | None) -> Cli
             f"{SETTING}=kafka-python (or auto) (docs/kafka-security.md)"
         )
     return chosen
+
+
+class Deliveries(Protocol):
+    """The delivery reports of messages sent together (:meth:`PublishingTransport.send_batch`),
+    by their position in the batch."""
+
+    def attempted(self) -> int:
+        """How many were handed to the client: all, unless queueing gave up (:meth:`stopped`);
+        those after were not sent."""
+
+    def stopped(self) -> str | None:
+        """Why queueing gave up early (the producer's queue stayed full: the broker is away),
+        or None."""
+
+    def done(self) -> bool:
+        """Whether every message handed over has its report."""
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds until :meth:`done`."""
+
+    def failures(self) -> dict[int, str]:
+        """Position -> why, of each message refused when queued or reported undelivered."""
+
+    def unreported(self) -> list[int] | None:
+        """The positions handed over without a report yet; None when the client counts
+        acknowledgements without telling which (librdkafka here: then, while not
+        :meth:`done`, any position not in :meth:`failures` may be one of them)."""
+
+
+class PublishingTransport(ProducerTransport, Protocol):
+    """The publisher's producer (:func:`open_publishing_producer`): a batch send for volume."""
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> Deliveries:
+        """Queue ``(key, value)`` messages in order; ``on_failure(position)`` as for
+        :meth:`ProducerTransport.send`. A message the client refuses is a failure and the
+        rest are still sent, except when the queue stays full for the producer's timeout:
+        then queueing stops there (:meth:`Deliveries.stopped`)."""

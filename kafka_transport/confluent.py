@@ -310,6 +310,86 @@ def handle_config(
     )
 
 
+class _BatchDeliveries:
+    """The delivery reports of a batch: librdkafka calls this once per message (inside
+    ``poll``/``flush``, on the caller's thread). Acknowledgements are only counted; a
+    failed message is found by its value among the batch's (the values are kept by the
+    caller anyway), so the common case costs one call and one addition per message."""
+
+    def __init__(
+        self,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        poll: Callable[[float], Any],
+        on_failure: Callable[[int], None] | None,
+    ) -> None:
+        self._messages = messages
+        self._poll = poll
+        self._on_failure = on_failure
+        self._acknowledged = 0
+        self._reported_failed = 0
+        self._failures: dict[int, str] = {}
+        self._refused = 0
+        self._attempted = 0
+        self._stopped: str | None = None
+        self._positions: dict[bytes, list[int]] | None = None
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self._acknowledged += 1
+            return
+        self._reported_failed += 1
+        position = self._position_of(msg.value())
+        self._failures[position] = f"{err.name()}: {err.str()}"
+        if self._on_failure is not None:
+            self._on_failure(position)
+
+    def _position_of(self, value: bytes) -> int:
+        if self._positions is None:  # built once, on the first failure
+            self._positions = {}
+            for position, (_, sent) in enumerate(self._messages):
+                self._positions.setdefault(sent, []).append(position)
+        candidates = self._positions[value]
+        for position in candidates:  # equal values: the first not yet failed
+            if position not in self._failures:
+                return position
+        return candidates[-1]
+
+    def refuse(self, position: int, error: str) -> None:
+        self._failures[position] = error
+        self._refused += 1
+
+    def stop(self, position: int, error: str) -> None:
+        self.refuse(position, error)
+        self._stopped = error
+        self._attempted = position + 1
+
+    def handed_over(self, count: int) -> None:
+        self._attempted = count
+
+    def attempted(self) -> int:
+        return self._attempted
+
+    def stopped(self) -> str | None:
+        return self._stopped
+
+    def done(self) -> bool:
+        return self._acknowledged + self._reported_failed + self._refused >= self._attempted
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._poll(min(left, 0.1))
+
+    def failures(self) -> dict[int, str]:
+        return dict(self._failures)
+
+    def unreported(self) -> list[int] | None:
+        return [] if self.done() else None
+
+
 class PublishingProducer(Producer):
     """The publisher's producer (``kafka_transport.open_publishing_producer``): connected
     at start like kafka-python's, a send that gives up (TransportTimeoutError) when the
@@ -354,21 +434,61 @@ class PublishingProducer(Producer):
             extra["partition"] = partition
         if headers is not None:
             extra["headers"] = list(headers)
+        try:
+            self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+        except BufferError:
+            self._produce_when_room(topic, value, key, delivery, extra)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        return delivery
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> _BatchDeliveries:
+        """One delivery callback for the whole batch, and a tight loop of ``produce``."""
+        report = _BatchDeliveries(messages, self._producer.poll, on_failure)
         produce = self._producer.produce
-        deadline: float | None = None
-        while True:
+        for position, (key, value) in enumerate(messages):
             try:
-                produce(topic, value, key, on_delivery=delivery, **extra)
-                return delivery
-            except BufferError:  # the local queue is full: serve reports until there is room
-                if deadline is None:
-                    deadline = time.monotonic() + self.timeout
-                elif time.monotonic() >= deadline:
+                produce(topic, value, key, on_delivery=report)
+            except BufferError:
+                try:
+                    self._produce_when_room(topic, value, key, report, {})
+                except TransportTimeoutError as exc:
+                    report.stop(position, str(exc))
+                    return report
+                except TransportError as exc:
+                    report.refuse(position, str(exc))
+            except KafkaException as exc:
+                report.refuse(position, str(_error(exc)))
+        report.handed_over(len(messages))
+        return report
+
+    def _produce_when_room(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        callback: Callable[[Any, Any], None],
+        extra: dict[str, Any],
+    ) -> None:
+        """The local queue is full: serve delivery reports until there is room, for up to
+        the producer's timeout (then TransportTimeoutError)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(topic, value, key, on_delivery=callback, **extra)
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
                     raise TransportTimeoutError(
                         f"KafkaTimeoutError: the producer's queue stayed full for "
                         f"{self.timeout:g} s (is the broker away?)"
                     ) from None
-                self._producer.poll(0.05)
             except KafkaException as exc:
                 raise _error(exc) from exc
 

@@ -4,6 +4,7 @@ and the dead-letter copy always had (moved here from consumers/consumer.py)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -241,6 +242,42 @@ class Producer:
             self._producer.close(timeout=timeout)
 
 
+class _FutureBatch:
+    """:class:`kafka_transport.Deliveries` over kafka-python's futures."""
+
+    def __init__(self) -> None:
+        self.futures: list[tuple[int, Any]] = []
+        self.failed: dict[int, str] = {}  # refused when queued
+        self.stop_reason: str | None = None
+        self.count = 0
+
+    def attempted(self) -> int:
+        return self.count
+
+    def stopped(self) -> str | None:
+        return self.stop_reason
+
+    def done(self) -> bool:
+        return all(future.is_done for _, future in self.futures)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for _, future in self.futures:
+            if not future.is_done:
+                with suppress(Exception):  # the outcome is read by failures()
+                    future.get(timeout=max(0.0, deadline - time.monotonic()))
+
+    def unreported(self) -> list[int] | None:
+        return [position for position, future in self.futures if not future.is_done]
+
+    def failures(self) -> dict[int, str]:
+        out = dict(self.failed)
+        for position, future in self.futures:
+            if future.is_done and future.failed():
+                out[position] = describe(future.exception)
+        return out
+
+
 class PublishingProducer(Producer):
     """The publisher's producer (``kafka_transport.open_publishing_producer``): the
     publisher's ``settings`` over :func:`producer_config`, and a close that fails what is
@@ -289,6 +326,33 @@ class PublishingProducer(Producer):
         if on_failure is not None:
             future.add_errback(lambda _exc: on_failure())
         return _Future(future)
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> _FutureBatch:
+        """kafka-python's futures, one per message (its sends cost more than they do)."""
+        batch = _FutureBatch()
+        send = self._producer.send
+        futures = batch.futures
+        for position, (key, value) in enumerate(messages):
+            try:
+                future = send(topic, key=key, value=value)
+            except KafkaTimeoutError as exc:  # no metadata in time: the broker is away
+                batch.failed[position] = describe(exc)
+                batch.stop_reason = describe(exc)
+                batch.count = position + 1
+                return batch
+            except KafkaError as exc:
+                batch.failed[position] = describe(exc)
+                continue
+            if on_failure is not None:
+                future.add_errback(lambda _exc, at=position: on_failure(at))
+            futures.append((position, future))
+        batch.count = len(messages)
+        return batch
 
     def close(self, timeout: float) -> None:
         try:

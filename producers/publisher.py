@@ -32,8 +32,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -47,10 +46,10 @@ from disclosure_ledger.kafka_security import connection_hint, kafka_python_confi
 from disclosure_ledger.settings import load_settings
 from kafka_transport import (
     ClientName,
+    Deliveries,
     Delivery,
-    ProducerTransport,
+    PublishingTransport,
     TransportError,
-    TransportTimeoutError,
     client_for,
     open_publishing_producer,
 )
@@ -244,7 +243,7 @@ class DisclosurePublisher:
         else:
             settings = {**PRODUCER_DEFAULTS, **_timeouts(timeout)}
         try:
-            self._producer: ProducerTransport = open_publishing_producer(
+            self._producer: PublishingTransport = open_publishing_producer(
                 self.client,
                 bootstrap_servers,
                 timeout=self.timeout,
@@ -326,16 +325,16 @@ class DisclosurePublisher:
         timeout = self.timeout if timeout is None else timeout
         result = PublishResult()
         undelivered = result.undelivered
-        unsettled: deque[tuple[list[DisclosureEvent], list[Delivery]]] = deque()
+        unsettled: deque[tuple[list[DisclosureEvent], Deliveries]] = deque()
         in_flight = 0
         gave_up: str | None = None
-        messages, send, topic = self._encoder.messages, self._producer.send, self.topic
+        messages, send_batch, topic = self._encoder.messages, self._producer.send_batch, self.topic
         serve = getattr(self._producer, "serve", None)
-        hold = None if self.source is None else self._hold_watermark_at
+        hold = self._hold_watermark_at
         source = iter(events)
         check = self.recipient_check
-        # Encode a chunk, then send it: two tight loops run faster than one that
-        # alternates between the encoder's code and kafka-python's.
+        # Encode a chunk, then send it: two tight loops (the second inside the transport)
+        # run faster than one that alternates between the encoder's code and the client's.
         while chunk := list(islice(source, _CHUNK)):
             if gave_up is not None:
                 undelivered.extend(Undelivered(event, gave_up) for event in chunk)
@@ -351,70 +350,38 @@ class DisclosurePublisher:
                 chunk = allowed
             encoded, refused = messages(chunk)
             undelivered.extend(Undelivered(event, str(exc)) for event, exc in refused)
-            sent: list[DisclosureEvent] = []
-            futures: list[Delivery] = []
+            sent = [event for event, _, _ in encoded]
+            pairs = [(key, value) for _, key, value in encoded]
+            # a failure holds the watermark before a watermark's flush returns
+            on_failure = None if self.source is None else partial(_hold_at, hold, sent)
             with self._send_lock:  # a chunk at a time: see send_watermark
-                for position, (event, key, value) in enumerate(encoded):
-                    try:
-                        # a failure holds the watermark before a watermark's flush returns
-                        futures.append(
-                            send(topic, value, key=key, on_failure=partial(hold, event))
-                            if hold is not None
-                            else send(topic, value, key=key)
-                        )
-                    except TransportTimeoutError as exc:
-                        undelivered.append(Undelivered(event, str(exc)))
-                        gave_up = f"not sent: an earlier event could not be queued ({exc})"
-                        undelivered.extend(
-                            Undelivered(e, gave_up) for e, _, _ in encoded[position + 1 :]
-                        )
-                        break
-                    except TransportError as exc:
-                        undelivered.append(Undelivered(event, str(exc)))
-                        continue
-                    sent.append(event)
-            unsettled.append((sent, futures))
-            in_flight += len(futures)
+                deliveries = send_batch(topic, pairs, on_failure)
+            stopped = deliveries.stopped()
+            if stopped is not None:
+                gave_up = f"not sent: an earlier event could not be queued ({stopped})"
+                cut = deliveries.attempted()
+                undelivered.extend(Undelivered(event, gave_up) for event in sent[cut:])
+                sent = sent[:cut]
+            unsettled.append((sent, deliveries))
+            in_flight += len(sent)
             if serve is not None:  # librdkafka reports deliveries only when asked
                 serve()
-            # Account for acknowledged chunks as they complete, so that futures do not
+            # Account for acknowledged chunks as they complete, so that reports do not
             # pile up; wait for the oldest only when too many are outstanding.
-            while unsettled and (
-                in_flight > _MAX_UNSETTLED or all(f.done() for f in unsettled[0][1])
-            ):
-                sent, futures = unsettled.popleft()
-                in_flight -= len(futures)
-                self._settle(sent, futures, result, timeout)
+            while unsettled and (in_flight > _MAX_UNSETTLED or unsettled[0][1].done()):
+                sent, deliveries = unsettled.popleft()
+                in_flight -= len(sent)
+                deliveries.wait(timeout)
+                _settle(sent, deliveries, result)
         try:
             self._producer.flush(timeout)
         except TransportError as exc:
             log.warning("flush did not complete: %s", exc)
-        for sent, futures in unsettled:
-            self._settle(sent, futures, result, 0)
+        for sent, deliveries in unsettled:
+            _settle(sent, deliveries, result)
         for miss in result.undelivered:
             self._hold_watermark_at(miss.event)
         return result
-
-    def _settle(
-        self,
-        sent: list[DisclosureEvent],
-        futures: list[Delivery],
-        result: PublishResult,
-        timeout: float,
-    ) -> None:
-        """Count each event delivered or not, waiting up to ``timeout`` for those pending."""
-        deadline = time.monotonic() + timeout
-        for event, future in zip(sent, futures, strict=True):
-            if not future.done():
-                with suppress(TransportError):  # the outcome is read just below
-                    future.get(max(0.0, deadline - time.monotonic()))
-            if future.succeeded():
-                result.delivered += 1
-            else:
-                error = future.error() if future.done() else None
-                result.undelivered.append(
-                    Undelivered(event, error or "not acknowledged before timeout")
-                )
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait up to ``timeout`` seconds (default: the publisher's) for every delivery
@@ -585,6 +552,26 @@ def publish_events(
     # Whatever is unacknowledged now is reported undelivered: do not wait for it again.
     publisher.close(timeout=timeout if result.ok else 0)
     return result
+
+
+def _hold_at(
+    hold: Callable[[DisclosureEvent], None], sent: list[DisclosureEvent], position: int
+) -> None:
+    hold(sent[position])
+
+
+def _settle(sent: list[DisclosureEvent], deliveries: Deliveries, result: PublishResult) -> None:
+    """Count each event of a chunk delivered or not, from its reports as they are now."""
+    failures = deliveries.failures()
+    unreported = deliveries.unreported()
+    if unreported is None:  # the client cannot tell which: none of the rest is claimed
+        missing = {p for p in range(len(sent)) if p not in failures}
+    else:
+        missing = set(unreported)
+    for position in sorted(failures.keys() | missing):
+        error = failures.get(position) or "not acknowledged before timeout"
+        result.undelivered.append(Undelivered(sent[position], error))
+    result.delivered += len(sent) - len(failures.keys() | missing)
 
 
 def _iso_ms(at_ms: int) -> str:

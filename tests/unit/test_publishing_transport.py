@@ -138,3 +138,28 @@ def test_a_secured_connection_takes_librdkafka_only_once_it_maps_the_settings(
     monkeypatch.setattr(confluent, "producer_config", with_connection)
     assert client_for("confluent-kafka", SECURED) == "confluent-kafka"
     assert client_for("auto", SECURED) == "confluent-kafka"
+
+
+def test_confluent_batch_failures_are_found_by_position_even_for_equal_messages() -> None:
+    pytest.importorskip("confluent_kafka")
+    transport = _unconnected_confluent()
+    messages = [(b"k", b"same"), (b"k", b"other"), (b"k", b"same")]
+    failed_at: list[int] = []
+    deliveries = transport.send_batch("t", messages, failed_at.append)
+    assert deliveries.attempted() == 3 and deliveries.stopped() is None
+    assert not deliveries.done() and deliveries.unreported() is None  # cannot tell which
+    transport.close(0)  # the broker never answered: all three are failed
+    assert deliveries.done() and deliveries.unreported() == []
+    assert sorted(deliveries.failures()) == [0, 1, 2]
+    assert sorted(failed_at) == [0, 1, 2]
+
+
+def test_confluent_batch_stops_where_the_local_queue_stays_full() -> None:
+    pytest.importorskip("confluent_kafka")
+    transport = _unconnected_confluent(**{"queue.buffering.max.messages": 1})
+    deliveries = transport.send_batch("t", [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")])
+    assert deliveries.attempted() == 2  # the first queued, the second refused: the third not
+    assert "queue stayed full" in (deliveries.stopped() or "")
+    assert list(deliveries.failures()) == [1]
+    transport.close(0)
+    assert sorted(deliveries.failures()) == [0, 1]
