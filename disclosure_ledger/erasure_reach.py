@@ -134,7 +134,7 @@ def describe_topics(
     from disclosure_ledger.errors import KafkaSecurityError
     from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
     from disclosure_ledger.settings import load_settings
-    from kafka_transport import TransportError, client_for, open_admin
+    from kafka_transport import TransportError, client_for, hint_source, open_admin
 
     timeout = BROKER_TIMEOUT_MS / 1000
     try:
@@ -145,7 +145,7 @@ def describe_topics(
     try:
         admin = open_admin(client, bootstrap_servers, timeout=timeout, connection=connection)
     except TransportError as exc:
-        hint = connection_hint(bootstrap_servers, exc.__cause__ or exc)
+        hint = connection_hint(bootstrap_servers, hint_source(exc))
         problem = (
             f"broker {bootstrap_servers} unreachable: {exc}; "
             + (

@@ -332,3 +332,13 @@ class PublishingTransport(ProducerTransport, Protocol):
         :meth:`ProducerTransport.send`. A message the client refuses is a failure and the
         rest are still sent, except when the queue stays full for the producer's timeout:
         then queueing stops there (:meth:`Deliveries.stopped`)."""
+
+
+def hint_source(error: TransportError) -> BaseException:
+    """The error to hand ``connection_hint``: kafka-python's own, whose class names tell a
+    refused login from an unreachable broker; else the TransportError itself (a
+    TransportTimeoutError when no broker answered)."""
+    cause = error.__cause__
+    if cause is not None and type(cause).__module__.startswith("kafka."):
+        return cause
+    return error

@@ -112,16 +112,19 @@ class ConfluentAdmin:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        from kafka_transport.confluent import _error, handle_config
+        from kafka_transport.confluent import _error, handle_config, unreachable
 
         config = handle_config(bootstrap_servers, timeout=timeout, connection=connection)
         for producer_only in ("acks", "partitioner", "message.timeout.ms"):
             config.pop(producer_only, None)
         try:
             self._admin = AdminClient(config)
-            self._admin.list_topics(timeout=timeout)  # connected, or an error
         except KafkaException as exc:
             raise _error(exc) from exc
+        try:
+            self._admin.list_topics(timeout=timeout)  # connected, or an error
+        except KafkaException as exc:
+            raise unreachable(exc, timeout) from exc
 
     def topics(self, timeout: float) -> set[str]:
         from confluent_kafka import KafkaException

@@ -300,6 +300,12 @@ def _connection_config(connection: Mapping[str, Any] | None) -> dict[str, Any]:
     return {}
 
 
+def unreachable(exc: KafkaException, timeout: float) -> TransportTimeoutError:
+    """No broker answered the first metadata request within ``timeout``: librdkafka retries
+    by itself, so whatever it reports (``_TRANSPORT``, ``_TIMED_OUT``) means that."""
+    return TransportTimeoutError(f"{_error(exc)} (no broker answered within {timeout:g} s)")
+
+
 def handle_config(
     bootstrap_servers: str, *, timeout: float, connection: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -416,7 +422,7 @@ class PublishingProducer(Producer):
             self._producer.list_topics(timeout=timeout)
         except KafkaException as exc:
             self._drop()
-            raise _error(exc) from exc
+            raise unreachable(exc, timeout) from exc
 
     def send(
         self,

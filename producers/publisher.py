@@ -51,6 +51,7 @@ from kafka_transport import (
     PublishingTransport,
     TransportError,
     client_for,
+    hint_source,
     open_publishing_producer,
 )
 from producers.encoding import EventEncoder
@@ -251,7 +252,7 @@ class DisclosurePublisher:
                 connection=security,
             )
         except TransportError as exc:
-            hint = connection_hint(bootstrap_servers, exc.__cause__ or exc)
+            hint = connection_hint(bootstrap_servers, hint_source(exc))
             raise PublishError(
                 f"cannot reach Kafka at {bootstrap_servers}: {exc}; "
                 + (

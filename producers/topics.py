@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
 from disclosure_ledger.settings import load_settings
-from kafka_transport import TransportError, client_for, open_admin
+from kafka_transport import TransportError, client_for, hint_source, open_admin
 from producers.errors import PublishError
 
 TIMEOUT = 30.0
@@ -24,7 +24,7 @@ def ensure_topic(
     try:
         admin = open_admin(chosen, bootstrap_servers, timeout=TIMEOUT, connection=connection)
     except TransportError as exc:
-        hint = connection_hint(bootstrap_servers, exc.__cause__ or exc)
+        hint = connection_hint(bootstrap_servers, hint_source(exc))
         raise PublishError(
             f"cannot reach Kafka at {bootstrap_servers}: {exc}" + (f"; {hint}" if hint else "")
         ) from exc
