@@ -223,8 +223,9 @@ class DisclosurePublisher:
         # a watermark waits for and the watermark itself
         self._send_lock = threading.RLock()
         self._earliest_undelivered_ms: int | None = None
-        # its own lock: errbacks run on kafka-python's sender thread, which a watermark's
-        # flush (holding the send lock) waits for
+        # its own lock: delivery failures are reported on kafka-python's sender thread,
+        # which a watermark's flush (holding the send lock) waits for (librdkafka reports
+        # them inside poll and flush, on whichever thread calls them)
         self._undelivered_lock = threading.Lock()
         self._watermark_on_close = watermark_on_close
         self._stop_watermarks = threading.Event()
@@ -315,8 +316,9 @@ class DisclosurePublisher:
     ) -> PublishResult:
         """Send events and wait for every acknowledgement; report each one not delivered.
 
-        This is the path services use for volume (and the one ``bench/bench_ingest.py``
-        measures). An invalid event is reported undelivered with the
+        This is the path services use for volume (and the one ``bench/bench_publish.py``
+        measures with each client): each chunk of encoded events goes to the transport's
+        ``send_batch`` in one call. An invalid event is reported undelivered with the
         :class:`EventValidationError` message (field and fix) and not sent; the others
         still are. So is an event the strict recipient check refuses, with its reason.
         If the producer cannot even queue an event (no metadata for the topic within the
