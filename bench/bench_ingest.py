@@ -155,7 +155,7 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
         topic = _topic(bootstrap, "lib")
         topics.append(topic)
         t = time.perf_counter()
-        with DisclosurePublisher(bootstrap, topic) as publisher:
+        with DisclosurePublisher(bootstrap, topic, client="kafka-python") as publisher:
             result = publisher.publish_many(events)
         assert result.ok, result.undelivered[:3]
         figures["publish_eps"].append(events_n / (time.perf_counter() - t))

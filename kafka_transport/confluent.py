@@ -10,12 +10,14 @@ within their timeout, which is how the consumer loop notices an outage with eith
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from kafka_transport.delivery import Delivered
 from kafka_transport.errors import ClientConfigError, TransportError, TransportTimeoutError
 
 T = TypeVar("T")
@@ -310,20 +312,53 @@ class Consumer:
 
 
 class _Delivery:
-    __slots__ = ("done", "error")
+    """One message's delivery report, filled in by librdkafka's callback, which runs in
+    ``poll``/``flush`` on the caller's thread: :meth:`get` polls until it arrives."""
 
-    def __init__(self) -> None:
-        self.done = False
-        self.error: KafkaError | None = None
+    __slots__ = ("_done", "_error", "_on_failure", "_poll", "_where")
 
-    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
-        self.done, self.error = True, err
+    def __init__(
+        self, poll: Callable[[float], Any], on_failure: Callable[[], None] | None = None
+    ) -> None:
+        self._done = False
+        self._error: KafkaError | None = None
+        self._where: tuple[str, int, int] | None = None
+        self._poll = poll
+        self._on_failure = on_failure
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        self._done, self._error = True, err
+        if err is None:
+            self._where = (msg.topic(), msg.partition(), msg.offset())
+        elif self._on_failure is not None:
+            self._on_failure()
 
     def succeeded(self) -> bool:
-        return self.done and self.error is None
+        return self._done and self._error is None
 
     def failed(self) -> bool:
-        return self.done and self.error is not None
+        return self._done and self._error is not None
+
+    def done(self) -> bool:
+        return self._done
+
+    def error(self) -> str | None:
+        err = self._error
+        return None if err is None else f"{err.name()}: {err.str()}"
+
+    def get(self, timeout: float) -> Delivered:
+        deadline = time.monotonic() + timeout
+        while not self._done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportTimeoutError(
+                    f"KafkaTimeoutError: no delivery report within {timeout:g} s"
+                )
+            self._poll(min(left, 0.1))
+        if self._error is not None:
+            raise TransportError(self.error() or "")
+        assert self._where is not None
+        return Delivered(*self._where)
 
 
 class Producer:
@@ -357,8 +392,9 @@ class Producer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> _Delivery:
-        delivery = _Delivery()
+        delivery = _Delivery(self._producer.poll, on_failure)
         extra: dict[str, Any] = {}
         if partition is not None:
             extra["partition"] = partition
@@ -386,3 +422,219 @@ class Producer:
 
     def close(self, timeout: float) -> None:
         self.flush(timeout)
+
+
+def unreachable(exc: KafkaException, timeout: float) -> TransportTimeoutError:
+    """No broker answered the first metadata request within ``timeout``: librdkafka retries
+    by itself, so whatever it reports (``_TRANSPORT``, ``_TIMED_OUT``) means that."""
+    return TransportTimeoutError(f"{_error(exc)} (no broker answered within {timeout:g} s)")
+
+
+def handle_config(
+    bootstrap_servers: str, *, timeout: float, connection: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """librdkafka settings for a producer or admin handle: ``producer_config`` (with the
+    connection settings) for ``acks=all``."""
+    return producer_config(bootstrap_servers, timeout=timeout, acks="all", connection=connection)
+
+
+class _BatchDeliveries:
+    """The delivery reports of a batch: librdkafka calls this once per message (inside
+    ``poll``/``flush``, on the caller's thread). Acknowledgements are only counted; a
+    failed message is found by its value among the batch's (the values are kept by the
+    caller anyway), so the common case costs one call and one addition per message."""
+
+    def __init__(
+        self,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        poll: Callable[[float], Any],
+        on_failure: Callable[[int], None] | None,
+    ) -> None:
+        self._messages = messages
+        self._poll = poll
+        self._on_failure = on_failure
+        self._acknowledged = 0
+        self._reported_failed = 0
+        self._failures: dict[int, str] = {}
+        self._refused = 0
+        self._attempted = 0
+        self._stopped: str | None = None
+        self._positions: dict[bytes, list[int]] | None = None
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self._acknowledged += 1
+            return
+        self._reported_failed += 1
+        position = self._position_of(msg.value())
+        self._failures[position] = f"{err.name()}: {err.str()}"
+        if self._on_failure is not None:
+            self._on_failure(position)
+
+    def _position_of(self, value: bytes) -> int:
+        if self._positions is None:  # built once, on the first failure
+            self._positions = {}
+            for position, (_, sent) in enumerate(self._messages):
+                self._positions.setdefault(sent, []).append(position)
+        candidates = self._positions[value]
+        for position in candidates:  # equal values: the first not yet failed
+            if position not in self._failures:
+                return position
+        return candidates[-1]
+
+    def refuse(self, position: int, error: str) -> None:
+        self._failures[position] = error
+        self._refused += 1
+
+    def stop(self, position: int, error: str) -> None:
+        self.refuse(position, error)
+        self._stopped = error
+        self._attempted = position + 1
+
+    def handed_over(self, count: int) -> None:
+        self._attempted = count
+
+    def attempted(self) -> int:
+        return self._attempted
+
+    def stopped(self) -> str | None:
+        return self._stopped
+
+    def done(self) -> bool:
+        return self._acknowledged + self._reported_failed + self._refused >= self._attempted
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._poll(min(left, 0.1))
+
+    def failures(self) -> dict[int, str]:
+        return dict(self._failures)
+
+    def unreported(self) -> list[int] | None:
+        return [] if self.done() else None
+
+
+class PublishingProducer(Producer):
+    """The publisher's producer (``kafka_transport.open_publishing_producer``): connected
+    at start like kafka-python's, a send that gives up (TransportTimeoutError) when the
+    local queue stays full for the timeout, and a close that fails what is left unsent."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout: float,
+        settings: Mapping[str, Any],
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        config = {
+            **handle_config(bootstrap_servers, timeout=timeout, connection=connection),
+            **settings,
+        }
+        try:
+            self._producer = confluent_kafka.Producer(config)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        try:  # as kafka-python does: connected, or an error
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            self._drop()
+            raise unreachable(exc, timeout) from exc
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> _Delivery:
+        delivery = _Delivery(self._producer.poll, on_failure)
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers is not None:
+            extra["headers"] = list(headers)
+        try:
+            self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+        except BufferError:
+            self._produce_when_room(topic, value, key, delivery, extra)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        return delivery
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> _BatchDeliveries:
+        """One delivery callback for the whole batch, and a tight loop of ``produce``."""
+        report = _BatchDeliveries(messages, self._producer.poll, on_failure)
+        produce = self._producer.produce
+        for position, (key, value) in enumerate(messages):
+            try:
+                produce(topic, value, key, on_delivery=report)
+            except BufferError:
+                try:
+                    self._produce_when_room(topic, value, key, report, {})
+                except TransportTimeoutError as exc:
+                    report.stop(position, str(exc))
+                    return report
+                except TransportError as exc:
+                    report.refuse(position, str(exc))
+            except KafkaException as exc:
+                report.refuse(position, str(_error(exc)))
+        report.handed_over(len(messages))
+        return report
+
+    def _produce_when_room(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        callback: Callable[[Any, Any], None],
+        extra: dict[str, Any],
+    ) -> None:
+        """The local queue is full: serve delivery reports until there is room, for up to
+        the producer's timeout (then TransportTimeoutError)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(topic, value, key, on_delivery=callback, **extra)
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    raise TransportTimeoutError(
+                        f"KafkaTimeoutError: the producer's queue stayed full for "
+                        f"{self.timeout:g} s (is the broker away?)"
+                    ) from None
+            except KafkaException as exc:
+                raise _error(exc) from exc
+
+    def serve(self) -> None:
+        """Serve the delivery reports that arrived (librdkafka calls back only in poll)."""
+        self._producer.poll(0)
+
+    def close(self, timeout: float) -> None:
+        left = self._producer.flush(timeout)
+        if left:
+            log.warning(
+                "closed the Kafka producer with %d unsent record(s); they were reported "
+                "undelivered",
+                left,
+            )
+        self._drop()
+
+    def _drop(self) -> None:
+        """Fail every message not yet delivered (its report says so) and serve the reports."""
+        self._producer.purge()
+        self._producer.flush(0)

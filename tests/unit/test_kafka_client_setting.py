@@ -61,3 +61,22 @@ def test_a_secured_connection_takes_the_configured_client(
         chosen, connection = _client_for(setting)
         assert chosen == client
         assert connection["security_protocol"] == "SASL_PLAINTEXT"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["publish", "/nonexistent/events.jsonl"],
+        ["simulate", "--events", "3", "--bootstrap-servers", "127.0.0.1:1"],
+    ],
+)
+def test_the_publishing_commands_refuse_an_unknown_client_before_anything_else(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from disclosure_ledger.cli import main
+
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_CLIENT", "kafka-java")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "DISCLOSURE_LEDGER_KAFKA_CLIENT='kafka-java' is not a Kafka client" in err
+    assert "nonexistent" not in err  # refused before the input was read
