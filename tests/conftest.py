@@ -26,7 +26,7 @@ import duckdb
 import pytest
 
 from disclosure_ledger.settings import load_settings
-from ledger.lake import EXTENSIONS, EXTRA, LakeLocation, attach_lake
+from ledger.lake import EXTENSIONS, EXTRA, PREFIX, LakeLocation, attach_lake
 from ledger.pseudonyms import SubjectKeyStore
 from reference import ReferenceData, load_reference
 from tests.postgres_server import (
@@ -161,11 +161,20 @@ def ledger_location(
         if importlib.util.find_spec(name) is None:
             skip_missing_part("the DuckLake extension wheels", EXTRA, detail=f"no {name}")
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return LakeLocation(
-        server.conninfo(server.new_database()),
-        str(ledger_path.parent / "lake-data") + "/",
-        ledger_path,
-    )
+    data_path = str(ledger_path.parent / "lake-data") + "/"
+    # the CLI finds the same lake settings: `--ledger cli_argument(location)` is this ledger
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_DATA_PATH", data_path)
+    monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_LOCAL_PATH", str(ledger_path))
+    return LakeLocation(server.conninfo(server.new_database()), data_path, ledger_path)
+
+
+def cli_argument(location: LedgerLocation) -> str:
+    """What ``--ledger`` is given for ``location`` (with the settings
+    :func:`ledger_location` sets, the CLI opens the same ledger)."""
+    if isinstance(location, LakeLocation):
+        return PREFIX + location.catalog
+    return str(location)
 
 
 @pytest.fixture
