@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from consumers.pipeline import Ingestor, SourceMessage
+from disclosure_ledger.cli import main
 from ledger import context_crypto
 from ledger.errors import LedgerError
 from ledger.lake import EXTENSIONS, LakeLocation, extension_file, parse_location
@@ -23,6 +24,7 @@ from schemas.codec import EventCodec
 from tests.conftest import TEST_SECRET
 from tests.postgres_server import PostgresServer
 from tests.unit.events import make_event
+from tests.unit.proof_ledger import build_proof_ledger
 
 TOPIC = "t.disclosures"
 CODEC = EventCodec()
@@ -145,3 +147,40 @@ def test_a_locked_lake_connection_reads_the_lake_and_no_other_file(
             ledger.con.execute(f"SELECT * FROM read_csv('{outside}')").fetchall()
         with pytest.raises(duckdb.Error, match=r"(?i)disabled"):
             ledger.con.execute(f"ATTACH '{postgres_server.conninfo()}' AS other (TYPE postgres)")
+
+
+def test_verify_report_and_query_run_on_a_lake_through_the_cli(
+    postgres_server: PostgresServer,
+    tmp_path: Path,
+    reference: ReferenceData,
+    subject_secret_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lake = _lake(postgres_server, tmp_path, "ledger.duckdb")
+    monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_LOCAL_PATH", str(lake.local_path))
+    built = build_proof_ledger(lake, reference, subject_secret_env.encode())
+    argument = built.argument
+    assert argument.startswith("ducklake:postgres:")
+    checkpoints = str(lake.local_path) + ".checkpoints"
+    key = str(built.public_key)
+    capsys.readouterr()
+    verify = ["verify", "--ledger", argument, "--checkpoints", checkpoints, "--public-key", key]
+    assert main(verify) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["report", "ccpa", "--ledger", argument, "--as-of", "2026-12-01"]) == 0
+    assert "| privacy.disclosures.v1/1 | 22 |" in capsys.readouterr().out  # its chain heads
+    query = ["query", "--ledger", argument, "--format", "csv"]
+    assert main([*query, "SELECT count(*) AS n FROM disclosures"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "45"]
+    for refused in (
+        "SELECT * FROM __ducklake_metadata_lake.public.ducklake_snapshot",
+        "SELECT * FROM postgres_query('__ducklake_metadata_lake', 'SELECT 1')",
+        "SELECT * FROM duckdb_databases()",
+    ):
+        assert main([*query, refused]) == 1
+        assert "refused" in capsys.readouterr().err
+    # the row a later writer alters is caught
+    with Ledger(lake) as ledger:
+        ledger.con.execute("UPDATE disclosures SET recipient_id = 'someone-else' WHERE seq = 3")
+    assert main(verify) == 1
