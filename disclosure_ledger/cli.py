@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    split_ledger_location(args)
+    try:
+        split_ledger_location(args)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

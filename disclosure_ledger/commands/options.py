@@ -85,6 +85,10 @@ def ledger_location(args: argparse.Namespace) -> Path | LakeLocation:
     return location
 
 
+LAKE_COMMANDS = frozenset({"report", "verify", "query", "prove"})
+"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
+
+
 def split_ledger_location(args: argparse.Namespace) -> None:
     """After parsing: ``args.ledger_location`` is what ``--ledger`` named (a file or a lake),
     and ``args.ledger`` the path the files kept beside a ledger are named after (the file
@@ -92,6 +96,12 @@ def split_ledger_location(args: argparse.Namespace) -> None:
     location = getattr(args, "ledger", None)
     args.ledger_location = location
     if isinstance(location, LakeLocation):
+        command = getattr(args, "command", None)
+        if command not in LAKE_COMMANDS:
+            raise LedgerError(
+                f"`{command}` does not take a DuckLake ledger yet ({location}): so far "
+                f"{', '.join(sorted(LAKE_COMMANDS))} do (docs/ducklake.md); give a ledger file"
+            )
         args.ledger = location.local_path
 
 

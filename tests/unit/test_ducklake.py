@@ -184,3 +184,12 @@ def test_verify_report_and_query_run_on_a_lake_through_the_cli(
     with Ledger(lake) as ledger:
         ledger.con.execute("UPDATE disclosures SET recipient_id = 'someone-else' WHERE seq = 3")
     assert main(verify) == 1
+
+
+def test_a_command_that_does_not_take_a_lake_yet_refuses_it_before_opening_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_LOCAL_PATH", str(tmp_path / "ledger"))
+    assert main(["migrate", "--ledger", "ducklake:postgres:dbname=nowhere host=127.0.0.1"]) == 1
+    assert "`migrate` does not take a DuckLake ledger yet" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no DuckDB file made at the local path
