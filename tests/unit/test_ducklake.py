@@ -16,12 +16,12 @@ from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.cli import main
 from ledger import context_crypto
 from ledger.errors import LedgerError
-from ledger.lake import EXTENSIONS, LakeLocation, extension_file, parse_location
+from ledger.lake import EXTENSIONS, EXTRA, LakeLocation, extension_file, parse_location
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import ReferenceData
 from schemas.codec import EventCodec
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, skip_missing_part
 from tests.postgres_server import PostgresServer
 from tests.unit.events import make_event
 from tests.unit.proof_ledger import build_proof_ledger
@@ -30,10 +30,14 @@ TOPIC = "t.disclosures"
 CODEC = EventCodec()
 
 
-def _lake(server: PostgresServer, tmp_path: Path, name: str) -> LakeLocation:
+def _need_wheels() -> None:
     for package in EXTENSIONS.values():
         if importlib.util.find_spec(package) is None:
-            pytest.skip(f"{package} is not installed")
+            skip_missing_part("the DuckLake extension wheels", EXTRA, detail=f"no {package}")
+
+
+def _lake(server: PostgresServer, tmp_path: Path, name: str) -> LakeLocation:
+    _need_wheels()
     return LakeLocation(
         server.conninfo(server.new_database()), f"{tmp_path / name}-data/", tmp_path / name
     )
@@ -121,9 +125,7 @@ def test_a_missing_extension_wheel_names_the_extra(monkeypatch: pytest.MonkeyPat
 def test_an_unreachable_catalog_is_an_error_naming_the_location_not_the_password(
     tmp_path: Path,
 ) -> None:
-    for package in EXTENSIONS.values():
-        if importlib.util.find_spec(package) is None:
-            pytest.skip(f"{package} is not installed")
+    _need_wheels()
     location = LakeLocation(
         "host=127.0.0.1 port=1 user=nobody dbname=none password=s3cret connect_timeout=2",
         str(tmp_path / "data") + "/",
