@@ -24,7 +24,7 @@ from reference import ReferenceData
 from reports.ccpa import ccpa_report
 from reports.subject import subject_report
 from schemas.codec import EventCodec
-from tests.conftest import TEST_SECRET, LedgerLocation
+from tests.conftest import TEST_SECRET, LedgerLocation, cli_argument
 from tests.unit.events import make_event
 from tests.unit.ledger_rows import COMPLETE_THROUGH, record_coverage
 
@@ -173,6 +173,7 @@ def _comparable(report: object) -> object:
 
 
 def test_erase_subject_cli_records_the_os_user_and_prints_neither_id_nor_pseudonym(
+    ledger_location: LedgerLocation,
     ledger_path: Path,
     reference: ReferenceData,
     capsys: pytest.CaptureFixture[str],
@@ -183,16 +184,16 @@ def test_erase_subject_cli_records_the_os_user_and_prints_neither_id_nor_pseudon
     monkeypatch.setattr("getpass.getuser", lambda: "auditor-os-user")
     keys_path = ledger_path.with_name(ledger_path.name + ".keys.sqlite")
     with SubjectKeyStore(keys_path, secret.encode()) as keys:
-        _ingest(ledger_path, keys, reference)
+        _ingest(ledger_location, keys, reference)
         pseudonym = keys.pseudonym(*ERASED)
-    args = ["erase-subject", "--ledger", str(ledger_path), "--subject-type", ERASED[0]]
+    args = ["erase-subject", "--ledger", cli_argument(ledger_location), "--subject-type", ERASED[0]]
     assert main([*args, "--subject-id", ERASED[1], "--approved-by", "cpo"]) == 0
     out = capsys.readouterr().out
     assert "3 ledger row(s)" in out and "auditor-os-user" in out and "approved by cpo" in out
     assert ERASED[1] not in out and str(pseudonym) not in out
     assert main([*args, "--subject-id", ERASED[1], "--actor", "dpo", "--approved-by", "cpo"]) == 0
     assert "nothing to erase" in capsys.readouterr().out
-    with Ledger(ledger_path, read_only=True) as ledger:
+    with Ledger(ledger_location, read_only=True) as ledger:
         journal = ledger.con.execute("SELECT actor, approved_by FROM erasures").fetchall()
     assert journal == [("auditor-os-user", "cpo")]
 
