@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,librdkafka]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,librdkafka,ducklake]'
 	touch $(STAMP)
 
 setup: $(STAMP) go-verifier

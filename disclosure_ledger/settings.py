@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python. Checked
     # by kafka_transport.resolve_client, whose error names this variable and the extra.
     kafka_client: str = "auto"
+    # A DuckLake ledger (--ledger 'ducklake:postgres:<libpq connection string>',
+    # docs/ducklake.md): where its Parquet files go when the lake is created (a directory or
+    # an s3:// URL; DuckLake records it in the catalog), and the local path that names the
+    # files kept beside it as if it were a ledger file (default STATE_DIR/ducklake/ledger).
+    lake_data_path: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
+    lake_local_path: OptionalFile = None
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092
