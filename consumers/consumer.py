@@ -537,6 +537,9 @@ def _assign(
         return assigned
     if partitions == set(assigned) and not reseek:
         return assigned
+    # on a lake, a writer that owned these chains before can append no more, and only then
+    # are the offsets read (ledger/fence.py); a no-op on a ledger file
+    ingestor.ledger.claim_partitions(topic, sorted(partitions))
     stored = ingestor.ledger.stored_offsets(topic)
     consumer.assign(topic, {p: stored.get(p) for p in partitions})
     log.info("assigned %s partitions %s; resuming at %s", topic, sorted(partitions), stored)

@@ -8,7 +8,10 @@ Kafka, says where to resume. Bulk writes go through Arrow tables, never ``execut
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ from ledger.checkpoint_notes import CHECKPOINT_NOTES_DDL
 from ledger.coverage import WATERMARKS_DDL
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
 from ledger.errors import LedgerError, LedgerLockedError, LedgerVersionError
+from ledger.fence import FencedError, claim, hold
 from ledger.lake import LakeLocation, attach_lake, cursor_of, lake_ddl, lock_lake_connection
 from ledger.tree import MERKLE_DDL, NODE_COLUMNS, ensure_tree
 
@@ -313,6 +317,9 @@ class Ledger:
         self._owner = True
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._views = threading.Lock()
+        self._epochs: dict[str, int] = {}  # a lake's chains this writer claimed (ledger.fence)
+        self._claims = threading.Lock()  # claims come from the preparing and committing threads
+        self._claimer: duckdb.DuckDBPyConnection | None = None
         if self.lake is not None:
             self.con = _open_lake(self.lake, read_only=read_only, external_access=external_access)
         else:
@@ -419,6 +426,7 @@ class Ledger:
         view._owner = False
         view._reader = None
         view._views = self._views
+        view._epochs, view._claims, view._claimer = {}, threading.Lock(), None  # never claims
         with self._views:  # views come from one root cursor, never from the owner's ``con``,
             if self._view_root is None:  # which another thread (the consumer) may be using
                 raise LedgerError(f"ledger file {self.path}: views come from its owner")
@@ -438,6 +446,8 @@ class Ledger:
 
     def _close_connections(self) -> None:
         try:
+            if self._claimer is not None:
+                self._claimer.close()
             if self._reader is not None:
                 self._reader.close()
             if self._view_root is not None:
@@ -472,6 +482,40 @@ class Ledger:
         for name, value in STREAMING_WRITER_SETTINGS.items():
             self.con.execute(f"SET {name} = '{value}'")
 
+    # -- fencing (a lake may have other writers: ledger/fence.py, docs/scale.md) ---------
+    def claim_partitions(self, topic: str, partitions: Sequence[int]) -> None:
+        """Before reading where to resume: :meth:`claim_chains` of these partitions."""
+        self.claim_chains([chain_id_for(topic, p) for p in partitions])
+
+    def claim_chains(self, chain_ids: Sequence[str]) -> None:
+        """On a lake: make this writer the owner of each chain not yet claimed, so that a
+        writer that owned it before can no longer append to it (its commit is refused), and
+        only then read its head or offset (:meth:`chain_heads` claims before it reads;
+        ledger/fence.py). A no-op on a ledger file, whose one writer DuckDB's file lock
+        ensures."""
+        if self.lake is None or self.read_only or not self._owner:
+            return
+        wanted = sorted({c for c in chain_ids if c not in self._epochs})
+        if not wanted:
+            return
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        with self._claims:
+            if self._claimer is None:
+                self._claimer = cursor_of(self.con)
+            for chain in wanted:
+                if chain not in self._epochs:
+                    self._epochs[chain] = claim(self._claimer, chain, owner)
+
+    def _hold_chains(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+        """Inside the append's transaction on a lake: hold the fence of every chain the
+        batch writes (:func:`ledger.fence.hold`), so the commit fails if another writer
+        claimed one since."""
+        chains = {chain_id_for(t, p) for t, p in batch.next_offsets}
+        if batch.accepted.num_rows:
+            chains.update(batch.accepted.column("chain_id").unique().to_pylist())
+        for chain in sorted(chains):
+            hold(con, chain, self._epochs[chain])
+
     # -- reads ---------------------------------------------------------------------------
     def stored_offsets(self, topic: str) -> dict[int, int]:
         rows = self.con.execute(
@@ -482,6 +526,7 @@ class Ledger:
     def chain_heads(self, chain_ids: Sequence[str]) -> dict[str, ChainHead]:
         if not chain_ids:
             return {}
+        self.claim_chains(chain_ids)  # on a lake, a head is read only once the chain is ours
         rows = self.reader.execute(
             "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
             "WHERE chain_id IN (SELECT unnest(?)) GROUP BY chain_id",
@@ -544,7 +589,18 @@ class Ledger:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        try:
+            self.con.execute("COMMIT")
+        except duckdb.TransactionException as exc:
+            if self.lake is None:
+                raise
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise FencedError(
+                f"the append to ledger {self.location} was refused: another writer claimed a "
+                f"chain of this batch while it was being written ({exc}); nothing of the batch "
+                "was appended, and this writer no longer owns that partition"
+            ) from exc
 
     def append_batch(self, batch: Batch) -> None:
         """Append rows, quarantine, duplicates, watermarks, probes and next offsets in one
@@ -578,7 +634,11 @@ class Ledger:
         for name, table in incoming.items():
             self.con.register(name, table)
         try:
+            if self.lake is not None:  # chains whose rows were all quarantined or duplicates
+                self.claim_chains([chain_id_for(t, p) for t, p in batch.next_offsets])
             with self._transaction() as con:
+                if self.lake is not None:
+                    self._hold_chains(con, batch)
                 for name, table in batch.reference_tables.items():
                     _append_reference(con, name, table)
                 if "_incoming_disclosures" in incoming:

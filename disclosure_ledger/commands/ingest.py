@@ -22,6 +22,7 @@ from disclosure_ledger.commands.options import (
     iso_datetime,
     kafka_client,
     kafka_options,
+    ledger_location,
     ledger_option,
     open_output,
 )
@@ -388,7 +389,7 @@ def run_consume(args: argparse.Namespace) -> int:
     client = kafka_client()  # an unknown or uninstalled Kafka client: refused before opening
     signer = None if args.no_checkpoints else signing_key()
     with (
-        Ledger(args.ledger) as ledger,
+        Ledger(ledger_location(args)) as ledger,  # a file, or a lake (docs/ducklake.md)
         # checks the secret first: a wrong one stops here, before any offset is consumed
         subject_keys(
             args.ledger, args.key_store, access=KeyStoreAccess.derive, ledger=ledger
@@ -419,7 +420,7 @@ def run_consume(args: argparse.Namespace) -> int:
     print(
         f"{stats.total} messages from {args.topic} partitions {stats.partitions}: "
         f"{stats.accepted} appended ({stats.late} late), {stats.duplicates} duplicates, "
-        f"{stats.quarantined} quarantined, {stats.watermarks} watermarks, into {args.ledger}"
+        f"{stats.quarantined} quarantined, {stats.watermarks} watermarks, into {ledger.location}"
         + (f"; {stats.dead_lettered} dead-lettered" if dead_letter_topic(args) else "")
         + (f"; rode out {stats.outages} broker outage(s)" if stats.outages else "")
     )

@@ -85,7 +85,7 @@ def ledger_location(args: argparse.Namespace) -> Path | LakeLocation:
     return location
 
 
-LAKE_COMMANDS = frozenset({"report", "verify", "query", "prove", "erase-subject"})
+LAKE_COMMANDS = frozenset({"consume", "report", "verify", "query", "prove", "erase-subject"})
 """The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
 
 

@@ -19,6 +19,7 @@ from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
 from reference import ReferenceData
 from reports.ccpa import ccpa_json, ccpa_report
+from tests.conftest import LedgerLocation
 from tests.integration.sources import every_source_declares_all_published
 from tests.unit.events import make_event
 
@@ -44,7 +45,7 @@ def _events() -> list:  # type: ignore[type-arg]
 def test_published_events_land_in_the_ledger_and_the_report(
     kafka_bootstrap: str,
     new_topic: Callable[..., str],
-    ledger_path: Path,
+    ledger_location: LedgerLocation,
     key_store: SubjectKeyStore,
     reference: ReferenceData,
     kafka_client: str,
@@ -59,7 +60,7 @@ def test_published_events_land_in_the_ledger_and_the_report(
     producer.close()
 
     every_source_declares_all_published(kafka_bootstrap, topic, reference)
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         stats = consume(
             kafka_bootstrap,
             topic,
