@@ -597,9 +597,11 @@ class Ledger:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
             raise FencedError(
-                f"the append to ledger {self.location} was refused: another writer claimed a "
-                f"chain of this batch while it was being written ({exc}); nothing of the batch "
-                "was appended, and this writer no longer owns that partition"
+                f"the append to ledger {self.location} was refused: another writer committed "
+                "to the lake while it was being written, claiming a chain of this batch (or, "
+                "with two writers appending at once, which a lake does not support yet, "
+                f"writing a table this append also updates: docs/scale.md) ({exc}); nothing "
+                "of the batch was appended"
             ) from exc
 
     def append_batch(self, batch: Batch) -> None:
