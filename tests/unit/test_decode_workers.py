@@ -113,8 +113,9 @@ def test_ingesting_through_workers_gives_the_same_ledger_as_in_process(
             assert verify_ledger(ledger).ok
             assert ledger.stored_offsets(TOPIC) == {0: offset}
             tables[workers] = {
-                name: ledger.con.execute(f"SELECT * EXCLUDE ({skip}) FROM {name} ORDER BY 1, 2, 3")
-                .fetchall()
+                name: ledger.con.execute(
+                    f"SELECT * EXCLUDE ({skip}) FROM {name} ORDER BY 1, 2, 3"
+                ).fetchall()
                 for name, skip in (
                     # context and the hashes over it hold a random nonce; pseudonyms and
                     # sealed bytes come from each key store's random keys
