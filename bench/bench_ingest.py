@@ -167,6 +167,7 @@ def ingest_with(
         f"ingest_ceiling_eps {client}": events_n / ceiling["seconds"],
         f"ingest_peak_rss_mb {client}": worker["peak_rss_total_mb"],
         f"ingest_peak_rss_main_mb {client}": worker["peak_rss_mb"],
+        f"ingest_peak_pss_mb {client}": worker["peak_pss_total_mb"],
     }
 
 
@@ -290,6 +291,10 @@ def main() -> None:
             print(
                 f"{'  peak RSS, consumer process (MB)':<40}"
                 f"{m[f'ingest_peak_rss_main_mb {client}']:>14,.0f}"
+            )
+            print(
+                f"{'  peak PSS sum, workers included (MB)':<40}"
+                f"{m[f'ingest_peak_pss_mb {client}']:>14,.0f}"
             )
     print(f"{args.pipeline_events:,} events through the pipeline alone (no broker)")
     print(f"{'pipeline (events/s)':<40}{m['pipeline_eps']:>14,.0f}")

@@ -9,8 +9,10 @@ python -m bench.ingest_worker --bare BOOTSTRAP TOPIC - EXPECTED -> the ceiling: 
 The Kafka client is DISCLOSURE_LEDGER_KAFKA_CLIENT's, the decode processes
 DISCLOSURE_LEDGER_INGEST_WORKERS'. The peak resident memory reported is this process's
 (``peak_rss_mb``) and, with decode workers, ``peak_rss_total_mb``: this process's peak plus
-each child process's (the decode workers and multiprocessing's resource tracker), sampled
-every 0.1 s while they live (each peak is its own; their sum bounds what they held at once).
+each child process's (the decode workers), sampled every 0.1 s while they live (each peak
+is its own; their sum bounds what they held at once, counting the libraries they share once
+per process), and ``peak_pss_total_mb``: the highest sum of their PSS (shared pages divided
+among the processes sharing them) seen in those samples.
 """
 
 from __future__ import annotations
@@ -43,11 +45,23 @@ def _peak_rss_kib(pid: int | str = "self") -> int:
     raise RuntimeError("no VmHWM in /proc/self/status: this benchmark needs Linux")
 
 
+def _pss_kib(pid: int | str = "self") -> int:
+    """A process's proportional set size: its private pages, and its share of the pages it
+    shares (the libraries a worker and the consumer both map count once in the sum)."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
 class ChildPeaks:
-    """The peak resident memory of every child process of this one, sampled until closed."""
+    """The peak resident memory of every child process of this one, sampled until closed;
+    and the peak of the sum of this process's and its children's PSS, sampled as well."""
 
     def __init__(self, every: float = 0.1) -> None:
         self.peaks: dict[int, int] = {}
+        self.peak_pss_sum = 0
         self._stop = threading.Event()
         self._every = every
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -63,9 +77,13 @@ class ChildPeaks:
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):
+            pss = _pss_kib()
             for pid in self._children():
+                with contextlib.suppress(OSError):
+                    pss += _pss_kib(pid)
                 with contextlib.suppress(OSError, RuntimeError):  # gone, or a zombie
                     self.peaks[pid] = max(self.peaks.get(pid, 0), _peak_rss_kib(pid))
+            self.peak_pss_sum = max(self.peak_pss_sum, pss)
 
     def close(self) -> int:
         """The sum of the children's peaks, KiB."""
@@ -137,6 +155,7 @@ def main() -> None:
                 "seconds": seconds,
                 "peak_rss_mb": peak_kib / 1024,
                 "peak_rss_total_mb": (peak_kib + children_kib) / 1024,
+                "peak_pss_total_mb": children.peak_pss_sum / 1024,
                 "children": len(children.peaks),
             }
         )

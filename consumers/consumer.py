@@ -303,7 +303,7 @@ def consume(
     ``client`` is the Kafka client (``auto``, ``kafka-python`` or ``confluent-kafka``: the
     ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` setting); every guarantee holds with either.
     ``workers``: decode processes (:mod:`consumers.decoding`); None: the
-    ``DISCLOSURE_LEDGER_INGEST_WORKERS`` setting (default 1); 0: decode in this process.
+    ``DISCLOSURE_LEDGER_INGEST_WORKERS`` setting (default 0); 0: decode in this process.
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")

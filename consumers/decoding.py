@@ -187,6 +187,21 @@ def _write_frame(stream: IO[bytes], data: bytes | pa.Buffer) -> None:
     stream.flush()
 
 
+def _send_all(process: subprocess.Popen[bytes], outbox: queue.SimpleQueue[bytes | None]) -> None:
+    """A sender thread: write each frame to the worker, until None (then close its input)
+    or a broken pipe (the worker died: :meth:`DecodePool.result` says so)."""
+    stdin = process.stdin
+    assert stdin is not None
+    try:
+        while (frame := outbox.get()) is not None:
+            _write_frame(stdin, frame)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+
 def serve(requests_in: IO[bytes], results_out: IO[bytes]) -> None:
     """A worker: read (reference data, codec), then decode each batch it receives, until
     its input ends (the consumer closed it, or died) or None comes.
@@ -240,6 +255,11 @@ class DecodePool:
             raise ValueError(f"a decode pool needs at least one worker, not {workers}")
         self.workers = workers
         self._processes: list[subprocess.Popen[bytes]] = []
+        # One sender thread per worker: writing a batch (about 1 MB for 5,000 events) takes
+        # as long as the worker's reader thread needs to drain the pipe 64 KB at a time,
+        # each time it gets the GIL from the decoding thread; the consumer goes on meanwhile.
+        self._outboxes: list[queue.SimpleQueue[bytes | None]] = []
+        self._senders: list[threading.Thread] = []
         self._pending: deque[int] = deque()  # worker of each batch sent, oldest first
         self._next = 0
         setup = pickle.dumps((reference, codec), pickle.HIGHEST_PROTOCOL)
@@ -251,8 +271,14 @@ class DecodePool:
                     stdout=subprocess.PIPE,
                 )
                 self._processes.append(process)
-                assert process.stdin is not None
-                _write_frame(process.stdin, setup)
+                outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+                outbox.put(setup)
+                sender = threading.Thread(
+                    target=_send_all, args=(process, outbox), name="decode-sender", daemon=True
+                )
+                sender.start()
+                self._outboxes.append(outbox)
+                self._senders.append(sender)
         except BaseException:
             self.close()
             raise
@@ -264,12 +290,9 @@ class DecodePool:
     def submit(self, values: Sequence[bytes | None]) -> None:
         worker = self._next
         self._next = (worker + 1) % self.workers
-        stdin = self._processes[worker].stdin
-        assert stdin is not None
-        try:
-            _write_frame(stdin, pickle.dumps(list(values), pickle.HIGHEST_PROTOCOL))
-        except OSError as exc:
-            raise self._died(worker) from exc
+        if not self._senders[worker].is_alive():  # it stops when the worker's pipe breaks
+            raise self._died(worker)
+        self._outboxes[worker].put(pickle.dumps(list(values), pickle.HIGHEST_PROTOCOL))
         self._pending.append(worker)
 
     def result(self) -> pa.RecordBatch:
@@ -306,10 +329,10 @@ class DecodePool:
 
     def close(self) -> None:
         self.discard()  # a worker blocked sending a result would not read its stop
-        for process in self._processes:
-            with contextlib.suppress(OSError):
-                assert process.stdin is not None
-                process.stdin.close()  # the end of its input: it exits
+        for outbox in self._outboxes:
+            outbox.put(None)  # the sender closes the worker's input: the worker exits
+        for sender in self._senders:
+            sender.join(10.0)
         for process in self._processes:
             try:
                 process.wait(5.0)
@@ -318,7 +341,7 @@ class DecodePool:
                 process.wait(5.0)
             if process.stdout is not None:
                 process.stdout.close()
-        self._processes = []
+        self._processes, self._outboxes, self._senders = [], [], []
         self._pending.clear()
 
 

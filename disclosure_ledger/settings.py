@@ -72,9 +72,10 @@ class Settings(BaseSettings):
     # by kafka_transport.resolve_client, whose error names this variable and the extra.
     kafka_client: str = "auto"
     # Decode processes the consumer starts (consumers/decoding.py): decode and classify run
-    # there, the ledger's own process sequences, hashes and appends. 1 on a 2-core machine:
-    # the worker takes one core, the consumer and its commit thread the other. 0: in-process.
-    ingest_workers: int = 1
+    # there, the ledger's own process sequences, hashes and appends. 0 (decode in-process)
+    # by default: on the project's shared 2-core machine a worker gained nothing measurable
+    # and cost ~55 MB (docs/performance.md, 2026-12-05); 1 where a core is free.
+    ingest_workers: int = 0
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092
