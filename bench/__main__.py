@@ -7,6 +7,7 @@ import sys
 
 BENCHMARKS = (
     "bench.bench_encode",
+    "bench.bench_publish",  # each Kafka client installed, beside its bare ceiling
     "bench.bench_ingest",
     "bench.bench_verify",
     "bench.bench_proofs",

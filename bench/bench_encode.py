@@ -66,7 +66,7 @@ def _codec_per_event(events: list[DisclosureEvent]) -> float:
 def _publish(bootstrap: str, events: list[DisclosureEvent]) -> float:
     topic = _topic(bootstrap, "encode")
     started = time.perf_counter()
-    with DisclosurePublisher(bootstrap, topic) as publisher:
+    with DisclosurePublisher(bootstrap, topic, client="kafka-python") as publisher:
         result = publisher.publish_many(events)
     assert result.ok, result.undelivered[:3]
     seconds = time.perf_counter() - started

@@ -194,7 +194,7 @@ def run(
         topic = _topic(bootstrap, "lib")
         topics.append(topic)
         t = time.perf_counter()
-        with DisclosurePublisher(bootstrap, topic) as publisher:
+        with DisclosurePublisher(bootstrap, topic, client="kafka-python") as publisher:
             result = publisher.publish_many(events)
         assert result.ok, result.undelivered[:3]
         figures["publish_eps"].append(events_n / (time.perf_counter() - t))

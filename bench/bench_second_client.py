@@ -211,7 +211,7 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
         )
         library_topic = fresh()
         started = time.perf_counter()
-        with DisclosurePublisher(bootstrap, library_topic) as publisher:
+        with DisclosurePublisher(bootstrap, library_topic, client="kafka-python") as publisher:
             result = publisher.publish_many(events)
         assert result.ok, result.undelivered[:3]
         figures["library_publish"].append(events_n / (time.perf_counter() - started))

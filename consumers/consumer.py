@@ -53,14 +53,13 @@ from consumers.decoding import DecodePool
 from consumers.errors import ConsumeError
 from consumers.pipeline import Ingestor, IngestStats, PreparedBatch, SourceMessage
 from disclosure_ledger.errors import KafkaSecurityError
-from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
+from disclosure_ledger.kafka_security import connection_config, connection_hint
 from disclosure_ledger.settings import load_settings
 from kafka_transport import (
     ClientName,
     ConsumerTransport,
     ProducerTransport,
     TransportError,
-    is_secured,
     open_consumer,
     open_producer,
     resolve_client,
@@ -212,19 +211,15 @@ def _describe(error: BaseException, bootstrap_servers: str) -> str:
     return f"{described} ({hint})" if hint else described
 
 
-def _client_for(setting: str | None, connection: Mapping[str, Any]) -> ClientName:
-    """The client to use: the setting's, except that TLS/SASL are wired for kafka-python
-    only so far (``auto`` then takes it; an explicit confluent-kafka is refused)."""
+def _client_for(setting: str | None) -> tuple[ClientName, dict[str, Any]]:
+    """The client the setting names, and its connection arguments (TLS, SASL), which mean
+    the same for both clients. Settings that cannot work, or OAUTHBEARER with kafka-python,
+    are refused here, before any connection is tried, naming the variable to set."""
     chosen = resolve_client(setting)
-    if chosen == "confluent-kafka" and is_secured(connection):
-        if setting in (None, "auto"):
-            log.info("a secured Kafka connection: the kafka-python client (docs/kafka-security.md)")
-            return "kafka-python"
-        raise ConsumeError(
-            "TLS and SASL are wired for the kafka-python client only so far; set "
-            "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (or auto). Nothing was read"
-        )
-    return chosen
+    try:
+        return chosen, connection_config(chosen)
+    except KafkaSecurityError as exc:
+        raise ConsumeError(f"{exc}. Nothing was read") from exc
 
 
 def _open_consumer(
@@ -307,15 +302,12 @@ def consume(
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
-    try:  # incomplete TLS/SASL settings fail here, before any retrying
-        connection = kafka_python_config()
-    except KafkaSecurityError as exc:
-        raise ConsumeError(f"{exc}. Nothing was read") from exc
+    # incomplete TLS/SASL settings fail here, before any retrying
+    chosen, connection = _client_for(client)
     workers = ingest_workers(workers)
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = stats if stats is not None else ConsumeStats()
-    chosen = _client_for(client, connection)
     log.info("Kafka client: %s", chosen)
     consumer = _connect(
         chosen,

@@ -121,7 +121,8 @@ Describe = Callable[[str | None, Sequence[str]], dict[str, TopicRetention]]
 def describe_topics(
     bootstrap_servers: str | None, topics: Sequence[str]
 ) -> dict[str, TopicRetention]:
-    """Each topic's retention, from the broker (kafka-python's ``describe_configs``)."""
+    """Each topic's retention, from the broker (``describe_configs`` through
+    ``kafka_transport``'s admin, with the ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` client)."""
     if not topics:
         return {}
     if not bootstrap_servers:
@@ -130,23 +131,21 @@ def describe_topics(
             "and ask again, or read retention.ms of the topic from the cluster's configuration"
         )
         return {t: TopicRetention(t, problem=problem) for t in topics}
-    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
-    from kafka.errors import KafkaError
-
     from disclosure_ledger.errors import KafkaSecurityError
-    from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
+    from disclosure_ledger.kafka_security import connection_config, connection_hint
+    from disclosure_ledger.settings import load_settings
+    from kafka_transport import TransportError, client_for, hint_source, open_admin
 
+    timeout = BROKER_TIMEOUT_MS / 1000
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            request_timeout_ms=BROKER_TIMEOUT_MS,
-            bootstrap_timeout_ms=BROKER_TIMEOUT_MS,
-            **kafka_python_config(),
-        )
-    except KafkaSecurityError as exc:
+        client = client_for(load_settings().kafka_client)
+        connection = connection_config(client)
+    except (KafkaSecurityError, TransportError) as exc:  # the settings, not the broker
         return {t: TopicRetention(t, problem=str(exc)) for t in topics}
-    except KafkaError as exc:
-        hint = connection_hint(bootstrap_servers, exc)
+    try:
+        admin = open_admin(client, bootstrap_servers, timeout=timeout, connection=connection)
+    except TransportError as exc:
+        hint = connection_hint(bootstrap_servers, hint_source(exc))
         problem = (
             f"broker {bootstrap_servers} unreachable: {exc}; "
             + (
@@ -158,16 +157,12 @@ def describe_topics(
         )
         return {t: TopicRetention(t, problem=problem) for t in topics}
     try:
-        answer = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t, configs=None) for t in topics],
-            config_filter="all",
-        )
-    except KafkaError as exc:
+        described = admin.topic_configs(topics, timeout)
+    except TransportError as exc:
         problem = f"broker {bootstrap_servers} did not describe the topic: {exc}"
         return {t: TopicRetention(t, problem=problem) for t in topics}
     finally:
         admin.close()
-    described: Mapping[str, Mapping[str, Any]] = (answer or {}).get("topic", {})
     return {t: _retention(t, described.get(t) or {}, bootstrap_servers) for t in topics}
 
 

@@ -2,17 +2,23 @@
 
 The settings live in :class:`~disclosure_ledger.settings.Settings` (``DISCLOSURE_LEDGER_KAFKA_*``).
 :class:`KafkaSecurity` is their resolved form (a password file read, files checked), and
-:func:`kafka_python_config` is the one function that maps them to kafka-python's keyword
-arguments. Every place that opens a kafka-python client spreads its result into the
-constructor. The librdkafka (confluent-kafka) names are in :data:`LIBRDKAFKA_NAMES` and in
-docs/kafka-security.md, for the client that maps them there.
+:func:`connection_config` is the one function that checks them and maps them to connection
+arguments under kafka-python's names, for either client: kafka-python takes them as they are
+(:func:`kafka_python_config`, spread into its constructors), and the confluent-kafka client
+maps them to librdkafka's names in :func:`kafka_transport.confluent.connection_config`
+(:data:`LIBRDKAFKA_NAMES`, docs/kafka-security.md). OAUTHBEARER has no kafka-python form: its
+librdkafka settings (``DISCLOSURE_LEDGER_KAFKA_SASL_OAUTHBEARER``) pass through under their own
+dotted names, for the confluent-kafka client only.
 
 :func:`connection_hint` turns a failed connection into a sentence naming the setting to fix
-(wrong credentials, an untrusted certificate, a protocol the listener does not speak).
+(wrong credentials, an untrusted certificate, a protocol the listener does not speak), from
+kafka-python's errors or librdkafka's.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ __all__ = [
     "ENV",
     "LIBRDKAFKA_NAMES",
     "KafkaSecurity",
+    "connection_config",
     "connection_hint",
     "kafka_python_config",
 ]
@@ -47,6 +54,8 @@ ENV = {
     "username": _PREFIX + "SASL_USERNAME",
     "password": _PREFIX + "SASL_PASSWORD",
     "password_file": _PREFIX + "SASL_PASSWORD_FILE",
+    "oauthbearer": _PREFIX + "SASL_OAUTHBEARER",
+    "client": _PREFIX + "CLIENT",
 }
 # Each setting's name in librdkafka's configuration (confluent-kafka), for its client.
 LIBRDKAFKA_NAMES = {
@@ -59,13 +68,17 @@ LIBRDKAFKA_NAMES = {
     "mechanism": "sasl.mechanism",
     "username": "sasl.username",
     "password": "sasl.password",
+    "oauthbearer": "sasl.oauthbearer.* (each key of the JSON object)",
 }
+_OAUTHBEARER_PREFIX = "sasl.oauthbearer."
 
 _TLS = ("SSL", "SASL_SSL")
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 _PROBE_TIMEOUT_S = 3.0
 # kafka-python's errors for "no broker got through" (a refused login or handshake among them).
 _UNREACHABLE = ("Timeout", "NoBrokersAvailable", "Connection", "NodeNotReady")
+# librdkafka's (confluent-kafka): its error codes, as KafkaError{code=...} or "_CODE: ..."
+_LIBRDKAFKA_UNREACHABLE = re.compile(r"(?<![A-Z])_(TRANSPORT|SSL|TIMED_OUT|ALL_BROKERS_DOWN)\b")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class KafkaSecurity:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # librdkafka's sasl.oauthbearer.* settings, full names, for OAUTHBEARER (confluent-kafka)
+    sasl_oauthbearer: tuple[tuple[str, SecretStr], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> KafkaSecurity:
@@ -109,6 +124,7 @@ class KafkaSecurity:
             sasl_mechanism=settings.kafka_sasl_mechanism,
             sasl_username=settings.kafka_sasl_username,
             sasl_password=password,
+            sasl_oauthbearer=_oauthbearer(settings.kafka_sasl_oauthbearer),
         )
 
     @property
@@ -122,11 +138,44 @@ class KafkaSecurity:
     def describe(self) -> str:
         """A one-line summary without secrets, for logs and messages."""
         parts = [f"security.protocol={self.protocol}"]
-        if self.uses_sasl:
+        if self.uses_sasl and self.sasl_mechanism == "OAUTHBEARER":
+            parts.append("sasl.mechanism=OAUTHBEARER")
+        elif self.uses_sasl:
             parts.append(f"sasl.mechanism={self.sasl_mechanism} user={self.sasl_username}")
         if self.uses_tls:
             parts.append(f"CA={self.ca_file or 'system default'}")
         return ", ".join(parts)
+
+
+def _oauthbearer(raw: SecretStr | None) -> tuple[tuple[str, SecretStr], ...]:
+    """``DISCLOSURE_LEDGER_KAFKA_SASL_OAUTHBEARER``, a JSON object, as librdkafka settings:
+    each key gets the ``sasl.oauthbearer.`` prefix unless it has it. Never echoes the value."""
+    if raw is None:
+        return ()
+    example = '{"method": "oidc", "client.id": "...", "token.endpoint.url": "https://..."}'
+    try:
+        parsed = json.loads(raw.get_secret_value())
+    except json.JSONDecodeError as exc:
+        raise KafkaSecurityError(
+            f"{ENV['oauthbearer']} is not JSON ({exc.msg} at character {exc.pos}): set it to "
+            f"a JSON object of librdkafka's sasl.oauthbearer.* settings, e.g. {example}"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise KafkaSecurityError(
+            f"{ENV['oauthbearer']} must be a JSON object of librdkafka's sasl.oauthbearer.* "
+            f"settings, e.g. {example}"
+        )
+    settings = []
+    for key, value in parsed.items():
+        name = key if key.startswith(_OAUTHBEARER_PREFIX) else _OAUTHBEARER_PREFIX + key
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif not isinstance(value, str | int | float):
+            raise KafkaSecurityError(
+                f"{ENV['oauthbearer']}: the value of {key!r} must be a string or a number"
+            )
+        settings.append((name, SecretStr(str(value))))
+    return tuple(settings)
 
 
 def kafka_python_config(security: KafkaSecurity | None = None) -> dict[str, Any]:
@@ -134,7 +183,21 @@ def kafka_python_config(security: KafkaSecurity | None = None) -> dict[str, Any]
 
     Raises :class:`KafkaSecurityError`, naming the variable to set, when the settings are
     incomplete: SASL without a mechanism, username or password; a TLS file that does not
-    exist; a certificate without its key; OAUTHBEARER (librdkafka only).
+    exist; a certificate without its key; OAUTHBEARER (which needs the confluent-kafka
+    client, ``DISCLOSURE_LEDGER_KAFKA_CLIENT=confluent-kafka``).
+    """
+    return connection_config("kafka-python", security)
+
+
+def connection_config(client: str, security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """The connection arguments of ``client`` (``kafka-python`` or ``confluent-kafka``) for
+    ``security`` (the settings' when None), under kafka-python's names: the form
+    ``kafka_transport`` takes for either client. For confluent-kafka, OAUTHBEARER adds
+    librdkafka's ``sasl.oauthbearer.*`` settings under their own dotted names.
+
+    Raises :class:`KafkaSecurityError`, naming the variable to set, when the settings cannot
+    work (see :func:`kafka_python_config`); the same settings are refused for both clients,
+    except OAUTHBEARER, which kafka-python refuses.
     """
     security = security if security is not None else KafkaSecurity.from_settings()
     protocol = security.protocol
@@ -169,11 +232,7 @@ def kafka_python_config(security: KafkaSecurity | None = None) -> dict[str, Any]
                 "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
             )
         if mechanism == "OAUTHBEARER":
-            raise KafkaSecurityError(
-                f"{ENV['mechanism']}=OAUTHBEARER is passed through to librdkafka only "
-                "(the confluent-kafka client, docs/kafka-security.md); with kafka-python "
-                "use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-            )
+            return _oauthbearer_config(config, security, client)
         if not security.sasl_username:
             raise KafkaSecurityError(f"{ENV['mechanism']}={mechanism} needs {ENV['username']}")
         if security.sasl_password is None:
@@ -189,6 +248,27 @@ def kafka_python_config(security: KafkaSecurity | None = None) -> dict[str, Any]
             f"{ENV['mechanism']}={security.sasl_mechanism} is set but "
             f"{ENV['protocol']}={protocol} uses no SASL: set it to SASL_SSL or SASL_PLAINTEXT"
         )
+    if security.sasl_oauthbearer:
+        raise KafkaSecurityError(
+            f"{ENV['oauthbearer']} is set but {ENV['mechanism']} is not OAUTHBEARER: set "
+            f"{ENV['mechanism']}=OAUTHBEARER (and {ENV['protocol']}=SASL_SSL), or unset it"
+        )
+    return config
+
+
+def _oauthbearer_config(
+    config: dict[str, Any], security: KafkaSecurity, client: str
+) -> dict[str, Any]:
+    if client != "confluent-kafka":
+        raise KafkaSecurityError(
+            f"{ENV['mechanism']}=OAUTHBEARER is passed through to librdkafka, which "
+            f"kafka-python is not: set {ENV['client']}=confluent-kafka (installed with "
+            "`pip install 'disclosure-ledger[librdkafka]'`; docs/kafka-security.md), or use "
+            "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+        )
+    config["sasl_mechanism"] = "OAUTHBEARER"
+    for name, value in security.sasl_oauthbearer:
+        config[name] = value.get_secret_value()
     return config
 
 
@@ -202,9 +282,11 @@ def connection_hint(
 ) -> str:
     """A sentence naming the setting to fix after ``error`` connecting, or "" if none applies.
 
-    Wrong SASL credentials show in kafka-python's error; an untrusted certificate or a
-    protocol the listener does not speak show only as "no broker answered", so the first
-    bootstrap address is probed once with the standard library's TLS to tell which.
+    Understands kafka-python's errors and librdkafka's (confluent-kafka's, whose transport
+    error carries the reason librdkafka reported). Wrong SASL credentials show in either
+    client's error; an untrusted certificate or a protocol the listener does not speak
+    often show only as "no broker answered", so the first bootstrap address is then probed
+    once with the standard library's TLS to tell which.
     """
     try:
         security = security if security is not None else KafkaSecurity.from_settings()
@@ -213,18 +295,28 @@ def connection_hint(
     name = type(error).__name__
     text = str(error)
     if "SaslAuthenticationFailed" in name or "Authentication failed" in text:
+        if security.sasl_mechanism == "OAUTHBEARER":
+            return (
+                "the broker refused the OAUTHBEARER token: check the sasl.oauthbearer.* "
+                f"settings in {ENV['oauthbearer']}"
+            )
         return (
             f"the broker refused the SASL credentials of user {security.sasl_username!r} "
             f"({security.sasl_mechanism}): check {ENV['username']} and {ENV['password']}"
         )
-    if "UnsupportedSaslMechanism" in name:
-        return f"the broker does not accept this SASL mechanism: check {ENV['mechanism']}"
-    if not any(word in name for word in _UNREACHABLE):
+    if "UnsupportedSaslMechanism" in name or "mechanism handshake failed" in text:
+        return (
+            f"the broker does not accept SASL mechanism {security.sasl_mechanism} there: "
+            f"check {ENV['mechanism']}, or {ENV['protocol']} if that listener uses no SASL"
+        )
+    if not (any(word in name for word in _UNREACHABLE) or _LIBRDKAFKA_UNREACHABLE.search(text)):
         return ""  # the broker answered: TLS and SASL got through
     host, port = _first_address(bootstrap_servers)
     if port is None:
         return ""
     tls = _probe_tls(host, port, security)
+    if "certificate verify failed" in text and tls != "hostname" and security.uses_tls:
+        tls = "untrusted"  # librdkafka's own trust store said so, whatever Python's says
     if tls in ("untrusted", "hostname", "speaks-tls") and not security.uses_tls:
         return (
             f"{host}:{port} is a TLS listener but {ENV['protocol']}={security.protocol}: "

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_sasl_password_file: OptionalFile = None
+    # librdkafka's sasl.oauthbearer.* settings as one JSON object, passed through to the
+    # confluent-kafka client (parsed by kafka_security, so a malformed value is reported
+    # without echoing it: the client secret is in it).
+    kafka_sasl_oauthbearer: Annotated[SecretStr | None, BeforeValidator(_blank_is_none)] = None
     topic: str = DEFAULT_TOPIC
     # The Kafka client the consumer uses (docs/kafka-clients.md): auto = confluent-kafka
     # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python. Checked

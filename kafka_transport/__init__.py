@@ -22,15 +22,25 @@ import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
-from kafka_transport.errors import ClientNotInstalledError, TransportError, TransportTimeoutError
+from kafka_transport.delivery import Delivered
+from kafka_transport.errors import (
+    ClientConfigError,
+    ClientNotInstalledError,
+    TransportError,
+    TransportTimeoutError,
+)
 
 __all__ = [
     "CLIENTS",
+    "ClientConfigError",
     "ClientName",
     "ClientNotInstalledError",
     "ConsumerTransport",
+    "Delivered",
+    "Deliveries",
     "Delivery",
     "ProducerTransport",
+    "PublishingTransport",
     "TransportError",
     "TransportTimeoutError",
     "open_consumer",
@@ -78,6 +88,16 @@ class Delivery(Protocol):
 
     def failed(self) -> bool: ...
 
+    def done(self) -> bool:
+        """Whether the report arrived, either way."""
+
+    def error(self) -> str | None:
+        """Why the message was not delivered, in the client's words (None unless failed)."""
+
+    def get(self, timeout: float) -> Delivered:
+        """Wait up to ``timeout`` seconds for the report: where the message landed, or
+        :class:`TransportError` when it failed or the report did not arrive in time."""
+
 
 class ConsumerTransport(Protocol):
     """A consumer without a group: partitions are assigned and sought by the caller (the
@@ -123,8 +143,11 @@ class ProducerTransport(Protocol):
         key: bytes | None = None,
         headers: Sequence[Header] | None = None,
         partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> Delivery:
-        """Queue one message; its delivery report completes by :meth:`flush`."""
+        """Queue one message; its delivery report completes by :meth:`flush`.
+        ``on_failure`` is called when the report says it failed, before the flush that
+        served the report returns (on the client's thread with kafka-python)."""
 
     def flush(self, timeout: float) -> None:
         """Wait until every queued message has its delivery report (TransportError if not
@@ -144,14 +167,16 @@ def open_consumer(
     connection: Mapping[str, Any] | None = None,
 ) -> ConsumerTransport:
     """A connected consumer of ``client``, or TransportError if the broker did not answer
-    within ``timeout`` seconds. ``connection``: kafka-python's connection arguments (TLS,
-    SASL: :func:`disclosure_ledger.kafka_security.kafka_python_config`); the confluent-kafka
-    client takes none yet, so a secured connection is refused for it."""
+    within ``timeout`` seconds. ``connection``: the TLS/SASL arguments under kafka-python's
+    names (:func:`disclosure_ledger.kafka_security.connection_config`), which
+    :func:`kafka_transport.confluent.connection_config` maps to librdkafka's; dotted keys are
+    librdkafka's own and reach confluent-kafka only (the OAUTHBEARER pass-through)."""
     if client == "confluent-kafka":
         from kafka_transport import confluent
 
-        _plaintext_only(connection)
-        return confluent.Consumer(bootstrap_servers, max_batch=max_batch, timeout=timeout)
+        return confluent.Consumer(
+            bootstrap_servers, max_batch=max_batch, timeout=timeout, connection=connection
+        )
     from kafka_transport import kafka_python
 
     return kafka_python.Consumer(
@@ -172,8 +197,9 @@ def open_producer(
     if client == "confluent-kafka":
         from kafka_transport import confluent
 
-        _plaintext_only(connection)
-        return confluent.Producer(bootstrap_servers, timeout=timeout, acks=acks)
+        return confluent.Producer(
+            bootstrap_servers, timeout=timeout, acks=acks, connection=connection
+        )
     from kafka_transport import kafka_python
 
     return kafka_python.Producer(
@@ -181,16 +207,119 @@ def open_producer(
     )
 
 
-def is_secured(connection: Mapping[str, Any] | None) -> bool:
-    """Whether kafka-python connection arguments ask for TLS or SASL."""
-    if not connection:
-        return False
-    return str(connection.get("security_protocol", "PLAINTEXT")) != "PLAINTEXT"
+def open_publishing_producer(
+    client: ClientName,
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    settings: Mapping[str, Any],
+    connection: Mapping[str, Any] | None = None,
+) -> PublishingTransport:
+    """The publisher's producer: ``acks=all``, the client's own ``settings`` (in that
+    client's names: idempotence, linger, batch size, ...) over the defaults, connected
+    (TransportError when no broker answered within ``timeout`` seconds). Its ``close``
+    flushes up to its timeout, then fails whatever is still unsent (each of those delivery
+    reports says so) instead of raising."""
+    if client == "confluent-kafka":
+        from kafka_transport import confluent
 
-
-def _plaintext_only(connection: Mapping[str, Any] | None) -> None:
-    if is_secured(connection):
-        raise TransportError(
-            "TLS and SASL are wired for the kafka-python client only so far; set "
-            "DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python (docs/kafka-security.md)"
+        return confluent.PublishingProducer(
+            bootstrap_servers, timeout=timeout, settings=settings, connection=connection
         )
+    from kafka_transport import kafka_python
+
+    return kafka_python.PublishingProducer(
+        bootstrap_servers, timeout=timeout, settings=settings, connection=connection
+    )
+
+
+def open_admin(
+    client: ClientName,
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    connection: Mapping[str, Any] | None = None,
+) -> AdminTransport:
+    """An admin client of ``client`` (topics and their configuration), connected, or
+    TransportError when no broker answered within ``timeout`` seconds."""
+    from kafka_transport import admin
+
+    return admin.open_admin(client, bootstrap_servers, timeout=timeout, connection=connection)
+
+
+class AdminTransport(Protocol):
+    """Topics and their configuration. Every method raises :class:`TransportError` when
+    the broker does not answer within ``timeout`` seconds."""
+
+    def topics(self, timeout: float) -> set[str]:
+        """The names of the cluster's topics."""
+
+    def create_topic(
+        self, topic: str, partitions: int, replication_factor: int, timeout: float
+    ) -> bool:
+        """Create ``topic``; False when it exists already."""
+
+    def topic_configs(self, topics: Sequence[str], timeout: float) -> dict[str, dict[str, str]]:
+        """Each topic's configuration (every entry, defaults included: ``retention.ms``,
+        ``cleanup.policy``, ...); a topic the broker does not know maps to ``{}``."""
+
+    def close(self) -> None: ...
+
+
+def client_for(setting: str | None, connection: Mapping[str, Any] | None = None) -> ClientName:
+    """The client for ``setting`` (see :func:`resolve_client`); both clients take every
+    connection setting (TLS, SASL), so ``connection`` no longer changes the choice."""
+    del connection
+    return resolve_client(setting)
+
+
+class Deliveries(Protocol):
+    """The delivery reports of messages sent together (:meth:`PublishingTransport.send_batch`),
+    by their position in the batch."""
+
+    def attempted(self) -> int:
+        """How many were handed to the client: all, unless queueing gave up (:meth:`stopped`);
+        those after were not sent."""
+
+    def stopped(self) -> str | None:
+        """Why queueing gave up early (the producer's queue stayed full: the broker is away),
+        or None."""
+
+    def done(self) -> bool:
+        """Whether every message handed over has its report."""
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds until :meth:`done`."""
+
+    def failures(self) -> dict[int, str]:
+        """Position -> why, of each message refused when queued or reported undelivered."""
+
+    def unreported(self) -> list[int] | None:
+        """The positions handed over without a report yet; None when the client counts
+        acknowledgements without telling which (librdkafka here: then, while not
+        :meth:`done`, any position not in :meth:`failures` may be one of them)."""
+
+
+class PublishingTransport(ProducerTransport, Protocol):
+    """The publisher's producer (:func:`open_publishing_producer`): a batch send for volume."""
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> Deliveries:
+        """Queue ``(key, value)`` messages in order; ``on_failure(position)`` as for
+        :meth:`ProducerTransport.send`. A message the client refuses is a failure and the
+        rest are still sent, except when the queue stays full for the producer's timeout:
+        then queueing stops there (:meth:`Deliveries.stopped`)."""
+
+
+def hint_source(error: TransportError) -> BaseException:
+    """The error to hand ``connection_hint``: kafka-python's own, whose class names tell a
+    refused login from an unreachable broker; else the TransportError itself (a
+    TransportTimeoutError when no broker answered)."""
+    cause = error.__cause__
+    if cause is not None and type(cause).__module__.startswith("kafka."):
+        return cause
+    return error

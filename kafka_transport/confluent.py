@@ -10,13 +10,15 @@ within their timeout, which is how the consumer loop notices an outage with eith
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from kafka_transport.errors import TransportError, TransportTimeoutError
+from kafka_transport.delivery import Delivered
+from kafka_transport.errors import ClientConfigError, TransportError, TransportTimeoutError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -24,12 +26,29 @@ log = logging.getLogger(__name__)
 _TIMEOUT_CODES = {KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
 
 
-def _error(exc: BaseException) -> TransportError:
+# Errors that say only that no broker answered, not why.
+_NO_CAUSE = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._TIMED_OUT}
+
+
+def _error(exc: BaseException, errors: ErrorLog | None = None) -> TransportError:
+    """``exc`` as a TransportError. When librdkafka reported why no broker answered (its error
+    callback, ``errors``), the reason is in the message, and the TransportError is chained to
+    it (a KafkaException of that error) so that a caller's hint can read it."""
     err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
     text = f"{err.name()}: {err.str()}" if err is not None else f"{type(exc).__name__}: {exc}"
-    if err is not None and err.code() in _TIMEOUT_CODES:
-        return TransportTimeoutError(text)
-    return TransportError(text)
+    cause = errors.cause if errors is not None else None
+    if cause is not None and (err is None or err.code() in _NO_CAUSE):
+        text = f"{text} (librdkafka: {cause.name()}: {cause.str()})"
+        reason = KafkaException(cause)
+        reason.__cause__ = exc
+        exc = reason
+    made = (
+        TransportTimeoutError(text)
+        if err is not None and err.code() in _TIMEOUT_CODES
+        else TransportError(text)
+    )
+    made.__cause__ = exc  # ``raise _error(...)`` keeps it: no ``from`` there
+    return made
 
 
 class _LibrdkafkaLog:
@@ -40,16 +59,77 @@ class _LibrdkafkaLog:
         log.debug(msg, *args)
 
 
-def _on_error(err: KafkaError) -> None:
-    # librdkafka retries by itself; an unreachable broker is noticed by the calls that time out
-    log.debug("librdkafka: %s: %s", err.name(), err.str())
+class ErrorLog:
+    """librdkafka's error callback: it retries by itself, so an unreachable broker is noticed
+    by the calls that time out, and those only say "Broker transport failure". The latest
+    error naming a cause (a refused SASL login, a failed TLS handshake) is kept here, so the
+    :class:`TransportError` of the call that timed out can say why."""
+
+    def __init__(self) -> None:
+        self.cause: KafkaError | None = None
+
+    def __call__(self, err: KafkaError) -> None:
+        log.debug("librdkafka: %s: %s", err.name(), err.str())
+        if err.code() not in _NO_CAUSE:
+            self.cause = err
 
 
-def consumer_config(bootstrap_servers: str, *, max_batch: int, timeout: float) -> dict[str, Any]:
-    """librdkafka's consumer settings (connection settings such as TLS/SASL go here). The
-    fetch sizes match kafka-python's; the local queue is bounded to keep memory flat."""
+# kafka-python's connection arguments (the vocabulary of ``connection`` throughout
+# kafka_transport) and the librdkafka property each one means. ``ssl_check_hostname`` maps to
+# ``ssl.endpoint.identification.algorithm`` (https/none); a dotted key is already librdkafka's
+# own (the OAUTHBEARER pass-through, ``sasl.oauthbearer.*``) and goes through unchanged.
+LIBRDKAFKA_NAMES: dict[str, str] = {
+    "security_protocol": "security.protocol",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_password": "ssl.key.password",
+    "ssl_check_hostname": "ssl.endpoint.identification.algorithm",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+}
+
+
+def connection_config(
+    bootstrap_servers: str, connection: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """librdkafka's connection settings: the brokers, and ``connection`` (kafka-python's
+    TLS/SASL arguments, as every client of this package receives them) under librdkafka's
+    names, meaning the same. The consumer, the producer and any admin client start from this.
+
+    An argument with no librdkafka meaning is refused (:class:`ClientConfigError`) rather than
+    dropped: a connection setting silently ignored would connect less securely than asked.
+    """
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers}
+    for name, value in (connection or {}).items():
+        if "." in name:  # librdkafka's own name (sasl.oauthbearer.*): passed through
+            config[name] = value
+        elif name == "ssl_check_hostname":
+            config[LIBRDKAFKA_NAMES[name]] = "https" if value else "none"
+        elif name in LIBRDKAFKA_NAMES:
+            config[LIBRDKAFKA_NAMES[name]] = str(value)
+        else:
+            raise ClientConfigError(
+                f"the connection argument {name!r} has no librdkafka equivalent here "
+                f"(known: {', '.join(sorted(LIBRDKAFKA_NAMES))}, or librdkafka's own dotted "
+                "names); use the kafka-python client for it, or drop it"
+            )
+    return config
+
+
+def consumer_config(
+    bootstrap_servers: str,
+    *,
+    max_batch: int,
+    timeout: float,
+    connection: Mapping[str, Any] | None = None,
+    errors: ErrorLog | None = None,
+) -> dict[str, Any]:
+    """librdkafka's consumer settings: :func:`connection_config` (TLS/SASL) and the consumer's
+    own. The fetch sizes match kafka-python's; the local queue is bounded to keep memory flat."""
     return {
-        "bootstrap.servers": bootstrap_servers,
+        **connection_config(bootstrap_servers, connection),
         # a group id is required by the client but never used: partitions are assigned,
         # nothing is committed, the ledger holds the offsets
         "group.id": "disclosure-ledger-unused",
@@ -63,47 +143,92 @@ def consumer_config(bootstrap_servers: str, *, max_batch: int, timeout: float) -
         "reconnect.backoff.ms": 200,
         "reconnect.backoff.max.ms": 5_000,
         "socket.timeout.ms": max(10, int(timeout * 1000)),
-        "error_cb": _on_error,
+        "error_cb": errors if errors is not None else ErrorLog(),
         "logger": _LibrdkafkaLog(),
     }
 
 
-def producer_config(bootstrap_servers: str, *, timeout: float, acks: str) -> dict[str, Any]:
-    """librdkafka's producer settings (connection settings such as TLS/SASL go here)."""
+def producer_config(
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    acks: str,
+    connection: Mapping[str, Any] | None = None,
+    errors: ErrorLog | None = None,
+) -> dict[str, Any]:
+    """librdkafka's producer settings: :func:`connection_config` (TLS/SASL) and the producer's
+    own."""
     return {
-        "bootstrap.servers": bootstrap_servers,
+        **connection_config(bootstrap_servers, connection),
         "acks": acks,
         # the Java client's (and kafka-python's) partitioning: murmur2 of the key
         "partitioner": "murmur2_random",
         "message.timeout.ms": max(10, int(timeout * 1000)),
         "socket.timeout.ms": max(10, int(timeout * 1000)),
-        "error_cb": _on_error,
+        "error_cb": errors if errors is not None else ErrorLog(),
         "logger": _LibrdkafkaLog(),
     }
 
 
-def _partitions(client: Any, topic: str, timeout: float) -> set[int]:
+def _partitions(
+    client: Any,
+    topic: str,
+    timeout: float,
+    errors: ErrorLog,
+    serve: Callable[[float], object] | None = None,
+) -> set[int]:
     try:
         metadata = client.list_topics(topic, timeout=timeout)
     except KafkaException as exc:
-        raise _error(exc) from exc
+        if serve is not None:
+            serve(0)
+        raise _error(exc, errors)  # noqa: B904 (chained by _error)
+    errors.cause = None  # a broker answered: an earlier reason no longer applies
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         return set()
     return set(found.partitions)
 
 
+def _refused(exc: KafkaException) -> ClientConfigError:
+    """librdkafka refused its configuration (an unknown property, an unreadable file): no
+    broker was asked, and asking again cannot help."""
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    text = err.str() if err is not None else str(exc)
+    return ClientConfigError(f"librdkafka refused its configuration: {text}")
+
+
 class Consumer:
-    def __init__(self, bootstrap_servers: str, *, max_batch: int, timeout: float) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        max_batch: int,
+        timeout: float,
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._errors = ErrorLog()
+        config = consumer_config(
+            bootstrap_servers,
+            max_batch=max_batch,
+            timeout=timeout,
+            connection=connection,
+            errors=self._errors,
+        )
         try:
-            self._consumer = confluent_kafka.Consumer(
-                consumer_config(bootstrap_servers, max_batch=max_batch, timeout=timeout)
-            )
+            self._consumer = confluent_kafka.Consumer(config)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _refused(exc) from exc
         self._positions: dict[tuple[str, int], int | None] = {}
-        try:
-            self.probe(timeout)  # as kafka-python does: connected, or an error
+        try:  # as kafka-python does: connected, or an error
+            self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            # nothing is assigned yet, so a poll reads nothing: it serves the error callback,
+            # which says why no broker answered (a refused login, a failed TLS handshake);
+            # close() would serve it too, but only as a side effect
+            self._consumer.poll(0)
+            self._consumer.close()
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
         except BaseException:
             self._consumer.close()
             raise
@@ -112,10 +237,11 @@ class Consumer:
         try:
             self._consumer.list_topics(timeout=timeout)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
+        self._errors.cause = None  # a broker answered: an earlier reason no longer applies
 
     def partitions(self, topic: str, timeout: float) -> set[int]:
-        return _partitions(self._consumer, topic, timeout)
+        return _partitions(self._consumer, topic, timeout, self._errors)
 
     def assign(self, topic: str, starts: dict[int, int | None]) -> None:
         tps = [
@@ -127,7 +253,7 @@ class Consumer:
                 self._consumer.unassign()  # drops whatever was fetched for the old positions
             self._consumer.assign(tps)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
         self._positions = {(topic, p): start for p, start in starts.items()}
 
     def position(self, topic: str, partition: int, timeout: float) -> int:
@@ -139,7 +265,7 @@ class Consumer:
                 TopicPartition(topic, partition), timeout=timeout, cached=False
             )
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
         return int(low)
 
     def end_offsets(self, topic: str, partitions: Sequence[int], timeout: float) -> dict[int, int]:
@@ -155,7 +281,7 @@ class Consumer:
                     )
                 ends[p] = int(found[1])
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
         return ends
 
     def poll(
@@ -167,7 +293,7 @@ class Consumer:
         try:
             polled = self._consumer.consume(num_messages=max_records, timeout=timeout)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
         out: list[T] = []
         positions = self._positions
         for m in cast(list[Any], polled):
@@ -186,31 +312,77 @@ class Consumer:
 
 
 class _Delivery:
-    __slots__ = ("done", "error")
+    """One message's delivery report, filled in by librdkafka's callback, which runs in
+    ``poll``/``flush`` on the caller's thread: :meth:`get` polls until it arrives."""
 
-    def __init__(self) -> None:
-        self.done = False
-        self.error: KafkaError | None = None
+    __slots__ = ("_done", "_error", "_on_failure", "_poll", "_where")
 
-    def __call__(self, err: KafkaError | None, _msg: Any) -> None:
-        self.done, self.error = True, err
+    def __init__(
+        self, poll: Callable[[float], Any], on_failure: Callable[[], None] | None = None
+    ) -> None:
+        self._done = False
+        self._error: KafkaError | None = None
+        self._where: tuple[str, int, int] | None = None
+        self._poll = poll
+        self._on_failure = on_failure
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        self._done, self._error = True, err
+        if err is None:
+            self._where = (msg.topic(), msg.partition(), msg.offset())
+        elif self._on_failure is not None:
+            self._on_failure()
 
     def succeeded(self) -> bool:
-        return self.done and self.error is None
+        return self._done and self._error is None
 
     def failed(self) -> bool:
-        return self.done and self.error is not None
+        return self._done and self._error is not None
+
+    def done(self) -> bool:
+        return self._done
+
+    def error(self) -> str | None:
+        err = self._error
+        return None if err is None else f"{err.name()}: {err.str()}"
+
+    def get(self, timeout: float) -> Delivered:
+        deadline = time.monotonic() + timeout
+        while not self._done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportTimeoutError(
+                    f"KafkaTimeoutError: no delivery report within {timeout:g} s"
+                )
+            self._poll(min(left, 0.1))
+        if self._error is not None:
+            raise TransportError(self.error() or "")
+        assert self._where is not None
+        return Delivered(*self._where)
 
 
 class Producer:
-    def __init__(self, bootstrap_servers: str, *, timeout: float, acks: str = "all") -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout: float,
+        acks: str = "all",
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
         self.timeout = timeout
+        self._errors = ErrorLog()
+        config = producer_config(
+            bootstrap_servers,
+            timeout=timeout,
+            acks=acks,
+            connection=connection,
+            errors=self._errors,
+        )
         try:
-            self._producer = confluent_kafka.Producer(
-                producer_config(bootstrap_servers, timeout=timeout, acks=acks)
-            )
+            self._producer = confluent_kafka.Producer(config)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _refused(exc) from exc
 
     def send(
         self,
@@ -220,8 +392,9 @@ class Producer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> _Delivery:
-        delivery = _Delivery()
+        delivery = _Delivery(self._producer.poll, on_failure)
         extra: dict[str, Any] = {}
         if partition is not None:
             extra["partition"] = partition
@@ -234,7 +407,7 @@ class Producer:
             except BufferError:  # the local queue is full: serve delivery reports, retry
                 self._producer.poll(0.1)
             except KafkaException as exc:
-                raise _error(exc) from exc
+                raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
 
     def flush(self, timeout: float) -> None:
         left = self._producer.flush(timeout)
@@ -244,7 +417,224 @@ class Producer:
             )
 
     def partitions(self, topic: str, timeout: float) -> set[int]:
-        return _partitions(self._producer, topic, timeout)
+        # on failure, a poll serves the error callback (and delivery reports): it says why
+        return _partitions(self._producer, topic, timeout, self._errors, self._producer.poll)
 
     def close(self, timeout: float) -> None:
         self.flush(timeout)
+
+
+def unreachable(exc: KafkaException, timeout: float) -> TransportTimeoutError:
+    """No broker answered the first metadata request within ``timeout``: librdkafka retries
+    by itself, so whatever it reports (``_TRANSPORT``, ``_TIMED_OUT``) means that."""
+    return TransportTimeoutError(f"{_error(exc)} (no broker answered within {timeout:g} s)")
+
+
+def handle_config(
+    bootstrap_servers: str, *, timeout: float, connection: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """librdkafka settings for a producer or admin handle: ``producer_config`` (with the
+    connection settings) for ``acks=all``."""
+    return producer_config(bootstrap_servers, timeout=timeout, acks="all", connection=connection)
+
+
+class _BatchDeliveries:
+    """The delivery reports of a batch: librdkafka calls this once per message (inside
+    ``poll``/``flush``, on the caller's thread). Acknowledgements are only counted; a
+    failed message is found by its value among the batch's (the values are kept by the
+    caller anyway), so the common case costs one call and one addition per message."""
+
+    def __init__(
+        self,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        poll: Callable[[float], Any],
+        on_failure: Callable[[int], None] | None,
+    ) -> None:
+        self._messages = messages
+        self._poll = poll
+        self._on_failure = on_failure
+        self._acknowledged = 0
+        self._reported_failed = 0
+        self._failures: dict[int, str] = {}
+        self._refused = 0
+        self._attempted = 0
+        self._stopped: str | None = None
+        self._positions: dict[bytes, list[int]] | None = None
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self._acknowledged += 1
+            return
+        self._reported_failed += 1
+        position = self._position_of(msg.value())
+        self._failures[position] = f"{err.name()}: {err.str()}"
+        if self._on_failure is not None:
+            self._on_failure(position)
+
+    def _position_of(self, value: bytes) -> int:
+        if self._positions is None:  # built once, on the first failure
+            self._positions = {}
+            for position, (_, sent) in enumerate(self._messages):
+                self._positions.setdefault(sent, []).append(position)
+        candidates = self._positions[value]
+        for position in candidates:  # equal values: the first not yet failed
+            if position not in self._failures:
+                return position
+        return candidates[-1]
+
+    def refuse(self, position: int, error: str) -> None:
+        self._failures[position] = error
+        self._refused += 1
+
+    def stop(self, position: int, error: str) -> None:
+        self.refuse(position, error)
+        self._stopped = error
+        self._attempted = position + 1
+
+    def handed_over(self, count: int) -> None:
+        self._attempted = count
+
+    def attempted(self) -> int:
+        return self._attempted
+
+    def stopped(self) -> str | None:
+        return self._stopped
+
+    def done(self) -> bool:
+        return self._acknowledged + self._reported_failed + self._refused >= self._attempted
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._poll(min(left, 0.1))
+
+    def failures(self) -> dict[int, str]:
+        return dict(self._failures)
+
+    def unreported(self) -> list[int] | None:
+        return [] if self.done() else None
+
+
+class PublishingProducer(Producer):
+    """The publisher's producer (``kafka_transport.open_publishing_producer``): connected
+    at start like kafka-python's, a send that gives up (TransportTimeoutError) when the
+    local queue stays full for the timeout, and a close that fails what is left unsent."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout: float,
+        settings: Mapping[str, Any],
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        config = {
+            **handle_config(bootstrap_servers, timeout=timeout, connection=connection),
+            **settings,
+        }
+        try:
+            self._producer = confluent_kafka.Producer(config)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        try:  # as kafka-python does: connected, or an error
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            self._drop()
+            raise unreachable(exc, timeout) from exc
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> _Delivery:
+        delivery = _Delivery(self._producer.poll, on_failure)
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers is not None:
+            extra["headers"] = list(headers)
+        try:
+            self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+        except BufferError:
+            self._produce_when_room(topic, value, key, delivery, extra)
+        except KafkaException as exc:
+            raise _error(exc) from exc
+        return delivery
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> _BatchDeliveries:
+        """One delivery callback for the whole batch, and a tight loop of ``produce``."""
+        report = _BatchDeliveries(messages, self._producer.poll, on_failure)
+        produce = self._producer.produce
+        for position, (key, value) in enumerate(messages):
+            try:
+                produce(topic, value, key, on_delivery=report)
+            except BufferError:
+                try:
+                    self._produce_when_room(topic, value, key, report, {})
+                except TransportTimeoutError as exc:
+                    report.stop(position, str(exc))
+                    return report
+                except TransportError as exc:
+                    report.refuse(position, str(exc))
+            except KafkaException as exc:
+                report.refuse(position, str(_error(exc)))
+        report.handed_over(len(messages))
+        return report
+
+    def _produce_when_room(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        callback: Callable[[Any, Any], None],
+        extra: dict[str, Any],
+    ) -> None:
+        """The local queue is full: serve delivery reports until there is room, for up to
+        the producer's timeout (then TransportTimeoutError)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(topic, value, key, on_delivery=callback, **extra)
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    raise TransportTimeoutError(
+                        f"KafkaTimeoutError: the producer's queue stayed full for "
+                        f"{self.timeout:g} s (is the broker away?)"
+                    ) from None
+            except KafkaException as exc:
+                raise _error(exc) from exc
+
+    def serve(self) -> None:
+        """Serve the delivery reports that arrived (librdkafka calls back only in poll)."""
+        self._producer.poll(0)
+
+    def close(self, timeout: float) -> None:
+        left = self._producer.flush(timeout)
+        if left:
+            log.warning(
+                "closed the Kafka producer with %d unsent record(s); they were reported "
+                "undelivered",
+                left,
+            )
+        self._drop()
+
+    def _drop(self) -> None:
+        """Fail every message not yet delivered (its report says so) and serve the reports."""
+        self._producer.purge()
+        self._producer.flush(0)

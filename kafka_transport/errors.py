@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from disclosure_ledger.errors import DisclosureLedgerError
 
-__all__ = ["ClientNotInstalledError", "TransportError", "TransportTimeoutError"]
+__all__ = [
+    "ClientConfigError",
+    "ClientNotInstalledError",
+    "TransportError",
+    "TransportTimeoutError",
+]
 
 
 class TransportError(DisclosureLedgerError):
@@ -18,3 +23,9 @@ class TransportTimeoutError(TransportError):
 
 class ClientNotInstalledError(TransportError):
     """The chosen Kafka client is not installed (the message names the extra)."""
+
+
+class ClientConfigError(DisclosureLedgerError):
+    """The client refused its configuration before asking any broker (an unknown property,
+    an unreadable file). Not a :class:`TransportError`: retrying cannot help, so the
+    consumer's outage loop does not retry it."""

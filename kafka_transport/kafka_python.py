@@ -3,16 +3,20 @@ and the dead-letter copy always had (moved here from consumers/consumer.py)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from kafka_transport.delivery import Delivered
 from kafka_transport.errors import TransportError, TransportTimeoutError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Fetch sizes bound what kafka-python holds at once (each response is buffered and copied
 # while it is parsed): 64 MB / 8 MB fetches cost the consumer ~150 MB of resident memory
@@ -162,6 +166,8 @@ class Consumer:
 
 
 class _Future:
+    __slots__ = ("_future",)
+
     def __init__(self, future: Any) -> None:
         self._future = future
 
@@ -170,6 +176,18 @@ class _Future:
 
     def failed(self) -> bool:
         return bool(self._future.failed())
+
+    def done(self) -> bool:
+        return bool(self._future.is_done)
+
+    def error(self) -> str | None:
+        exc = self._future.exception if self._future.is_done else None
+        return None if exc is None else describe(exc)
+
+    def get(self, timeout: float) -> Delivered:
+        with translated():
+            metadata = self._future.get(timeout=timeout)
+        return Delivered(metadata.topic, metadata.partition, metadata.offset)
 
 
 class Producer:
@@ -197,17 +215,19 @@ class Producer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> _Future:
         with translated():
-            return _Future(
-                self._producer.send(
-                    topic,
-                    key=key,
-                    value=value,
-                    headers=list(headers) if headers is not None else None,
-                    partition=partition,
-                )
+            future = self._producer.send(
+                topic,
+                key=key,
+                value=value,
+                headers=list(headers) if headers is not None else None,
+                partition=partition,
             )
+        if on_failure is not None:
+            future.add_errback(lambda _exc: on_failure())
+        return _Future(future)
 
     def flush(self, timeout: float) -> None:
         with translated():
@@ -220,3 +240,133 @@ class Producer:
     def close(self, timeout: float) -> None:
         with translated():
             self._producer.close(timeout=timeout)
+
+
+class _FutureBatch:
+    """:class:`kafka_transport.Deliveries` over kafka-python's futures."""
+
+    def __init__(self) -> None:
+        self.futures: list[tuple[int, Any]] = []
+        self.failed: dict[int, str] = {}  # refused when queued
+        self.stop_reason: str | None = None
+        self.count = 0
+
+    def attempted(self) -> int:
+        return self.count
+
+    def stopped(self) -> str | None:
+        return self.stop_reason
+
+    def done(self) -> bool:
+        return all(future.is_done for _, future in self.futures)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for _, future in self.futures:
+            if not future.is_done:
+                with suppress(Exception):  # the outcome is read by failures()
+                    future.get(timeout=max(0.0, deadline - time.monotonic()))
+
+    def unreported(self) -> list[int] | None:
+        return [position for position, future in self.futures if not future.is_done]
+
+    def failures(self) -> dict[int, str]:
+        out = dict(self.failed)
+        for position, future in self.futures:
+            if future.is_done and future.failed():
+                out[position] = describe(future.exception)
+        return out
+
+
+class PublishingProducer(Producer):
+    """The publisher's producer (``kafka_transport.open_publishing_producer``): the
+    publisher's ``settings`` over :func:`producer_config`, and a close that fails what is
+    left unsent instead of raising."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout: float,
+        settings: Mapping[str, Any],
+        connection: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        config = {
+            **producer_config(
+                bootstrap_servers, timeout=timeout, acks="all", connection=connection
+            ),
+            **settings,
+        }
+        with translated():
+            self._producer = KafkaProducer(**config)
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> _Future:
+        try:
+            future = self._producer.send(
+                topic,
+                key=key,
+                value=value,
+                headers=None if headers is None else list(headers),
+                partition=partition,
+            )
+        except KafkaTimeoutError as exc:
+            raise TransportTimeoutError(describe(exc)) from exc
+        except KafkaError as exc:
+            raise TransportError(describe(exc)) from exc
+        if on_failure is not None:
+            future.add_errback(lambda _exc: on_failure())
+        return _Future(future)
+
+    def send_batch(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        on_failure: Callable[[int], None] | None = None,
+    ) -> _FutureBatch:
+        """kafka-python's futures, one per message (its sends cost more than they do)."""
+        batch = _FutureBatch()
+        send = self._producer.send
+        futures = batch.futures
+        for position, (key, value) in enumerate(messages):
+            try:
+                future = send(topic, key=key, value=value)
+            except KafkaTimeoutError as exc:  # no metadata in time: the broker is away
+                batch.failed[position] = describe(exc)
+                batch.stop_reason = describe(exc)
+                batch.count = position + 1
+                return batch
+            except KafkaError as exc:
+                batch.failed[position] = describe(exc)
+                continue
+            if on_failure is not None:
+                future.add_errback(lambda _exc, at=position: on_failure(at))
+            futures.append((position, future))
+        batch.count = len(messages)
+        return batch
+
+    def close(self, timeout: float) -> None:
+        try:
+            self._producer.close(timeout=timeout)
+        except KafkaTimeoutError:
+            # kafka-python's close() flushes first and raises when records are still unsent
+            # (the broker is away), leaving its I/O thread running. Fail those records and
+            # stop the thread, as its close would after the timeout, then close for good.
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()  # aborts the unsent batches, then closes the client
+                sender.join(5.0)
+            log.warning(
+                "closed the Kafka producer with unsent records; they were reported undelivered"
+            )
+            with suppress(KafkaTimeoutError):
+                self._producer.close(timeout=0)

@@ -32,19 +32,28 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from disclosure_ledger.errors import KafkaSecurityError
-from disclosure_ledger.kafka_security import connection_hint, kafka_python_config
+from disclosure_ledger.kafka_security import connection_config, connection_hint
+from disclosure_ledger.settings import load_settings
+from kafka_transport import (
+    ClientName,
+    Deliveries,
+    Delivery,
+    PublishingTransport,
+    TransportError,
+    client_for,
+    hint_source,
+    open_publishing_producer,
+)
 from producers.encoding import EventEncoder
 from producers.errors import PublishError, UnregisteredRecipientError
 from producers.recipient_check import RecipientCheck, RecipientRegistry
@@ -104,6 +113,18 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "retries": 2**31 - 1,
     "delivery_timeout_ms": 60_000,
     "partitioner": KeyHashPartitioner(),
+}
+
+# The same for librdkafka (its names). It partitions with murmur2_random, kafka-python's
+# and the Java client's murmur2 of the key (``kafka_transport.confluent.producer_config``),
+# natively, so no partitioner is passed. Its local queue holds at most this many records;
+# a send waits for room (serving delivery reports) up to the publisher's timeout.
+LIBRDKAFKA_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "linger.ms": 50,
+    "batch.size": 256 * 1024,
+    "message.max.bytes": 4 * 1024 * 1024,
+    "queue.buffering.max.messages": 200_000,
 }
 
 # publish_many encodes this many events, then sends them ...
@@ -166,9 +187,15 @@ class DisclosurePublisher:
         source: WatermarkSource | None = None,
         watermark_every: float | None = DEFAULT_WATERMARK_EVERY,
         watermark_on_close: bool = True,
+        client: str | None = None,
         **producer_config: Any,
     ) -> None:
         """``timeout`` (seconds) bounds connecting and each event's delivery; default 60.
+
+        ``client``: the Kafka client, ``auto``, ``kafka-python`` or ``confluent-kafka``
+        (default: the ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` setting); ``producer_config``:
+        further settings of that client, in its own names (kafka-python's ``linger_ms``,
+        librdkafka's ``linger.ms``).
 
         With ``source``, producer watermarks are sent every ``watermark_every`` seconds
         (None: only when :meth:`send_watermark` is called) and, unless
@@ -196,26 +223,37 @@ class DisclosurePublisher:
         # a watermark waits for and the watermark itself
         self._send_lock = threading.RLock()
         self._earliest_undelivered_ms: int | None = None
-        # its own lock: errbacks run on kafka-python's sender thread, which a watermark's
-        # flush (holding the send lock) waits for
+        # its own lock: delivery failures are reported on kafka-python's sender thread,
+        # which a watermark's flush (holding the send lock) waits for (librdkafka reports
+        # them inside poll and flush, on whichever thread calls them)
         self._undelivered_lock = threading.Lock()
         self._watermark_on_close = watermark_on_close
         self._stop_watermarks = threading.Event()
         self._watermark_thread: threading.Thread | None = None
         try:
-            security = kafka_python_config()
+            self.client: ClientName = client_for(
+                client if client is not None else load_settings().kafka_client
+            )
+        except TransportError as exc:
+            raise PublishError(f"{exc}. Nothing was sent") from exc
+        try:  # TLS/SASL, the same for both clients (OAUTHBEARER: librdkafka only)
+            security = connection_config(self.client)
         except KafkaSecurityError as exc:
             raise PublishError(f"{exc}. Nothing was sent") from exc
-        config = {
-            **PRODUCER_DEFAULTS,
-            **security,
-            **_timeouts(timeout),
-            **producer_config,
-        }
+        if self.client == "confluent-kafka":
+            settings = {**LIBRDKAFKA_DEFAULTS, **_librdkafka_timeouts(timeout)}
+        else:
+            settings = {**PRODUCER_DEFAULTS, **_timeouts(timeout)}
         try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
-        except KafkaError as exc:
-            hint = connection_hint(bootstrap_servers, exc)
+            self._producer: PublishingTransport = open_publishing_producer(
+                self.client,
+                bootstrap_servers,
+                timeout=self.timeout,
+                settings={**settings, **producer_config},
+                connection=security,
+            )
+        except TransportError as exc:
+            hint = connection_hint(bootstrap_servers, hint_source(exc))
             raise PublishError(
                 f"cannot reach Kafka at {bootstrap_servers}: {exc}; "
                 + (
@@ -241,8 +279,9 @@ class DisclosurePublisher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, event: DisclosureEvent) -> Any:
-        """Encode and send one event; returns kafka-python's future for its acknowledgement.
+    def send(self, event: DisclosureEvent) -> Delivery:
+        """Encode and send one event; returns its delivery report (``.get(timeout)`` waits
+        for it: where it landed, or :class:`~kafka_transport.TransportError`).
 
         Raises :class:`EventValidationError`, sending nothing, if the event is invalid, and
         :class:`UnregisteredRecipientError` if the strict recipient check refuses it.
@@ -252,26 +291,24 @@ class DisclosurePublisher:
             if refusal is not None:
                 raise UnregisteredRecipientError(refusal)
         key, value = self._encoder.message(event)
+        hold = None if self.source is None else partial(self._hold_watermark_at, event)
         with self._send_lock:
-            future = self._producer.send(self.topic, key=key, value=value)
-        if self.source is not None:
-            future.add_errback(self._hold_on_error, event)
-        return future
+            return self._producer.send(self.topic, value, key=key, on_failure=hold)
 
-    def send_encoded(self, key: bytes | None, value: bytes | None) -> Any:
+    def send_encoded(self, key: bytes | None, value: bytes | None) -> Delivery:
         """Send bytes already in single-object encoding (replays, benchmarks, tests)."""
         with self._send_lock:
-            return self._producer.send(self.topic, key=key, value=value)
+            return self._producer.send(self.topic, value, key=key)
 
     def publish(self, event: DisclosureEvent, timeout: float = 30.0) -> None:
         """Send one event and wait for its acknowledgement; raises PublishError if none,
         EventValidationError (nothing sent) if the event is invalid,
         UnregisteredRecipientError (nothing sent) if the strict recipient check refuses it."""
         try:
-            future = self.send(event)
-            self._producer.flush(timeout=timeout)  # do not wait out linger_ms for one event
-            future.get(timeout=timeout)
-        except KafkaError as exc:
+            delivery = self.send(event)
+            self._producer.flush(timeout)  # do not wait out linger_ms for one event
+            delivery.get(timeout)
+        except TransportError as exc:
             raise PublishError(f"event {event.event_id} was not acknowledged: {exc}") from exc
 
     def publish_many(
@@ -279,8 +316,9 @@ class DisclosurePublisher:
     ) -> PublishResult:
         """Send events and wait for every acknowledgement; report each one not delivered.
 
-        This is the path services use for volume (and the one ``bench/bench_ingest.py``
-        measures). An invalid event is reported undelivered with the
+        This is the path services use for volume (and the one ``bench/bench_publish.py``
+        measures with each client): each chunk of encoded events goes to the transport's
+        ``send_batch`` in one call. An invalid event is reported undelivered with the
         :class:`EventValidationError` message (field and fix) and not sent; the others
         still are. So is an event the strict recipient check refuses, with its reason.
         If the producer cannot even queue an event (no metadata for the topic within the
@@ -290,15 +328,16 @@ class DisclosurePublisher:
         timeout = self.timeout if timeout is None else timeout
         result = PublishResult()
         undelivered = result.undelivered
-        unsettled: deque[tuple[list[DisclosureEvent], list[Any]]] = deque()
+        unsettled: deque[tuple[list[DisclosureEvent], Deliveries]] = deque()
         in_flight = 0
         gave_up: str | None = None
-        messages, send, topic = self._encoder.messages, self._producer.send, self.topic
-        hold = None if self.source is None else self._hold_on_error
+        messages, send_batch, topic = self._encoder.messages, self._producer.send_batch, self.topic
+        serve = getattr(self._producer, "serve", None)
+        hold = self._hold_watermark_at
         source = iter(events)
         check = self.recipient_check
-        # Encode a chunk, then send it: two tight loops run faster than one that
-        # alternates between the encoder's code and kafka-python's.
+        # Encode a chunk, then send it: two tight loops (the second inside the transport)
+        # run faster than one that alternates between the encoder's code and the client's.
         while chunk := list(islice(source, _CHUNK)):
             if gave_up is not None:
                 undelivered.extend(Undelivered(event, gave_up) for event in chunk)
@@ -314,71 +353,45 @@ class DisclosurePublisher:
                 chunk = allowed
             encoded, refused = messages(chunk)
             undelivered.extend(Undelivered(event, str(exc)) for event, exc in refused)
-            sent: list[DisclosureEvent] = []
-            futures: list[Any] = []
+            sent = [event for event, _, _ in encoded]
+            pairs = [(key, value) for _, key, value in encoded]
+            # a failure holds the watermark before a watermark's flush returns
+            on_failure = None if self.source is None else partial(_hold_at, hold, sent)
             with self._send_lock:  # a chunk at a time: see send_watermark
-                for position, (event, key, value) in enumerate(encoded):
-                    try:
-                        future = send(topic, key=key, value=value)
-                        if hold is not None:  # before a watermark's flush returns
-                            future.add_errback(hold, event)
-                        futures.append(future)
-                    except KafkaTimeoutError as exc:
-                        undelivered.append(Undelivered(event, str(exc)))
-                        gave_up = f"not sent: an earlier event could not be queued ({exc})"
-                        undelivered.extend(
-                            Undelivered(e, gave_up) for e, _, _ in encoded[position + 1 :]
-                        )
-                        break
-                    except KafkaError as exc:
-                        undelivered.append(Undelivered(event, str(exc)))
-                        continue
-                    sent.append(event)
-            unsettled.append((sent, futures))
-            in_flight += len(futures)
-            # Account for acknowledged chunks as they complete, so that futures do not
+                deliveries = send_batch(topic, pairs, on_failure)
+            stopped = deliveries.stopped()
+            if stopped is not None:
+                gave_up = f"not sent: an earlier event could not be queued ({stopped})"
+                cut = deliveries.attempted()
+                undelivered.extend(Undelivered(event, gave_up) for event in sent[cut:])
+                sent = sent[:cut]
+            unsettled.append((sent, deliveries))
+            in_flight += len(sent)
+            if serve is not None:  # librdkafka reports deliveries only when asked
+                serve()
+            # Account for acknowledged chunks as they complete, so that reports do not
             # pile up; wait for the oldest only when too many are outstanding.
-            while unsettled and (
-                in_flight > _MAX_UNSETTLED or all(f.is_done for f in unsettled[0][1])
-            ):
-                sent, futures = unsettled.popleft()
-                in_flight -= len(futures)
-                self._settle(sent, futures, result, timeout)
+            while unsettled and (in_flight > _MAX_UNSETTLED or unsettled[0][1].done()):
+                sent, deliveries = unsettled.popleft()
+                in_flight -= len(sent)
+                deliveries.wait(timeout)
+                _settle(sent, deliveries, result)
         try:
-            self._producer.flush(timeout=timeout)
-        except KafkaError as exc:
+            self._producer.flush(timeout)
+        except TransportError as exc:
             log.warning("flush did not complete: %s", exc)
-        for sent, futures in unsettled:
-            self._settle(sent, futures, result, 0)
+        for sent, deliveries in unsettled:
+            _settle(sent, deliveries, result)
         for miss in result.undelivered:
             self._hold_watermark_at(miss.event)
         return result
 
-    def _settle(
-        self,
-        sent: list[DisclosureEvent],
-        futures: list[Any],
-        result: PublishResult,
-        timeout: float,
-    ) -> None:
-        """Count each event delivered or not, waiting up to ``timeout`` for those pending."""
-        deadline = time.monotonic() + timeout
-        for event, future in zip(sent, futures, strict=True):
-            if not future.is_done:
-                with suppress(Exception):  # the outcome is read just below
-                    future.get(timeout=max(0.0, deadline - time.monotonic()))
-            if future.succeeded():
-                result.delivered += 1
-            else:
-                error = future.exception if future.is_done else "not acknowledged before timeout"
-                result.undelivered.append(Undelivered(event, str(error)))
-
     def flush(self, timeout: float | None = None) -> None:
-        self._producer.flush(timeout=timeout)
+        """Wait up to ``timeout`` seconds (default: the publisher's) for every delivery
+        report; :class:`~kafka_transport.TransportError` if some did not arrive."""
+        self._producer.flush(self.timeout if timeout is None else timeout)
 
     # -- producer watermarks -------------------------------------------------------------
-    def _hold_on_error(self, event: DisclosureEvent, _error: object) -> None:
-        self._hold_watermark_at(event)
 
     def _hold_watermark_at(self, event: DisclosureEvent) -> None:
         at = epoch_ms(event.occurred_at)
@@ -408,8 +421,8 @@ class DisclosurePublisher:
         with self._send_lock:
             began = datetime.now(UTC)
             try:
-                self._producer.flush(timeout=timeout)
-            except KafkaError as exc:
+                self._producer.flush(timeout)
+            except TransportError as exc:
                 raise PublishError(
                     f"no watermark for {self.source.service}: earlier events were not all "
                     f"acknowledged within {timeout:g} s ({exc})"
@@ -431,8 +444,8 @@ class DisclosurePublisher:
                     )
                 at_ms = held
             try:
-                partitions = sorted(self._producer.partitions_for(self.topic) or ())
-            except KafkaError as exc:
+                partitions = sorted(self._producer.partitions(self.topic, timeout))
+            except TransportError as exc:
                 raise PublishError(
                     f"no watermark for {self.source.service}: the partitions of {self.topic} "
                     f"are unknown ({exc})"
@@ -443,19 +456,18 @@ class DisclosurePublisher:
                 self.source.service, at_ms, epoch_ms(datetime.now(UTC)), self.source.version
             )
             value = self._watermark_codec.encode(watermark)
-            futures = [
-                (p, self._producer.send(self.topic, key=None, value=value, partition=p))
-                for p in partitions
-            ]
+            futures: list[tuple[int, Delivery]] = []
             try:
-                self._producer.flush(timeout=timeout)
-            except KafkaError as exc:
+                for p in partitions:
+                    futures.append((p, self._producer.send(self.topic, value, partition=p)))
+                self._producer.flush(timeout)
+            except TransportError as exc:
                 log.warning("flush after a watermark did not complete: %s", exc)
         missing = []
         for partition, future in futures:
             try:
-                future.get(timeout=0 if future.is_done else timeout)
-            except Exception as exc:  # kafka-python raises KafkaError or its timeout
+                future.get(0 if future.done() else timeout)
+            except TransportError as exc:
                 missing.append(f"{partition} ({exc})")
         if missing:
             raise PublishError(
@@ -469,7 +481,7 @@ class DisclosurePublisher:
         while not self._stop_watermarks.wait(seconds):
             try:
                 self.send_watermark()
-            except (PublishError, KafkaError) as exc:  # the next period tries again
+            except (PublishError, TransportError) as exc:  # the next period tries again
                 log.warning("%s", exc)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -483,24 +495,11 @@ class DisclosurePublisher:
             began = time.monotonic()
             try:
                 self.send_watermark(timeout=timeout)
-            except (PublishError, KafkaError) as exc:
+            except (PublishError, TransportError) as exc:
                 log.warning("no watermark on close: %s", exc)
             timeout = max(0.0, timeout - (time.monotonic() - began))  # one budget for both
-        try:
-            self._producer.close(timeout=timeout)
-        except KafkaTimeoutError:
-            # kafka-python's close() flushes first and raises when records are still unsent
-            # (the broker is away), leaving its I/O thread running. Fail those records and
-            # stop the thread, as its close would after the timeout, then close for good.
-            sender = getattr(self._producer, "_sender", None)
-            if sender is not None:
-                sender.force_close()  # aborts the unsent batches, then closes the client
-                sender.join(5.0)
-            log.warning(
-                "closed the Kafka producer with unsent records; they were reported undelivered"
-            )
-            with suppress(KafkaTimeoutError):
-                self._producer.close(timeout=0)
+        # unsent records are failed (reported undelivered), not raised: see the transport
+        self._producer.close(timeout)
 
 
 def publish_events(
@@ -558,8 +557,40 @@ def publish_events(
     return result
 
 
+def _hold_at(
+    hold: Callable[[DisclosureEvent], None], sent: list[DisclosureEvent], position: int
+) -> None:
+    hold(sent[position])
+
+
+def _settle(sent: list[DisclosureEvent], deliveries: Deliveries, result: PublishResult) -> None:
+    """Count each event of a chunk delivered or not, from its reports as they are now."""
+    failures = deliveries.failures()
+    unreported = deliveries.unreported()
+    if unreported is None:  # the client cannot tell which: none of the rest is claimed
+        missing = {p for p in range(len(sent)) if p not in failures}
+    else:
+        missing = set(unreported)
+    for position in sorted(failures.keys() | missing):
+        error = failures.get(position) or "not acknowledged before timeout"
+        result.undelivered.append(Undelivered(sent[position], error))
+    result.delivered += len(sent) - len(failures.keys() | missing)
+
+
 def _iso_ms(at_ms: int) -> str:
     return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _librdkafka_timeouts(timeout: float | None) -> dict[str, Any]:
+    """librdkafka settings that keep each request and delivery within ``timeout``."""
+    if timeout is None:
+        return {"message.timeout.ms": PRODUCER_DEFAULTS["delivery_timeout_ms"]}
+    total_ms = max(100, int(timeout * 1000))
+    request_ms = max(50, min(30_000, total_ms // 2))
+    return {
+        "request.timeout.ms": request_ms,
+        "message.timeout.ms": max(total_ms, request_ms + LIBRDKAFKA_DEFAULTS["linger.ms"]),
+    }
 
 
 def _timeouts(timeout: float | None) -> dict[str, Any]:

@@ -271,6 +271,7 @@ def run_publish(args: argparse.Namespace) -> int:
     from producers.publisher import PublishResult, publish_events
 
     watermark = _watermark_request(args)
+    kafka_client()  # an unknown or uninstalled Kafka client: refused before reading
     source = "<stdin>" if args.file == "-" else args.file
     stream = sys.stdin if args.file == "-" else Path(args.file).open(encoding="utf-8")  # noqa: SIM115
     with stream:
@@ -339,6 +340,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         from disclosure_ledger.simulated_services import publish_as_services
         from producers.topics import ensure_topic
 
+        kafka_client()  # an unknown or uninstalled Kafka client: refused before publishing
         bootstrap = bootstrap_servers(args)
         ensure_topic(bootstrap, args.topic, args.partitions)
         result, watermarks = publish_as_services(bootstrap, args.topic, events)

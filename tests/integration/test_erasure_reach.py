@@ -46,7 +46,10 @@ def test_erase_subject_states_the_source_topics_retention_as_the_broker_does(
     reference: ReferenceData,
     subject_secret_env: str,
     capsys: pytest.CaptureFixture[str],
+    kafka_client: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_CLIENT", kafka_client)  # its admin client
     topic = f"test.disclosures.reach.{uuid.uuid4().hex[:8]}"
     dead_letters = f"{topic}.dlq"
     _topic_with_retention(kafka_bootstrap, topic, THREE_DAYS_MS)

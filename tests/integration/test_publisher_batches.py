@@ -1,6 +1,6 @@
 """publish_many against a real broker: chunked encoding, settling acknowledgements as they
 come, refusing invalid events without losing the rest, partitioning by subject id as
-kafka-python's default partitioner does."""
+kafka-python's default partitioner does; once with each Kafka client (``kafka_client``)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ def _read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[int, byte
 
 
 def test_publish_many_delivers_every_valid_event_and_refuses_invalid_ones(
-    kafka_bootstrap: str, new_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    kafka_client: str,
 ) -> None:
     # Small chunks and a small bound on what is outstanding, so that a few thousand
     # events go through every branch: many chunks, and waiting for the oldest one.
@@ -54,7 +57,7 @@ def test_publish_many_delivers_every_valid_event_and_refuses_invalid_ones(
     ]
     events: list[DisclosureEvent] = [*good[:1000], invalid[0], *good[1000:], invalid[1]]
 
-    with DisclosurePublisher(kafka_bootstrap, topic) as publisher:
+    with DisclosurePublisher(kafka_bootstrap, topic, client=kafka_client) as publisher:
         result = publisher.publish_many(events)
 
     assert result.delivered == len(good)
@@ -76,16 +79,19 @@ def test_publish_many_delivers_every_valid_event_and_refuses_invalid_ones(
 
 
 def test_send_and_publish_refuse_an_invalid_event_and_send_nothing(
-    kafka_bootstrap: str, new_topic: Callable[..., str]
+    kafka_bootstrap: str, new_topic: Callable[..., str], kafka_client: str
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)
     bad = DisclosureEvent.model_construct(
         **{**vars(make_event()), "occurred_at": datetime(2026, 3, 1, 12, 0)}
     )
-    with DisclosurePublisher(kafka_bootstrap, topic) as publisher:
+    with DisclosurePublisher(kafka_bootstrap, topic, client=kafka_client) as publisher:
         with pytest.raises(EventValidationError, match=f"event {bad.event_id} .*occurred_at"):
             publisher.send(bad)
         with pytest.raises(EventValidationError, match="offset"):
             publisher.publish(bad)
         publisher.publish(make_event())
-    assert len(_read_all(kafka_bootstrap, topic, 1)) == 1
+        landed = publisher.send(make_event(subject={"id": "member-7", "type": "member"}))
+        where = landed.get(30)
+    assert where.partition == (murmur2(b"member-7") & 0x7FFFFFFF) % PARTITIONS
+    assert len(_read_all(kafka_bootstrap, topic, 2)) == 2

@@ -5,15 +5,16 @@ tmp_path, the shared broker's jars), so stopping it disturbs no other test.
   reconnection attempt, no busy loop, and on the broker's return it carries on from the
   ledger's offsets, losing and doubling nothing.
 - While the broker is away, the publisher library (in a child process: see
-  publisher_process.py) and ``publish`` report every event as undelivered (nothing as
-  sent that was not acknowledged), ``publish --undelivered`` writes them out for replay,
-  a consumer started meanwhile waits for the broker, a stop signal still ends it
-  cleanly, and ``--max-outage`` turns the wait into an error.
+  publisher_process.py) and ``publish``, with each Kafka client, report every event as
+  undelivered (nothing as sent that was not acknowledged), ``publish --undelivered``
+  writes them out for replay, a consumer started meanwhile waits for the broker, a stop
+  signal still ends it cleanly, and ``--max-outage`` turns the wait into an error.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import signal
@@ -142,8 +143,11 @@ def _ids(events: list[DisclosureEvent]) -> list[str]:
     return [str(event.event_id) for event in events]
 
 
-def _library(bootstrap: str, topic: str, events_file: Path, mode: str) -> subprocess.Popen[str]:
-    """The publisher library in its own process (see publisher_process.py for why)."""
+def _library(
+    bootstrap: str, topic: str, events_file: Path, mode: str, env: dict[str, str]
+) -> subprocess.Popen[str]:
+    """The publisher library in its own process (see publisher_process.py for why), with
+    the Kafka client ``env`` names."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -152,6 +156,7 @@ def _library(bootstrap: str, topic: str, events_file: Path, mode: str) -> subpro
             *(bootstrap, topic, str(events_file), "2", mode),
         ],
         cwd=ROOT,
+        env={**os.environ, **env},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -169,7 +174,7 @@ def _result(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def test_while_the_broker_is_away_nothing_is_reported_sent_and_consumers_wait(
-    running: LocalBroker, tmp_path: Path, subject_secret_env: str
+    running: LocalBroker, tmp_path: Path, subject_secret_env: str, client_env: dict[str, str]
 ) -> None:
     bootstrap = running.bootstrap
     topic = _topic(bootstrap, 2)
@@ -181,7 +186,7 @@ def test_while_the_broker_is_away_nothing_is_reported_sent_and_consumers_wait(
         files[name].write_text("".join(e.to_json_line() + "\n" for e in batch), encoding="utf-8")
 
     # The library, connected before the outage (it delivers the first event) ...
-    connected = _library(bootstrap, topic, files["first"], "connect-first")
+    connected = _library(bootstrap, topic, files["first"], "connect-first", client_env)
     assert connected.stdout is not None and connected.stdin is not None
     assert connected.stdout.readline().strip() == "connected"
     running.stop()
@@ -203,7 +208,7 @@ def test_while_the_broker_is_away_nothing_is_reported_sent_and_consumers_wait(
         bootstrap, topic, tmp_path / "stopped.duckdb", tmp_path / "stopped.log"
     )
     # ... and one connecting during the outage: neither reports anything as delivered.
-    late = _library(bootstrap, topic, files["late"], "connect-late")
+    late = _library(bootstrap, topic, files["late"], "connect-late", client_env)
     first_result, late_result = _result(connected), _result(late)
     assert first_result["delivered"] == 0
     assert [i for i, _ in first_result["undelivered"]] == _ids(events[1:11])
@@ -221,6 +226,7 @@ def test_while_the_broker_is_away_nothing_is_reported_sent_and_consumers_wait(
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **client_env},
     )
     assert refused.returncode == 1, refused.stderr
     assert "0 delivered, 10 not delivered" in refused.stdout

@@ -44,10 +44,12 @@ def _publisher(
     *,
     watermark_every: float | None = None,
     watermark_on_close: bool = True,
+    client: str | None = None,
 ) -> DisclosurePublisher:
     return DisclosurePublisher(
         bootstrap,
         topic,
+        client=client,
         source=WatermarkSource(source, "1.0.0"),
         watermark_every=watermark_every,
         watermark_on_close=watermark_on_close,
@@ -109,7 +111,7 @@ def test_every_source_closing_its_publisher_makes_the_ledger_complete_through_th
 
 
 def test_the_library_sends_watermarks_periodically_to_every_partition(
-    kafka_bootstrap: str, new_topic: Callable[..., str]
+    kafka_bootstrap: str, new_topic: Callable[..., str], kafka_client: str
 ) -> None:
     topic = new_topic(partitions=PARTITIONS)
     codec = WatermarkCodec()
@@ -117,7 +119,12 @@ def test_the_library_sends_watermarks_periodically_to_every_partition(
     reader.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
     seen: set[int] = set()
     with _publisher(
-        kafka_bootstrap, topic, "billing", watermark_every=0.2, watermark_on_close=False
+        kafka_bootstrap,
+        topic,
+        "billing",
+        watermark_every=0.2,
+        watermark_on_close=False,
+        client=kafka_client,
     ) as publisher:
         publisher.publish(_event("billing"))  # type: ignore[arg-type]
         deadline = time.monotonic() + 30

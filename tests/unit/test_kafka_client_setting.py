@@ -43,12 +43,40 @@ def test_the_setting_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings().kafka_client == "auto"
 
 
-def test_a_secured_connection_uses_kafka_python_until_librdkafka_takes_tls_and_sasl() -> None:
+def test_a_secured_connection_takes_the_configured_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from consumers.consumer import _client_for
-    from consumers.errors import ConsumeError
 
-    secured = {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512"}
-    assert _client_for("auto", secured) == "kafka-python"
-    assert _client_for("auto", {"security_protocol": "PLAINTEXT"}) == "confluent-kafka"
-    with pytest.raises(ConsumeError, match="DISCLOSURE_LEDGER_KAFKA_CLIENT=kafka-python"):
-        _client_for("confluent-kafka", secured)
+    monkeypatch.setattr(kafka_transport, "confluent_installed", lambda: True)
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_SASL_USERNAME", "ledger")
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_SASL_PASSWORD", "s3cret")
+    for setting, client in [
+        ("auto", "confluent-kafka"),
+        ("confluent-kafka", "confluent-kafka"),
+        ("kafka-python", "kafka-python"),
+    ]:
+        chosen, connection = _client_for(setting)
+        assert chosen == client
+        assert connection["security_protocol"] == "SASL_PLAINTEXT"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["publish", "/nonexistent/events.jsonl"],
+        ["simulate", "--events", "3", "--bootstrap-servers", "127.0.0.1:1"],
+    ],
+)
+def test_the_publishing_commands_refuse_an_unknown_client_before_anything_else(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from disclosure_ledger.cli import main
+
+    monkeypatch.setenv("DISCLOSURE_LEDGER_KAFKA_CLIENT", "kafka-java")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "DISCLOSURE_LEDGER_KAFKA_CLIENT='kafka-java' is not a Kafka client" in err
+    assert "nonexistent" not in err  # refused before the input was read

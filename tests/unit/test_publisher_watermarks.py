@@ -16,29 +16,32 @@ from tests.unit.events import make_event
 
 
 class _Acknowledged:
-    is_done = True
+    def done(self) -> bool:
+        return True
 
-    def get(self, timeout: float | None = None) -> None:
+    def get(self, timeout: float) -> None:
         return None
 
 
 class _Producer:
-    """The part of kafka-python's KafkaProducer a watermark uses, recording the calls."""
+    """The part of the publisher's ProducerTransport a watermark uses, recording the calls."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def flush(self, timeout: float | None = None) -> None:
+    def flush(self, timeout: float) -> None:
         self.calls.append(("flush",))
 
-    def partitions_for(self, topic: str) -> set[int]:
+    def partitions(self, topic: str, timeout: float) -> set[int]:
         return {2, 0, 1}
 
-    def send(self, topic: str, *, key: bytes | None, value: bytes, partition: int) -> _Acknowledged:
+    def send(
+        self, topic: str, value: bytes, *, key: bytes | None = None, partition: int
+    ) -> _Acknowledged:
         self.calls.append(("send", partition, value))
         return _Acknowledged()
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float) -> None:
         self.calls.append(("close",))
 
 
@@ -82,7 +85,7 @@ def test_a_watermark_follows_a_flush_and_goes_to_every_partition() -> None:
 def test_a_watermark_never_passes_an_event_reported_undelivered() -> None:
     publisher, _ = _publisher()
     lost_at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    publisher._hold_on_error(make_event(occurred_at=lost_at), Exception("not acknowledged"))
+    publisher._hold_watermark_at(make_event(occurred_at=lost_at))  # its report said failed
     assert publisher.send_watermark().watermark_at == lost_at
     with pytest.raises(PublishError, match="reported undelivered"):
         publisher.send_watermark(lost_at + timedelta(seconds=1))
