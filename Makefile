@@ -6,11 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup go-verifier browser demo test bench clean
+.PHONY: postgres setup go-verifier browser demo test bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,librdkafka]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,librdkafka,ducklake]'
 	touch $(STAMP)
 
 setup: $(STAMP) go-verifier
@@ -41,7 +41,15 @@ browser:
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "chromium or chromium-driver not installed: the browser tests will skip, or fail under CI=true (apt-get install chromium chromium-driver)"; }
 
-test: setup browser
+# The DuckLake backend's tests start a PostgreSQL server of their own (tests/postgres_server.py)
+# from Debian's packages, installed here when missing in a root shell with apt-get;
+# otherwise those tests skip and say how to install it (under CI=true they fail instead).
+postgres:
+	@{ command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "PostgreSQL not installed: the DuckLake tests will skip, or fail under CI=true (apt-get install postgresql)"; }
+
+test: setup browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -38,7 +38,7 @@ from disclosure_ledger.commands import (
     verify,
 )
 from disclosure_ledger.commands.key_material import default_key_store
-from disclosure_ledger.commands.options import Handler
+from disclosure_ledger.commands.options import Handler, split_ledger_location
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.client import ServiceClientError
 from disclosure_ledger.service.state_file import read_service_state
@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        split_ledger_location(args)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # by default: on the project's shared 2-core machine a worker gained nothing measurable
     # and cost ~55 MB (docs/performance.md, 2026-12-05); 1 where a core is free.
     ingest_workers: int = 0
+    # A DuckLake ledger (--ledger 'ducklake:postgres:<libpq connection string>',
+    # docs/ducklake.md): where its Parquet files go when the lake is created (a directory or
+    # an s3:// URL; DuckLake records it in the catalog), and the local path that names the
+    # files kept beside it as if it were a ledger file (default STATE_DIR/ducklake/ledger).
+    lake_data_path: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
+    lake_local_path: OptionalFile = None
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092

@@ -316,10 +316,7 @@ class PublishingTransport(ProducerTransport, Protocol):
 
 
 def hint_source(error: TransportError) -> BaseException:
-    """The error to hand ``connection_hint``: kafka-python's own, whose class names tell a
-    refused login from an unreachable broker; else the TransportError itself (a
-    TransportTimeoutError when no broker answered)."""
-    cause = error.__cause__
-    if cause is not None and type(cause).__module__.startswith("kafka."):
-        return cause
-    return error
+    """The error to hand ``connection_hint``: the client's own (kafka-python's, whose class
+    names tell a refused login from an unreachable broker; librdkafka's, with the reason its
+    error callback kept), else the TransportError itself."""
+    return error.__cause__ or error

@@ -112,19 +112,23 @@ class ConfluentAdmin:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        from kafka_transport.confluent import _error, handle_config, unreachable
+        from kafka_transport.confluent import ErrorLog, _refused, handle_config, unreachable
 
-        config = handle_config(bootstrap_servers, timeout=timeout, connection=connection)
+        errors = ErrorLog()
+        config = handle_config(
+            bootstrap_servers, timeout=timeout, connection=connection, errors=errors
+        )
         for producer_only in ("acks", "partitioner", "message.timeout.ms"):
             config.pop(producer_only, None)
         try:
             self._admin = AdminClient(config)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _refused(exc) from exc
         try:
             self._admin.list_topics(timeout=timeout)  # connected, or an error
         except KafkaException as exc:
-            raise unreachable(exc, timeout) from exc
+            self._admin.poll(0)  # serves the error callback: it may say why
+            raise unreachable(exc, timeout, errors)  # noqa: B904 (chained by unreachable)
 
     def topics(self, timeout: float) -> set[str]:
         from confluent_kafka import KafkaException

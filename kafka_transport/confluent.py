@@ -424,18 +424,31 @@ class Producer:
         self.flush(timeout)
 
 
-def unreachable(exc: KafkaException, timeout: float) -> TransportTimeoutError:
+def unreachable(
+    exc: KafkaException, timeout: float, errors: ErrorLog | None = None
+) -> TransportTimeoutError:
     """No broker answered the first metadata request within ``timeout``: librdkafka retries
-    by itself, so whatever it reports (``_TRANSPORT``, ``_TIMED_OUT``) means that."""
-    return TransportTimeoutError(f"{_error(exc)} (no broker answered within {timeout:g} s)")
+    by itself, so whatever it reports (``_TRANSPORT``, ``_TIMED_OUT``) means that; the
+    reason its error callback kept (a refused login, a TLS handshake) is in the message and
+    chained, as for every other call (:func:`_error`)."""
+    described = _error(exc, errors)
+    made = TransportTimeoutError(f"{described} (no broker answered within {timeout:g} s)")
+    made.__cause__ = described.__cause__
+    return made
 
 
 def handle_config(
-    bootstrap_servers: str, *, timeout: float, connection: Mapping[str, Any] | None
+    bootstrap_servers: str,
+    *,
+    timeout: float,
+    connection: Mapping[str, Any] | None,
+    errors: ErrorLog | None = None,
 ) -> dict[str, Any]:
     """librdkafka settings for a producer or admin handle: ``producer_config`` (with the
     connection settings) for ``acks=all``."""
-    return producer_config(bootstrap_servers, timeout=timeout, acks="all", connection=connection)
+    return producer_config(
+        bootstrap_servers, timeout=timeout, acks="all", connection=connection, errors=errors
+    )
 
 
 class _BatchDeliveries:
@@ -532,19 +545,23 @@ class PublishingProducer(Producer):
         connection: Mapping[str, Any] | None = None,
     ) -> None:
         self.timeout = timeout
+        self._errors = ErrorLog()
         config = {
-            **handle_config(bootstrap_servers, timeout=timeout, connection=connection),
+            **handle_config(
+                bootstrap_servers, timeout=timeout, connection=connection, errors=self._errors
+            ),
             **settings,
         }
         try:
             self._producer = confluent_kafka.Producer(config)
         except KafkaException as exc:
-            raise _error(exc) from exc
+            raise _refused(exc) from exc
         try:  # as kafka-python does: connected, or an error
             self._producer.list_topics(timeout=timeout)
         except KafkaException as exc:
+            self._producer.poll(0)  # serves the error callback: it may say why
             self._drop()
-            raise unreachable(exc, timeout) from exc
+            raise unreachable(exc, timeout, self._errors)  # noqa: B904 (chained by unreachable)
 
     def send(
         self,

@@ -85,7 +85,11 @@ def log_origin(con: duckdb.DuckDBPyConnection, wanted: str | None) -> str:
             )
         return held
     origin = check_origin(wanted) if wanted else f"disclosure-ledger.invalid/{secrets.token_hex(6)}"
-    con.execute("INSERT INTO ledger_meta VALUES ('log_origin', ?) ON CONFLICT DO NOTHING", [origin])
+    con.execute(
+        "MERGE INTO ledger_meta USING (SELECT 'log_origin' AS key, ?::VARCHAR AS value) "
+        "USING (key) WHEN NOT MATCHED THEN INSERT",
+        [origin],
+    )
     return stored_origin(con) or origin
 
 

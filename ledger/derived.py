@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ledger.errors import LedgerError
+from ledger.lake import cursor_of
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -117,10 +118,7 @@ HEAVY_COLUMNS = (
 )
 _HEAVY_LIST = ", ".join(HEAVY_COLUMNS)
 
-DERIVED_DDL = """
-CREATE TABLE IF NOT EXISTS chain_heads (
-    chain_id VARCHAR PRIMARY KEY, head_seq BIGINT NOT NULL, head_chain_hash BLOB NOT NULL
-);
+HEAVY_DDL = """
 CREATE TABLE IF NOT EXISTS heavy_subjects (
     subject_key UBIGINT NOT NULL, subject_pseudonym VARCHAR NOT NULL
 );
@@ -132,6 +130,14 @@ CREATE TABLE IF NOT EXISTS heavy_subject_rows (
     reference_version VARCHAR NOT NULL
 );
 """
+DERIVED_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS chain_heads (
+    chain_id VARCHAR PRIMARY KEY, head_seq BIGINT NOT NULL, head_chain_hash BLOB NOT NULL
+);
+"""
+    + HEAVY_DDL
+)
 DERIVED_TABLES = ("chain_heads", "heavy_subjects", "heavy_subject_rows")
 DERIVED_COLUMNS = {"ccpa_mask": "USMALLINT", "subject_key": "UBIGINT"}
 
@@ -275,8 +281,8 @@ def ensure_derived(con: duckdb.DuckDBPyConnection, *, opening: bool = False) -> 
         _rebuild_chain_heads(con)
         rebuild_heavy(con)
         con.execute(
-            "INSERT INTO ledger_meta VALUES ('derived_format', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "MERGE INTO ledger_meta USING (SELECT 'derived_format' AS key, ?::VARCHAR AS value) "
+            "USING (key) WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
             [DERIVED_FORMAT],
         )
     except BaseException:
@@ -344,9 +350,12 @@ def rebuild_heavy(con: duckdb.DuckDBPyConnection, *, heavy_rows: int | None = No
     """
     con.execute("DROP TABLE IF EXISTS heavy_subjects")
     con.execute("DROP TABLE IF EXISTS heavy_subject_rows")
+    # created with their NOT NULL columns, then filled: DuckLake cannot SET NOT NULL on a
+    # table created in the same transaction, as CREATE TABLE AS would need (docs/ducklake.md)
+    con.execute(HEAVY_DDL)
     con.execute(
         """
-        CREATE TABLE heavy_subjects AS
+        INSERT INTO heavy_subjects
         WITH many AS (
             SELECT subject_key FROM disclosures GROUP BY subject_key HAVING count(*) >= $n
         )
@@ -360,21 +369,14 @@ def rebuild_heavy(con: duckdb.DuckDBPyConnection, *, heavy_rows: int | None = No
     )
     con.execute(
         f"""
-        CREATE TABLE heavy_subject_rows AS
+        INSERT INTO heavy_subject_rows BY NAME
         SELECT {_HEAVY_LIST} FROM disclosures SEMI JOIN heavy_subjects USING (subject_key)
         ORDER BY subject_key, chain_id, seq
         """
     )
-    # CREATE TABLE AS keeps types but not constraints: restate them, as DERIVED_DDL has them
-    for table, names in (
-        ("heavy_subjects", ("subject_key", "subject_pseudonym")),
-        ("heavy_subject_rows", HEAVY_COLUMNS),
-    ):
-        for name in names:
-            con.execute(f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL")
     con.execute(
-        "INSERT INTO ledger_meta VALUES ('heavy_rebuilt_at_rows', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        "MERGE INTO ledger_meta USING (SELECT 'heavy_rebuilt_at_rows' AS key, ?::VARCHAR AS value) "
+        "USING (key) WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
         [str(_scalar(con, "SELECT count(*) FROM disclosures"))],
     )
 
@@ -385,11 +387,12 @@ def append_derived(con: duckdb.DuckDBPyConnection, incoming: str) -> None:
     subjects' copy."""
     con.execute(
         f"""
-        INSERT INTO chain_heads
-        SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM {incoming} GROUP BY chain_id
-        ON CONFLICT (chain_id) DO UPDATE
-        SET head_seq = excluded.head_seq, head_chain_hash = excluded.head_chain_hash
-        WHERE excluded.head_seq >= chain_heads.head_seq
+        MERGE INTO chain_heads USING (
+            SELECT chain_id, max(seq) AS head_seq, arg_max(chain_hash, seq) AS head_chain_hash
+            FROM {incoming} GROUP BY chain_id
+        ) AS s USING (chain_id)
+        WHEN MATCHED AND s.head_seq >= chain_heads.head_seq THEN UPDATE
+        WHEN NOT MATCHED THEN INSERT
         """
     )
     if not _scalar(con, "SELECT count(*) FROM heavy_subjects"):
@@ -438,7 +441,7 @@ def check_derived(ledger: Ledger, *, rows: bool = True) -> list[Finding]:
     caller that makes them in its own scan of those columns (``verify`` asks for them:
     about 0.4 s of CPU a million rows).
     """
-    cursor = ledger.con.cursor()
+    cursor = cursor_of(ledger.con)
     try:
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")

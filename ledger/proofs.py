@@ -38,6 +38,7 @@ from ledger.checkpoint_notes import (
     stored_origin,
 )
 from ledger.errors import LedgerError
+from ledger.lake import cursor_of
 from ledger.leaf_sql import LEAF_SELECT
 from ledger.merkle import root_from_inclusion_proof, verify_consistency
 from ledger.notes import NoteError, Verifier, parse_checkpoint_text, parse_note
@@ -121,7 +122,7 @@ def inclusion_bundle(con: duckdb.DuckDBPyConnection, chain_id: str, seq: int) ->
     checkpoint and then the inclusion path (on a 10M-row ledger about 6 ms against 2 + 5 ms:
     together they take the longer of the two, not the sum; docs/performance.md). Both read
     only rows the checkpoint covers, which never change, so the two snapshots agree."""
-    with con.cursor() as other, ThreadPoolExecutor(max_workers=1) as pool:
+    with cursor_of(con) as other, ThreadPoolExecutor(max_workers=1) as pool:
         leaf_read = pool.submit(leaf_fields, other, chain_id, seq)
         origin, covering = _origin_and_covering(con, chain_id, seq)
         if origin is None or covering is None:

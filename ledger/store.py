@@ -25,6 +25,7 @@ from ledger.checkpoint_notes import CHECKPOINT_NOTES_DDL
 from ledger.coverage import WATERMARKS_DDL
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
 from ledger.errors import LedgerError, LedgerLockedError, LedgerVersionError
+from ledger.lake import LakeLocation, attach_lake, cursor_of, lake_ddl, lock_lake_connection
 from ledger.tree import MERKLE_DDL, NODE_COLUMNS, ensure_tree
 
 FORMAT_VERSION = "1"
@@ -218,6 +219,48 @@ REFERENCE_TABLES = (
 """The tables of :meth:`reference.ReferenceData.to_arrow_tables`, one set per version."""
 
 
+def _open_lake(
+    location: LakeLocation, *, read_only: bool, external_access: bool
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as its default catalog."""
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "python_enable_replacements": False,
+        },
+    )
+    try:
+        attach_lake(con, location, read_only=read_only)
+        if not external_access:
+            lock_lake_connection(con, location)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every ledger table a lake lacks, as DuckLake takes them (:func:`lake_ddl`):
+    each module's own ``CREATE TABLE IF NOT EXISTS`` then finds it there."""
+    from ledger.checkpoints import CHECKPOINTS_DDL  # they build on this module
+    from ledger.derived import DERIVED_DDL
+    from ledger.erasure import ERASURES_DDL
+
+    for ddl in (
+        _DDL,
+        WATERMARKS_DDL,
+        ACCESS_LOG_DDL,
+        ERASURES_DDL,
+        MERKLE_DDL,
+        CHECKPOINT_NOTES_DDL,
+        DERIVED_DDL,
+        CHECKPOINTS_DDL,
+    ):
+        con.execute(lake_ddl(ddl))
+
+
 def chain_id_for(topic: str, partition: int) -> str:
     """One chain per source partition."""
     return f"{topic}/{partition}"
@@ -251,24 +294,39 @@ class Ledger:
     """A ledger file opened as its one writer, or read-only."""
 
     def __init__(
-        self, path: Path, *, read_only: bool = False, external_access: bool = True
+        self,
+        path: Path | LakeLocation,
+        *,
+        read_only: bool = False,
+        external_access: bool = True,
     ) -> None:
-        """Open ``path``; ``external_access=False`` (the service) opens a database instance
-        that can never read or write any file but the ledger, for its whole life: DuckDB
-        refuses to turn external access back on while the database runs."""
-        self.path = Path(path)
+        """Open ``path``, a ledger file or a DuckLake (:mod:`ledger.lake`);
+        ``external_access=False`` (the service) opens a database instance that can never read
+        or write any file but the ledger, for its whole life: DuckDB refuses to turn external
+        access back on while the database runs."""
+        self.lake = path if isinstance(path, LakeLocation) else None
+        # a lake's local_path names the files kept beside it as if it were a ledger file
+        self.path = path.local_path if isinstance(path, LakeLocation) else Path(path)
+        self.location = str(path)
         self.read_only = read_only
         self._closed = False
         self._owner = True
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._views = threading.Lock()
+        if self.lake is not None:
+            self.con = _open_lake(self.lake, read_only=read_only, external_access=external_access)
+        else:
+            self.con = self._open_file(read_only=read_only, external_access=external_access)
+        self._finish_opening(read_only=read_only)
+
+    def _open_file(self, *, read_only: bool, external_access: bool) -> duckdb.DuckDBPyConnection:
         if read_only and not self.path.exists():
             raise LedgerError(
                 f"ledger file {self.path} does not exist; check --ledger, or ingest into it "
                 "first with `disclosure-ledger consume`"
             )
         try:
-            self.con = duckdb.connect(
+            return duckdb.connect(
                 str(self.path),
                 read_only=read_only,
                 config={
@@ -298,7 +356,11 @@ class Ledger:
             raise LedgerError(
                 f"cannot open ledger file {self.path}: {exc}; is it a DuckDB ledger file?"
             ) from exc
+
+    def _finish_opening(self, *, read_only: bool) -> None:
         if not read_only:
+            if self.lake is not None:
+                create_lake_tables(self.con)
             self.con.execute(_DDL)
             self.con.execute(WATERMARKS_DDL)
             self.con.execute(ACCESS_LOG_DDL)  # readers always find it, empty or not
@@ -311,7 +373,8 @@ class Ledger:
             self.con.execute(MERKLE_DDL)
             self.con.execute(CHECKPOINT_NOTES_DDL)
             self.con.execute(
-                "INSERT INTO ledger_meta VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
+                "MERGE INTO ledger_meta USING (SELECT 'format_version' AS key, ?::VARCHAR AS value)"
+                " USING (key) WHEN NOT MATCHED THEN INSERT",
                 [FORMAT_VERSION],
             )
             try:
@@ -332,8 +395,10 @@ class Ledger:
             }
             if "disclosures" not in tables:
                 self.con.close()
-                raise LedgerError(f"{self.path} is a DuckDB file but not a disclosure ledger")
-        self._view_root: duckdb.DuckDBPyConnection | None = self.con.cursor()
+                raise LedgerError(
+                    f"{self.location} is a DuckDB database but not a disclosure ledger"
+                )
+        self._view_root: duckdb.DuckDBPyConnection | None = cursor_of(self.con)
 
     def view(self, *, writable: bool = False) -> Ledger:
         """Another :class:`Ledger` over this same database instance, with a cursor of its own.
@@ -347,6 +412,8 @@ class Ledger:
             raise LedgerError(f"ledger file {self.path} is closed")
         view = Ledger.__new__(Ledger)
         view.path = self.path
+        view.lake = self.lake
+        view.location = self.location
         view.read_only = not writable
         view._closed = False
         view._owner = False
@@ -355,7 +422,7 @@ class Ledger:
         with self._views:  # views come from one root cursor, never from the owner's ``con``,
             if self._view_root is None:  # which another thread (the consumer) may be using
                 raise LedgerError(f"ledger file {self.path}: views come from its owner")
-            view.con = self._view_root.cursor()
+            view.con = cursor_of(self._view_root)
         view._view_root = None
         return view
 
@@ -366,7 +433,7 @@ class Ledger:
         :meth:`chain_heads`). A DuckDB connection object serves one thread at a time; this one
         sees what :attr:`con` has committed, never its open transaction."""
         if self._reader is None:
-            self._reader = self.con.cursor()
+            self._reader = cursor_of(self.con)
         return self._reader
 
     def _close_connections(self) -> None:
@@ -531,9 +598,10 @@ class Ledger:
                         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
                 if "_incoming_offsets" in incoming:
                     con.execute(
-                        "INSERT INTO offsets BY NAME SELECT *, now()::TIMESTAMP AS updated_at "
-                        "FROM _incoming_offsets ON CONFLICT (topic, kafka_partition) DO UPDATE "
-                        "SET next_offset = excluded.next_offset, updated_at = excluded.updated_at"
+                        "MERGE INTO offsets USING (SELECT *, now()::TIMESTAMP AS updated_at "
+                        "FROM _incoming_offsets) AS s USING (topic, kafka_partition) "
+                        "WHEN MATCHED THEN UPDATE SET next_offset = s.next_offset, "
+                        "updated_at = s.updated_at WHEN NOT MATCHED THEN INSERT BY NAME"
                     )
                 if "_incoming_probes" in incoming:
                     con.execute(_PRUNE_PROBES, [PROBES_KEPT_UNREACHED])

@@ -20,6 +20,7 @@ from typing import Final
 import duckdb
 
 from ledger.access_log import has_access_log
+from ledger.lake import cursor_of
 from ledger.store import Ledger
 from reports.base import ReportFormats
 from reports.contracts import AccessEntryJson, AccessLogHead, AccessReportJson, AccessWindow
@@ -71,7 +72,7 @@ def access_report(
             f"--since {rfc3339(start)} must be before --until {rfc3339(end)} (the end is "
             "excluded; without --until it is now)"
         )
-    cursor = ledger.con.cursor()  # its own transaction: the head and the rows agree
+    cursor = cursor_of(ledger.con)  # its own transaction: the head and the rows agree
     try:
         cursor.execute("BEGIN TRANSACTION")
         if not has_access_log(cursor):  # a ledger older than the access log, read read-only

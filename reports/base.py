@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 
 from ledger.coverage import ledger_coverage
+from ledger.lake import cursor_of
 from ledger.store import Ledger
 from reports.contracts import Contract
 from reports.coverage import (
@@ -113,7 +114,7 @@ def read_snapshot(
     refuse_future_as_of(window_end, now)
     if generated_at is not None:
         now = as_utc(generated_at)
-    cursor = ledger.con.cursor()  # its own transaction: every query sees one snapshot
+    cursor = cursor_of(ledger.con)  # its own transaction: every query sees one snapshot
     try:
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")

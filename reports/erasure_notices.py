@@ -24,6 +24,7 @@ from typing import Final
 
 import duckdb
 
+from ledger.lake import cursor_of
 from ledger.notices import NoticesState, erasure_notices
 from ledger.store import Ledger
 from reports.base import ReportFormats
@@ -59,7 +60,7 @@ def erasure_notices_report(
     ledger: Ledger, *, generated_at: datetime | None = None
 ) -> ErasureNoticesReport:
     """Every erasure's notices due and sent, read in one snapshot."""
-    cursor = ledger.con.cursor()
+    cursor = cursor_of(ledger.con)
     try:
         cursor.execute("BEGIN TRANSACTION")
         state = erasure_notices(cursor, now=generated_at or datetime.now(UTC))

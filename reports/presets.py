@@ -34,6 +34,7 @@ from typing import Any, Literal, TextIO
 import duckdb
 import pyarrow as pa
 
+from ledger.lake import LakeLocation
 from reports.errors import ReportError
 from reports.query import BATCH_ROWS, check_output, open_for_query, time_limited
 from reports.render import DEFAULT_TABLE_ROWS, write_result
@@ -195,7 +196,7 @@ def run_statement(
         )
 
 
-def _run(ledger_path: Path, statement: PresetStatement, output: Output) -> int:
+def _run(ledger_path: Path | LakeLocation, statement: PresetStatement, output: Output) -> int:
     check_output(output.fmt, output.output_path)
     con = open_for_query(ledger_path)
     try:
@@ -223,7 +224,7 @@ def timeline_statement(
 
 
 def timeline(
-    ledger_path: Path,
+    ledger_path: Path | LakeLocation,
     pseudonym: str | None,
     subject_type: str,
     output: Output,
@@ -256,7 +257,7 @@ def recipient_statement(
 
 
 def recipient_disclosures(
-    ledger_path: Path,
+    ledger_path: Path | LakeLocation,
     recipient_id: str,
     output: Output,
     *,
@@ -308,7 +309,7 @@ def volume_statement(
 
 
 def volume(
-    ledger_path: Path,
+    ledger_path: Path | LakeLocation,
     by: str,
     output: Output,
     *,

@@ -46,6 +46,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.errors import LedgerError
+from ledger.lake import LakeLocation, attach_lake, lock_lake_connection
 from reports.errors import QueryRefusedError, QueryTimeLimitError, ReportError
 from reports.render import DEFAULT_TABLE_ROWS, QUERY_FORMATS, write_result
 
@@ -323,6 +324,12 @@ class _TreeWalk:
             if name in TABLE_NAME_FUNCTIONS:
                 self.named_by_functions.add(_table_argument(name, function))
         elif kind == "BASE_TABLE":
+            for part in (node.get("catalog_name"), node.get("schema_name")):
+                if str(part or "").lower().startswith("__ducklake_metadata"):
+                    raise QueryRefusedError(
+                        f"refused {part}: it is the DuckLake catalog's own database, not the "
+                        "ledger; query the ledger's tables"
+                    )
             self.tables.add(str(node.get("table_name", "")).lower())
         elif kind == "SHOW_REF" and node.get("show_type") != "SHOW_SPECIAL":
             name = str(node.get("table_name") or "")
@@ -368,8 +375,10 @@ def _table_argument(function_name: str, function: dict[str, Any]) -> str:
     )
 
 
-def open_for_query(ledger_path: Path) -> duckdb.DuckDBPyConnection:
+def open_for_query(ledger_path: Path | LakeLocation) -> duckdb.DuckDBPyConnection:
     """The ledger opened read-only, without external access, configuration locked."""
+    if isinstance(ledger_path, LakeLocation):
+        return _lake_for_query(ledger_path)
     path = Path(ledger_path)
     if not path.is_file():
         raise LedgerError(
@@ -390,6 +399,23 @@ def open_for_query(ledger_path: Path) -> duckdb.DuckDBPyConnection:
     # an index on subject_pseudonym, if the ledger has one, serves a person's thousands of rows
     con.execute("SET index_scan_max_count = 1000000")
     con.execute("SET lock_configuration = true")
+    return con
+
+
+def _lake_for_query(location: LakeLocation) -> duckdb.DuckDBPyConnection:
+    """A DuckLake opened for a query: attached read-only, external access off but for the
+    lake's data path (:func:`ledger.lake.lock_lake_connection`), configuration locked."""
+    con = duckdb.connect(
+        ":memory:", config={k: v for k, v in _SANDBOX.items() if k != "enable_external_access"}
+    )
+    try:
+        attach_lake(con, location, read_only=True)
+        lock_lake_connection(con, location)
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -454,7 +480,7 @@ def check_output(fmt: str, output_path: Path | None) -> None:
 
 
 def run_query(
-    ledger_path: Path,
+    ledger_path: Path | LakeLocation,
     sql: str,
     fmt: str = "table",
     out: TextIO | None = None,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from ledger.lake import cursor_of
 from ledger.store import Ledger
 from reports.errors import ReportError
 from reports.request_log import LoggedRequest, RequestLog
@@ -41,7 +42,7 @@ def mark_reissues_due(
     found_at = now or datetime.now(UTC)
     watches = log.watches()
     if watches:
-        cursor = ledger.con.cursor()
+        cursor = cursor_of(ledger.con)
         try:
             cursor.execute("BEGIN TRANSACTION")
             for request_id, watch in watches:

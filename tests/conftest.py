@@ -12,6 +12,8 @@ running less than it should.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import secrets
 import socket
@@ -20,11 +22,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+import duckdb
 import pytest
 
 from disclosure_ledger.settings import load_settings
+from ledger.lake import EXTENSIONS, EXTRA, PREFIX, LakeLocation, attach_lake
 from ledger.pseudonyms import SubjectKeyStore
 from reference import ReferenceData, load_reference
+from tests.postgres_server import (
+    POSTGRES_INSTALL,
+    PostgresMissing,
+    PostgresServer,
+    running_postgres,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = b"test-secret-" + b"0" * 20
@@ -114,6 +124,59 @@ def ledger_path(tmp_path: Path) -> Path:
     return tmp_path / "ledger.duckdb"
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the session's own (tests/postgres_server.py), stopped at its end."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(running_postgres())
+        except PostgresMissing as exc:
+            skip_missing_part("a PostgreSQL server", POSTGRES_INSTALL, detail=str(exc))
+        yield server
+
+
+LedgerLocation = Path | LakeLocation
+"""Where a test's ledger is: a DuckDB file, or a DuckLake (:func:`ledger_location`)."""
+
+BACKENDS = ("file", "ducklake")
+"""The ledger's storage backends: one DuckDB file, or a DuckLake on a PostgreSQL catalog."""
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    """Each storage backend in turn: the ledger's contract tests run once with each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_location(
+    ledger_backend: str, ledger_path: Path, request: pytest.FixtureRequest
+) -> LedgerLocation:
+    """A new, empty ledger of ``ledger_backend``: the file ``ledger_path``, or a lake on a
+    database of its own, whose local files (key store, checkpoints) sit where the file's
+    would, so every other fixture finds them."""
+    if ledger_backend == "file":
+        return ledger_path
+    for name in EXTENSIONS.values():
+        if importlib.util.find_spec(name) is None:
+            skip_missing_part("the DuckLake extension wheels", EXTRA, detail=f"no {name}")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    data_path = str(ledger_path.parent / "lake-data") + "/"
+    # the CLI finds the same lake settings: `--ledger cli_argument(location)` is this ledger
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_DATA_PATH", data_path)
+    monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_LOCAL_PATH", str(ledger_path))
+    return LakeLocation(server.conninfo(server.new_database()), data_path, ledger_path)
+
+
+def cli_argument(location: LedgerLocation) -> str:
+    """What ``--ledger`` is given for ``location`` (with the settings
+    :func:`ledger_location` sets, the CLI opens the same ledger)."""
+    if isinstance(location, LakeLocation):
+        return PREFIX + location.catalog
+    return str(location)
+
+
 @pytest.fixture
 def key_store(tmp_path: Path) -> Iterator[SubjectKeyStore]:
     with SubjectKeyStore(tmp_path / "ledger.duckdb.keys.sqlite", TEST_SECRET) as store:
@@ -130,3 +193,13 @@ def subject_secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
     secret = secrets.token_hex(32)
     monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", secret)
     return secret
+
+
+def raw_connection(location: LedgerLocation) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection to a ledger's tables, past the :class:`Ledger` class (as
+    someone altering rows would have), for either backend."""
+    if isinstance(location, LakeLocation):
+        con = duckdb.connect(config={"autoinstall_known_extensions": False})
+        attach_lake(con, location)
+        return con
+    return duckdb.connect(str(location))

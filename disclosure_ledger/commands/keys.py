@@ -305,7 +305,7 @@ def _read(path: Path) -> bytes:
 
 
 def run_erase_subject(args: argparse.Namespace) -> int:
-    from disclosure_ledger.commands.options import bootstrap_servers
+    from disclosure_ledger.commands.options import bootstrap_servers, ledger_location
     from disclosure_ledger.commands.via_service import erase_subject as erase_through_service
     from disclosure_ledger.erasure_reach import outside_reach, subject_footprint
     from disclosure_ledger.service.answers.erasure import ErasureOutcome, erasure_lines
@@ -320,7 +320,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
             return erase_through_service(args, client)
     actor = args.actor or getpass.getuser()
     settings = load_settings()
-    with Ledger(args.ledger) as ledger:  # a served ledger is named first: use --server
+    with Ledger(ledger_location(args)) as ledger:  # a served ledger is named first: use --server
         approved_by = second_person(
             args.approved_by, actor, "erase-subject", "erasure", "recorded in the journal"
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from disclosure_ledger.settings import load_settings
+from ledger.errors import LedgerError
+from ledger.lake import LakeLocation, is_lake, parse_location
 from schemas import DEFAULT_TOPIC
 
 if TYPE_CHECKING:
@@ -23,8 +25,11 @@ __all__ = [
     "iso_date",
     "iso_datetime",
     "kafka_options",
+    "ledger_argument",
+    "ledger_location",
     "ledger_option",
     "open_output",
+    "split_ledger_location",
 ]
 
 # A command's handler: parsed arguments in, exit status out.
@@ -48,8 +53,56 @@ def kafka_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
 
 
+LEDGER_HELP = (
+    "the DuckDB ledger file, or a DuckLake: 'ducklake:postgres:<libpq connection string>' "
+    "(docs/ducklake.md)"
+)
+
+
 def ledger_option(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--ledger", type=Path, required=True, help="the DuckDB ledger file")
+    sub.add_argument("--ledger", type=ledger_argument, required=True, help=LEDGER_HELP)
+
+
+def ledger_argument(text: str) -> Path | LakeLocation:
+    """An argument type: a ledger file's path, or a DuckLake location with the lake settings
+    (DISCLOSURE_LEDGER_LAKE_DATA_PATH, _LAKE_LOCAL_PATH)."""
+    if not is_lake(text):
+        return Path(text)
+    settings = load_settings()
+    try:
+        return parse_location(
+            text,
+            data_path=settings.lake_data_path,
+            local_path=settings.lake_local_path or settings.state_dir / "ducklake" / "ledger",
+        )
+    except LedgerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def ledger_location(args: argparse.Namespace) -> Path | LakeLocation:
+    """What ``--ledger`` named: the file, or the lake (see :func:`split_ledger_location`)."""
+    location: Path | LakeLocation = getattr(args, "ledger_location", None) or args.ledger
+    return location
+
+
+LAKE_COMMANDS = frozenset({"report", "verify", "query", "prove", "erase-subject"})
+"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
+
+
+def split_ledger_location(args: argparse.Namespace) -> None:
+    """After parsing: ``args.ledger_location`` is what ``--ledger`` named (a file or a lake),
+    and ``args.ledger`` the path the files kept beside a ledger are named after (the file
+    itself, or the lake's local path), as every command has always used it."""
+    location = getattr(args, "ledger", None)
+    args.ledger_location = location
+    if isinstance(location, LakeLocation):
+        command = getattr(args, "command", None)
+        if command not in LAKE_COMMANDS:
+            raise LedgerError(
+                f"`{command}` does not take a DuckLake ledger yet ({location}): so far "
+                f"{', '.join(sorted(LAKE_COMMANDS))} do (docs/ducklake.md); give a ledger file"
+            )
+        args.ledger = location.local_path
 
 
 def bootstrap_servers(args: argparse.Namespace) -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from disclosure_ledger.commands.options import add_command, open_output
+from disclosure_ledger.commands.options import add_command, ledger_location, open_output
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
@@ -113,7 +113,7 @@ def run_prove(args: argparse.Namespace) -> int:
         from ledger.proofs import consistency_bundle, event_bundle
         from ledger.store import Ledger
 
-        with Ledger(args.ledger, read_only=True) as ledger:
+        with Ledger(ledger_location(args), read_only=True) as ledger:
             if wanted == "event":
                 bundle = event_bundle(ledger.con, args.event_id)
             else:

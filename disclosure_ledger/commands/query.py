@@ -11,6 +11,7 @@ from disclosure_ledger.commands.key_material import subject_keys
 from disclosure_ledger.commands.options import (
     add_command,
     iso_datetime,
+    ledger_location,
     open_output,
 )
 from disclosure_ledger.commands.server_options import (
@@ -19,6 +20,7 @@ from disclosure_ledger.commands.server_options import (
     service_client,
 )
 from disclosure_ledger.errors import DisclosureLedgerError
+from ledger.lake import LakeLocation
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -86,24 +88,31 @@ def run_query(args: argparse.Namespace) -> int:
             if pseudonym is None:
                 print("no key for that subject in the key store: no data held", file=sys.stderr)
             rows = timeline(
-                args.ledger, pseudonym, args.subject_type, output, start=args.from_, end=args.to
+                ledger_location(args),
+                pseudonym,
+                args.subject_type,
+                output,
+                start=args.from_,
+                end=args.to,
             )
         elif args.sql == "recipient":
             _need(args, "recipient_id", "recipient")
             rows = recipient_disclosures(
-                args.ledger, args.recipient_id, output, start=args.from_, end=args.to
+                ledger_location(args), args.recipient_id, output, start=args.from_, end=args.to
             )
         elif args.sql == "volume":
-            rows = volume(args.ledger, args.by, output, start=args.from_, end=args.to)
+            rows = volume(ledger_location(args), args.by, output, start=args.from_, end=args.to)
         else:
-            rows = run_sql(args.ledger, args.sql, args.format, out, output_path=output.output_path)
+            rows = run_sql(
+                ledger_location(args), args.sql, args.format, out, output_path=output.output_path
+            )
     if binary:
         print(f"{rows} rows written to {args.output}", file=sys.stderr)
-    print(coverage_note(_coverage_of(args.ledger)), file=sys.stderr)
+    print(coverage_note(_coverage_of(ledger_location(args))), file=sys.stderr)
     return 0
 
 
-def _coverage_of(ledger_path: Path) -> str:
+def _coverage_of(ledger_path: Path | LakeLocation) -> str:
     """How far the ledger the rows came from is complete (nothing writes it meanwhile: a
     writer would hold it, and this command could not have opened it)."""
     from ledger.coverage import ledger_coverage
@@ -120,7 +129,7 @@ def _timeline_pseudonym(args: argparse.Namespace) -> str | None:
 
     _need(args, "subject_id", "timeline")
     with (
-        Ledger(args.ledger, read_only=True) as ledger,
+        Ledger(ledger_location(args), read_only=True) as ledger,
         subject_keys(
             args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
         ) as keys,

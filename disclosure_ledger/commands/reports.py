@@ -15,6 +15,7 @@ from disclosure_ledger.commands.options import (
     add_command,
     iso_date,
     iso_datetime,
+    ledger_location,
     open_output,
 )
 from disclosure_ledger.commands.server_options import (
@@ -201,7 +202,7 @@ def run_report(args: argparse.Namespace) -> int:
     elif args.kind == "requests":
         text = _requests_report(args)
     else:
-        with Ledger(args.ledger, read_only=True) as ledger:
+        with Ledger(ledger_location(args), read_only=True) as ledger:
             text = _REPORTS[args.kind](args, ledger)
     with open_output(args.output) as out:
         out.write(text)
@@ -240,7 +241,7 @@ def _notices_due_report(args: argparse.Namespace) -> str:
     from ledger.store import Ledger
     from reports.erasure_notices import erasure_notices_report, render_notices
 
-    with Ledger(args.ledger, read_only=True) as ledger:
+    with Ledger(ledger_location(args), read_only=True) as ledger:
         return render_notices(erasure_notices_report(ledger), args.format)
 
 
@@ -403,10 +404,11 @@ def _requests_report(args: argparse.Namespace) -> str:
             "`report recipients`; give --request-log if it lives elsewhere"
         )
     with RequestLog(log_path, subject_secret(args.ledger)) as log:
-        if not args.ledger.exists():  # the metrics need only the log
+        location = ledger_location(args)
+        if isinstance(location, Path) and not location.exists():  # the metrics need only the log
             return render_requests(requests_report(log, args.year), args.format)
         try:
-            with Ledger(args.ledger, read_only=True) as ledger:  # answers a late event changed
+            with Ledger(location, read_only=True) as ledger:  # answers a late event changed
                 report = requests_report(log, args.year, ledger=ledger)
         except LedgerLockedError as exc:
             print(

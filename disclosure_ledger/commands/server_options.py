@@ -11,8 +11,8 @@ the ledger file.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from disclosure_ledger.commands.options import LEDGER_HELP, ledger_argument
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.client import LedgerClient
 from disclosure_ledger.settings import load_settings
@@ -30,8 +30,8 @@ def ledger_or_server_options(sub: argparse.ArgumentParser) -> None:
     """``--ledger PATH``, or ``--server URL`` with ``--token``: one of the two is needed."""
     sub.add_argument(
         "--ledger",
-        type=Path,
-        help="the DuckDB ledger file (or give --server to ask the service that holds it)",
+        type=ledger_argument,
+        help=f"{LEDGER_HELP} (or give --server to ask the service that holds it)",
     )
     sub.add_argument(
         "--server",

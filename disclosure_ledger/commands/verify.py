@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.options import add_command, ledger_location
 from disclosure_ledger.commands.server_options import ledger_or_server_options, service_client
 from disclosure_ledger.settings import load_settings
 
@@ -109,7 +109,7 @@ def run_verify(args: argparse.Namespace) -> int:
         CheckpointSource(str(path), read_checkpoint_file(path)) for path in args.checkpoints or []
     ]
     history = _key_history(args)
-    with Ledger(args.ledger, read_only=True) as ledger:
+    with Ledger(ledger_location(args), read_only=True) as ledger:
         result = verify_ledger(
             ledger,
             checkpoints=sources,
@@ -118,7 +118,7 @@ def run_verify(args: argparse.Namespace) -> int:
             notes_dirs=args.notes or [],
             progress=ProgressLines(),
         )
-    return print_verify_result(result, str(args.ledger))
+    return print_verify_result(result, str(ledger_location(args)))
 
 
 def _key_history(args: argparse.Namespace) -> KeyHistory | None:

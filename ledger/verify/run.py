@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger.checkpoints import ledger_checkpoint_lines
 from ledger.derived import check_derived
 from ledger.key_history import KeyHistory
+from ledger.lake import cursor_of
 from ledger.store import Ledger
 from ledger.verify.access_log import verify_access_log
 from ledger.verify.checkpoints import verify_checkpoints
@@ -60,7 +61,7 @@ def verify_ledger(
     on; the scan reads ``range_rows`` rows at a time.
     """
     result = VerifyResult()
-    con = ledger.con.cursor()  # one read transaction: every check sees the same rows
+    con = cursor_of(ledger.con)  # one read transaction: every check sees the same rows
     restore_threads = use_threads(con, threads or available_cores())
     try:
         con.execute("SET enable_progress_bar = false")

@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from ledger.lake import cursor_of
 from ledger.proof_check import PSEUDONYM_FORMULA
 from ledger.proofs import ProofError, inclusion_bundle
 from ledger.store import Ledger
@@ -83,7 +84,7 @@ def subject_proofs(ledger: Ledger, keys: SubjectKeySource, report: SubjectReport
     start = naive_utc(source.window_start or datetime(1970, 1, 1, tzinfo=source.as_of.tzinfo))
     end = naive_utc(source.window_end)
     rows: list[dict[str, Any]] = []
-    cursor = ledger.con.cursor()
+    cursor = cursor_of(ledger.con)
     try:
         for chain in source.chains:
             if chain.first_seq_counted is None or chain.last_seq_counted is None:

@@ -15,7 +15,6 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -29,6 +28,7 @@ from ledger.store import (
     Ledger,
     empty,
 )
+from tests.conftest import LedgerLocation, raw_connection
 
 TOPIC = "privacy.disclosures.v1"
 CHAIN = f"{TOPIC}/0"
@@ -74,12 +74,13 @@ def disclosure_row(**overrides: Any) -> dict[str, Any]:
 
 
 def write_ledger(
-    path: Path,
+    path: LedgerLocation,
     rows: Iterable[Mapping[str, Any]],
     *,
     complete_through: datetime | None = COMPLETE_THROUGH,
-) -> Path:
-    """Append ``rows`` to the ledger file at ``path`` (created if absent); returns path.
+) -> LedgerLocation:
+    """Append ``rows`` to the ledger at ``path`` (a file or a lake, created if absent); returns
+    path.
     The ledger is then complete through ``complete_through`` (None: no evidence)."""
     with Ledger(path) as ledger:
         heads: dict[str, int] = {
@@ -122,14 +123,14 @@ def write_ledger(
     return path
 
 
-def record_coverage(path: Path, through: datetime) -> None:
+def record_coverage(path: LedgerLocation, through: datetime) -> None:
     """Coverage evidence, written straight into the tables the consumer keeps it in: a
     watermark at ``through`` from every expected source on every partition. A ledger whose
     reference data declares no sources gets :data:`STAND_IN_SOURCE` as its one source; a
     partition no offset was committed for (rows written by :func:`write_ledger`) gets a
     probe at ``through`` that its position has reached, so it is known and complete.
     (A plain connection: opening the ledger as its writer would do more than this.)"""
-    con = duckdb.connect(str(path))
+    con = raw_connection(path)
     try:
         record_coverage_in(con, through)
     finally:

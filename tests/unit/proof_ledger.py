@@ -13,11 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.pipeline import Ingestor, SourceMessage
 from ledger.checkpoints import Checkpointer
+from ledger.lake import LakeLocation
 from ledger.notes import verifier_key
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import ReferenceData
 from schemas.codec import EventCodec
+from tests.conftest import LedgerLocation, cli_argument
 from tests.unit.events import make_event
 from tests.unit.ledger_rows import record_coverage_in
 
@@ -29,16 +31,22 @@ MEMBERS = [f"member-{i}" for i in range(5)]
 
 @dataclass(frozen=True)
 class ProofLedger:
-    path: Path
+    path: Path  # the ledger file, or the lake's local path its key store is named after
     covered: list[str]  # event ids of rows a signed checkpoint covers
     uncovered: list[str]  # event ids appended after the last checkpoint
     subjects: dict[str, str]  # event id -> subject id
     public_key: Path  # PEM, as `keys generate` writes it
     note_key: Path  # the note verifier key of the log origin
+    argument: str  # what `--ledger` is given: the file, or the lake's location
 
 
 def build_proof_ledger(
-    path: Path, reference: ReferenceData, secret: bytes, *, covered: int = 40, later: int = 5
+    location: LedgerLocation,
+    reference: ReferenceData,
+    secret: bytes,
+    *,
+    covered: int = 40,
+    later: int = 5,
 ) -> ProofLedger:
     """``covered`` events (member-0 ... member-4, in 2026), checkpointed twice (after 20 and
     after all of them), then ``later`` events of member-0 no checkpoint covers yet."""
@@ -59,8 +67,9 @@ def build_proof_ledger(
             batch.append(SourceMessage(TOPIC, i % 2, i // 2, b"key", codec.encode(event.to_avro())))
         return batch
 
+    path = location.local_path if isinstance(location, LakeLocation) else location
     keys_path = path.with_name(path.name + ".keys.sqlite")
-    with Ledger(path) as ledger, SubjectKeyStore(keys_path, secret) as keys:
+    with Ledger(location) as ledger, SubjectKeyStore(keys_path, secret) as keys:
         checkpointer = Checkpointer(
             ledger,
             SIGNER,
@@ -85,4 +94,6 @@ def build_proof_ledger(
     )
     note_key = path.with_name("checkpoint.vkey")
     note_key.write_text(verifier_key(ORIGIN, SIGNER.public_key()) + "\n", encoding="utf-8")
-    return ProofLedger(path, ids[:covered], ids[covered:], subjects, public_key, note_key)
+    return ProofLedger(
+        path, ids[:covered], ids[covered:], subjects, public_key, note_key, cli_argument(location)
+    )

@@ -19,6 +19,7 @@ from reports.ccpa import (
 )
 from reports.errors import ReportError
 from reports.vocabulary import BUSINESS_PURPOSE_NAMES, CCPA_CATEGORY_NAMES
+from tests.conftest import LedgerLocation
 from tests.unit.ledger_rows import (
     CHAIN,
     COMPLETE_THROUGH,
@@ -80,12 +81,12 @@ def _rows() -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def ledger_file(tmp_path: Path) -> Path:
-    return write_ledger(tmp_path / "ledger.duckdb", _rows())
+def ledger_file(ledger_location: LedgerLocation) -> LedgerLocation:
+    return write_ledger(ledger_location, _rows())
 
 
 @pytest.fixture
-def report(ledger_file: Path) -> CcpaReport:
+def report(ledger_file: LedgerLocation) -> CcpaReport:
     with Ledger(ledger_file, read_only=True) as ledger:
         return ccpa_report(ledger, AS_OF, generated_at=GENERATED)
 
@@ -287,13 +288,13 @@ def test_an_empty_ledger_states_that_nothing_was_disclosed(tmp_path: Path) -> No
     assert json.loads(render_ccpa(report, "json"))["source"]["chains"] == []
 
 
-def test_a_window_not_on_midnight_is_stated_with_times(ledger_file: Path) -> None:
+def test_a_window_not_on_midnight_is_stated_with_times(ledger_file: LedgerLocation) -> None:
     with Ledger(ledger_file, read_only=True) as ledger:
         report = ccpa_report(ledger, datetime(2025, 3, 1, 12, 0), generated_at=GENERATED)
     assert "2024-03-01 12:00:00 UTC up to 2025-03-01 12:00:00 UTC" in render_ccpa(report, "md")
 
 
-def test_the_report_can_be_read_through_the_writer_too(ledger_file: Path) -> None:
+def test_the_report_can_be_read_through_the_writer_too(ledger_file: LedgerLocation) -> None:
     with Ledger(ledger_file) as ledger:
         report = ccpa_report(ledger, AS_OF, generated_at=GENERATED)
     assert report.events_counted == 6

@@ -24,7 +24,7 @@ from reference import ReferenceData
 from reports.ccpa import ccpa_report
 from reports.subject import subject_report
 from schemas.codec import EventCodec
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, LedgerLocation, cli_argument
 from tests.unit.events import make_event
 from tests.unit.ledger_rows import COMPLETE_THROUGH, record_coverage
 
@@ -36,7 +36,9 @@ KEPT = ("member", "member-who-stays-2200")
 AS_OF = date(2026, 6, 1)
 
 
-def _ingest(path: Path, keys: SubjectKeyStore, reference: ReferenceData) -> Path:
+def _ingest(
+    path: LedgerLocation, keys: SubjectKeyStore, reference: ReferenceData
+) -> LedgerLocation:
     messages = []
     for offset in range(6):
         kind, ident = ERASED if offset % 2 else KEPT
@@ -49,7 +51,7 @@ def _ingest(path: Path, keys: SubjectKeyStore, reference: ReferenceData) -> Path
         )
     with Ledger(path) as ledger:
         checkpointer = Checkpointer(
-            ledger, SIGNER, _file(path), reference_version=reference.version, every_rows=2
+            ledger, SIGNER, _file(ledger.path), reference_version=reference.version, every_rows=2
         )
         ingestor = Ingestor(ledger, keys, reference, checkpointer=checkpointer)
         ingestor.ingest(messages)
@@ -84,14 +86,16 @@ def _key_store_bytes(keys: SubjectKeyStore) -> bytes:
 
 
 def test_erasure_destroys_the_key_bytes_and_records_who_when_and_which_pseudonym(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
 ) -> None:
-    _ingest(ledger_path, key_store, reference)
+    _ingest(ledger_location, key_store, reference)
     erased_key = _raw_key(key_store, ERASED)
     kept_key = _raw_key(key_store, KEPT)
     pseudonym = key_store.pseudonym(*ERASED)
     assert erased_key in _key_store_bytes(key_store)
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         erasure = erase_subject(ledger, key_store, *ERASED, actor="dpo@example.org")
         assert erasure.erased and erasure.ledger_rows == 3
         recorded = ledger.con.execute(
@@ -106,11 +110,13 @@ def test_erasure_destroys_the_key_bytes_and_records_who_when_and_which_pseudonym
 
 
 def test_after_erasure_the_context_cannot_be_decrypted_by_any_key_left(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
 ) -> None:
-    _ingest(ledger_path, key_store, reference)
+    _ingest(ledger_location, key_store, reference)
     pseudonym = key_store.pseudonym(*ERASED)
-    with Ledger(ledger_path, read_only=True) as ledger:
+    with Ledger(ledger_location, read_only=True) as ledger:
         rows = ledger.con.execute(
             "SELECT event_id::VARCHAR, context FROM disclosures WHERE subject_pseudonym = ?",
             [pseudonym],
@@ -119,7 +125,7 @@ def test_after_erasure_the_context_cannot_be_decrypted_by_any_key_left(
     assert "555-01" not in stored and stored.startswith("aesgcm1:")
     before = decrypt_subject_context(key_store, *ERASED, event_id, stored)
     assert before is not None and before["note"].startswith("call back on 555-01")
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         erase_subject(ledger, key_store, *ERASED, actor="dpo")
     assert decrypt_subject_context(key_store, *ERASED, event_id, stored) is None
     with sqlite3.connect(key_store.path) as db:
@@ -131,18 +137,21 @@ def test_after_erasure_the_context_cannot_be_decrypted_by_any_key_left(
 
 
 def test_after_erasure_no_data_held_aggregates_unchanged_and_verify_passes(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation,
+    ledger_path: Path,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
 ) -> None:
-    _ingest(ledger_path, key_store, reference)
-    with Ledger(ledger_path, read_only=True) as ledger:
+    _ingest(ledger_location, key_store, reference)
+    with Ledger(ledger_location, read_only=True) as ledger:
         before = ccpa_report(ledger, AS_OF, generated_at=None)
         held = subject_report(
             ledger, key_store, subject_type=ERASED[0], subject_id=ERASED[1], as_of=AS_OF
         )
     assert held.data_held and held.categories
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         erase_subject(ledger, key_store, *ERASED, actor="dpo")
-    with Ledger(ledger_path, read_only=True) as ledger:
+    with Ledger(ledger_location, read_only=True) as ledger:
         after = ccpa_report(ledger, AS_OF, generated_at=None)
         answer = subject_report(
             ledger, key_store, subject_type=ERASED[0], subject_id=ERASED[1], as_of=AS_OF
@@ -164,6 +173,7 @@ def _comparable(report: object) -> object:
 
 
 def test_erase_subject_cli_records_the_os_user_and_prints_neither_id_nor_pseudonym(
+    ledger_location: LedgerLocation,
     ledger_path: Path,
     reference: ReferenceData,
     capsys: pytest.CaptureFixture[str],
@@ -174,16 +184,16 @@ def test_erase_subject_cli_records_the_os_user_and_prints_neither_id_nor_pseudon
     monkeypatch.setattr("getpass.getuser", lambda: "auditor-os-user")
     keys_path = ledger_path.with_name(ledger_path.name + ".keys.sqlite")
     with SubjectKeyStore(keys_path, secret.encode()) as keys:
-        _ingest(ledger_path, keys, reference)
+        _ingest(ledger_location, keys, reference)
         pseudonym = keys.pseudonym(*ERASED)
-    args = ["erase-subject", "--ledger", str(ledger_path), "--subject-type", ERASED[0]]
+    args = ["erase-subject", "--ledger", cli_argument(ledger_location), "--subject-type", ERASED[0]]
     assert main([*args, "--subject-id", ERASED[1], "--approved-by", "cpo"]) == 0
     out = capsys.readouterr().out
     assert "3 ledger row(s)" in out and "auditor-os-user" in out and "approved by cpo" in out
     assert ERASED[1] not in out and str(pseudonym) not in out
     assert main([*args, "--subject-id", ERASED[1], "--actor", "dpo", "--approved-by", "cpo"]) == 0
     assert "nothing to erase" in capsys.readouterr().out
-    with Ledger(ledger_path, read_only=True) as ledger:
+    with Ledger(ledger_location, read_only=True) as ledger:
         journal = ledger.con.execute("SELECT actor, approved_by FROM erasures").fetchall()
     assert journal == [("auditor-os-user", "cpo")]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from consumers.pipeline import Ingestor, SourceMessage
@@ -17,6 +16,7 @@ from ledger.verify import verify_ledger
 from reference import ReferenceData
 from reports.ccpa import ccpa_report
 from schemas.codec import EventCodec
+from tests.conftest import LedgerLocation, raw_connection
 from tests.unit.events import make_event
 from tests.unit.ledger_rows import record_coverage_in
 
@@ -37,10 +37,10 @@ def _ingestor(ledger: Ledger, keys: SubjectKeyStore, reference: ReferenceData) -
 
 
 def test_batch_becomes_chained_rows_and_offsets(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
     values = [_encoded(subject={"id": f"member-{i}", "type": "member"}) for i in range(3)]
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         stats = _ingestor(ledger, key_store, reference).ingest(
             [_message(i, v) for i, v in enumerate(values)]
         )
@@ -61,10 +61,10 @@ def test_batch_becomes_chained_rows_and_offsets(
 
 
 def test_duplicates_within_and_across_batches_point_at_the_original(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
     first = _encoded()
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         ingestor = _ingestor(ledger, key_store, reference)
         ingestor.ingest([_message(0, first), _message(1, first)])
         ingestor.ingest([_message(2, first)])
@@ -78,13 +78,13 @@ def test_duplicates_within_and_across_batches_point_at_the_original(
 
 
 def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
     poison = b"\xc3\x01garbage"
     unknown_key = _encoded(data_categories=["user.not_a_category"])
     # registered as a payment provider, named by the event as a service provider
     miscategorised = _encoded(recipient={"id": "escalion", "category": "service_provider"})
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         stats = _ingestor(ledger, key_store, reference).ingest(
             [
                 _message(0, poison),
@@ -106,7 +106,7 @@ def test_poison_and_reference_violations_are_quarantined_with_raw_bytes(
 
 
 def test_unregistered_recipient_is_recorded_flagged_and_counted_by_its_category(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
     """A disclosure to a recipient missing from the registry happened: it is evidence,
     kept in the chain, flagged, and reported under the category the event carries."""
@@ -115,7 +115,7 @@ def test_unregistered_recipient_is_recorded_flagged_and_counted_by_its_category(
         data_categories=["user.device.ip_address"],
         purpose="analytics.reporting",
     )
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         stats = _ingestor(ledger, key_store, reference).ingest(
             [_message(0, _encoded()), _message(1, CODEC.encode(unregistered.to_avro()))]
         )
@@ -139,13 +139,13 @@ def test_unregistered_recipient_is_recorded_flagged_and_counted_by_its_category(
 
 
 def test_restart_continues_each_chain_where_the_ledger_left_it(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         _ingestor(ledger, key_store, reference).ingest(
             [_message(0, _encoded()), _message(0, _encoded(), partition=1)]
         )
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         _ingestor(ledger, key_store, reference).ingest([_message(1, _encoded())])
         assert ledger.con.execute(
             "SELECT chain_id, seq, kafka_offset FROM disclosures ORDER BY ALL"
@@ -154,10 +154,10 @@ def test_restart_continues_each_chain_where_the_ledger_left_it(
 
 
 def test_no_raw_subject_id_in_any_column_of_any_table(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
     secret_id = "member-8843-unique-raw-id"
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         accepted = _encoded(subject={"id": secret_id, "type": "member"})
         # a rejected message keyed by the subject id, its body naming them too
         rejected = _encoded(
@@ -188,15 +188,15 @@ def test_no_raw_subject_id_in_any_column_of_any_table(
 
 
 def test_tampering_is_detected(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         _ingestor(ledger, key_store, reference).ingest([_message(i, _encoded()) for i in range(4)])
-    con = duckdb.connect(str(ledger_path))
+    con = raw_connection(ledger_location)
     con.execute("UPDATE disclosures SET recipient_id = 'someone-else' WHERE seq = 2")
     con.execute("DELETE FROM disclosures WHERE seq = 4")
     con.close()
-    with Ledger(ledger_path, read_only=True) as ledger:
+    with Ledger(ledger_location, read_only=True) as ledger:
         result = verify_ledger(ledger)
     kinds = {(f.kind, f.seq) for f in result.failures}
     assert ("row altered", 2) in kinds

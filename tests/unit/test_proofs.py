@@ -22,6 +22,7 @@ from ledger.store import Ledger
 from ledger.tree import check_tree, ensure_tree
 from reference import ReferenceData
 from schemas.codec import EventCodec
+from tests.conftest import LedgerLocation
 from tests.unit.events import make_event
 
 TOPIC = "t.disclosures"
@@ -58,9 +59,12 @@ def _ingest(
 
 
 def test_the_tree_grows_with_the_rows_and_checkpoints_are_signed_notes(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation,
+    ledger_path: Path,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
 ) -> None:
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         checkpointer, _ = _ingest(ledger, key_store, reference, [300, 400, 1])
         leaves = [
             bytes(r[0])
@@ -89,9 +93,9 @@ def test_the_tree_grows_with_the_rows_and_checkpoints_are_signed_notes(
 
 
 def _bundles(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         _, events = _ingest(ledger, key_store, reference, [300, 400])
         inclusion = event_bundle(ledger.con, events[123])
         consistency = consistency_bundle(ledger.con, f"{TOPIC}/1", 150, 350)
@@ -105,9 +109,9 @@ def _flip(b64: str) -> str:
 
 
 def test_bundles_verify_and_each_tampered_part_is_named(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
-    inclusion, consistency = _bundles(ledger_path, key_store, reference)
+    inclusion, consistency = _bundles(ledger_location, key_store, reference)
     key = SIGNER.public_key()
     assert verify_bundle(inclusion, key).ok, verify_bundle(inclusion, key)
     assert verify_bundle(consistency, key).ok, verify_bundle(consistency, key)
@@ -145,9 +149,9 @@ def test_bundles_verify_and_each_tampered_part_is_named(
 
 
 def test_rows_loaded_without_nodes_get_them_when_a_writer_opens(
-    ledger_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
 ) -> None:
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_location) as ledger:
         _ingest(ledger, key_store, reference, [600])
         before = ledger.con.execute("SELECT * FROM merkle_nodes ORDER BY ALL").fetchall()
         ledger.con.execute("DELETE FROM merkle_nodes")
@@ -156,10 +160,10 @@ def test_rows_loaded_without_nodes_get_them_when_a_writer_opens(
         assert ledger.con.execute("SELECT * FROM merkle_nodes ORDER BY ALL").fetchall() == before
         ledger.con.execute("UPDATE merkle_nodes SET hash = sha256('x')::BLOB WHERE idx = 0")
         assert "differ from the rows" in check_tree(ledger.con)[0][1]
-    assert len(ledger_notes_of(ledger_path)) == 3  # two chains and the manifest
+    assert len(ledger_notes_of(ledger_location)) == 3  # two chains and the manifest
 
 
-def ledger_notes_of(path: Path) -> list[tuple[str, str, str | None, int, str]]:
+def ledger_notes_of(path: LedgerLocation) -> list[tuple[str, str, str | None, int, str]]:
     with Ledger(path, read_only=True) as ledger:
         notes = ledger_notes(ledger.con)
     for *_, note in notes:

@@ -19,18 +19,21 @@ from disclosure_ledger.service.client import LedgerClient
 from ledger.proof_check import subject_pseudonym
 from reference import ReferenceData
 from reports.request_log import default_request_log
+from tests.conftest import LedgerLocation
 from tests.unit.proof_ledger import MEMBERS, ProofLedger, build_proof_ledger
 
 CHAIN = "privacy.disclosures.v1/0"
 
 
 @pytest.fixture
-def proof_ledger(tmp_path: Path, subject_secret_env: str, reference: ReferenceData) -> ProofLedger:
-    return build_proof_ledger(tmp_path / "ledger.duckdb", reference, subject_secret_env.encode())
+def proof_ledger(
+    ledger_location: LedgerLocation, subject_secret_env: str, reference: ReferenceData
+) -> ProofLedger:
+    return build_proof_ledger(ledger_location, reference, subject_secret_env.encode())
 
 
 def _prove(ledger: ProofLedger, out: Path, *argv: str) -> dict[str, Any]:
-    assert main(["prove", "--ledger", str(ledger.path), *argv, "--out", str(out)]) == 0
+    assert main(["prove", "--ledger", ledger.argument, *argv, "--out", str(out)]) == 0
     bundle: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     return bundle
 
@@ -52,7 +55,7 @@ def test_a_rows_bundle_verifies_with_either_key_file_and_states_its_limits(
         out = capsys.readouterr().out
         assert f"verified: row {bundle['leaf']['seq']} of {bundle['chain']}" in out
         assert "It does not show that a list of rows is complete" in out
-    assert main(["prove", "--ledger", str(proof_ledger.path), "--event-id", event]) == 0
+    assert main(["prove", "--ledger", proof_ledger.argument, "--event-id", event]) == 0
     assert json.loads(capsys.readouterr().out) == bundle  # standard output by default
 
 
@@ -142,7 +145,7 @@ def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 def test_what_cannot_be_proven_is_refused_naming_the_input_and_the_fix(
     proof_ledger: ProofLedger, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    prove = ["prove", "--ledger", str(proof_ledger.path)]
+    prove = ["prove", "--ledger", proof_ledger.argument]
     unknown = "00000000-0000-4000-8000-000000000000"
     err = _error(capsys, [*prove, "--event-id", unknown])
     assert f"event {unknown} is not in the ledger" in err and "status" in err
@@ -200,7 +203,7 @@ def _subject_answer(
         "report",
         "subject",
         "--ledger",
-        str(proof_ledger.path),
+        proof_ledger.argument,
         "--subject-id",
         MEMBERS[0],
         "--as-of",
@@ -306,7 +309,7 @@ def test_report_subject_through_the_service_asks_for_the_proofs(
 def test_proofs_are_refused_in_a_format_that_cannot_carry_them_before_anything_is_logged(
     proof_ledger: ProofLedger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["report", "subject", "--ledger", str(proof_ledger.path), "--subject-id", MEMBERS[0]]
+    argv = ["report", "subject", "--ledger", proof_ledger.argument, "--subject-id", MEMBERS[0]]
     err = _error(capsys, [*argv, "--as-of", "2026-12-01", "--with-proofs", "--format", "md"])
     assert "--with-proofs" in err and "give --format json" in err
     assert not default_request_log(proof_ledger.path).exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledger.derived import check_derived, rebuild_heavy, subject_lookup
+from ledger.lake import cursor_of
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from reference import ReferenceData
@@ -32,7 +33,7 @@ from reports.subject import (
     render_subject,
     subject_report,
 )
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, LedgerLocation
 from tests.unit.golden.fixed_ledger import store_reference
 from tests.unit.ledger_rows import disclosure_row, write_ledger
 
@@ -43,8 +44,8 @@ MEMBER = ("member", "member-0000042")
 
 @pytest.fixture
 def ledger_file(
-    tmp_path: Path, key_store: SubjectKeyStore, reference: ReferenceData
-) -> tuple[Path, str]:
+    ledger_location: LedgerLocation, key_store: SubjectKeyStore, reference: ReferenceData
+) -> tuple[LedgerLocation, str]:
     pseudonym = key_store.pseudonyms([MEMBER])[0]
     other = key_store.pseudonyms([("member", "member-0000043")])[0]
     guest_same_id = key_store.pseudonyms([("guest", MEMBER[1])])[0]
@@ -95,12 +96,14 @@ def ledger_file(
             occurred_at=datetime(2025, 6, 1),
         ),
     ]
-    path = write_ledger(tmp_path / "ledger.duckdb", rows)
+    path = write_ledger(ledger_location, rows)
     store_reference(path, reference)
     return path, pseudonym
 
 
-def _report(path: Path, keys: SubjectKeyStore, since: date | None = None) -> SubjectReport:
+def _report(
+    path: LedgerLocation, keys: SubjectKeyStore, since: date | None = None
+) -> SubjectReport:
     with Ledger(path, read_only=True) as ledger:
         return subject_report(
             ledger,
@@ -114,7 +117,7 @@ def _report(path: Path, keys: SubjectKeyStore, since: date | None = None) -> Sub
 
 
 def test_categories_recipients_and_dates_of_one_person(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, _ = ledger_file
     with Ledger(path, read_only=True) as ledger:
@@ -150,7 +153,7 @@ def test_categories_recipients_and_dates_of_one_person(
 
 
 def test_the_pseudonym_is_never_printed_beside_the_id(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, pseudonym = ledger_file
     with Ledger(path, read_only=True) as ledger:
@@ -167,7 +170,7 @@ def test_the_pseudonym_is_never_printed_beside_the_id(
 
 
 def test_a_lookback_before_2022_is_clamped_and_says_so(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, _ = ledger_file
     report = _report(path, key_store, since=date(2019, 5, 1))
@@ -186,7 +189,7 @@ def test_a_lookback_before_2022_is_clamped_and_says_so(
 
 
 def test_a_lookback_after_2022_is_not_clamped(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, _ = ledger_file
     report = _report(path, key_store, since=date(2023, 1, 1))
@@ -195,14 +198,14 @@ def test_a_lookback_after_2022_is_not_clamped(
 
 
 def test_since_after_as_of_is_refused(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     with pytest.raises(ReportError, match="must be before"):
         _report(ledger_file[0], key_store, since=date(2026, 4, 1))
 
 
 def test_a_person_without_a_key_has_no_data_held(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, _ = ledger_file
     with Ledger(path, read_only=True) as ledger:
@@ -215,7 +218,7 @@ def test_a_person_without_a_key_has_no_data_held(
 
 
 def test_a_guest_with_the_same_id_string_is_another_person(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, _ = ledger_file
     with Ledger(path, read_only=True) as ledger:
@@ -226,7 +229,7 @@ def test_a_guest_with_the_same_id_string_is_another_person(
 
 
 def test_recipients_report_lists_every_recipient_ever(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, _ = ledger_file
     with Ledger(path, read_only=True) as ledger:
@@ -243,10 +246,10 @@ def test_recipients_report_lists_every_recipient_ever(
 
 # -- the request log ----------------------------------------------------------------------
 def test_the_third_request_within_12_months_is_answered_and_flagged(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore, tmp_path: Path
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore, tmp_path: Path
 ) -> None:
     path, _ = ledger_file
-    with RequestLog(default_request_log(path), TEST_SECRET) as log:
+    with RequestLog(default_request_log(tmp_path / "ledger.duckdb"), TEST_SECRET) as log:
         numbers = []
         for received in (date(2025, 2, 1), date(2025, 4, 1), date(2025, 9, 1), date(2026, 2, 1)):
             report = answer_subject_request(
@@ -266,16 +269,16 @@ def test_the_third_request_within_12_months_is_answered_and_flagged(
     assert "beyond the statutory obligation" in md
     html = render_subject(report, "html")
     assert 'class="notice"' in html
-    assert default_request_log(path).name == "ledger.duckdb.requests.sqlite"
+    assert default_request_log(tmp_path / "ledger.duckdb").name == "ledger.duckdb.requests.sqlite"
 
 
 def test_recipients_requests_do_not_count_towards_requests_to_know(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore, tmp_path: Path
 ) -> None:
     path, _ = ledger_file
     with (
         Ledger(path, read_only=True) as ledger,
-        RequestLog(path.with_name("log.sqlite"), TEST_SECRET) as log,
+        RequestLog(tmp_path / "log.sqlite", TEST_SECRET) as log,
     ):
         for _ in range(3):
             listed = recipients_report(
@@ -299,10 +302,10 @@ def test_recipients_requests_do_not_count_towards_requests_to_know(
 
 
 def test_the_log_records_nature_and_response_but_never_the_id(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore, tmp_path: Path
 ) -> None:
     path, pseudonym = ledger_file
-    log_path = path.with_name("log.sqlite")
+    log_path = tmp_path / "log.sqlite"
     with RequestLog(log_path, TEST_SECRET) as log:
         answer_subject_request(
             _report(path, key_store, since=date(2020, 1, 1)),
@@ -381,7 +384,7 @@ def test_a_denied_request_is_recorded_with_its_basis(tmp_path: Path) -> None:
 
 
 def test_a_heavy_subject_read_from_its_clustered_copy_gets_the_same_answer(
-    ledger_file: tuple[Path, str], key_store: SubjectKeyStore
+    ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
     path, pseudonym = ledger_file
     before = _report(path, key_store, since=date(2022, 1, 1))
@@ -390,7 +393,7 @@ def test_a_heavy_subject_read_from_its_clustered_copy_gets_the_same_answer(
         rebuild_heavy(ledger.con, heavy_rows=2)  # every subject with 2 rows or more
         ledger.con.execute("COMMIT")
     with Ledger(path, read_only=True) as ledger:
-        cursor = ledger.con.cursor()
+        cursor = cursor_of(ledger.con)
         assert subject_lookup(cursor, pseudonym)[1]  # read from heavy_subject_rows
         cursor.close()
         assert check_derived(ledger) == []

@@ -32,6 +32,7 @@ from ledger.store import (
 from reference import ReferenceData
 from schemas.codec import EventCodec
 from schemas.model import DisclosureEvent
+from tests.conftest import LedgerLocation
 from tests.unit.ledger_rows import COMPLETE_THROUGH, STAND_IN_SOURCE, record_coverage
 
 TOPIC = "privacy.disclosures.v1"
@@ -110,7 +111,10 @@ def build_fixed_ledger(folder: Path, reference: ReferenceData) -> FixedLedger:
 
 
 def store_reference(
-    path: Path, reference: ReferenceData, *, complete_through: datetime | None = COMPLETE_THROUGH
+    path: LedgerLocation,
+    reference: ReferenceData,
+    *,
+    complete_through: datetime | None = COMPLETE_THROUGH,
 ) -> None:
     """Store the reference tables in a ledger (a test ledger written row by row lacks
     them), as the consumer does with the first batch it ingests; then coverage evidence for
