@@ -41,6 +41,7 @@ from kafka.admin import KafkaAdminClient
 from disclosure_ledger.local_broker import LocalBroker
 from disclosure_ledger.settings import load_settings
 from disclosure_ledger.simulate import simulate
+from kafka_transport import CLIENTS, confluent_installed
 from producers.publisher import PRODUCER_DEFAULTS, DisclosurePublisher
 from producers.topics import ensure_topic
 from schemas.codec import EventCodec
@@ -132,7 +133,48 @@ def pipeline_runs(events_n: int, runs: int) -> dict[str, list[float]]:
     return figures
 
 
-def run(events_n: int, runs: int) -> dict[str, Any]:
+def _worker(*args: str, env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ingest_worker", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    if out.returncode:
+        raise SystemExit(f"bench.ingest_worker {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def ingest_with(
+    client: str, bootstrap: str, topic: str, events_n: int, workers: int | None
+) -> dict[str, float]:
+    """One client's figures on ``topic`` (holding ``events_n`` events): the end-to-end
+    ingest into an empty ledger (``bench.ingest_worker``, its own process, as ``consume``
+    runs) and the bare ceiling, the same client polling the same topic to its end through
+    ``kafka_transport`` with the consumer's settings and doing nothing else."""
+    env = {"DISCLOSURE_LEDGER_KAFKA_CLIENT": client}
+    if workers is not None:
+        env["DISCLOSURE_LEDGER_INGEST_WORKERS"] = str(workers)
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = str(Path(folder) / "ledger.duckdb")
+        worker = _worker(bootstrap, topic, ledger, str(events_n), env=env)
+    assert worker["events"] == events_n, worker
+    ceiling = _worker("--bare", bootstrap, topic, "-", str(events_n), env=env)
+    return {
+        f"ingest_eps {client}": events_n / worker["seconds"],
+        f"ingest_ceiling_eps {client}": events_n / ceiling["seconds"],
+        f"ingest_peak_rss_mb {client}": worker["peak_rss_total_mb"],
+        f"ingest_peak_rss_main_mb {client}": worker["peak_rss_mb"],
+        f"ingest_peak_pss_mb {client}": worker["peak_pss_total_mb"],
+    }
+
+
+def run(
+    events_n: int, runs: int, clients: list[str] | None = None, workers: int | None = None
+) -> dict[str, Any]:
+    clients = clients or [c for c in CLIENTS if c != "confluent-kafka" or confluent_installed()]
     bootstrap = _bootstrap()
     start, end = datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
     t = time.perf_counter()
@@ -145,9 +187,6 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
         for k in (
             "publish_eps",
             "publish_ceiling_eps",
-            "ingest_eps",
-            "ingest_ceiling_eps",
-            "ingest_peak_rss_mb",
         )
     }
     topics: list[str] = []
@@ -170,26 +209,9 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
         figures["publish_ceiling_eps"].append(events_n / (time.perf_counter() - t))
         producer.close()
 
-        with tempfile.TemporaryDirectory() as folder:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.ingest_worker",
-                    bootstrap,
-                    topic,
-                    str(Path(folder) / "ledger.duckdb"),
-                    str(events_n),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-        worker = json.loads(out.stdout.strip().splitlines()[-1])
-        assert worker["events"] == events_n, worker
-        figures["ingest_eps"].append(events_n / worker["seconds"])
-        figures["ingest_peak_rss_mb"].append(worker["peak_rss_mb"])
-        figures["ingest_ceiling_eps"].append(events_n / _bare_consume(bootstrap, topic, events_n))
+        for client in clients:
+            for key, value in ingest_with(client, bootstrap, topic, events_n, workers).items():
+                figures.setdefault(key, []).append(value)
         print_run(run_no, figures)
     delete_topics(bootstrap, topics)
     medians = {k: statistics.median(v) for k, v in figures.items()}
@@ -201,8 +223,9 @@ def run(events_n: int, runs: int) -> dict[str, Any]:
         "runs": runs,
         "medians": medians,
         "all_runs": figures,
+        "clients": clients,
+        "ingest_workers": workers if workers is not None else load_settings().ingest_workers,
         "publish_ratio": medians["publish_eps"] / medians["publish_ceiling_eps"],
-        "ingest_ratio": medians["ingest_eps"] / medians["ingest_ceiling_eps"],
     }
 
 
@@ -213,6 +236,17 @@ def main() -> None:
     parser.add_argument("--pipeline-events", type=int, default=100_000)
     parser.add_argument(
         "--no-broker", action="store_true", help="only the pipeline alone: no broker needed"
+    )
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=CLIENTS,
+        help="the Kafka clients to ingest with (default: each one installed)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="decode processes of the consumer (default: DISCLOSURE_LEDGER_INGEST_WORKERS)",
     )
     args = parser.parse_args()
     result: dict[str, Any] = (
@@ -225,7 +259,7 @@ def main() -> None:
             "all_runs": {},
         }
         if args.no_broker
-        else run(args.events, args.runs)
+        else run(args.events, args.runs, args.clients, args.workers)
     )
     pipeline = pipeline_runs(args.pipeline_events, args.runs)
     result["pipeline_events"] = args.pipeline_events
@@ -243,11 +277,25 @@ def main() -> None:
             f"{'publish (events/s)':<40}{m['publish_eps']:>14,.0f}"
             f"{m['publish_ceiling_eps']:>14,.0f}{result['publish_ratio']:>8.0%}"
         )
-        print(
-            f"{'ingest (events/s)':<40}{m['ingest_eps']:>14,.0f}"
-            f"{m['ingest_ceiling_eps']:>14,.0f}{result['ingest_ratio']:>8.0%}"
-        )
-        print(f"{'ingest peak RSS (MB)':<40}{m['ingest_peak_rss_mb']:>14,.0f}")
+        print(f"ingest with {result['ingest_workers']} decode worker process(es)")
+        for client in result["clients"]:
+            eps, ceiling = m[f"ingest_eps {client}"], m[f"ingest_ceiling_eps {client}"]
+            print(
+                f"{'ingest, ' + client + ' (events/s)':<40}{eps:>14,.0f}{ceiling:>14,.0f}"
+                f"{eps / ceiling:>8.0%}"
+            )
+            print(
+                f"{'  peak RSS, workers included (MB)':<40}"
+                f"{m[f'ingest_peak_rss_mb {client}']:>14,.0f}"
+            )
+            print(
+                f"{'  peak RSS, consumer process (MB)':<40}"
+                f"{m[f'ingest_peak_rss_main_mb {client}']:>14,.0f}"
+            )
+            print(
+                f"{'  peak PSS sum, workers included (MB)':<40}"
+                f"{m[f'ingest_peak_pss_mb {client}']:>14,.0f}"
+            )
     print(f"{args.pipeline_events:,} events through the pipeline alone (no broker)")
     print(f"{'pipeline (events/s)':<40}{m['pipeline_eps']:>14,.0f}")
     print(f"{'pipeline (events per CPU second)':<40}{m['pipeline_events_per_cpu_s']:>14,.0f}")

@@ -41,6 +41,7 @@ import gc
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,10 +49,12 @@ from typing import Any, TypeVar
 
 import tenacity
 
+from consumers.decoding import DecodePool
 from consumers.errors import ConsumeError
-from consumers.pipeline import Ingestor, IngestStats, SourceMessage
+from consumers.pipeline import Ingestor, IngestStats, PreparedBatch, SourceMessage
 from disclosure_ledger.errors import KafkaSecurityError
 from disclosure_ledger.kafka_security import connection_config, connection_hint
+from disclosure_ledger.settings import load_settings
 from kafka_transport import (
     ClientName,
     ConsumerTransport,
@@ -100,6 +103,19 @@ class ConsumeStats(IngestStats):
     outages: int = 0
     reconnect_attempts: int = 0
     dead_lettered: int = 0
+
+
+def ingest_workers(workers: int | None = None) -> int:
+    """How many decode processes the consumer starts: ``workers``, or the setting
+    ``DISCLOSURE_LEDGER_INGEST_WORKERS`` when None. Refused when negative."""
+    if workers is None:
+        workers = load_settings().ingest_workers
+    if workers < 0:
+        raise ConsumeError(
+            f"DISCLOSURE_LEDGER_INGEST_WORKERS must be 0 (decode in the consumer's process) or "
+            f"a number of decode processes, not {workers}. Nothing was read"
+        )
+    return workers
 
 
 def _outage_retrying(
@@ -270,6 +286,7 @@ def consume(
     probe_every: float = 10.0,
     stats: ConsumeStats | None = None,
     client: str | None = "auto",
+    workers: int | None = None,
 ) -> ConsumeStats:
     """Ingest ``topic`` until ``stop`` is set, or until every partition has been read to
     its end and nothing new arrived for ``until_idle`` seconds.
@@ -280,11 +297,14 @@ def consume(
     docstring) and raises :class:`ConsumeError` only after ``max_outage`` seconds.
     ``client`` is the Kafka client (``auto``, ``kafka-python`` or ``confluent-kafka``: the
     ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` setting); every guarantee holds with either.
+    ``workers``: decode processes (:mod:`consumers.decoding`); None: the
+    ``DISCLOSURE_LEDGER_INGEST_WORKERS`` setting (default 0); 0: decode in this process.
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
     # incomplete TLS/SASL settings fail here, before any retrying
     chosen, connection = _client_for(client)
+    workers = ingest_workers(workers)
     stop = stop or threading.Event()
     backoff = backoff or Backoff()
     stats = stats if stats is not None else ConsumeStats()
@@ -312,8 +332,9 @@ def consume(
     last_refresh = last_probe = last_end_probe = 0.0
     last_activity = time.monotonic()
     caught_up = False
+    decoder = DecodePool(workers, ingestor.reference, ingestor.codec) if workers else None
     collector = _BatchCollector()
-    commits = _Commits(ingestor, stats, dead_letters, collector)
+    commits = _Commits(ingestor, stats, dead_letters, collector, decoder)
     try:
         while not stop.is_set():
             try:
@@ -382,6 +403,8 @@ def consume(
             commits.close()  # on an error too: the batch in flight commits or fails whole
         finally:
             collector.close()
+            if decoder is not None:
+                decoder.close()
             consumer.close()
             if dead_letters is not None:
                 dead_letters.close()
@@ -432,6 +455,13 @@ class _Commits:
     brings nothing, so a batch never waits long for its commit. If a commit fails, the batch
     prepared after it is dropped (its chain positions assumed the failed one) and the error
     propagates; the ledger holds every batch before it, and a restart resumes there.
+
+    With a :class:`~consumers.decoding.DecodePool`, a batch is first sent to a decode worker
+    and prepared only once the next ones are sent too (up to one per worker ahead), so the
+    workers decode while this process prepares and commits; the batches still reach
+    :meth:`Ingestor.prepare` and the ledger one by one, in the order they were polled.
+    :meth:`wait` prepares and commits every batch sent. After a failure the batches still
+    being decoded are void, like the one prepared.
     """
 
     def __init__(
@@ -440,21 +470,62 @@ class _Commits:
         stats: ConsumeStats,
         dead_letters: _DeadLetters | None,
         collector: _BatchCollector,
+        decoder: DecodePool | None = None,
     ) -> None:
         self.ingestor = ingestor
         self.stats = stats
         self.dead_letters = dead_letters
         self.collector = collector
+        self.decoder = decoder
+        self._decoding: deque[Sequence[SourceMessage]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-commit")
         self._in_flight: tuple[Future[IngestStats], Sequence[SourceMessage]] | None = None
 
     def submit(self, messages: Sequence[SourceMessage]) -> None:
-        prepared = self.ingestor.prepare(messages)
+        if self.decoder is None or not messages:
+            self._drain_decoding()  # the probes alone go after every batch sent
+            self._hand_over(messages, self.ingestor.prepare(messages))
+            return
+        self.decoder.submit([m.value for m in messages])
+        self._decoding.append(messages)
+        if len(self._decoding) > self.decoder.workers:
+            self._prepare_oldest()
+
+    def _prepare_oldest(self) -> None:
+        assert self.decoder is not None
+        messages = self._decoding.popleft()
+        try:
+            decoded = self.decoder.result()
+            prepared = self.ingestor.prepare(messages, decoded)
+        except BaseException:
+            self._void_decoding()
+            raise
+        self._hand_over(messages, prepared)
+
+    def _drain_decoding(self) -> None:
+        while self._decoding:
+            self._prepare_oldest()
+
+    def _void_decoding(self) -> None:
+        self._decoding.clear()
+        if self.decoder is not None:
+            self.decoder.discard()
+
+    def _hand_over(self, messages: Sequence[SourceMessage], prepared: PreparedBatch) -> None:
         self.collector.collect()  # while the batch before commits
-        self.wait()
+        try:
+            self._wait_commit()
+        except BaseException:
+            self._void_decoding()
+            raise
         self._in_flight = (self._pool.submit(self.ingestor.commit, prepared), messages)
 
     def wait(self) -> None:
+        """Until every batch sent has committed; raises what a commit raised."""
+        self._drain_decoding()
+        self._wait_commit()
+
+    def _wait_commit(self) -> None:
         """Until the batch in flight (if any) has committed; raises what its commit raised."""
         if self._in_flight is None:
             return

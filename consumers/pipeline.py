@@ -23,9 +23,10 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from consumers.decoding import EVENT, UNCLASSIFIABLE, UNDECODABLE, WATERMARK, decode_batch
 from ledger.chain import GENESIS, link_hashes
 from ledger.checkpoints import Checkpoint, Checkpointer
-from ledger.context_crypto import encrypt_contexts
+from ledger.context_crypto import encrypt_canonical_contexts
 from ledger.coverage import LATE_FLAG
 from ledger.erasure import AFTER_ERASURE_FLAG
 from ledger.leaf_batch import batch_leaf_hashes
@@ -51,11 +52,8 @@ from ledger.store import (
     table_from_rows,
 )
 from ledger.tree import Frontier, NodeRow, TreeBuilder, node_table
-from reference import Classification, ReferenceData, classify
-from reference.errors import ReferenceDataError
+from reference import ReferenceData
 from schemas.codec import EventCodec
-from schemas.errors import DecodeError
-from schemas.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +173,16 @@ class Ingestor:
         """Append one batch in one transaction; returns what became of its messages."""
         return self.commit(self.prepare(messages))
 
-    def prepare(self, messages: Sequence[SourceMessage]) -> PreparedBatch:
+    def prepare(
+        self, messages: Sequence[SourceMessage], decoded: pa.RecordBatch | None = None
+    ) -> PreparedBatch:
         """Everything but the write: decode, classify, deduplicate, pseudonymise, sequence and
         chain one batch. The chain heads move on in memory at once, so the next batch can be
         prepared while this one commits (on another thread: see
-        :func:`consumers.consumer.consume`); pass the result to :meth:`commit`, in order."""
+        :func:`consumers.consumer.consume`); pass the result to :meth:`commit`, in order.
+
+        ``decoded``: the messages' values already decoded and classified
+        (:func:`consumers.decoding.decode_batch`, in a worker process); None: done here."""
         probes = self._take_probes()
         if not messages:
             if probes is None:
@@ -193,8 +196,12 @@ class Ingestor:
             return PreparedBatch(
                 only_probes, IngestStats(), False, dict(self._heads), dict(self._watermarks)
             )
+        if decoded is None:
+            decoded = decode_batch(self.codec, self.reference, [m.value for m in messages])
+        if decoded.num_rows != len(messages):
+            raise ValueError(f"{decoded.num_rows} decoded rows for {len(messages)} messages")
         now = self._clock_ms()
-        candidates: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
+        candidates: list[int] = []  # positions of decoded, classified events
         # (message, error, (subject type, id) if the body decoded)
         to_quarantine: list[tuple[SourceMessage, str, tuple[str, str] | None]] = []
         watermark_rows: list[dict[str, Any]] = []
@@ -202,77 +209,83 @@ class Ingestor:
         latest = self._watermarks
         late: set[tuple[str, int, int]] = set()
         next_offsets: dict[tuple[str, int], int] = {}
-        reference = self.reference
-        decoded = self.codec.decode_many([message.value for message in messages])
-        for message, outcome in zip(messages, decoded, strict=True):
+        for message in messages:
             position = (message.topic, message.partition)
             next_offsets[position] = max(next_offsets.get(position, 0), message.offset + 1)
-            if isinstance(outcome, DecodeError):
-                to_quarantine.append((message, str(outcome), None))
-                continue
-            if isinstance(outcome, Watermark):
-                # messages come in offset order per partition: every event after this one
-                # here is judged against it
-                mark = (outcome.source, message.topic, message.partition)
-                latest[mark] = max(
-                    latest.get(mark, outcome.watermark_at_ms), outcome.watermark_at_ms
-                )
-                watermark_rows.append(_watermark_row(message, outcome, now))
-                continue
-            record = outcome[1]
-            recipient = record["recipient"]
-            try:
-                # memoised per (recipient, categories, purpose) inside reference: after the
-                # first row of a combination, only its validity windows are looked at
-                classification = classify(
-                    reference,
-                    recipient_id=recipient["id"],
-                    recipient_category=recipient["category"],
-                    data_categories=record["data_categories"],
-                    purpose=record["purpose"],
-                    occurred_at_ms=record["occurred_at"],
-                )
-            except ReferenceDataError as exc:
-                subject = record["subject"]
-                to_quarantine.append((message, str(exc), (subject["type"], subject["id"])))
-                continue
-            if latest:
-                mark_at = latest.get((record["producer"]["service"], *position))
-                if mark_at is not None and record["occurred_at"] < mark_at:
-                    late.add((message.topic, message.partition, message.offset))
-            candidates.append((message, outcome[0], record, classification))
+        kinds = decoded.column("kind").to_pylist()
+        column = decoded.column
+        if not latest and all(kind == EVENT for kind in kinds):
+            candidates = list(range(len(kinds)))  # the usual batch: every message an event
+        else:
+            errors = column("error").to_pylist()
+            subject_types = column("subject_type").to_pylist()
+            subject_ids = column("subject_id").to_pylist()
+            services = column("producer_service").to_pylist()
+            occurred = column("occurred_at").cast(pa.int64()).to_pylist()
+            mark_sources = column("watermark_source").to_pylist()
+            mark_ats = column("watermark_at").to_pylist()
+            for i, (message, kind) in enumerate(zip(messages, kinds, strict=True)):
+                if kind == UNDECODABLE:
+                    to_quarantine.append((message, errors[i], None))
+                elif kind == UNCLASSIFIABLE:
+                    to_quarantine.append((message, errors[i], (subject_types[i], subject_ids[i])))
+                elif kind == WATERMARK:
+                    # messages come in offset order per partition: every event after this
+                    # one here is judged against it
+                    mark = (mark_sources[i], message.topic, message.partition)
+                    latest[mark] = max(latest.get(mark, mark_ats[i]), mark_ats[i])
+                    watermark_rows.append(
+                        _watermark_row(message, mark_sources[i], mark_ats[i], now)
+                    )
+                else:
+                    if latest:
+                        mark_at = latest.get((services[i], message.topic, message.partition))
+                        if mark_at is not None and occurred[i] < mark_at:
+                            late.add((message.topic, message.partition, message.offset))
+                    candidates.append(i)
 
         # Deduplicate by event_id: against the ledger, set-wise, against the batch that may
         # still be committing, and within the batch.
-        event_ids = [record["event_id"] for _, _, record, _ in candidates]
+        all_event_ids = column("event_id").to_pylist()
+        event_ids = [all_event_ids[i] for i in candidates]
         known = self.ledger.find_event_ids(pa.array(event_ids, pa.string()))
         if self._in_flight:
             in_flight = self._in_flight
             known.update((e, in_flight[e]) for e in event_ids if e in in_flight)
         first_in_batch: dict[str, int] = {}
-        accepted: list[tuple[SourceMessage, int, dict[str, Any], Classification]] = []
+        accepted: list[int] = []
         later_duplicates: list[tuple[SourceMessage, str, int]] = []
         duplicate_rows: list[dict[str, Any]] = []
-        for candidate in candidates:
-            message, _, record, _ = candidate
-            event_id = record["event_id"]
+        for i, event_id in zip(candidates, event_ids, strict=True):
             if event_id in known:
                 chain, seq = known[event_id]
-                duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
+                duplicate_rows.append(_duplicate_row(messages[i], event_id, chain, seq, now))
             elif event_id in first_in_batch:
-                later_duplicates.append((message, event_id, first_in_batch[event_id]))
+                later_duplicates.append((messages[i], event_id, first_in_batch[event_id]))
             else:
                 first_in_batch[event_id] = len(accepted)
-                accepted.append(candidate)
+                accepted.append(i)
 
+        rows_of = (
+            decoded
+            if len(accepted) == decoded.num_rows
+            else decoded.take(pa.array(accepted, pa.int64()))
+        )
+        accepted_messages = [messages[i] for i in accepted]
         subjects = self.keys.derive(
-            [(record["subject"]["type"], record["subject"]["id"]) for _, _, record, _ in accepted]
+            list(
+                zip(
+                    rows_of.column("subject_type").to_pylist(),
+                    rows_of.column("subject_id").to_pylist(),
+                    strict=True,
+                )
+            )
         )
         # after the accepted subjects have their keys: a Kafka key may name one of them
         quarantined = self._quarantine_rows(to_quarantine, now)
         heads_before = dict(self._heads)
         trees_before = self._trees.snapshot()
-        rows, accepted_table, nodes = self._rows(accepted, subjects, now, late)
+        rows, accepted_table, nodes = self._rows(accepted_messages, rows_of, subjects, now, late)
         for message, event_id, index in later_duplicates:
             chain, seq = rows[index]
             duplicate_rows.append(_duplicate_row(message, event_id, chain, seq, now))
@@ -295,7 +308,7 @@ class Ingestor:
         late_accepted = (
             sum(
                 1
-                for message, _, _, _ in accepted
+                for message in accepted_messages
                 if (message.topic, message.partition, message.offset) in late
             )
             if late
@@ -408,18 +421,18 @@ class Ingestor:
 
     def _rows(
         self,
-        accepted: Sequence[tuple[SourceMessage, int, dict[str, Any], Classification]],
+        messages: Sequence[SourceMessage],
+        decoded: pa.RecordBatch,
         subjects: Sequence[SubjectSecrets],
         now: int,
         late: set[tuple[str, int, int]],
     ) -> tuple[list[tuple[str, int]], pa.Table, list[NodeRow]]:
-        """The accepted rows as one disclosures table, in batch order, sequenced and chained;
-        with each row's (chain, seq), and the Merkle nodes the rows complete
-        (:mod:`ledger.tree`). Built column by column: no per-row dicts."""
-        n = len(accepted)
-        messages = [message for message, _, _, _ in accepted]
-        records = [record for _, _, record, _ in accepted]
-        classes = [classification for _, _, _, classification in accepted]
+        """The accepted rows (``messages`` and their ``decoded`` rows, :data:`DECODED`) as
+        one disclosures table, in batch order, sequenced and chained; with each row's
+        (chain, seq), and the Merkle nodes the rows complete (:mod:`ledger.tree`). The
+        decoded columns pass through as Arrow arrays; only what this process decides (chain,
+        sequence, pseudonym, encrypted context, flags) is built here."""
+        n = len(messages)
         chain_names: dict[tuple[str, int], str] = {}
         chains = [
             chain_names.get((m.topic, m.partition))
@@ -436,48 +449,40 @@ class Ingestor:
             head = self._heads.get(chain, ChainHead(0, GENESIS))
             for seq, i in enumerate(positions, start=head.seq + 1):
                 seqs[i] = seq
-        event_ids = [r["event_id"] for r in records]
-        subject_parts = [r["subject"] for r in records]
-        recipients = [r["recipient"] for r in records]
-        producers = [r["producer"] for r in records]
-        columns: dict[str, list[Any]] = {
+        event_ids = decoded.column("event_id").to_pylist()
+        texts = decoded.column("context_text").to_pylist()
+        class_flags = decoded.column("class_flags")
+        flags: pa.Array | list[tuple[str, ...]] = class_flags
+        if late or any(s.after_erasure for s in subjects):
+            flags = _flags(messages, class_flags.to_pylist(), subjects, late)
+        built: dict[str, Any] = {
             "chain_id": chains,
             "seq": seqs,
             "topic": [m.topic for m in messages],
             "kafka_partition": [m.partition for m in messages],
             "kafka_offset": [m.offset for m in messages],
-            "event_id": event_ids,
-            "occurred_at": [r["occurred_at"] for r in records],
             "subject_pseudonym": [subject.pseudonym for subject in subjects],
-            "subject_type": [part["type"] for part in subject_parts],
-            "recipient_id": [part["id"] for part in recipients],
-            "recipient_category": [part["category"] for part in recipients],
-            "data_categories": [r["data_categories"] for r in records],
-            "purpose": [r["purpose"] for r in records],
-            "legal_basis": [r["legal_basis"] for r in records],
-            # schema v2; v1 records read with the v2 reader schema carry its default
-            "legal_reference": [r.get("legal_reference") for r in records],
-            "disclosure_kind": [r["disclosure_kind"] for r in records],
-            "producer_service": [part["service"] for part in producers],
-            "producer_version": [part["version"] for part in producers],
             # Encrypted under the subject's key: erasing the key erases the context too.
-            "context": encrypt_contexts(
+            "context": encrypt_canonical_contexts(
                 [
-                    (subject.context_key, event_id, r["context"])
-                    for subject, event_id, r in zip(subjects, event_ids, records, strict=True)
+                    (subject.context_key, event_id, text)
+                    for subject, event_id, text in zip(subjects, event_ids, texts, strict=True)
                 ]
             ),
-            "schema_version": [version for _, version, _, _ in accepted],
             "reference_version": [self.reference.version] * n,
-            "ccpa_letters": [c.ccpa_letters for c in classes],
-            "business_purpose": [c.business_purpose for c in classes],
-            "sensitive": [c.sensitive for c in classes],
-            "declared": [c.declared for c in classes],
-            "flags": _flags(messages, classes, subjects, late),
+            "flags": flags,
             "ingested_at": [now] * n,
         }
         body = pa.table(
-            [pa.array(columns[f.name], f.type) for f in _BODY_COLUMNS], schema=_BODY_COLUMNS
+            [
+                decoded.column(f.name)
+                if f.name not in built
+                else built[f.name]
+                if isinstance(built[f.name], pa.Array)
+                else pa.array(built[f.name], f.type)
+                for f in _BODY_COLUMNS
+            ],
+            schema=_BODY_COLUMNS,
         )
         # Every leaf of the batch in one DuckDB query (ledger.leaf_batch), read from the very
         # columns that are appended, then each chain's links.
@@ -500,15 +505,13 @@ class Ingestor:
 
 def _flags(
     messages: Sequence[SourceMessage],
-    classes: Sequence[Classification],
+    class_flags: Sequence[Sequence[str]],
     subjects: Sequence[SubjectSecrets],
     late: set[tuple[str, int, int]],
 ) -> list[tuple[str, ...]]:
     """Each row's flags: its classification's, then ``late`` (it arrived after a watermark
     it falls under) and ``after_erasure`` (its subject was erased before it arrived)."""
-    flags = [c.flags for c in classes]
-    if not late and not any(s.after_erasure for s in subjects):
-        return flags
+    flags = [tuple(f) for f in class_flags]
     for i, (m, subject) in enumerate(zip(messages, subjects, strict=True)):
         if late and (m.topic, m.partition, m.offset) in late:
             flags[i] = (*flags[i], LATE_FLAG)
@@ -534,13 +537,13 @@ def _quarantine_row(
     }
 
 
-def _watermark_row(message: SourceMessage, watermark: Watermark, now: int) -> dict[str, Any]:
+def _watermark_row(message: SourceMessage, source: str, at_ms: int, now: int) -> dict[str, Any]:
     return {
         "topic": message.topic,
         "kafka_partition": message.partition,
         "kafka_offset": message.offset,
-        "source": watermark.source,
-        "watermark_at": watermark.watermark_at_ms,
+        "source": source,
+        "watermark_at": at_ms,
         "recorded_at": now,
     }
 

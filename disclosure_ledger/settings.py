@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # (librdkafka, the `librdkafka` extra) when it is installed, else kafka-python. Checked
     # by kafka_transport.resolve_client, whose error names this variable and the extra.
     kafka_client: str = "auto"
+    # Decode processes the consumer starts (consumers/decoding.py): decode and classify run
+    # there, the ledger's own process sequences, hashes and appends. 0 (decode in-process)
+    # by default: on the project's shared 2-core machine a worker gained nothing measurable
+    # and cost ~55 MB (docs/performance.md, 2026-12-05); 1 where a core is free.
+    ingest_workers: int = 0
     # A DuckLake ledger (--ledger 'ducklake:postgres:<libpq connection string>',
     # docs/ducklake.md): where its Parquet files go when the lake is created (a directory or
     # an s3:// URL; DuckLake records it in the catalog), and the local path that names the

@@ -89,6 +89,22 @@ def encrypt_contexts(items: Sequence[tuple[bytes, str, dict[str, str]]]) -> list
     return stored
 
 
+def encrypt_canonical_contexts(items: Sequence[tuple[bytes, str, str]]) -> list[str]:
+    """:func:`encrypt_contexts` of contexts already in their canonical JSON
+    (:func:`canonical_context`: the consumer's decode workers make it)."""
+    ciphers: dict[bytes, AESGCM] = {}
+    nonces = os.urandom(_NONCE_BYTES * len(items))
+    stored = []
+    for i, (key, event_id, text) in enumerate(items):
+        cipher = ciphers.get(key)
+        if cipher is None:
+            cipher = ciphers[key] = AESGCM(key)
+        nonce = nonces[i * _NONCE_BYTES : (i + 1) * _NONCE_BYTES]
+        sealed = cipher.encrypt(nonce, text.encode("utf-8"), _AAD_LABEL + event_id.encode())
+        stored.append(CONTEXT_PREFIX + binascii.b2a_base64(nonce + sealed, newline=False).decode())
+    return stored
+
+
 def decrypt_context(key: bytes, event_id: str, stored: str) -> dict[str, str]:
     """The context map of a stored value; :class:`LedgerError` if it does not decrypt."""
     if not stored.startswith(CONTEXT_PREFIX):

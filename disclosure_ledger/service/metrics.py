@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -90,9 +91,11 @@ class TimedIngestor(Ingestor):
         self._gate = gate or threading.Lock()
         self._prepare_gate = prepare_gate or threading.Lock()
 
-    def prepare(self, messages: Sequence[SourceMessage]) -> PreparedBatch:
+    def prepare(
+        self, messages: Sequence[SourceMessage], decoded: pa.RecordBatch | None = None
+    ) -> PreparedBatch:
         with self._prepare_gate:
-            return super().prepare(messages)
+            return super().prepare(messages, decoded)
 
     def commit(self, prepared: PreparedBatch) -> IngestStats:
         with self._gate:
