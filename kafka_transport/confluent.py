@@ -400,14 +400,33 @@ class Producer:
             extra["partition"] = partition
         if headers is not None:
             extra["headers"] = list(headers)
+        try:
+            self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
+        except BufferError:  # the local queue is full
+            self._produce_when_room(topic, value, key, delivery, extra)
+        except KafkaException as exc:
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
+        return delivery
+
+    def _produce_when_room(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        callback: Callable[[Any, Any], None],
+        extra: dict[str, Any],
+    ) -> None:
+        """The local queue is full: serve delivery reports, and try again until there is
+        room (the dead-letter copy waits as long as that takes)."""
         while True:
+            self._producer.poll(0.1)
             try:
-                self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
-                return delivery
-            except BufferError:  # the local queue is full: serve delivery reports, retry
-                self._producer.poll(0.1)
+                self._producer.produce(topic, value, key, on_delivery=callback, **extra)
+                return
+            except BufferError:
+                continue
             except KafkaException as exc:
-                raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
+                raise _error(exc, self._errors) from exc
 
     def flush(self, timeout: float) -> None:
         left = self._producer.flush(timeout)
@@ -563,30 +582,6 @@ class PublishingProducer(Producer):
             self._drop()
             raise unreachable(exc, timeout, self._errors)  # noqa: B904 (chained by unreachable)
 
-    def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        on_failure: Callable[[], None] | None = None,
-    ) -> _Delivery:
-        delivery = _Delivery(self._producer.poll, on_failure)
-        extra: dict[str, Any] = {}
-        if partition is not None:
-            extra["partition"] = partition
-        if headers is not None:
-            extra["headers"] = list(headers)
-        try:
-            self._producer.produce(topic, value, key, on_delivery=delivery, **extra)
-        except BufferError:
-            self._produce_when_room(topic, value, key, delivery, extra)
-        except KafkaException as exc:
-            raise _error(exc) from exc
-        return delivery
-
     def send_batch(
         self,
         topic: str,
@@ -621,7 +616,8 @@ class PublishingProducer(Producer):
         extra: dict[str, Any],
     ) -> None:
         """The local queue is full: serve delivery reports until there is room, for up to
-        the producer's timeout (then TransportTimeoutError)."""
+        the producer's timeout (then TransportTimeoutError): a publisher gives up and
+        reports the event undelivered rather than wait for an absent broker."""
         deadline = time.monotonic() + self.timeout
         while True:
             self._producer.poll(0.05)
