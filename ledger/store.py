@@ -506,14 +506,20 @@ class Ledger:
                 if chain not in self._epochs:
                     self._epochs[chain] = claim(self._claimer, chain, owner)
 
-    def _hold_chains(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
-        """Inside the append's transaction on a lake: hold the fence of every chain the
-        batch writes (:func:`ledger.fence.hold`), so the commit fails if another writer
-        claimed one since."""
+    @staticmethod
+    def _batch_chains(batch: Batch) -> list[str]:
+        """The chains a batch writes: its rows', and those of the partitions it moves the
+        offset of (a partition whose messages were all quarantined or duplicates)."""
         chains = {chain_id_for(t, p) for t, p in batch.next_offsets}
         if batch.accepted.num_rows:
             chains.update(batch.accepted.column("chain_id").unique().to_pylist())
-        for chain in sorted(chains):
+        return sorted(chains)
+
+    def _hold_chains(self, con: duckdb.DuckDBPyConnection, chains: Sequence[str]) -> None:
+        """Inside the append's transaction on a lake: hold the fence of every chain the
+        batch writes (:func:`ledger.fence.hold`), so the commit fails if another writer
+        claimed one since."""
+        for chain in chains:
             hold(con, chain, self._epochs[chain])
 
     # -- reads ---------------------------------------------------------------------------
@@ -636,11 +642,13 @@ class Ledger:
         for name, table in incoming.items():
             self.con.register(name, table)
         try:
-            if self.lake is not None:  # chains whose rows were all quarantined or duplicates
-                self.claim_chains([chain_id_for(t, p) for t, p in batch.next_offsets])
+            # chains not claimed yet (the consumer and the pipeline claim theirs before they
+            # read offsets and heads; a batch written directly is claimed here)
+            chains = self._batch_chains(batch) if self.lake is not None else []
+            self.claim_chains(chains)
             with self._transaction() as con:
-                if self.lake is not None:
-                    self._hold_chains(con, batch)
+                if chains:
+                    self._hold_chains(con, chains)
                 for name, table in batch.reference_tables.items():
                     _append_reference(con, name, table)
                 if "_incoming_disclosures" in incoming:

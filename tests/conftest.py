@@ -148,6 +148,18 @@ def ledger_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+both_backends = pytest.mark.parametrize("ledger_backend", BACKENDS, indirect=True)
+"""In a module whose ``ledger_backend`` is :func:`file_unless_both`: a test that runs on
+each backend. Those modules test report or proof logic over a ledger that costs ~3.5 s to
+build on a lake; a few of their tests on both backends show the backend gives the same
+answer, the rest run on the file, to keep the suite within its time."""
+
+
+def file_unless_both(request: pytest.FixtureRequest) -> str:
+    """``ledger_backend`` for such a module: ``file``, or each backend under ``both_backends``."""
+    return str(getattr(request, "param", "file"))
+
+
 @pytest.fixture
 def ledger_location(
     ledger_backend: str, ledger_path: Path, request: pytest.FixtureRequest

@@ -19,7 +19,7 @@ from reports.ccpa import (
 )
 from reports.errors import ReportError
 from reports.vocabulary import BUSINESS_PURPOSE_NAMES, CCPA_CATEGORY_NAMES
-from tests.conftest import LedgerLocation
+from tests.conftest import LedgerLocation, both_backends, file_unless_both
 from tests.unit.ledger_rows import (
     CHAIN,
     COMPLETE_THROUGH,
@@ -81,6 +81,11 @@ def _rows() -> list[dict[str, object]]:
 
 
 @pytest.fixture
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    return file_unless_both(request)  # the file; both backends where marked @both_backends
+
+
+@pytest.fixture
 def ledger_file(ledger_location: LedgerLocation) -> LedgerLocation:
     return write_ledger(ledger_location, _rows())
 
@@ -91,6 +96,7 @@ def report(ledger_file: LedgerLocation) -> CcpaReport:
         return ccpa_report(ledger, AS_OF, generated_at=GENERATED)
 
 
+@both_backends
 def test_categories_disclosed_for_a_business_purpose(report: CcpaReport) -> None:
     by_letter = {c.letter: c for c in report.business_purpose}
     assert list(by_letter) == ["A", "B", "F", "L"]
@@ -176,6 +182,7 @@ def test_sold_or_shared_categories_are_listed_apart(tmp_path: Path) -> None:
     assert "| sold and shared | broadcasters, service providers | 2 | 2 |" in md
 
 
+@both_backends
 def test_provenance_window_versions_chain_heads_and_row_range(report: CcpaReport) -> None:
     assert report.window_start == datetime(2024, 3, 1, tzinfo=UTC)
     assert report.window_end == report.as_of == datetime(2025, 3, 1, tzinfo=UTC)

@@ -19,10 +19,15 @@ from disclosure_ledger.service.client import LedgerClient
 from ledger.proof_check import subject_pseudonym
 from reference import ReferenceData
 from reports.request_log import default_request_log
-from tests.conftest import LedgerLocation
+from tests.conftest import LedgerLocation, both_backends, file_unless_both
 from tests.unit.proof_ledger import MEMBERS, ProofLedger, build_proof_ledger
 
 CHAIN = "privacy.disclosures.v1/0"
+
+
+@pytest.fixture
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    return file_unless_both(request)  # the file; both backends where marked @both_backends
 
 
 @pytest.fixture
@@ -42,6 +47,7 @@ def _verify(bundle: Path, key: Path, *argv: str) -> int:
     return main(["verify-proof", str(bundle), "--public-key", str(key), *argv])
 
 
+@both_backends
 def test_a_rows_bundle_verifies_with_either_key_file_and_states_its_limits(
     proof_ledger: ProofLedger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -118,6 +124,7 @@ def test_a_key_of_another_log_or_another_key_is_refused(
     assert capsys.readouterr().err.startswith("FAIL signature: ")
 
 
+@both_backends
 def test_a_consistency_proof_between_two_checkpoints(
     proof_ledger: ProofLedger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,6 +230,7 @@ def _subject_answer(
     return answer
 
 
+@both_backends
 def test_a_subject_answer_with_proofs_lets_the_person_check_every_row(
     proof_ledger: ProofLedger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

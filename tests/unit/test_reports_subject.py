@@ -33,13 +33,18 @@ from reports.subject import (
     render_subject,
     subject_report,
 )
-from tests.conftest import TEST_SECRET, LedgerLocation
+from tests.conftest import TEST_SECRET, LedgerLocation, both_backends, file_unless_both
 from tests.unit.golden.fixed_ledger import store_reference
 from tests.unit.ledger_rows import disclosure_row, write_ledger
 
 AS_OF = date(2026, 3, 1)
 GENERATED = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 MEMBER = ("member", "member-0000042")
+
+
+@pytest.fixture
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    return file_unless_both(request)  # the file; both backends where marked @both_backends
 
 
 @pytest.fixture
@@ -116,6 +121,7 @@ def _report(
         )
 
 
+@both_backends
 def test_categories_recipients_and_dates_of_one_person(
     ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
@@ -228,6 +234,7 @@ def test_a_guest_with_the_same_id_string_is_another_person(
     assert report.source.events_counted == 1
 
 
+@both_backends
 def test_recipients_report_lists_every_recipient_ever(
     ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
@@ -383,6 +390,7 @@ def test_a_denied_request_is_recorded_with_its_basis(tmp_path: Path) -> None:
         assert render_denial(notice, fmt)
 
 
+@both_backends
 def test_a_heavy_subject_read_from_its_clustered_copy_gets_the_same_answer(
     ledger_file: tuple[LedgerLocation, str], key_store: SubjectKeyStore
 ) -> None:
