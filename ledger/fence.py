@@ -38,18 +38,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
 import duckdb
 import tenacity
 
 from ledger.errors import LedgerError
 
-__all__ = ["FencedError", "claim", "fence_table", "hold", "in_fenced_transaction", "owner_of"]
+__all__ = ["FencedError", "claim", "fence_table", "hold", "owner_of"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # A claim that conflicts with a concurrent commit on the same fence table (another claim,
 # or the old owner's last batch) is tried again: the loser sees the winner's row.
@@ -147,32 +144,6 @@ def hold(con: duckdb.DuckDBPyConnection, chain_id: str, epoch: int) -> None:
             f"at epoch {current[0] if current else '?'} after this instance's epoch {epoch}: "
             "this instance no longer owns its partition; the batch is not appended"
         )
-
-
-def in_fenced_transaction(
-    con: duckdb.DuckDBPyConnection, holds: dict[str, int], work: Callable[[], T]
-) -> T:
-    """Run ``work`` in one transaction that holds every chain of ``holds`` (chain → epoch).
-
-    A :class:`FencedError` (claimed before) or a refused commit (claimed meanwhile) rolls
-    everything back; the refused commit is raised as :class:`FencedError` too."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for chain_id, epoch in sorted(holds.items()):
-            hold(con, chain_id, epoch)
-        result = work()
-    except BaseException:
-        _rollback(con)
-        raise
-    try:
-        con.execute("COMMIT")
-    except duckdb.TransactionException as exc:
-        _rollback(con)
-        raise FencedError(
-            f"the commit of chains {', '.join(sorted(holds))} was refused: another instance "
-            f"claimed one of them while this transaction was open ({exc})"
-        ) from exc
-    return result
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

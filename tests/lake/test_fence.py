@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from ledger.errors import LedgerError
-from ledger.fence import FencedError, claim, hold, in_fenced_transaction, owner_of
+from ledger.fence import FencedError, claim, hold, owner_of
 
 Connect = Callable[[], duckdb.DuckDBPyConnection]
 
@@ -20,6 +20,25 @@ def _rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return [
         (str(c), int(s)) for c, s in con.execute("SELECT chain, seq FROM t ORDER BY ALL").fetchall()
     ]
+
+
+def in_fenced_transaction(
+    con: duckdb.DuckDBPyConnection, holds: dict[str, int], work: Callable[[], object]
+) -> None:
+    """What an append does (``Ledger.append_batch`` on a lake): hold every chain, write,
+    commit; a commit refused by DuckLake becomes a FencedError, as there."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for chain_id, epoch in sorted(holds.items()):
+            hold(con, chain_id, epoch)
+        work()
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    try:
+        con.execute("COMMIT")
+    except duckdb.TransactionException as exc:
+        raise FencedError(f"the commit was refused ({exc})") from exc
 
 
 @pytest.fixture
