@@ -301,32 +301,6 @@ class PublishingProducer(Producer):
         with translated():
             self._producer = KafkaProducer(**config)
 
-    def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        on_failure: Callable[[], None] | None = None,
-    ) -> _Future:
-        try:
-            future = self._producer.send(
-                topic,
-                key=key,
-                value=value,
-                headers=None if headers is None else list(headers),
-                partition=partition,
-            )
-        except KafkaTimeoutError as exc:
-            raise TransportTimeoutError(describe(exc)) from exc
-        except KafkaError as exc:
-            raise TransportError(describe(exc)) from exc
-        if on_failure is not None:
-            future.add_errback(lambda _exc: on_failure())
-        return _Future(future)
-
     def send_batch(
         self,
         topic: str,
