@@ -24,7 +24,6 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -161,22 +160,43 @@ class PollingThread:
     inside ``poll``/``close``. Here those client calls run on a worker thread of this
     object's, while the caller's thread (:meth:`call`) runs whatever the callbacks
     :meth:`ask` for: the listener sees the thread that polls, as with librdkafka, and the
-    I/O thread keeps heartbeating while the listener works."""
+    I/O thread keeps heartbeating while the listener works. A call the caller stopped
+    waiting for (an interrupt) leaves its asks to the next :meth:`call` (``close``
+    serves them); the worker is a daemon thread, so it never holds up the interpreter's
+    exit."""
 
     def __init__(self, name: str) -> None:
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._asks: queue.SimpleQueue[_Ask[object] | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._work, name=name, daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
 
     def call(self, client_call: Callable[[], T]) -> T:
         """``client_call()`` on the worker; meanwhile, on this thread, what it asks for."""
-        future = self._worker.submit(client_call)
-        future.add_done_callback(lambda _: self._asks.put(None))
+        outcome: list[tuple[T | None, BaseException | None]] = []
+
+        def job() -> None:
+            try:
+                outcome.append((client_call(), None))
+            except BaseException as exc:
+                outcome.append((None, exc))
+            finally:
+                self._asks.put(None)  # wakes call(); one of an earlier call is ignored
+
+        self._jobs.put(job)
         while True:
             ask = self._asks.get()
             if ask is not None:
                 ask.run()
-            elif future.done():
-                return future.result()
+            elif outcome:
+                value, error = outcome[0]
+                if error is not None:
+                    raise error
+                return value  # type: ignore[return-value]
 
     def ask(self, call: Callable[[], T]) -> _Ask[T]:
         """From the client's thread: have the polling thread run ``call`` (wait on ``done``)."""
@@ -185,4 +205,5 @@ class PollingThread:
         return ask
 
     def close(self) -> None:
-        self._worker.shutdown(wait=True)
+        self._jobs.put(None)
+        self._worker.join(10.0)

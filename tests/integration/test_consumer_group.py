@@ -156,6 +156,7 @@ def test_two_members_split_the_partitions_and_the_survivor_of_a_close_gets_them_
         lambda: {p for p, _ in first.firsts + second.firsts} == ALL,
         "each partition read from its start",
     )
+    assert first.wrong == [] and second.wrong == []
     kept, left = first.owned(), second.owned()
 
     second.close()  # revokes its partitions (told to its listener), leaves the group
