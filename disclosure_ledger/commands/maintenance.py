@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_keys
 from disclosure_ledger.commands.keys import second_person
-from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.options import add_command, ledger_location, ledger_option
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
@@ -169,7 +169,7 @@ def run_quarantine(args: argparse.Namespace) -> int:
             args.approved_by, reader, "quarantine show", "read of the bytes", "printed with them"
         )
         with subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+            ledger_location(args), args.key_store, access=KeyStoreAccess.read, ledger=ledger
         ) as keys:
             held = read_quarantine(ledger, keys, topic=args.topic, partition=args.partition)
     for q in held:

@@ -31,6 +31,7 @@ from ledger.access_log import AccessEntry, AccessLog, AccessRecord
 from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import DEFAULT_RETENTION_DAYS
+from ledger.state_db import StateLocation
 from ledger.store import Ledger
 from reports.request_log import RequestLog, default_request_log
 
@@ -128,7 +129,7 @@ class LedgerService:
         *,
         reference: ReferenceData,
         subject_secret: bytes,
-        key_store: Path,
+        key_store: StateLocation,
         ingest: IngestSettings | None,
         signer: Ed25519PrivateKey | None,
     ) -> None:
