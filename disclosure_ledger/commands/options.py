@@ -85,8 +85,11 @@ def ledger_location(args: argparse.Namespace) -> Path | LakeLocation:
     return location
 
 
-LAKE_COMMANDS = frozenset({"consume", "report", "verify", "query", "prove", "erase-subject"})
-"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
+LAKE_COMMANDS = frozenset(
+    {"consume", "report", "verify", "query", "prove", "erase-subject", "users"}
+)
+"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet"); ``users``
+opens only the lake's shared account store (in its PostgreSQL database)."""
 
 
 def split_ledger_location(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from disclosure_ledger.commands.options import (
     bootstrap_servers,
     kafka_client,
     kafka_options,
+    ledger_location,
     ledger_option,
 )
 from disclosure_ledger.settings import load_settings
@@ -148,8 +149,8 @@ def run_serve(args: argparse.Namespace) -> int:
         config,
         reference=load_reference(args.reference),
         subject_secret=secret,
-        key_store=args.key_store or default_key_store(args.ledger),
+        key_store=args.key_store or default_key_store(ledger_location(args)),
         ingest=ingest,
         signer=signer,
     )
-    return serve(service, AccountStore(default_account_store(args.ledger)))
+    return serve(service, AccountStore(default_account_store(ledger_location(args))))
