@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -225,6 +225,12 @@ class StateConnection:
         FULL`` of the table, which writes the live rows to new files and drops the old ones
         (a plain ``VACUUM`` only marks the dead rows' space free). Outside a transaction."""
         self._raw.execute("VACUUM" if not self.postgres else f"VACUUM FULL {SCHEMA}.{table}")
+
+    def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        """sqlite3's statement trace, on SQLite only (what tests count a call's statements by)."""
+        if self.postgres:
+            raise LedgerError(f"{self.location}: statement tracing is sqlite3's, not psycopg's")
+        self._raw.set_trace_callback(callback)
 
     def close(self) -> None:
         self._raw.close()

@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from disclosure_ledger.cli import main
@@ -31,6 +30,8 @@ from reports.request_log import ReceivedVia, RequestKind, RequestLog, Response, 
 from reports.request_register import RequestRegister
 from tests.conftest import skip_missing_part
 from tests.postgres_server import PostgresServer
+
+psycopg = pytest.importorskip("psycopg", reason="the ducklake extra installs psycopg")
 
 SECRET_TEXT = "shared-state-secret-" + "s" * 24
 SECRET = SECRET_TEXT.encode()
