@@ -98,9 +98,12 @@ LAKE_COMMANDS = frozenset(
         "erase-subject",
         "quarantine",
         "notices",
+        "users",
+        "requests",
     }
 )
-"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
+"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet"); ``users``
+opens only the lake's shared account store (in its PostgreSQL database)."""
 
 
 def split_ledger_location(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ from ledger.access_log import AccessEntry, AccessLog, AccessRecord
 from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import DEFAULT_RETENTION_DAYS
+from ledger.state_db import StateLocation
 from ledger.store import Ledger
 from reports.request_log import RequestLog, default_request_log
 
@@ -129,7 +130,7 @@ class LedgerService:
         *,
         reference: ReferenceData,
         subject_secret: bytes,
-        key_store: Path,
+        key_store: StateLocation,
         ingest: IngestSettings | None,
         signer: Ed25519PrivateKey | None,
     ) -> None:
@@ -137,7 +138,7 @@ class LedgerService:
         self.reference = reference
         self.ingest_settings = ingest
         self.key_store_path = key_store
-        self.request_log_path = default_request_log(config.ledger)
+        self.request_log_path = default_request_log(config.ledger_location)
         self._secret = subject_secret
         self._signer = signer
         self.ingestor: Ingestor | None = None
@@ -323,7 +324,7 @@ class LedgerService:
 
     def approvals(self) -> ApprovalStore:
         """The pending approvals (``LEDGER.approvals.sqlite``), opened for one request."""
-        return ApprovalStore(default_approval_store(self.config.ledger), self._secret)
+        return ApprovalStore(default_approval_store(self.config.ledger_location), self._secret)
 
     @property
     def quarantine_retention_days(self) -> int:

@@ -101,8 +101,6 @@ class _Instances:
             "--no-checkpoints",
             "--batch-size",
             "200",
-            "--key-store",
-            str(self.tmp_path / "shared.keys.sqlite"),  # one machine: one key store file
             env={**self.env, "DISCLOSURE_LEDGER_LAKE_LOCAL_PATH": str(local)},
             location=cli_argument(self.lake),
         )
@@ -210,5 +208,4 @@ def test_three_services_killed_and_scaled_ingest_every_event_exactly_once(
         publisher.positions,
         bootstrap=kafka_bootstrap,
         context="three instances, SIGKILLed and scaled 3 -> 2 -> 3",
-        key_store=tmp_path / "shared.keys.sqlite",
     )
