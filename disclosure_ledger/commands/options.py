@@ -89,6 +89,7 @@ LAKE_COMMANDS = frozenset(
     {
         "consume",
         "serve",
+        "service",
         "migrate",
         "status",
         "report",
