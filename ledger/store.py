@@ -248,7 +248,7 @@ def _open_lake(
 def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every ledger table a lake lacks, as DuckLake takes them (:func:`lake_ddl`):
     each module's own ``CREATE TABLE IF NOT EXISTS`` then finds it there."""
-    from ledger.checkpoints import CHECKPOINTS_DDL  # they build on this module
+    from ledger.checkpoints import CHECKPOINT_FENCES_DDL, CHECKPOINTS_DDL  # they build on this
     from ledger.derived import DERIVED_DDL
     from ledger.erasure import ERASURES_DDL
 
@@ -261,6 +261,7 @@ def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
         CHECKPOINT_NOTES_DDL,
         DERIVED_DDL,
         CHECKPOINTS_DDL,
+        CHECKPOINT_FENCES_DDL,
     ):
         con.execute(lake_ddl(ddl))
 

@@ -1,0 +1,143 @@
+"""Signed checkpoints on a lake of several writers: each instance checkpoints the chains it
+holds, stored in a transaction that holds their fences; an instance whose chain was claimed
+by another can neither store nor publish a checkpoint covering it, and the new owner's
+checkpoints verify beside the old owner's earlier ones. Real DuckLake on the session's
+PostgreSQL server, two `Ledger` instances as two processes are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import ledger.checkpoints
+from consumers.pipeline import Ingestor, SourceMessage
+from ledger.checkpoints import Checkpointer, parse_checkpoint, read_checkpoint_file
+from ledger.fence import FencedError
+from ledger.pseudonyms import SubjectKeyStore
+from ledger.store import Ledger
+from ledger.verify import verify_ledger
+from ledger.verify.result import CheckpointSource
+from reference import ReferenceData
+from schemas.codec import EventCodec
+from tests.conftest import LedgerLocation
+from tests.unit.events import make_event
+
+TOPIC = "t.disclosures"
+CODEC = EventCodec()
+SIGNER = Ed25519PrivateKey.generate()
+pytestmark = pytest.mark.parametrize("ledger_backend", ["ducklake"], indirect=True)
+
+
+def _messages(first: int, count: int, partition: int) -> list[SourceMessage]:
+    return [
+        SourceMessage(
+            TOPIC,
+            partition,
+            offset,
+            b"key",
+            CODEC.encode(make_event(subject={"id": f"m-{offset}", "type": "member"}).to_avro()),
+        )
+        for offset in range(first, first + count)
+    ]
+
+
+def _checkpointer(ledger: Ledger, place: Path, reference: ReferenceData) -> Checkpointer:
+    """Each instance's own checkpoint file, notes directory and copy, as on its machine."""
+    return Checkpointer(
+        ledger,
+        SIGNER,
+        place / "ledger.checkpoints",
+        reference_version=reference.version,
+        every_rows=10**9,
+        notes_dir=place / "notes",
+        origin="example.com/lake-test",
+        copy_to=str(place / "copy"),
+    )
+
+
+def _stored(ledger: Ledger) -> tuple[int, int, int]:
+    counts = [
+        ledger.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        for table in ("checkpoints", "checkpoint_notes", "checkpoint_fences")
+    ]
+    return tuple(int(c[0]) for c in counts if c)  # type: ignore[return-value]
+
+
+def _files(place: Path) -> list[str]:
+    return sorted(str(p.relative_to(place)) for p in place.rglob("*") if p.is_file())
+
+
+def _verify(ledger: Ledger, *places: Path) -> None:
+    result = verify_ledger(
+        ledger,
+        checkpoints=[
+            CheckpointSource(str(p), read_checkpoint_file(p / "ledger.checkpoints"))
+            for p in places
+        ],
+        public_key=SIGNER.public_key(),
+        notes_dirs=[d for p in places for d in (p / "notes", p / "copy")],
+    )
+    assert result.ok, result.failures
+    assert result.checkpoints >= 2 and result.notes_checked >= 4
+
+
+def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
+    ledger_location: LedgerLocation,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
+    tmp_path: Path,
+) -> None:
+    with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
+        at_a, at_b = tmp_path / "a", tmp_path / "b"
+        checkpoints_a = _checkpointer(a, at_a, reference)
+        Ingestor(a, key_store, reference).ingest(_messages(0, 3, 0) + _messages(0, 3, 1))
+        first = checkpoints_a.checkpoint()  # A holds both chains: its checkpoint has both
+        assert first is not None
+        assert [h.chain_id for h in first.heads] == [f"{TOPIC}/0", f"{TOPIC}/1"]
+        # partition 1 moves to B, which appends to it and checkpoints the chain it holds
+        b.claim_partitions(TOPIC, [1])
+        checkpoints_b = _checkpointer(b, at_b, reference)
+        Ingestor(b, key_store, reference).ingest(_messages(3, 2, 1))
+        Ingestor(a, key_store, reference).ingest(_messages(3, 1, 0))  # A still owns 0
+        stored, files_a = _stored(a), _files(at_a)
+        with pytest.raises(FencedError, match="checkpoint was refused.*claimed by"):
+            checkpoints_a.checkpoint()  # it would cover chain 1 (5 rows now) under epoch 1
+        assert _stored(a) == stored  # nothing stored in the lake
+        assert _files(at_a) == files_a  # nothing written to A's file, notes or copy
+        second = checkpoints_b.checkpoint()
+        assert second is not None
+        assert [(h.chain_id, h.length) for h in second.heads] == [(f"{TOPIC}/1", 5)]
+        assert _stored(b) == (2, 5, 3)  # 2 lines; 2 + 1 chain notes and 2 manifests
+        lines = read_checkpoint_file(at_b / "ledger.checkpoints")
+        assert [parse_checkpoint(line) for line in lines] == [second]
+        # the old owner's earlier checkpoint (both chains) and the new owner's (chain 1 only,
+        # its manifest without chain 0, which A still holds) verify together
+        _verify(b, at_a, at_b)
+
+
+def test_a_claim_landing_while_a_checkpoint_is_stored_makes_it_fail(
+    ledger_location: LedgerLocation,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
+        at_a = tmp_path / "a"
+        checkpoints_a = _checkpointer(a, at_a, reference)
+        Ingestor(a, key_store, reference).ingest(_messages(0, 3, 0))
+        real_hold = ledger.checkpoints.hold
+
+        def hold_then_rebalance(con: object, chain: str, epoch: int) -> None:
+            real_hold(con, chain, epoch)  # type: ignore[arg-type]
+            b.claim_partitions(TOPIC, [0])  # B's claim commits while A's checkpoint is open
+
+        monkeypatch.setattr(ledger.checkpoints, "hold", hold_then_rebalance)
+        with pytest.raises(FencedError, match="checkpoint .* was refused"):
+            checkpoints_a.checkpoint()
+        monkeypatch.undo()
+        assert _stored(b) == (0, 0, 0)
+        assert _files(at_a) == []  # no file, no note, no copy: the signature never left A
+        assert verify_ledger(b).ok
