@@ -73,8 +73,7 @@ def _verify(ledger: Ledger, *places: Path) -> None:
     result = verify_ledger(
         ledger,
         checkpoints=[
-            CheckpointSource(str(p), read_checkpoint_file(p / "ledger.checkpoints"))
-            for p in places
+            CheckpointSource(str(p), read_checkpoint_file(p / "ledger.checkpoints")) for p in places
         ],
         public_key=SIGNER.public_key(),
         notes_dirs=[d for p in places for d in (p / "notes", p / "copy")],
@@ -102,7 +101,7 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
         Ingestor(b, key_store, reference).ingest(_messages(3, 2, 1))
         Ingestor(a, key_store, reference).ingest(_messages(3, 1, 0))  # A still owns 0
         stored, files_a = _stored(a), _files(at_a)
-        with pytest.raises(FencedError, match="checkpoint was refused.*claimed by"):
+        with pytest.raises(FencedError, match=r"checkpoint was refused.*claimed by"):
             checkpoints_a.checkpoint()  # it would cover chain 1 (5 rows now) under epoch 1
         assert _stored(a) == stored  # nothing stored in the lake
         assert _files(at_a) == files_a  # nothing written to A's file, notes or copy
@@ -135,7 +134,7 @@ def test_a_claim_landing_while_a_checkpoint_is_stored_makes_it_fail(
             b.claim_partitions(TOPIC, [0])  # B's claim commits while A's checkpoint is open
 
         monkeypatch.setattr(ledger.checkpoints, "hold", hold_then_rebalance)
-        with pytest.raises(FencedError, match="checkpoint .* was refused"):
+        with pytest.raises(FencedError, match=r"checkpoint .* was refused"):
             checkpoints_a.checkpoint()
         monkeypatch.undo()
         assert _stored(b) == (0, 0, 0)
