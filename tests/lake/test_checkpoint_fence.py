@@ -87,24 +87,40 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
     key_store: SubjectKeyStore,
     reference: ReferenceData,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         at_a, at_b = tmp_path / "a", tmp_path / "b"
         checkpoints_a = _checkpointer(a, at_a, reference)
-        Ingestor(a, key_store, reference).ingest(_messages(0, 3, 0) + _messages(0, 3, 1))
+        Ingestor(a, key_store, reference).ingest(_messages(0, 3, 0) + _messages(0, 4, 1))
         first = checkpoints_a.checkpoint()  # A holds both chains: its checkpoint has both
         assert first is not None
         assert [h.chain_id for h in first.heads] == [f"{TOPIC}/0", f"{TOPIC}/1"]
-        # partition 1 moves to B, which appends to it and checkpoints the chain it holds
-        b.claim_partitions(TOPIC, [1])
-        checkpoints_b = _checkpointer(b, at_b, reference)
-        Ingestor(b, key_store, reference).ingest(_messages(3, 2, 1))
-        Ingestor(a, key_store, reference).ingest(_messages(3, 1, 0))  # A still owns 0
         stored, files_a = _stored(a), _files(at_a)
-        with pytest.raises(FencedError, match=r"checkpoint was refused.*claimed by"):
-            checkpoints_a.checkpoint()  # it would cover chain 1 (5 rows now) under epoch 1
+
+        # partition 1 moves to B while A's next checkpoint is being stored: its commit fails
+        real_hold = ledger.checkpoints.hold
+
+        def hold_then_rebalance(con: object, chain: str, epoch: int) -> None:
+            real_hold(con, chain, epoch)  # type: ignore[arg-type]
+            if chain == f"{TOPIC}/1":
+                b.claim_partitions(TOPIC, [1])  # B's claim commits while A's is open
+
+        monkeypatch.setattr(ledger.checkpoints, "hold", hold_then_rebalance)
+        Ingestor(a, key_store, reference).ingest(_messages(3, 1, 0))
+        with pytest.raises(FencedError, match=r"checkpoint .* was refused"):
+            checkpoints_a.checkpoint()
+        monkeypatch.undo()
         assert _stored(a) == stored  # nothing stored in the lake
         assert _files(at_a) == files_a  # nothing written to A's file, notes or copy
+
+        # B appends to chain 1; A, which still owns chain 0, cannot checkpoint chain 1
+        checkpoints_b = _checkpointer(b, at_b, reference)
+        Ingestor(b, key_store, reference).ingest(_messages(4, 1, 1))
+        with pytest.raises(FencedError, match=r"checkpoint was refused.*claimed by"):
+            checkpoints_a.checkpoint()
+        assert _stored(a) == stored
+        assert _files(at_a) == files_a
         second = checkpoints_b.checkpoint()
         assert second is not None
         assert [(h.chain_id, h.length) for h in second.heads] == [(f"{TOPIC}/1", 5)]
@@ -114,29 +130,3 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
         # the old owner's earlier checkpoint (both chains) and the new owner's (chain 1 only,
         # its manifest without chain 0, which A still holds) verify together
         _verify(b, at_a, at_b)
-
-
-def test_a_claim_landing_while_a_checkpoint_is_stored_makes_it_fail(
-    ledger_location: LedgerLocation,
-    key_store: SubjectKeyStore,
-    reference: ReferenceData,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
-        at_a = tmp_path / "a"
-        checkpoints_a = _checkpointer(a, at_a, reference)
-        Ingestor(a, key_store, reference).ingest(_messages(0, 3, 0))
-        real_hold = ledger.checkpoints.hold
-
-        def hold_then_rebalance(con: object, chain: str, epoch: int) -> None:
-            real_hold(con, chain, epoch)  # type: ignore[arg-type]
-            b.claim_partitions(TOPIC, [0])  # B's claim commits while A's checkpoint is open
-
-        monkeypatch.setattr(ledger.checkpoints, "hold", hold_then_rebalance)
-        with pytest.raises(FencedError, match=r"checkpoint .* was refused"):
-            checkpoints_a.checkpoint()
-        monkeypatch.undo()
-        assert _stored(b) == (0, 0, 0)
-        assert _files(at_a) == []  # no file, no note, no copy: the signature never left A
-        assert verify_ledger(b).ok

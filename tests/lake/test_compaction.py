@@ -5,6 +5,7 @@ Real DuckLake on the session's PostgreSQL server, two `Ledger` instances as two 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ledger.store
 from consumers.pipeline import Ingestor, SourceMessage
+from disclosure_ledger.service.compaction_job import CompactionJob
 from ledger.checkpoints import Checkpointer
 from ledger.compaction import CompactionStats, compact
 from ledger.proofs import consistency_bundle, inclusion_bundle, verify_bundle
@@ -66,8 +68,8 @@ def _files(con: duckdb.DuckDBPyConnection) -> int:
 def _proofs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [
         inclusion_bundle(con, f"{TOPIC}/0", 7),
-        inclusion_bundle(con, f"{TOPIC}/1", 20),
-        consistency_bundle(con, f"{TOPIC}/0", 8, 24),
+        inclusion_bundle(con, f"{TOPIC}/1", 14),
+        consistency_bundle(con, f"{TOPIC}/0", 8, 16),
     ]
 
 
@@ -89,14 +91,14 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
         )
         ingest = Ingestor(a, key_store, reference)
         first = 0
-        for batch in range(6):  # small batches: 4 rows inlined in the catalog, 12 a file
+        for batch in range(4):  # small batches: 4 rows inlined in the catalog, 12 a file
             size = 2 if batch % 2 else 6
             ingest.ingest(_messages(first, size, 0) + _messages(first, size, 1))
             first += size
-            if batch in (1, 5):  # chains of 8 and 24 rows
+            if batch in (1, 3):  # chains of 8 and 16 rows
                 checkpoints.checkpoint()
         files = _files(a.con)
-        assert files >= 3
+        assert files >= 2
         before, proofs = _evidence(a.con), _proofs(a.con)
         assert all(verify_bundle(p, SIGNER.public_key()).ok for p in proofs)
 
@@ -111,7 +113,7 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
             compacted.append(compact(a))
 
         monkeypatch.setattr(ledger.store, "append_derived", insert_then_compact)
-        Ingestor(b, key_store, reference).ingest(_messages(24, 3, 1))  # commits
+        Ingestor(b, key_store, reference).ingest(_messages(16, 3, 1))  # commits
         monkeypatch.undo()
         stats = compacted[0]
         assert stats.conflicts == []
@@ -119,9 +121,9 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
         assert _files(a.con) == 1  # B's new rows are inlined
 
         rows, nodes = _evidence(a.con)
-        assert [r for r in rows if r[2] <= 24] == before[0]  # same rows, ids, leaves, links
+        assert [r for r in rows if r[2] <= 16] == before[0]  # same rows, ids, leaves, links
         assert set(before[1]) <= set(nodes)  # the same Merkle nodes, and B's new ones
-        assert [r[2] for r in rows if r[1] == f"{TOPIC}/1"][-3:] == [25, 26, 27]  # B's rows
+        assert [r[2] for r in rows if r[1] == f"{TOPIC}/1"][-3:] == [17, 18, 19]  # B's rows
         assert _proofs(a.con) == proofs
         assert all(verify_bundle(p, SIGNER.public_key()).ok for p in proofs)
         assert verify_ledger(a, public_key=SIGNER.public_key()).ok
@@ -132,4 +134,18 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
         again = compact(a, retention=timedelta(0))
         assert again.files_deleted > 0
         assert len(list(data.rglob("*.parquet"))) < on_disk
-        assert [r for r in _evidence(b.con)[0] if r[2] <= 24] == before[0]
+        assert [r for r in _evidence(b.con)[0] if r[2] <= 16] == before[0]
+
+        # the service's background job does the same, on a lake only
+        with Ledger(tmp_path / "file.duckdb") as file:
+            assert CompactionJob.for_ledger(file, 600) is None
+        assert CompactionJob.for_ledger(a, 0) is None  # the setting's "never"
+        job = CompactionJob.for_ledger(a, 0.01)
+        assert job is not None
+        job.start()
+        deadline = time.monotonic() + 60
+        while job.runs + job.failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job.stop()
+        assert job.failures == 0, job.last_error
+        assert job.runs >= 1 and job.last is not None and job.last.conflicts == []
