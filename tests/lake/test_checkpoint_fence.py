@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ledger.checkpoints
@@ -23,6 +24,7 @@ from reference import ReferenceData
 from schemas.codec import EventCodec
 from tests.conftest import LedgerLocation
 from tests.unit.events import make_event
+from tests.unit.test_go_verifier import GO_VERIFIER, run_go
 
 TOPIC = "t.disclosures"
 CODEC = EventCodec()
@@ -130,3 +132,16 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
         # the old owner's earlier checkpoint (both chains) and the new owner's (chain 1 only,
         # its manifest without chain 0, which A still holds) verify together
         _verify(b, at_a, at_b)
+        if GO_VERIFIER.exists():  # each instance's manifest and notes, by the Go verifier too
+            key = tmp_path / "checkpoint.pub"
+            key.write_bytes(
+                SIGNER.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+            for notes, chains in ((at_a / "notes", (0, 1)), (at_b / "notes", (1,))):
+                notes_of = [str(notes / TOPIC / str(c) / "checkpoint") for c in chains]
+                manifest = str(notes / "manifest")
+                assert (
+                    run_go(GO_VERIFIER, "manifest", "-key", str(key), manifest, *notes_of) is None
+                )
