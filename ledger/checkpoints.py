@@ -414,10 +414,7 @@ class Checkpointer:
     def _held_chains(self) -> dict[str, int] | None:
         """On a lake, the chains this instance holds, with the fence epoch of each
         (:meth:`Ledger.claim_chains`); None on a ledger file, whose one writer holds all."""
-        if self.ledger.lake is None:
-            return None
-        with self.ledger._claims:
-            return dict(self.ledger._epochs)
+        return None if self.ledger.lake is None else self.ledger.held_chains()
 
     def _sign_notes(self, checkpoint: Checkpoint) -> list[StoredNote]:
         return sign_notes(

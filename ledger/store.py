@@ -507,6 +507,12 @@ class Ledger:
                 if chain not in self._epochs:
                     self._epochs[chain] = claim(self._claimer, chain, owner)
 
+    def held_chains(self) -> dict[str, int]:
+        """The chains this writer claimed on a lake, each with its fence epoch (what its
+        appends and checkpoints hold); empty on a ledger file."""
+        with self._claims:
+            return dict(self._epochs)
+
     @staticmethod
     def _batch_chains(batch: Batch) -> list[str]:
         """The chains a batch writes: its rows', and those of the partitions it moves the
