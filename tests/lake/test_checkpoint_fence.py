@@ -131,6 +131,12 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
         assert [parse_checkpoint(line) for line in lines] == [second]
         # the old owner's earlier checkpoint (both chains) and the new owner's (chain 1 only,
         # its manifest without chain 0, which A still holds) verify together
+        # A, told it lost partition 1, checkpoints the chain it still holds; its manifest
+        # leaves out chain 1, which B now holds and lists
+        a.release_chains([f"{TOPIC}/1"])
+        third = checkpoints_a.checkpoint()
+        assert third is not None
+        assert [(h.chain_id, h.length) for h in third.heads] == [(f"{TOPIC}/0", 4)]
         _verify(b, at_a, at_b)
         if GO_VERIFIER.exists():  # each instance's manifest and notes, by the Go verifier too
             key = tmp_path / "checkpoint.pub"
@@ -139,7 +145,7 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
             )
-            for notes, chains in ((at_a / "notes", (0, 1)), (at_b / "notes", (1,))):
+            for notes, chains in ((at_a / "notes", (0,)), (at_b / "notes", (1,))):
                 notes_of = [str(notes / TOPIC / str(c) / "checkpoint") for c in chains]
                 manifest = str(notes / "manifest")
                 assert (
