@@ -428,7 +428,7 @@ class Checkpointer:
 
     def checkpoint(self) -> Checkpoint | None:
         """Write a checkpoint now. On a lake, of the chains this instance holds only, stored
-        under their fences (:meth:`_store_on_lake`); None if it holds none yet."""
+        under their fences (:meth:`_store_on_lake`); None if it holds none."""
         now = self._clock_ms()
         held = self._held_chains()
         if held is None:
@@ -442,7 +442,10 @@ class Checkpointer:
             log.info("no checkpoint: this instance holds no chain of the lake yet")
             return None
         else:
-            checkpoint, notes = self._store_on_lake(held, now)
+            stored = self._store_on_lake(held, now)
+            if stored is None:
+                return None
+            checkpoint, notes = stored
         self.last_notes = notes
         if self.copy is not None:  # a failure is logged, counted and retried next time
             self.copy.copy([relative for relative, _, _ in note_paths(notes, checkpoint.at)])
@@ -459,13 +462,19 @@ class Checkpointer:
         )
         return checkpoint
 
-    def _store_on_lake(self, held: dict[str, int], now: int) -> tuple[Checkpoint, list[StoredNote]]:
+    def _store_on_lake(
+        self, held: dict[str, int], now: int
+    ) -> tuple[Checkpoint, list[StoredNote]] | None:
         """One transaction that holds the fence of every chain this instance holds
         (:func:`ledger.fence.hold`), reads their heads, and stores the signed line, its notes
         and the epochs held; the checkpoint file and the notes directory are written, and
-        the copy made, only after it commits. A chain claimed by another instance since
-        makes the transaction fail (:class:`FencedError`): nothing is stored, written or
-        copied, and the signature made in memory is discarded."""
+        the copy made, only after it commits.
+
+        A chain another instance claimed before the transaction is left out (its hold finds
+        another epoch), and stays claimed here, so appends to it stay refused; None if
+        every chain was. A claim committed while the transaction is open makes its commit
+        fail (:class:`FencedError`): nothing is stored, written or copied, and the
+        signature made in memory is discarded."""
         con = self.ledger.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -474,9 +483,11 @@ class Checkpointer:
                     hold(con, chain, held[chain])
                 except FencedError as exc:
                     why = str(exc).replace("; the batch is not appended", "")
-                    raise FencedError(
-                        f"the checkpoint was refused, nothing of it stored or published: {why}"
-                    ) from exc
+                    log.warning("the checkpoint leaves out chain %s: %s", chain, why)
+                    del held[chain]
+            if not held:
+                con.execute("ROLLBACK")
+                return None
             checkpoint = sign_checkpoint(
                 self._signer, current_heads(self.ledger, held), self.reference_version, now
             )

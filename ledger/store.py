@@ -507,14 +507,6 @@ class Ledger:
                 if chain not in self._epochs:
                     self._epochs[chain] = claim(self._claimer, chain, owner)
 
-    def release_chains(self, chain_ids: Sequence[str]) -> None:
-        """Forget the claims of chains this writer lost (Kafka revoked their partitions):
-        its checkpoints then leave them out instead of being refused for them. Writes
-        nothing: the new owner's claim is what fences this writer."""
-        with self._claims:
-            for chain in chain_ids:
-                self._epochs.pop(chain, None)
-
     def held_chains(self) -> dict[str, int]:
         """The chains this writer claimed on a lake, each with its fence epoch (what its
         appends and checkpoints hold); empty on a ledger file."""

@@ -67,6 +67,15 @@ def _stored(ledger: Ledger) -> tuple[int, int, int]:
     return tuple(int(c[0]) for c in counts if c)  # type: ignore[return-value]
 
 
+def _chain_one_sizes(ledger: Ledger) -> list[int]:
+    """The size of each checkpoint note of chain 1 in the lake, oldest first."""
+    rows = ledger.con.execute(
+        "SELECT size FROM checkpoint_notes WHERE chain_id = ? ORDER BY checkpoint_at",
+        [f"{TOPIC}/1"],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def _files(place: Path) -> list[str]:
     return sorted(str(p.relative_to(place)) for p in place.rglob("*") if p.is_file())
 
@@ -116,27 +125,22 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
         assert _stored(a) == stored  # nothing stored in the lake
         assert _files(at_a) == files_a  # nothing written to A's file, notes or copy
 
-        # B appends to chain 1; A, which still owns chain 0, cannot checkpoint chain 1
+        # B appends to chain 1 and checkpoints it; A's next checkpoint leaves chain 1 out
         checkpoints_b = _checkpointer(b, at_b, reference)
         Ingestor(b, key_store, reference).ingest(_messages(4, 1, 1))
-        with pytest.raises(FencedError, match=r"checkpoint was refused.*claimed by"):
-            checkpoints_a.checkpoint()
-        assert _stored(a) == stored
-        assert _files(at_a) == files_a
         second = checkpoints_b.checkpoint()
         assert second is not None
         assert [(h.chain_id, h.length) for h in second.heads] == [(f"{TOPIC}/1", 5)]
-        assert _stored(b) == (2, 5, 3)  # 2 lines; 2 + 1 chain notes and 2 manifests
         lines = read_checkpoint_file(at_b / "ledger.checkpoints")
         assert [parse_checkpoint(line) for line in lines] == [second]
-        # the old owner's earlier checkpoint (both chains) and the new owner's (chain 1 only,
-        # its manifest without chain 0, which A still holds) verify together
-        # A, told it lost partition 1, checkpoints the chain it still holds; its manifest
-        # leaves out chain 1, which B now holds and lists
-        a.release_chains([f"{TOPIC}/1"])
         third = checkpoints_a.checkpoint()
         assert third is not None
         assert [(h.chain_id, h.length) for h in third.heads] == [(f"{TOPIC}/0", 4)]
+        assert _stored(b) == (3, 7, 4)  # 3 lines; 2 + 1 + 1 chain notes and 3 manifests
+        assert _chain_one_sizes(a) == [4, 5]  # A's first, B's: none more of A's
+        assert not (at_a / "notes" / TOPIC / "1" / "checkpoints" / "5").exists()
+        # the old owner's checkpoints (both chains, then chain 0 only) and the new owner's
+        # (chain 1 only) verify together: each manifest lists the chains its writer holds
         _verify(b, at_a, at_b)
         if GO_VERIFIER.exists():  # each instance's manifest and notes, by the Go verifier too
             key = tmp_path / "checkpoint.pub"
