@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 INSERT_ONLY_TABLES = (
     "disclosures",
     "merkle_nodes",
+    "offset_log",
+    "chain_head_log",
+    "partition_probes",  # pruned on a ledger file only
+    "heavy_subject_rows",  # a row is deleted only on a 64-bit subject key collision
     "quarantine",
     "duplicates",
     "watermarks",
