@@ -108,13 +108,16 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
         real_append_derived = ledger.store.append_derived
         compacted: list[CompactionStats] = []
 
-        def insert_then_compact(con: duckdb.DuckDBPyConnection, source: str) -> None:
-            real_append_derived(con, source)
+        def insert_then_compact(
+            con: duckdb.DuckDBPyConnection, source: str, *, insert_only: bool = False
+        ) -> None:
+            real_append_derived(con, source, insert_only=insert_only)
             compacted.append(compact(a))
 
         monkeypatch.setattr(ledger.store, "append_derived", insert_then_compact)
         Ingestor(b, key_store, reference).ingest(_messages(16, 3, 1))  # commits
         monkeypatch.undo()
+        assert len(compacted) == 1  # B's append committed at its first attempt
         stats = compacted[0]
         assert stats.conflicts == []
         assert stats.inlined_rows_flushed > 0
