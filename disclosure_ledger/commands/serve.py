@@ -116,6 +116,7 @@ def run_serve(args: argparse.Namespace) -> int:
         query_time_limit=args.query_time_limit,
         max_concurrent_queries=args.max_concurrent_queries,
         memory_limit=args.memory_limit,
+        lake_compact_every=load_settings().lake_compact_every,
     )
     config.check()  # before anything is opened
     _say_if_nobody_can_sign_in(location)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from consumers.consumer import ConsumeStats, consume
 from consumers.pipeline import Ingestor
 from disclosure_ledger.service.approvals import ApprovalStore, default_approval_store
+from disclosure_ledger.service.compaction_job import CompactionJob
 from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.jobs import VerifyJobs
 from disclosure_ledger.service.metrics import TimedIngestor
@@ -163,6 +164,7 @@ class LedgerService:
         self._prepare_gate = threading.Lock()  # ... and while it prepares (new subject keys)
         self._access_con = self.ledger.view(writable=True)
         self.verify_jobs = VerifyJobs(self)
+        self.compaction = CompactionJob.for_ledger(self.ledger, config.lake_compact_every)
 
     def _set_memory_limit(self) -> None:
         """The instance's one memory limit, shared by ingest, reports and queries (the
@@ -203,6 +205,9 @@ class LedgerService:
 
     # -- ingest --------------------------------------------------------------------------
     def start_ingest(self) -> None:
+        """Start the ingest thread (if the service ingests), and the lake's compaction."""
+        if self.compaction is not None:
+            self.compaction.start()
         if self.ingest_settings is None or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._ingest, name="ingest", daemon=True)
@@ -263,6 +268,8 @@ class LedgerService:
         is unsafe; the batch's transaction commits whole or not at all, so a process that
         exits now loses nothing that a restart would not read again)."""
         self._stop.set()
+        if self.compaction is not None:
+            self.compaction.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
