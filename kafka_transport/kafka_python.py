@@ -134,7 +134,10 @@ def keep_unfinished_joins(coordinator: Any) -> None:
     answers, later polls never finish the join (``need_rejoin`` False, the finished join
     never read) and the partitions go unread until the next rebalance. A join under way
     keeps the member rejoining here: it joins again (one more rebalance) instead of
-    stalling. Its 2.x clients checked for a pending join the same way."""
+    stalling. Its 2.x clients checked for a pending join the same way
+    (https://github.com/dpkp/kafka-python/pull/1695, "also check that join_future is not
+    pending in ensure_active_group"). It reads the coordinator's private ``_join_task``: a
+    unit test fails if an upgrade renames it."""
     need_rejoin = coordinator.need_rejoin
 
     def unless_a_join_is_unfinished() -> bool:
