@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -63,6 +64,27 @@ from producers.topics import ensure_topic  # noqa: E402
 PARTITIONS = 6
 SECRET = "bench-subject-secret-" + "0" * 43
 CLI = [str(Path(sys.executable).with_name("disclosure-ledger"))]  # the installed command
+
+
+_BATCH = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO consumers\.consumer: "
+    r"batch of \d+: (\d+) accepted",
+    re.MULTILINE,
+)
+
+
+def steady_rate(logs: list[Path]) -> float:
+    """Events/s between the first and the last batch the processes logged, all processes
+    together: the rate with their start-up (and the idle wait) left out."""
+    batches: list[tuple[datetime, int]] = []
+    for log in logs:
+        for at, accepted in _BATCH.findall(log.read_text(errors="replace")):
+            batches.append((datetime.strptime(at, "%Y-%m-%d %H:%M:%S,%f"), int(accepted)))
+    batches.sort()
+    if len(batches) < 2:
+        return float("nan")
+    seconds = (batches[-1][0] - batches[0][0]).total_seconds()
+    return sum(n for _, n in batches[1:]) / seconds if seconds > 0 else float("nan")
 
 
 def load_average() -> str:
@@ -180,16 +202,15 @@ def ingest(
     events: int,
     idle: float,
     logs: Path,
-) -> float:
-    """Seconds from launching ``processes`` consumers until every event is a row."""
+) -> tuple[float, float]:
+    """Seconds from launching ``processes`` consumers until every event is a row, and the
+    steady rate between their first and last batch (:func:`steady_rate`)."""
     keys = logs / f"keys-{uuid.uuid4().hex[:6]}.sqlite"
     group = f"bench-{uuid.uuid4().hex[:8]}"
     reader = LakeReader(target.lake) if target.lake is not None else None
     began = time.perf_counter()
-    procs = [
-        launch(target, topic, bootstrap, keys, group, idle, logs / f"{group}-{i}.log")
-        for i in range(processes)
-    ]
+    process_logs = [logs / f"{group}-{i}.log" for i in range(processes)]
+    procs = [launch(target, topic, bootstrap, keys, group, idle, log) for log in process_logs]
     seen_all: float | None = None
     try:
         while any(p.poll() is None for p in procs):
@@ -216,8 +237,8 @@ def ingest(
         check.close()
         if rows != events:
             raise SystemExit(f"the lake holds {rows:,} rows, not {events:,}: see {logs}")
-        return seen_all if seen_all is not None else exited - idle
-    return exited - idle
+        return (seen_all if seen_all is not None else exited - idle), steady_rate(process_logs)
+    return exited - idle, steady_rate(process_logs)
 
 
 def rebalance(
@@ -321,14 +342,16 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         target = catalogs.new_lake(logs)
                     load = load_average()
-                    seconds = ingest(
+                    seconds, steady = ingest(
                         target, n, topic, bootstrap, args.events, args.until_idle, logs
                     )
                     label = f"{backend}, {n} process{'es' if n > 1 else ''}"
                     figures.setdefault(label, []).append(args.events / seconds)
+                    figures.setdefault(f"{label}, steady", []).append(steady)
                     print(
                         f"run {run}: {label}: {args.events / seconds:,.0f} events/s "
-                        f"({seconds:.1f} s; load average {load})",
+                        f"({seconds:.1f} s; {steady:,.0f}/s from first to last batch; "
+                        f"load average {load})",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -336,12 +359,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"ingest of {args.events:,} events from {PARTITIONS} partitions, "
                 f"median of {args.runs}, {os.cpu_count()} cores, load average now {load_average()}"
             )
-            one_file = statistics.median(figures["file, 1 process"])
             for label, rates in figures.items():
+                base = "file, 1 process, steady" if label.endswith("steady") else "file, 1 process"
+                one_file = statistics.median(figures[base])
                 median = statistics.median(rates)
                 runs = " · ".join(f"{r:,.0f}" for r in rates)
                 print(
-                    f"  {label:<20} {median:>9,.0f} events/s  {median / one_file:>5.2f}x the "
+                    f"  {label:<28} {median:>9,.0f} events/s  {median / one_file:>5.2f}x the "
                     f"one-file  ({runs})"
                 )
         if not args.no_rebalance:

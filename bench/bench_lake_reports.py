@@ -98,11 +98,16 @@ def raw_connection(lake: Lake) -> duckdb.DuckDBPyConnection:
 
 
 def load_lake(
-    bench: BenchLedger, lake: Lake, load_batch: int, options: dict[str, str] | None = None
+    bench: BenchLedger,
+    lake: Lake,
+    load_batch: int,
+    options: dict[str, str] | None = None,
+    layout: list[str] | None = None,
 ) -> float:
     """Create the lake through the ledger, set DuckLake ``options`` (``ducklake_options``:
-    ``parquet_compression``, ``parquet_row_group_size``, ...) for the files written from
-    then on, then copy every table of the file into it."""
+    ``parquet_compression``, ``parquet_row_group_size``, ...) and run the ``layout``
+    statements (``ALTER TABLE disclosures SET PARTITIONED BY / SORTED BY ...``) for the files
+    written from then on, then copy every table of the file into it."""
     began = time.perf_counter()
     with Ledger(lake.location):  # the ledger's own DDL, as DuckLake takes it
         pass
@@ -110,6 +115,9 @@ def load_lake(
     try:
         for name, value in (options or {}).items():
             con.execute(f"CALL {CATALOG}.set_option(?, ?)", [name, value])
+        con.execute(f"USE {CATALOG}")
+        for statement in layout or []:
+            con.execute(statement)
         con.execute(f"ATTACH '{bench.path}' AS {FILE} (READ_ONLY)")
         file_tables = [
             r[0]
@@ -291,6 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="a DuckLake option set before loading (e.g. parquet_compression=zstd)",
     )
+    parser.add_argument(
+        "--lake-sql",
+        action="append",
+        default=[],
+        metavar="SQL",
+        help="a statement run on the lake before loading, e.g. "
+        "'ALTER TABLE disclosures SET SORTED BY (subject_key)'",
+    )
     parser.add_argument("--compact", action="store_true", help="also time after compaction")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE into --dir")
     parser.add_argument(
@@ -301,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     with lake_on_postgres(args.dir) as lake:
         print(f"loading the lake (load average {load_average()})", file=sys.stderr)
         options = dict(o.split("=", 1) for o in args.lake_option)
-        loaded = load_lake(bench, lake, args.load_batch, options)
+        loaded = load_lake(bench, lake, args.load_batch, options, args.lake_sql)
         files, all_files, megabytes = lake_files(lake)
         file_mb = bench.path.stat().st_size / 1e6
         print(
@@ -312,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             f"file {bench.path} ({file_mb:,.0f} MB); lake loaded in {loaded:.0f} s, "
             f"{args.load_batch or 'all'} rows a commit: {files} data files of disclosures, "
             f"{all_files} in all ({megabytes:,.0f} MB); DuckLake options {options or 'default'}"
+            + "".join(f"; {sql}" for sql in args.lake_sql)
         )
         began = load_average()
         times = time_side_by_side(bench, lake, args.repeat)
