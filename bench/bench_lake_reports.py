@@ -94,6 +94,7 @@ def raw_connection(lake: Lake) -> duckdb.DuckDBPyConnection:
     load_lake_extensions(con)
     con.execute(f"ATTACH 'ducklake:postgres:{lake.location.catalog}' AS {CATALOG}")
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET memory_limit = '4GB'")  # a shared machine: a sorted load spills instead
     return con
 
 
@@ -189,14 +190,25 @@ Measure = Callable[[], object]
 
 
 def measures(
-    bench: BenchLedger, location: Path | LakeLocation, keys: SubjectKeyStore
+    bench: BenchLedger,
+    location: Path | LakeLocation,
+    keys: SubjectKeyStore,
+    settings: list[str] | None = None,
 ) -> tuple[Ledger, dict[str, Measure]]:
-    """The reports as the commands call them, on one backend opened read-only."""
+    """The reports as the commands call them, on one backend opened read-only, with the
+    DuckDB ``settings`` (``NAME=VALUE``) set on its database instance after opening."""
     from reports.ccpa import ccpa_report
     from reports.subject import subject_report
 
+    def opened() -> Ledger:
+        ledger = Ledger(location, read_only=True)
+        for setting in settings or []:
+            name, value = setting.split("=", 1)
+            ledger.con.execute(f"SET {name} = '{value}'")
+        return ledger
+
     as_of = bench.end.date()
-    ledger = Ledger(location, read_only=True)
+    ledger = opened()
     light, light_rows = ledger.con.execute(
         "SELECT any_value(subject_pseudonym), count(*) FROM disclosures "
         "WHERE subject_type = 'member' GROUP BY subject_key HAVING count(*) < $n "
@@ -205,8 +217,8 @@ def measures(
     ).fetchall()[0]
 
     def command_ccpa() -> None:
-        with Ledger(location, read_only=True) as opened:
-            ccpa_report(opened, as_of)
+        with opened() as each:
+            ccpa_report(each, as_of)
 
     return ledger, {
         "report ccpa": lambda: ccpa_report(ledger, as_of),
@@ -224,15 +236,21 @@ def measures(
 
 
 def time_side_by_side(
-    bench: BenchLedger, lake: Lake, repeat: int
+    bench: BenchLedger, lake: Lake, repeat: int, settings: list[str] | None = None
 ) -> dict[str, dict[str, list[float]]]:
-    """{report: {backend: [seconds]}}: one warm-up each, then rounds alternating backends."""
+    """{report: {backend: [seconds]}}: one warm-up each, then rounds alternating backends;
+    with ``settings``, a third backend: the lake with those DuckDB settings."""
     times: dict[str, dict[str, list[float]]] = {}
     with SubjectKeyStore(bench.key_store, SECRET) as keys:
         file_ledger, on_file = measures(bench, bench.path, keys)
         lake_ledger, on_lake = measures(bench, lake.location, keys)
+        set_ledger, on_set = (
+            measures(bench, lake.location, keys, settings) if settings else (None, {})
+        )
         try:
             backends = {"file": on_file, "lake": on_lake}
+            if on_set:
+                backends["lake+SET"] = on_set
             for runs in backends.values():
                 for run in runs.values():
                     run()
@@ -247,6 +265,8 @@ def time_side_by_side(
         finally:
             file_ledger.close()
             lake_ledger.close()
+            if set_ledger is not None:
+                set_ledger.close()
     return times
 
 
@@ -269,11 +289,19 @@ def explain(bench: BenchLedger, lake: Lake, out: Path) -> None:
 def print_times(title: str, times: dict[str, dict[str, list[float]]]) -> None:
     print(title)
     width = max(len(name) for name in times)
-    print(f"  {'what':<{width}}  {'file':>9}  {'lake':>9}  lake/file  (target <= 2x)")
+    extra = "lake+SET" in next(iter(times.values()))
+    print(
+        f"  {'what':<{width}}  {'file':>9}  {'lake':>9}  lake/file  (target <= 2x)"
+        + ("   lake+SET  its /file" if extra else "")
+    )
     for name, by_backend in times.items():
         f = statistics.median(by_backend["file"])
         lk = statistics.median(by_backend["lake"])
-        print(f"  {name:<{width}}  {f * 1000:>7.0f}ms  {lk * 1000:>7.0f}ms  {lk / f:>8.2f}x")
+        line = f"  {name:<{width}}  {f * 1000:>7.0f}ms  {lk * 1000:>7.0f}ms  {lk / f:>8.2f}x"
+        if extra:
+            ls = statistics.median(by_backend["lake+SET"])
+            line += f"  {ls * 1000:>9.0f}ms  {ls / f:>7.2f}x"
+        print(line)
 
 
 def load_average() -> str:
@@ -307,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a statement run on the lake before loading, e.g. "
         "'ALTER TABLE disclosures SET SORTED BY (subject_key)'",
     )
+    parser.add_argument(
+        "--lake-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also time the lake with this DuckDB setting (a third column), "
+        "e.g. parquet_metadata_cache=true",
+    )
     parser.add_argument("--compact", action="store_true", help="also time after compaction")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE into --dir")
     parser.add_argument(
@@ -329,9 +365,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.load_batch or 'all'} rows a commit: {files} data files of disclosures, "
             f"{all_files} in all ({megabytes:,.0f} MB); DuckLake options {options or 'default'}"
             + "".join(f"; {sql}" for sql in args.lake_sql)
+            + (f"; lake+SET: {', '.join(args.lake_set)}" if args.lake_set else "")
         )
         began = load_average()
-        times = time_side_by_side(bench, lake, args.repeat)
+        times = time_side_by_side(bench, lake, args.repeat, args.lake_set)
         print_times(f"as loaded (load average {began} before, {load_average()} after):", times)
         if args.explain:
             explain(bench, lake, args.dir / "lake-reports-explain.txt")
@@ -343,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{all_files} in all ({megabytes:,.0f} MB)"
             )
             began = load_average()
-            times = time_side_by_side(bench, lake, args.repeat)
+            times = time_side_by_side(bench, lake, args.repeat, args.lake_set)
             print_times(
                 f"after compaction (load average {began} before, {load_average()} after):",
                 times,
