@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     # by default: on the project's shared 2-core machine a worker gained nothing measurable
     # and cost ~55 MB (docs/performance.md, 2026-12-05); 1 where a core is free.
     ingest_workers: int = 0
+    # The Kafka consumer group several ledger services join to split the topic's partitions
+    # (docs/kafka-clients.md, "The consumer group"); unset: one consumer reads every
+    # partition, in no group. Offsets are never committed to Kafka: the ledger holds them.
+    consumer_group: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
+    # Seconds without a heartbeat after which the group drops a member and gives its
+    # partitions to the others; the broker's group.min.session.timeout.ms (6 s by default)
+    # and group.max.session.timeout.ms (30 min) bound it.
+    group_session_timeout: float = Field(default=10.0, gt=0)
     # A DuckLake ledger (--ledger 'ducklake:postgres:<libpq connection string>',
     # docs/ducklake.md): where its Parquet files go when the lake is created (a directory or
     # an s3:// URL; DuckLake records it in the catalog), and the local path that names the

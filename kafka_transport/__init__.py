@@ -29,6 +29,7 @@ from kafka_transport.errors import (
     TransportError,
     TransportTimeoutError,
 )
+from kafka_transport.group import DEFAULT_SESSION_TIMEOUT
 
 __all__ = [
     "CLIENTS",
@@ -41,6 +42,7 @@ __all__ = [
     "Delivery",
     "ProducerTransport",
     "PublishingTransport",
+    "RebalanceListener",
     "TransportError",
     "TransportTimeoutError",
     "open_consumer",
@@ -99,9 +101,27 @@ class Delivery(Protocol):
         :class:`TransportError` when it failed or the report did not arrive in time."""
 
 
+class RebalanceListener(Protocol):
+    """What a member of a consumer group is told as the group moves partitions
+    (:meth:`ConsumerTransport.subscribe`). Both methods run on the polling thread, inside
+    ``poll`` (or ``close``), never with an empty list. An exception either raises goes out
+    of that ``poll`` (and every later one): see :mod:`kafka_transport.group`."""
+
+    def assigned(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
+        """The group gave this member these partitions (all of its partitions: the
+        rebalance is eager). Returns where each starts (None: the earliest offset); the
+        transport seeks there before any message of them is returned."""
+
+    def revoked(self, topic: str, partitions: list[int]) -> None:
+        """These partitions go to the group (a rebalance, or this member leaving, on close;
+        also when they were lost: the session expired). No message of them is returned
+        after this, until a later ``assigned`` gives them back."""
+
+
 class ConsumerTransport(Protocol):
-    """A consumer without a group: partitions are assigned and sought by the caller (the
-    ledger says where to resume), nothing is committed to Kafka. Every method raises
+    """A consumer: partitions are either assigned and sought by the caller (:meth:`assign`,
+    the ledger says where to resume), or split by a consumer group (:meth:`subscribe`), the
+    listener saying where each starts. Nothing is committed to Kafka. Every method raises
     :class:`TransportError` when the broker does not answer within ``timeout`` seconds."""
 
     def probe(self, timeout: float) -> None:
@@ -113,6 +133,26 @@ class ConsumerTransport(Protocol):
     def assign(self, topic: str, starts: dict[int, int | None]) -> None:
         """Read exactly these partitions of ``topic``, each from its offset (None: from the
         beginning); what was fetched before is dropped."""
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        listener: RebalanceListener,
+        *,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        """Join consumer group ``group`` on ``topic`` (instead of :meth:`assign`, once per
+        consumer): the group splits the partitions among its members, and ``listener`` is
+        told what this member gains and loses. The member joins in the next :meth:`poll`.
+        ``session_timeout``: seconds without a heartbeat after which the group drops this
+        member and gives its partitions to the others (the broker bounds it: 6 s to 30 min
+        by default); ``heartbeat_interval``: None = a third of it, at most 3 s."""
+
+    def assignment(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` this consumer reads now: those assigned, or those
+        the group gave it (as its listener was told)."""
 
     def position(self, topic: str, partition: int, timeout: float) -> int:
         """The offset of the next message to be read from the partition."""

@@ -12,13 +12,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from kafka_transport.delivery import Delivered
 from kafka_transport.errors import ClientConfigError, TransportError, TransportTimeoutError
+from kafka_transport.group import (
+    ASSIGNOR,
+    DEFAULT_SESSION_TIMEOUT,
+    GroupTimeouts,
+    Membership,
+    member_name,
+)
+
+if TYPE_CHECKING:
+    from kafka_transport import RebalanceListener
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -148,6 +158,19 @@ def consumer_config(
     }
 
 
+def group_config(config: Mapping[str, Any], group: str, timeouts: GroupTimeouts) -> dict[str, Any]:
+    """:func:`consumer_config` as a member of ``group`` (kafka_transport/group.py)."""
+    return {
+        **config,
+        "group.id": group,
+        "client.id": member_name(),
+        "enable.auto.commit": False,  # the ledger holds the offsets; the group only splits
+        "session.timeout.ms": timeouts.session_ms,
+        "heartbeat.interval.ms": timeouts.heartbeat_ms,
+        "partition.assignment.strategy": ASSIGNOR,
+    }
+
+
 def producer_config(
     bootstrap_servers: str,
     *,
@@ -208,30 +231,99 @@ class Consumer:
         connection: Mapping[str, Any] | None = None,
     ) -> None:
         self._errors = ErrorLog()
-        config = consumer_config(
+        self._timeout = timeout
+        self._config = consumer_config(
             bootstrap_servers,
             max_batch=max_batch,
             timeout=timeout,
             connection=connection,
             errors=self._errors,
         )
+        self._consumer = self._connected(self._config)
+        self._positions: dict[tuple[str, int], int | None] = {}
+        self._membership: Membership | None = None
+
+    def _connected(self, config: Mapping[str, Any]) -> Any:
+        """A librdkafka consumer of ``config``, connected (TransportError if no broker
+        answered within the timeout)."""
         try:
-            self._consumer = confluent_kafka.Consumer(config)
+            consumer = confluent_kafka.Consumer(dict(config))
         except KafkaException as exc:
             raise _refused(exc) from exc
-        self._positions: dict[tuple[str, int], int | None] = {}
         try:  # as kafka-python does: connected, or an error
-            self._consumer.list_topics(timeout=timeout)
+            consumer.list_topics(timeout=self._timeout)
         except KafkaException as exc:
             # nothing is assigned yet, so a poll reads nothing: it serves the error callback,
             # which says why no broker answered (a refused login, a failed TLS handshake);
             # close() would serve it too, but only as a side effect
-            self._consumer.poll(0)
-            self._consumer.close()
+            consumer.poll(0)
+            consumer.close()
             raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
         except BaseException:
-            self._consumer.close()
+            consumer.close()
             raise
+        return consumer
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        listener: RebalanceListener,
+        *,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        if self._membership is not None or self._positions:
+            raise RuntimeError("subscribe() once, on a consumer that assign() was not used on")
+        timeouts = GroupTimeouts.of(session_timeout, heartbeat_interval)
+        # the group id is fixed when librdkafka's consumer is made: a new one, a member
+        member = self._connected(group_config(self._config, group, timeouts))
+        self._consumer.close()
+        self._consumer = member
+        self._membership = Membership(topic, listener)
+        try:
+            member.subscribe(
+                [topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+        except KafkaException as exc:
+            raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
+
+    def _on_assign(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        """librdkafka's callback, inside consume() on the polling thread: the listener says
+        where each partition starts, and it is assigned there (eager: all of them)."""
+        assert self._membership is not None
+        topic = self._membership.topic
+        starts = self._membership.assigned(tp.partition for tp in tps if tp.topic == topic)
+        if starts is None:  # the listener failed: read none of them (poll raises its error)
+            consumer.assign(tps)
+            consumer.pause(tps)
+            return
+        consumer.assign(
+            [
+                TopicPartition(
+                    topic, p, confluent_kafka.OFFSET_BEGINNING if start is None else start
+                )
+                for p, start in starts.items()
+            ]
+        )
+        self._positions = {(topic, p): start for p, start in starts.items()}
+
+    def _on_revoke(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        """librdkafka's callback for partitions revoked or lost (it unassigns them after)."""
+        assert self._membership is not None
+        topic = self._membership.topic
+        gone = [tp.partition for tp in tps if tp.topic == topic]
+        for p in gone:
+            self._positions.pop((topic, p), None)
+        self._membership.revoked(gone)
+
+    def assignment(self, topic: str) -> set[int]:
+        if self._membership is not None:
+            return set(self._membership.owned) if topic == self._membership.topic else set()
+        return {p for (t, p) in self._positions if t == topic}
 
     def probe(self, timeout: float) -> None:
         try:
@@ -290,10 +382,16 @@ class Consumer:
         max_records: int,
         make: Callable[[str, int, int, bytes | None, bytes | None], T],
     ) -> list[T]:
+        membership = self._membership
+        if membership is not None:
+            membership.check()
         try:
             polled = self._consumer.consume(num_messages=max_records, timeout=timeout)
         except KafkaException as exc:
             raise _error(exc, self._errors)  # noqa: B904 (chained by _error)
+        finally:
+            if membership is not None:  # the listener's failure, rather than the client's
+                membership.check()
         out: list[T] = []
         positions = self._positions
         for m in cast(list[Any], polled):
@@ -308,7 +406,11 @@ class Consumer:
         return out
 
     def close(self) -> None:
+        before = self._membership.failure if self._membership is not None else None
+        # a member: revokes what it owns (the listener is told), then leaves the group
         self._consumer.close()
+        if self._membership is not None and self._membership.failure is not before:
+            self._membership.check()  # the listener failed in this close
 
 
 class _Delivery:

@@ -7,13 +7,24 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from kafka_transport.delivery import Delivered
 from kafka_transport.errors import TransportError, TransportTimeoutError
+from kafka_transport.group import (
+    DEFAULT_SESSION_TIMEOUT,
+    GroupTimeouts,
+    Membership,
+    PollingThread,
+    member_name,
+)
+
+if TYPE_CHECKING:
+    from kafka_transport import RebalanceListener
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -86,6 +97,78 @@ def producer_config(
     }
 
 
+def _connected(config: Mapping[str, Any]) -> KafkaConsumer:
+    """A KafkaConsumer of ``config``, connected (TransportError if no broker answered)."""
+    # kafka-python connects in __init__ and, when that fails, leaves its network thread
+    # running; building in two steps lets us close it on that path too.
+    consumer = KafkaConsumer.__new__(KafkaConsumer)
+    try:
+        with translated():
+            consumer.__init__(**config)
+    except BaseException:
+        client = getattr(consumer, "_client", None)
+        if client is not None:
+            client.close()
+        raise
+    return consumer
+
+
+def group_config(config: Mapping[str, Any], group: str, timeouts: GroupTimeouts) -> dict[str, Any]:
+    """:func:`consumer_config` as a member of ``group`` (kafka_transport/group.py)."""
+    return {
+        **config,
+        "group_id": group,
+        "client_id": member_name(),
+        "enable_auto_commit": False,  # the ledger holds the offsets; the group only splits
+        "session_timeout_ms": timeouts.session_ms,
+        "heartbeat_interval_ms": timeouts.heartbeat_ms,
+        "partition_assignment_strategy": [RangePartitionAssignor],
+    }
+
+
+class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """kafka-python's callbacks (on its I/O thread) handed to the polling thread. They are
+    coroutines, so the I/O thread heartbeats while the listener works."""
+
+    def __init__(
+        self, consumer: KafkaConsumer, polling: PollingThread, membership: Membership
+    ) -> None:
+        self._consumer = consumer
+        self._polling = polling
+        self._membership = membership
+
+    async def _on_polling_thread(self, call: Callable[[], T]) -> T | None:
+        ask = self._polling.ask(call)
+        while not ask.done.is_set():
+            await self._consumer._net.sleep(0.005)
+        return ask.value
+
+    def _mine(self, tps: Any) -> list[TopicPartition]:
+        return [tp for tp in tps if tp.topic == self._membership.topic]
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        partitions = [tp.partition for tp in self._mine(revoked)]
+        await self._on_polling_thread(lambda: self._membership.revoked(partitions))
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        await self.on_partitions_revoked(lost)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        tps = self._mine(assigned)
+        partitions = [tp.partition for tp in tps]
+        starts = await self._on_polling_thread(lambda: self._membership.assigned(partitions))
+        if starts is None:  # the listener failed: read none of them (poll raises its error)
+            self._consumer.pause(*tps)
+            return
+        # before kafka-python fetches (it would start at the group's committed offsets)
+        for tp in tps:
+            start = starts[tp.partition]
+            if start is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, start)
+
+
 class Consumer:
     def __init__(
         self,
@@ -95,25 +178,38 @@ class Consumer:
         timeout: float,
         connection: Mapping[str, Any] | None = None,
     ) -> None:
-        # kafka-python connects in __init__ and, when that fails, leaves its network thread
-        # running; building in two steps lets us close it on that path too.
-        consumer = KafkaConsumer.__new__(KafkaConsumer)
-        try:
-            with translated():
-                consumer.__init__(
-                    **consumer_config(
-                        bootstrap_servers,
-                        max_batch=max_batch,
-                        timeout=timeout,
-                        connection=connection,
-                    )
-                )
-        except BaseException:
-            client = getattr(consumer, "_client", None)
-            if client is not None:
-                client.close()
-            raise
-        self._consumer = consumer
+        self._config = consumer_config(
+            bootstrap_servers, max_batch=max_batch, timeout=timeout, connection=connection
+        )
+        self._consumer = _connected(self._config)
+        self._membership: Membership | None = None
+        self._polling: PollingThread | None = None
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        listener: RebalanceListener,
+        *,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        if self._membership is not None or self._consumer.assignment():
+            raise RuntimeError("subscribe() once, on a consumer that assign() was not used on")
+        timeouts = GroupTimeouts.of(session_timeout, heartbeat_interval)
+        # the group id is fixed when kafka-python's consumer is made: a new one, a member
+        member = _connected(group_config(self._config, group, timeouts))
+        self._consumer.close()
+        self._consumer = member
+        self._membership = membership = Membership(topic, listener)
+        self._polling = polling = PollingThread("kafka-python-poll")
+        with translated():
+            member.subscribe([topic], listener=_Rebalance(member, polling, membership))
+
+    def assignment(self, topic: str) -> set[int]:
+        if self._membership is not None:
+            return set(self._membership.owned) if topic == self._membership.topic else set()
+        return {tp.partition for tp in self._consumer.assignment() if tp.topic == topic}
 
     def probe(self, timeout: float) -> None:
         with translated():
@@ -154,15 +250,45 @@ class Consumer:
         max_records: int,
         make: Callable[[str, int, int, bytes | None, bytes | None], T],
     ) -> list[T]:
-        with translated():
-            polled = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        if self._polling is None:
+            with translated():
+                polled = self._consumer.poll(
+                    timeout_ms=int(timeout * 1000), max_records=max_records
+                )
+        else:
+            polled = self._group_call(
+                lambda: self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+            )
         out: list[T] = []
         for records in polled.values():
             out.extend(make(r.topic, r.partition, r.offset, r.key, r.value) for r in records)
         return out
 
+    def _group_call(self, call: Callable[[], T]) -> T:
+        """A call that may rebalance (the listener runs on this thread meanwhile); the
+        listener's failure, if any, raised rather than the client's words for it."""
+        assert self._polling is not None and self._membership is not None
+        self._membership.check()
+        try:
+            with translated():
+                return self._polling.call(call)
+        finally:
+            self._membership.check()
+
     def close(self) -> None:
-        self._consumer.close()
+        if self._polling is None:
+            self._consumer.close()
+            return
+        assert self._membership is not None
+        before = self._membership.failure
+        try:
+            # revokes what this member owns (the listener is told), then leaves the group
+            with translated():
+                self._polling.call(self._consumer.close)
+        finally:
+            self._polling.close()
+        if self._membership.failure is not before:  # the listener failed in this close
+            self._membership.check()
 
 
 class _Future:

@@ -210,7 +210,14 @@ def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    """Tables and views (on a lake, ``chain_heads`` and ``offsets`` are views of logs)."""
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+    }
 
 
 def _disclosure_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -311,10 +318,12 @@ def _stale(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _rebuild_chain_heads(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DELETE FROM chain_heads")
+    # on a lake, chain_heads is a view of chain_head_log (LAKE_LOG_DDL)
+    table = "chain_head_log" if "chain_head_log" in _tables(con) else "chain_heads"
+    con.execute(f"DELETE FROM {table}")
     con.execute(
         f"""
-        INSERT INTO chain_heads
+        INSERT INTO {table}
         SELECT d.chain_id, d.seq, d.chain_hash FROM disclosures d
         SEMI JOIN ({_HEAD_SEQS}) t ON d.chain_id = t.chain_id AND d.seq = t.head_seq
         WHERE d.seq >= (SELECT min(head_seq) FROM ({_HEAD_SEQS}))
@@ -381,20 +390,28 @@ def rebuild_heavy(con: duckdb.DuckDBPyConnection, *, heavy_rows: int | None = No
     )
 
 
-def append_derived(con: duckdb.DuckDBPyConnection, incoming: str) -> None:
+def append_derived(
+    con: duckdb.DuckDBPyConnection, incoming: str, *, insert_only: bool = False
+) -> None:
     """Inside the append transaction, after ``incoming`` (disclosures columns, registered
     view) was inserted into ``disclosures``: move the chain heads, extend the heavy
-    subjects' copy."""
-    con.execute(
-        f"""
-        MERGE INTO chain_heads USING (
-            SELECT chain_id, max(seq) AS head_seq, arg_max(chain_hash, seq) AS head_chain_hash
-            FROM {incoming} GROUP BY chain_id
-        ) AS s USING (chain_id)
-        WHEN MATCHED AND s.head_seq >= chain_heads.head_seq THEN UPDATE
-        WHEN NOT MATCHED THEN INSERT
-        """
+    subjects' copy. ``insert_only`` (a lake): the heads are appended to ``chain_head_log``,
+    whose newest row per chain the ``chain_heads`` view reads, so that writers of other
+    chains never write a row this commit writes (:data:`LAKE_LOG_DDL`)."""
+    heads = (
+        "SELECT chain_id, max(seq) AS head_seq, arg_max(chain_hash, seq) AS head_chain_hash "
+        f"FROM {incoming} GROUP BY chain_id"
     )
+    if insert_only:
+        con.execute(f"INSERT INTO chain_head_log {heads}")
+    else:
+        con.execute(
+            f"""
+            MERGE INTO chain_heads USING ({heads}) AS s USING (chain_id)
+            WHEN MATCHED AND s.head_seq >= chain_heads.head_seq THEN UPDATE
+            WHEN NOT MATCHED THEN INSERT
+            """
+        )
     if not _scalar(con, "SELECT count(*) FROM heavy_subjects"):
         return
     # the batch's rows of heavy keys, the key computed once

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import tenacity
 
 from ledger.access_log import ACCESS_LOG_DDL
 from ledger.chain import LEAF_TYPES
@@ -28,7 +29,7 @@ from ledger.checkpoint_notes import CHECKPOINT_NOTES_DDL
 from ledger.coverage import WATERMARKS_DDL
 from ledger.derived import APPEND_SELECT, append_derived, ensure_derived, with_derived
 from ledger.errors import LedgerError, LedgerLockedError, LedgerVersionError
-from ledger.fence import FencedError, claim, hold
+from ledger.fence import FencedError, claim, hold, owner_of
 from ledger.lake import LakeLocation, attach_lake, cursor_of, lake_ddl, lock_lake_connection
 from ledger.tree import MERKLE_DDL, NODE_COLUMNS, ensure_tree
 
@@ -245,9 +246,41 @@ def _open_lake(
     return con
 
 
+LAKE_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS offset_log (
+    topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE VIEW IF NOT EXISTS offsets AS
+    SELECT topic, kafka_partition, max(next_offset) AS next_offset,
+        max(updated_at) AS updated_at
+    FROM offset_log GROUP BY topic, kafka_partition;
+CREATE TABLE IF NOT EXISTS chain_head_log (
+    chain_id VARCHAR NOT NULL, head_seq BIGINT NOT NULL, head_chain_hash BLOB NOT NULL
+);
+CREATE VIEW IF NOT EXISTS chain_heads AS
+    SELECT chain_id, max(head_seq) AS head_seq,
+        arg_max(head_chain_hash, head_seq) AS head_chain_hash
+    FROM chain_head_log GROUP BY chain_id;
+CREATE TABLE IF NOT EXISTS reference_fence (stored BIGINT NOT NULL);
+INSERT INTO reference_fence SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM reference_fence);
+"""
+"""On a lake, where several writers append at once (docs/scale.md): the next offset of each
+partition and the head of each chain are *appended* to a log by the batch that moves them,
+and read through views of the same names as the one-file ledger's tables (a partition's
+offset only grows, and so does a chain's head seq, so the newest row is the largest). A
+MERGE into one shared table would make every two writers' commits conflict (DuckLake counts
+an UPDATE as a delete), while inserts never do. Only the chain's owner appends its rows
+(ledger/fence.py). ``reference_fence`` is the one row every batch that stores a reference
+version updates: two writers storing the same version at once conflict, and the retried
+one then finds it stored."""
+
+
 def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every ledger table a lake lacks, as DuckLake takes them (:func:`lake_ddl`):
-    each module's own ``CREATE TABLE IF NOT EXISTS`` then finds it there."""
+    each module's own ``CREATE TABLE IF NOT EXISTS`` then finds it there (the views of
+    :data:`LAKE_LOG_DDL` first, so ``offsets`` and ``chain_heads`` are never tables)."""
+    con.execute(LAKE_LOG_DDL)
     from ledger.checkpoints import CHECKPOINTS_DDL  # they build on this module
     from ledger.derived import DERIVED_DDL
     from ledger.erasure import ERASURES_DDL
@@ -318,6 +351,7 @@ class Ledger:
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._views = threading.Lock()
         self._epochs: dict[str, int] = {}  # a lake's chains this writer claimed (ledger.fence)
+        self._released: set[str] = set()  # ... and those Kafka took from it since
         self._claims = threading.Lock()  # claims come from the preparing and committing threads
         self._claimer: duckdb.DuckDBPyConnection | None = None
         if self.lake is not None:
@@ -427,6 +461,7 @@ class Ledger:
         view._reader = None
         view._views = self._views
         view._epochs, view._claims, view._claimer = {}, threading.Lock(), None  # never claims
+        view._released = set()
         with self._views:  # views come from one root cursor, never from the owner's ``con``,
             if self._view_root is None:  # which another thread (the consumer) may be using
                 raise LedgerError(f"ledger file {self.path}: views come from its owner")
@@ -484,18 +519,30 @@ class Ledger:
 
     # -- fencing (a lake may have other writers: ledger/fence.py, docs/scale.md) ---------
     def claim_partitions(self, topic: str, partitions: Sequence[int]) -> None:
-        """Before reading where to resume: :meth:`claim_chains` of these partitions."""
-        self.claim_chains([chain_id_for(topic, p) for p in partitions])
+        """Before reading where to resume: :meth:`claim_chains` of these partitions (Kafka
+        gave them to this writer: claimed again even if released before)."""
+        self.claim_chains([chain_id_for(topic, p) for p in partitions], reclaim=True)
 
-    def claim_chains(self, chain_ids: Sequence[str]) -> None:
+    def release_partitions(self, topic: str, partitions: Sequence[int]) -> None:
+        """Kafka took these partitions from this writer (a rebalance): forget its claims, and
+        never claim them again on its own (a batch still holding their rows is refused with
+        :class:`FencedError`) until :meth:`claim_partitions` names them again."""
+        with self._claims:
+            for chain in (chain_id_for(topic, p) for p in partitions):
+                self._epochs.pop(chain, None)
+                self._released.add(chain)
+
+    def claim_chains(self, chain_ids: Sequence[str], *, reclaim: bool = False) -> None:
         """On a lake: make this writer the owner of each chain not yet claimed, so that a
         writer that owned it before can no longer append to it (its commit is refused), and
         only then read its head or offset (:meth:`chain_heads` claims before it reads;
-        ledger/fence.py). A no-op on a ledger file, whose one writer DuckDB's file lock
-        ensures."""
+        ledger/fence.py). Chains released (:meth:`release_partitions`) are claimed only when
+        ``reclaim``. A no-op on a ledger file, whose one writer DuckDB's file lock ensures."""
         if self.lake is None or self.read_only or not self._owner:
             return
-        wanted = sorted({c for c in chain_ids if c not in self._epochs})
+        wanted = sorted(
+            {c for c in chain_ids if c not in self._epochs and (reclaim or c not in self._released)}
+        )
         if not wanted:
             return
         owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -505,6 +552,7 @@ class Ledger:
             for chain in wanted:
                 if chain not in self._epochs:
                     self._epochs[chain] = claim(self._claimer, chain, owner)
+                    self._released.discard(chain)
 
     @staticmethod
     def _batch_chains(batch: Batch) -> list[str]:
@@ -520,7 +568,13 @@ class Ledger:
         batch writes (:func:`ledger.fence.hold`), so the commit fails if another writer
         claimed one since."""
         for chain in chains:
-            hold(con, chain, self._epochs[chain])
+            epoch = self._epochs.get(chain)
+            if epoch is None:
+                raise FencedError(
+                    f"chain {chain} was released by this writer (Kafka gave its partition to "
+                    "another instance): the batch holding its rows is not appended"
+                )
+            hold(con, chain, epoch)
 
     # -- reads ---------------------------------------------------------------------------
     def stored_offsets(self, topic: str) -> dict[int, int]:
@@ -571,24 +625,15 @@ class Ledger:
     def has_reference_version(self, version: str) -> bool:
         """Whether the reference tables already hold this version (stored with its first
         batch), so a restarted consumer does not store them again."""
-        tables = {
-            r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        }
-        present = [t for t in REFERENCE_TABLES if t in tables]
-        if not present:
-            return False
-        found = self.con.execute(
-            " UNION ALL ".join(
-                f"SELECT 1 FROM (SELECT 1 FROM {t} WHERE reference_version = $v LIMIT 1)"
-                for t in present
-            ),
-            {"v": version},
-        ).fetchall()
-        return bool(found)
+        return _holds_reference(self.con, version)
 
     # -- the one write -------------------------------------------------------------------
     @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(self, chains: Sequence[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction. On a lake, a refused commit is a :class:`FencedError` when one
+        of ``chains`` was claimed by another writer since this one claimed it, and a
+        :class:`_LakeConflict` (the caller tries again) when this writer still owns them all:
+        another writer's commit touched a table this one also deleted from."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield self.con
@@ -602,12 +647,17 @@ class Ledger:
                 raise
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
+            lost = [
+                c for c in chains if (owner_of(self.con, c) or (0, ""))[0] != self._epochs.get(c)
+            ]
+            if not lost:
+                raise _LakeConflict(str(exc)) from exc
+            for chain in lost:
+                self._epochs.pop(chain, None)
             raise FencedError(
-                f"the append to ledger {self.location} was refused: another writer committed "
-                "to the lake while it was being written, claiming a chain of this batch (or, "
-                "with two writers appending at once, which a lake does not support yet, "
-                f"writing a table this append also updates: docs/scale.md) ({exc}); nothing "
-                "of the batch was appended"
+                f"the append to ledger {self.location} was refused: another writer claimed "
+                f"{', '.join(lost)} while this batch was being written ({exc}); nothing of "
+                "the batch was appended"
             ) from exc
 
     def append_batch(self, batch: Batch) -> None:
@@ -646,38 +696,75 @@ class Ledger:
             # read offsets and heads; a batch written directly is claimed here)
             chains = self._batch_chains(batch) if self.lake is not None else []
             self.claim_chains(chains)
-            with self._transaction() as con:
-                if chains:
-                    self._hold_chains(con, chains)
-                for name, table in batch.reference_tables.items():
-                    _append_reference(con, name, table)
-                if "_incoming_disclosures" in incoming:
+            if self.lake is None:
+                self._append_once(batch, incoming, chains)
+                return
+            retrying = tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(_LakeConflict),
+                stop=tenacity.stop_after_attempt(LAKE_COMMIT_ATTEMPTS),
+                wait=tenacity.wait_random_exponential(multiplier=0.02, max=0.5),
+                reraise=True,
+            )
+            try:
+                retrying(self._append_once, batch, incoming, chains)
+            except _LakeConflict as exc:
+                raise LedgerError(
+                    f"the append to ledger {self.location} conflicted with other writers' "
+                    f"commits {LAKE_COMMIT_ATTEMPTS} times in a row, though this writer still "
+                    f"owns its chains ({exc.__cause__}); nothing of the batch was appended, "
+                    "and it is read again from Kafka"
+                ) from exc
+        finally:
+            for name in incoming:
+                self.con.unregister(name)
+
+    def _append_once(
+        self, batch: Batch, incoming: Mapping[str, pa.Table], chains: Sequence[str]
+    ) -> None:
+        """One attempt at the append's transaction (a lake retries it: :meth:`append_batch`)."""
+        lake = self.lake is not None
+        stored = False  # the batch's reference version, already in the lake
+        with self._transaction(chains) as con:
+            if chains:
+                self._hold_chains(con, chains)
+            if batch.reference_tables and lake:
+                # two writers storing a version at once conflict here; the retry finds it
+                con.execute("UPDATE reference_fence SET stored = stored + 1")
+                version = _reference_version(batch.reference_tables)
+                stored = version is not None and _holds_reference(con, version)
+            for name, table in batch.reference_tables.items() if not stored else ():
+                _append_reference(con, name, table)
+            if "_incoming_disclosures" in incoming:
+                con.execute(
+                    f"INSERT INTO disclosures BY NAME {APPEND_SELECT} FROM _incoming_disclosures"
+                )
+                append_derived(con, "_incoming_disclosures", insert_only=lake)
+            for target, source in (
+                ("quarantine", "_incoming_quarantine"),
+                ("duplicates", "_incoming_duplicates"),
+                ("watermarks", "_incoming_watermarks"),
+                ("partition_probes", "_incoming_probes"),
+                ("merkle_nodes", "_incoming_merkle_nodes"),
+            ):
+                if source in incoming:
+                    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
+            if "_incoming_offsets" in incoming:
+                if lake:  # LAKE_LOG_DDL: the offsets view reads the newest
                     con.execute(
-                        "INSERT INTO disclosures BY NAME "
-                        f"{APPEND_SELECT} FROM _incoming_disclosures"
+                        "INSERT INTO offset_log BY NAME SELECT *, now()::TIMESTAMP AS updated_at "
+                        "FROM _incoming_offsets"
                     )
-                    append_derived(con, "_incoming_disclosures")
-                for target, source in (
-                    ("quarantine", "_incoming_quarantine"),
-                    ("duplicates", "_incoming_duplicates"),
-                    ("watermarks", "_incoming_watermarks"),
-                    ("partition_probes", "_incoming_probes"),
-                    ("merkle_nodes", "_incoming_merkle_nodes"),
-                ):
-                    if source in incoming:
-                        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}")
-                if "_incoming_offsets" in incoming:
+                else:
                     con.execute(
                         "MERGE INTO offsets USING (SELECT *, now()::TIMESTAMP AS updated_at "
                         "FROM _incoming_offsets) AS s USING (topic, kafka_partition) "
                         "WHEN MATCHED THEN UPDATE SET next_offset = s.next_offset, "
                         "updated_at = s.updated_at WHEN NOT MATCHED THEN INSERT BY NAME"
                     )
-                if "_incoming_probes" in incoming:
-                    con.execute(_PRUNE_PROBES, [PROBES_KEPT_UNREACHED])
-        finally:
-            for name in incoming:
-                self.con.unregister(name)
+            # On a lake the probes are not pruned per batch: a DELETE of the shared table
+            # would conflict with every other writer's; readers take the newest probes.
+            if "_incoming_probes" in incoming and not lake:
+                con.execute(_PRUNE_PROBES, [PROBES_KEPT_UNREACHED])
 
 
 _PRUNE_PROBES = """
@@ -693,6 +780,35 @@ DELETE FROM partition_probes WHERE rowid IN (
     WHERE (reached AND newest > 1) OR (NOT reached AND newest > 1 AND oldest >= $1)
 )
 """
+
+
+LAKE_COMMIT_ATTEMPTS = 8
+"""How often an append whose commit conflicted, while this writer still owns every chain of
+the batch, is tried again on a lake (:meth:`Ledger.append_batch`)."""
+
+
+class _LakeConflict(LedgerError):
+    """A lake refused the commit, but not because a chain was claimed: try again."""
+
+
+def _reference_version(tables: Mapping[str, pa.Table]) -> str | None:
+    for table in tables.values():
+        if "reference_version" in table.column_names and table.num_rows:
+            return str(table.column("reference_version")[0].as_py())
+    return None
+
+
+def _holds_reference(con: duckdb.DuckDBPyConnection, version: str) -> bool:
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    } & set(REFERENCE_TABLES)
+    return any(
+        con.execute(f"SELECT 1 FROM {t} WHERE reference_version = ? LIMIT 1", [version]).fetchall()
+        for t in present
+    )
 
 
 def _append_reference(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

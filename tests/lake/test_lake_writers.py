@@ -5,6 +5,10 @@ Real ingest pipeline, real DuckLake on the session's PostgreSQL server."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 import ledger.store
@@ -109,3 +113,85 @@ def test_a_claim_landing_while_the_append_is_open_makes_its_commit_fail(
         _ingestor(b, key_store, reference).ingest(_messages(2, 2))
         assert _chain(b) == [(1, 0), (2, 1), (3, 2), (4, 3)]
         assert verify_ledger(b).ok
+
+
+def _open_across(
+    monkeypatch: pytest.MonkeyPatch, writer: Ledger, meanwhile: Callable[[], None]
+) -> list[int]:
+    """Run ``meanwhile`` (another writer's whole commit) inside ``writer``'s next append's
+    open transaction, once; the list counts that append's attempts."""
+    real_once = Ledger._append_once
+    attempts: list[int] = []
+    fired: list[int] = []
+
+    def once(self: Ledger, *args: Any) -> None:
+        if self is not writer:
+            real_once(self, *args)
+            return
+        attempts.append(1)
+        real_hold = ledger.store.hold
+
+        def hold_then_other_commit(con: object, chain: str, epoch: int) -> None:
+            real_hold(con, chain, epoch)  # type: ignore[arg-type]
+            if len(attempts) == 1 and not fired:
+                fired.append(1)
+                meanwhile()
+
+        monkeypatch.setattr(ledger.store, "hold", hold_then_other_commit)
+        try:
+            real_once(self, *args)
+        finally:
+            monkeypatch.setattr(ledger.store, "hold", real_hold)
+
+    monkeypatch.setattr(Ledger, "_append_once", once)
+    return attempts
+
+
+def test_writers_of_other_chains_commit_across_each_other_without_conflict(
+    ledger_location: LedgerLocation,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two services own different partitions: a commit of one landing while the other's
+    append is open neither refuses nor delays it (offsets and heads are per-chain rows)."""
+    with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
+        ingest_a, ingest_b = _ingestor(a, key_store, reference), _ingestor(b, key_store, reference)
+        ingest_a.ingest(_messages(0, 2, partition=0))
+        ingest_b.ingest(_messages(0, 2, partition=1))
+        attempts = _open_across(monkeypatch, a, lambda: ingest_b.ingest(_messages(2, 3, 1)))
+        ingest_a.ingest(_messages(2, 2, partition=0))
+        monkeypatch.undo()
+        assert attempts == [1]  # A's commit went through at the first attempt
+        assert _chain(a, 0) == [(1, 0), (2, 1), (3, 2), (4, 3)]
+        assert _chain(a, 1) == [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]
+        assert a.stored_offsets(TOPIC) == b.stored_offsets(TOPIC) == {0: 4, 1: 5}
+        heads = a.chain_heads([f"{TOPIC}/0", f"{TOPIC}/1"])
+        assert {c: h.seq for c, h in heads.items()} == {f"{TOPIC}/0": 4, f"{TOPIC}/1": 5}
+        assert verify_ledger(a).ok
+
+
+def test_two_writers_storing_the_reference_at_once_store_it_once(
+    ledger_location: LedgerLocation,
+    key_store: SubjectKeyStore,
+    reference: ReferenceData,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two services start together on a new lake: each one's first batch carries the
+    reference data. The second commit conflicts on the reference's fence, is tried again,
+    and finds the version stored: one copy, both batches kept."""
+    with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
+        # the lake holds an older version already (its tables exist: no DDL to conflict on)
+        older = dataclasses.replace(reference, version="2025.01.0+older")
+        _ingestor(a, key_store, older).ingest(_messages(0, 1, partition=2))
+        ingest_a, ingest_b = _ingestor(a, key_store, reference), _ingestor(b, key_store, reference)
+        attempts = _open_across(monkeypatch, a, lambda: ingest_b.ingest(_messages(0, 1, 1)))
+        ingest_a.ingest(_messages(0, 1, partition=0))
+        monkeypatch.undo()
+        assert len(attempts) == 2  # refused once, then appended without the reference
+        [(copies,)] = a.con.execute(
+            "SELECT count(*) FROM ref_categories WHERE reference_version = ?", [reference.version]
+        ).fetchall()
+        assert copies == len(reference.to_arrow_tables()["ref_categories"])
+        assert _chain(a, 0) == [(1, 0)] and _chain(a, 1) == [(1, 0)]
+        assert verify_ledger(a).ok

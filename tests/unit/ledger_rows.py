@@ -178,10 +178,18 @@ def record_coverage_in(con: duckdb.DuckDBPyConnection, through: datetime) -> Non
                 "INSERT INTO watermarks VALUES (?, ?, ?, ?, ?, ?)",
                 [topic, partition, offset, source, through, through],
             )
-            con.execute(
-                "UPDATE offsets SET next_offset = ? WHERE topic = ? AND kafka_partition = ?",
-                [offset + 1, topic, partition],
-            )
+            if "offset_log" in tables:  # a lake: offsets is a view of this log
+                if (topic, partition) not in committed:
+                    continue  # as the UPDATE below finds no row
+                con.execute(
+                    "INSERT INTO offset_log VALUES (?, ?, ?, now()::TIMESTAMP)",
+                    [topic, partition, offset + 1],
+                )
+            else:
+                con.execute(
+                    "UPDATE offsets SET next_offset = ? WHERE topic = ? AND kafka_partition = ?",
+                    [offset + 1, topic, partition],
+                )
 
 
 def _next_offset(con: duckdb.DuckDBPyConnection, topic: str, partition: int) -> int:
