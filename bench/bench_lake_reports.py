@@ -62,6 +62,9 @@ from ledger.pseudonyms import SubjectKeyStore  # noqa: E402
 from ledger.store import Ledger  # noqa: E402
 
 FILE = "f"  # the one-file ledger, attached read-only beside the lake while loading
+LAKE_LOGS = {"offsets": "offset_log", "chain_heads": "chain_head_log"}
+"""The file's tables that a lake keeps as insert-only logs read through views of the same
+names (``ledger.store.LAKE_LOG_DDL``)."""
 
 
 @dataclass
@@ -135,7 +138,11 @@ def load_lake(
         }
         for table in file_tables:
             rows = int(con.execute(f"SELECT count(*) FROM {FILE}.{table}").fetchall()[0][0])
-            if table not in lake_tables:  # reference data tables: made by the first append
+            if table in LAKE_LOGS:  # a view over an insert-only log on a lake
+                con.execute(
+                    f"INSERT INTO {CATALOG}.{LAKE_LOGS[table]} BY NAME SELECT * FROM {FILE}.{table}"
+                )
+            elif table not in lake_tables:  # reference data tables: made by the first append
                 con.execute(f"CREATE TABLE {CATALOG}.{table} AS SELECT * FROM {FILE}.{table}")
             elif table == "disclosures" and load_batch > 0:
                 for start in range(0, rows, load_batch):
