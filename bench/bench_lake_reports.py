@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -277,6 +278,103 @@ def time_side_by_side(
     return times
 
 
+class _TimedCursor:
+    """A report's cursor that records how long each statement took (``--statements``)."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, log: list[tuple[str, float]]) -> None:
+        self._cursor, self._log = cursor, log
+        self._sql, self._began = "", 0.0
+
+    def execute(self, sql: str, *args: Any) -> _TimedCursor:
+        self._sql, self._began = " ".join(sql.split()), time.perf_counter()
+        self._cursor.execute(sql, *args)
+        return self
+
+    def _done(self, result: Any) -> Any:
+        self._log.append((self._sql, time.perf_counter() - self._began))
+        return result
+
+    def fetchall(self) -> Any:
+        return self._done(self._cursor.fetchall())
+
+    def fetchone(self) -> Any:
+        return self._done(self._cursor.fetchone())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+NEWEST_VERSION_TODAY = "SELECT reference_version FROM disclosures ORDER BY rowid DESC LIMIT 1"
+NEWEST_VERSION_FROM_HEADS = (
+    "SELECT d.reference_version FROM disclosures d SEMI JOIN chain_heads h "
+    "ON d.chain_id = h.chain_id AND d.seq = h.head_seq "
+    "WHERE d.seq >= (SELECT min(head_seq) FROM chain_heads) ORDER BY d.rowid DESC LIMIT 1"
+)
+"""The newest row's reference version, as the coverage reads it today (ledger/coverage.py,
+a top-1 over every row) and from the chain heads' rows (the newest row is the head of its
+chain; the seq filter lets zone maps and file statistics skip the rest)."""
+
+
+def statements(bench: BenchLedger, lake: Lake, repeat: int) -> None:
+    """Per-statement medians of ``report ccpa`` and ``report subject`` (a key, no rows) on
+    both backends, and the coverage's newest-version query beside its alternative."""
+    import reports.base
+    from reports.ccpa import ccpa_report
+    from reports.subject import subject_report
+
+    log: list[tuple[str, float]] = []
+    plain = reports.base.cursor_of
+    reports.base.cursor_of = lambda con: _TimedCursor(plain(con), log)  # type: ignore
+    as_of = bench.end.date()
+    try:
+        with SubjectKeyStore(bench.key_store, SECRET) as keys:
+            for backend, location in (("file", bench.path), ("lake", lake.location)):
+                with Ledger(location, read_only=True) as ledger:
+                    runs: dict[str, Measure] = {
+                        "report ccpa": lambda: ccpa_report(ledger, as_of),
+                        "report subject, a key, no rows": lambda: subject_report(
+                            ledger,
+                            keys,
+                            subject_type=ABSENT_SUBJECT[0],
+                            subject_id=ABSENT_SUBJECT[1],
+                            as_of=as_of,
+                        ),
+                    }
+                    for name, run in runs.items():
+                        run()
+                        per: dict[str, list[float]] = {}
+                        totals = []
+                        for _ in range(repeat):
+                            log.clear()
+                            began = time.perf_counter()
+                            run()
+                            totals.append(time.perf_counter() - began)
+                            for sql, seconds in log:
+                                per.setdefault(sql, []).append(seconds)
+                        print(
+                            f"{backend}, {name}: {statistics.median(totals) * 1000:.0f} ms, "
+                            f"{len(per)} statements (load average {load_average()})"
+                        )
+                        for sql, times in sorted(per.items(), key=lambda i: -max(i[1])):
+                            print(f"  {statistics.median(times) * 1000:8.1f} ms  {sql[:100]}")
+                    for label, sql in (
+                        ("newest version, today", NEWEST_VERSION_TODAY),
+                        ("newest version, from the chain heads", NEWEST_VERSION_FROM_HEADS),
+                    ):
+                        found = ledger.con.execute(sql).fetchall()
+                        times = []
+                        for _ in range(repeat):
+                            began = time.perf_counter()
+                            ledger.con.execute(sql).fetchall()
+                            times.append(time.perf_counter() - began)
+                        print(
+                            f"{backend}, {label}: {statistics.median(times) * 1000:.0f} ms "
+                            f"({found})"
+                        )
+    finally:
+        reports.base.cursor_of = plain
+
+
 def explain(bench: BenchLedger, lake: Lake, out: Path) -> None:
     """EXPLAIN ANALYZE of the CCPA report's two queries on both backends, into ``out``."""
     from reports.ccpa.queries import _GROUPS_SQL, _SUBJECT_MASKS_SQL
@@ -351,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. parquet_metadata_cache=true",
     )
     parser.add_argument("--compact", action="store_true", help="also time after compaction")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="also time each statement of the reports on both backends",
+    )
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE into --dir")
     parser.add_argument(
         "--dir", type=Path, default=ROOT / ".local" / "bench", help="ledgers and lake data"
@@ -379,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         print_times(f"as loaded (load average {began} before, {load_average()} after):", times)
         if args.explain:
             explain(bench, lake, args.dir / "lake-reports-explain.txt")
+        if args.statements:
+            statements(bench, lake, args.repeat)
         if args.compact:
             took = compact(lake)
             files, all_files, megabytes = lake_files(lake)
