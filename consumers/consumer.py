@@ -23,6 +23,16 @@ this loop promises, and how:
   each assigned partition is asked for and recorded (table ``partition_probes``) with the
   next transaction, or in one of its own when idle: a partition is complete through the
   latest probe whose end offset the committed position has reached (``ledger/coverage.py``).
+- **Several services, one consumer group (optional).** With ``group`` (the
+  ``DISCLOSURE_LEDGER_CONSUMER_GROUP`` setting), the consumer joins that Kafka consumer
+  group instead of assigning every partition, and Kafka splits the partitions among the
+  services sharing one lake (docs/scale.md). :class:`_GroupListener` is called on every
+  rebalance: before a partition goes, the batch in flight commits (or is refused whole) and
+  the ledger forgets its claim; when one comes, the ledger claims its chain (fencing the
+  previous owner) and only then reads where it resumes. A batch refused because another
+  instance claimed one of its chains (:class:`~ledger.fence.FencedError`) is dropped whole,
+  and the consumer leaves and rejoins the group, resuming from the ledger: nothing lost,
+  nothing doubled. So does it after a broker outage.
 - **Dead letters (optional).** With ``dead_letter_topic``, every quarantined message is
   also copied there once its batch has committed, with headers naming its source topic,
   partition, offset and error, as Kafka Connect's dead-letter queue does. The copy carries
@@ -64,6 +74,7 @@ from kafka_transport import (
     open_producer,
     resolve_client,
 )
+from ledger.fence import FencedError
 from ledger.quarantine import SealedMessage, sealed_quarantine
 
 log = logging.getLogger(__name__)
@@ -287,6 +298,7 @@ def consume(
     stats: ConsumeStats | None = None,
     client: str | None = "auto",
     workers: int | None = None,
+    group: str | None = None,
 ) -> ConsumeStats:
     """Ingest ``topic`` until ``stop`` is set, or until every partition has been read to
     its end and nothing new arrived for ``until_idle`` seconds.
@@ -299,6 +311,8 @@ def consume(
     ``DISCLOSURE_LEDGER_KAFKA_CLIENT`` setting); every guarantee holds with either.
     ``workers``: decode processes (:mod:`consumers.decoding`); None: the
     ``DISCLOSURE_LEDGER_INGEST_WORKERS`` setting (default 0); 0: decode in this process.
+    ``group``: join this Kafka consumer group and ingest the partitions it gives (the module
+    docstring); None: every partition of the topic.
     """
     if probe_every <= 0:
         raise ConsumeError(f"probe_every (--probe-every) must be positive, not {probe_every:g}")
@@ -309,17 +323,21 @@ def consume(
     backoff = backoff or Backoff()
     stats = stats if stats is not None else ConsumeStats()
     log.info("Kafka client: %s", chosen)
-    consumer = _connect(
-        chosen,
-        bootstrap_servers,
-        max_batch,
-        stop,
-        backoff,
-        max_outage,
-        probe_timeout,
-        stats,
-        connection,
-    )
+
+    def connect() -> ConsumerTransport | None:
+        return _connect(
+            chosen,
+            bootstrap_servers,
+            max_batch,
+            stop,
+            backoff,
+            max_outage,
+            probe_timeout,
+            stats,
+            connection,
+        )
+
+    consumer = connect()
     if consumer is None:
         return stats
     dead_letters = (
@@ -335,10 +353,23 @@ def consume(
     decoder = DecodePool(workers, ingestor.reference, ingestor.codec) if workers else None
     collector = _BatchCollector()
     commits = _Commits(ingestor, stats, dead_letters, collector, decoder)
+    listener = _GroupListener(topic, ingestor, commits) if group else None
+    closed = False
+    if listener is not None:
+        _subscribe(consumer, listener, group)
     try:
         while not stop.is_set():
             try:
-                if reseek or time.monotonic() - last_refresh > (1.0 if not assigned else 10.0):
+                if listener is not None:
+                    if reseek:  # leave and join again: the group gives partitions afresh
+                        commits.wait()
+                        rejoined = _rejoin(consumer, listener, group, connect)
+                        if rejoined is None:  # stopped while the broker was away
+                            closed = True
+                            break
+                        consumer, reseek = rejoined, False
+                    assigned = sorted(listener.partitions)
+                elif reseek or time.monotonic() - last_refresh > (1.0 if not assigned else 10.0):
                     commits.wait()  # seeking reads the offsets the batch in flight stores
                     if not assigned:  # fails within probe_timeout when the broker is away
                         consumer.probe(probe_timeout)
@@ -349,7 +380,11 @@ def consume(
                 if assigned and time.monotonic() - last_end_probe >= probe_every:
                     ingestor.note_probes(_probe_ends(consumer, topic, assigned, probe_timeout))
                     last_end_probe = time.monotonic()
-                messages = _poll_batch(consumer, max_batch, linger) if assigned else []
+                messages = (
+                    _poll_batch(consumer, max_batch, linger, listener)
+                    if assigned or listener is not None
+                    else []
+                )
                 if not messages:
                     commits.wait()
                     if time.monotonic() - last_probe >= 1.0:
@@ -362,6 +397,13 @@ def consume(
                             last_end_probe = last_probe
                     if ingestor.has_pending_probes:
                         commits.submit([])  # the probes alone, while nothing else comes
+            except FencedError as exc:
+                if listener is None:
+                    raise
+                # another instance claimed a chain of the batch: the batch was dropped whole
+                log.warning("%s; leaving and rejoining the consumer group", exc)
+                reseek, caught_up = True, False
+                continue
             except TransportError as exc:
                 commits.wait()  # what was read before the outage is still good
                 if not _ride_out(
@@ -405,11 +447,84 @@ def consume(
             collector.close()
             if decoder is not None:
                 decoder.close()
-            consumer.close()
+            if not closed:
+                consumer.close()
             if dead_letters is not None:
                 dead_letters.close()
     stats.partitions = sorted(assigned)
     return stats
+
+
+class _GroupListener:
+    """What a rebalance of the consumer group does to this service's ledger (the module
+    docstring). Called by the transport inside ``poll``, on the polling thread."""
+
+    def __init__(self, topic: str, ingestor: Ingestor, commits: _Commits) -> None:
+        self.topic = topic
+        self.ingestor = ingestor
+        self.commits = commits
+        self.partitions: set[int] = set()
+        self.generation = 0  # moves on every change: a batch polled across one is dropped
+
+    def assigned(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
+        self.commits.wait()
+        self.generation += 1
+        ledger = self.ingestor.ledger
+        # fence the previous owner first; only then read the chains' heads and offsets
+        ledger.claim_partitions(topic, sorted(partitions))
+        self.ingestor.forget_partitions(topic, partitions)
+        stored = ledger.stored_offsets(topic)
+        self.partitions.update(partitions)
+        starts = {p: stored.get(p) for p in partitions}
+        log.info("the group gave %s partitions %s; resuming at %s", topic, sorted(starts), starts)
+        return starts
+
+    def revoked(self, topic: str, partitions: list[int]) -> None:
+        self.generation += 1
+        self.partitions.difference_update(partitions)
+        try:
+            self.commits.wait()  # the batch in flight commits, or is refused whole
+        finally:
+            self.ingestor.ledger.release_partitions(topic, partitions)
+            self.ingestor.forget_partitions(topic, partitions)
+            log.info("the group took %s partitions %s", topic, sorted(partitions))
+
+    def leave(self) -> None:
+        """Before this service rejoins: it owns nothing until the group says again."""
+        self.generation += 1
+        gone, self.partitions = sorted(self.partitions), set()
+        self.ingestor.ledger.release_partitions(self.topic, gone)
+        self.ingestor.forget_partitions(self.topic, gone)
+
+
+def _rejoin(
+    consumer: ConsumerTransport,
+    listener: _GroupListener,
+    group: str | None,
+    connect: Callable[[], ConsumerTransport | None],
+) -> ConsumerTransport | None:
+    """Close the consumer, forget every partition, connect and join the group again: its
+    rebalance gives partitions afresh, each resuming where the ledger says. None if stopped
+    while reconnecting."""
+    assert group is not None
+    try:
+        consumer.close()
+    except (TransportError, FencedError) as exc:  # leaving may fail as the batch did
+        log.info("closing the consumer before rejoining: %s", exc)
+    listener.leave()
+    fresh = connect()
+    if fresh is not None:
+        _subscribe(fresh, listener, group)
+    return fresh
+
+
+def _subscribe(consumer: ConsumerTransport, listener: _GroupListener, group: str | None) -> None:
+    assert group is not None
+    timeout = load_settings().group_session_timeout
+    consumer.subscribe(listener.topic, group, listener, session_timeout=timeout)
+    log.info(
+        "joining consumer group %s on %s (session timeout %g s)", group, listener.topic, timeout
+    )
 
 
 class _BatchCollector:
@@ -641,15 +756,28 @@ def _probe_ends(
     return [(topic, p, probed_at, ends[p]) for p in assigned]
 
 
-def _poll_batch(consumer: ConsumerTransport, max_batch: int, linger: float) -> list[SourceMessage]:
-    """Poll until ``max_batch`` messages or ``linger`` seconds; in offset order per partition."""
+def _poll_batch(
+    consumer: ConsumerTransport,
+    max_batch: int,
+    linger: float,
+    listener: _GroupListener | None = None,
+) -> list[SourceMessage]:
+    """Poll until ``max_batch`` messages or ``linger`` seconds; in offset order per partition.
+    In a consumer group, the messages polled before a rebalance are dropped (their
+    partitions were sought afresh from the ledger by it), and only messages of partitions
+    the group gives this service are kept."""
     messages: list[SourceMessage] = []
     deadline = time.monotonic() + linger
     while len(messages) < max_batch:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
+        generation = listener.generation if listener is not None else 0
         polled = consumer.poll(remaining, max_batch - len(messages), SourceMessage)
+        if listener is not None:
+            if listener.generation != generation:
+                messages = []
+            polled = [m for m in polled if m.partition in listener.partitions]
         if not polled:
             break
         messages.extend(polled)

@@ -146,6 +146,17 @@ class Ingestor:
         self._watermarks = ledger.latest_watermarks()
         self._pending_probes: list[tuple[str, int, int, int]] = []
 
+    def forget_partitions(self, topic: str, partitions: Sequence[int]) -> None:
+        """Kafka moved these partitions (a rebalance of the consumer group): what this
+        ingestor knew of their chains (head, Merkle frontier) and the watermarks may be
+        stale, as another instance may have appended since. They are read from the ledger
+        again when next needed. Call it between batches (none preparing or committing)."""
+        for partition in partitions:
+            chain = chain_id_for(topic, partition)
+            self._heads.pop(chain, None)
+            self._trees.frontiers.pop(chain, None)
+        self._watermarks = self.ledger.latest_watermarks()
+
     def note_probes(self, probes: Sequence[tuple[str, int, int, int]]) -> None:
         """End offsets probed on the topic, as (topic, partition, probed_at ms, end offset):
         stored with the next batch (or by :meth:`prepare` of no messages when idle)."""
@@ -252,6 +263,8 @@ class Ingestor:
         if self._in_flight:
             in_flight = self._in_flight
             known.update((e, in_flight[e]) for e in event_ids if e in in_flight)
+        if self.ledger.lake is not None:  # other instances may hold the same events
+            known.update(self._settle(messages, candidates, event_ids, known))
         first_in_batch: dict[str, int] = {}
         accepted: list[int] = []
         later_duplicates: list[tuple[SourceMessage, str, int]] = []
@@ -324,6 +337,27 @@ class Ingestor:
         )
         return PreparedBatch(
             batch, stats, carries_reference, heads_before, watermarks_before, trees_before
+        )
+
+    def _settle(
+        self,
+        messages: Sequence[SourceMessage],
+        candidates: Sequence[int],
+        event_ids: Sequence[str],
+        known: dict[str, tuple[str, int]],
+    ) -> dict[str, tuple[str, int]]:
+        """On a lake: the batch's new events that another instance claimed first, each with
+        its row's (chain, seq) (:mod:`ledger.event_claims`)."""
+        first: dict[str, SourceMessage] = {}
+        for i, event_id in zip(candidates, event_ids, strict=True):
+            if event_id not in known and event_id not in first:
+                first[event_id] = messages[i]
+        if not first:
+            return {}
+        return self.ledger.settle_event_ids(
+            list(first),
+            [chain_id_for(m.topic, m.partition) for m in first.values()],
+            [m.offset for m in first.values()],
         )
 
     def _quarantine_rows(

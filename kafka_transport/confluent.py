@@ -280,6 +280,7 @@ class Consumer:
         member = self._connected(group_config(self._config, group, timeouts))
         self._consumer.close()
         self._consumer = member
+        self._timeouts = timeouts
         self._membership = Membership(topic, listener)
         try:
             member.subscribe(
@@ -399,6 +400,14 @@ class Consumer:
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
+                if membership is not None:
+                    if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        # "Subscribed topic not available": the member joins when it exists,
+                        # as kafka-python's does, owning nothing meanwhile
+                        log.debug("%s: %s", err.name(), err.str())
+                        continue
+                    if err.code() == KafkaError.INVALID_SESSION_TIMEOUT:
+                        raise self._timeouts.refused(f"{err.name()}: {err.str()}")
                 raise TransportError(f"{err.name()}: {err.str()}")
             topic, partition, offset = m.topic(), m.partition(), m.offset()
             out.append(make(topic, partition, offset, m.key(), m.value()))

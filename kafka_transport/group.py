@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from kafka_transport.errors import ClientConfigError
+
 if TYPE_CHECKING:
     from kafka_transport import RebalanceListener
 
@@ -61,7 +63,7 @@ class GroupTimeouts:
         """Checked: a heartbeat well within the session (None: a third of it, at most 3 s,
         Kafka's own default)."""
         if session_timeout <= 0:
-            raise ValueError(
+            raise ClientConfigError(
                 f"the group session timeout must be positive, not {session_timeout:g} s "
                 "(DISCLOSURE_LEDGER_GROUP_SESSION_TIMEOUT; the broker accepts 6 s to 30 min "
                 "by default)"
@@ -69,11 +71,21 @@ class GroupTimeouts:
         if heartbeat_interval is None:
             heartbeat_interval = min(3.0, session_timeout / 3)
         if not 0 < heartbeat_interval < session_timeout:
-            raise ValueError(
+            raise ClientConfigError(
                 f"the group heartbeat interval ({heartbeat_interval:g} s) must be positive and "
                 f"below the session timeout ({session_timeout:g} s); a third of it is usual"
             )
         return cls(session_timeout, heartbeat_interval)
+
+    def refused(self, why: str) -> ClientConfigError:
+        """The error for a broker that refused this session timeout (not an outage:
+        retrying cannot help)."""
+        return ClientConfigError(
+            f"the broker refused the consumer group's session timeout of "
+            f"{self.session_timeout:g} s ({why}); set DISCLOSURE_LEDGER_GROUP_SESSION_TIMEOUT "
+            "within the broker's group.min.session.timeout.ms and "
+            "group.max.session.timeout.ms (6 s to 30 min by default)"
+        )
 
     @property
     def session_ms(self) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import InvalidSessionTimeoutError, KafkaError, KafkaTimeoutError
 
 from kafka_transport.delivery import Delivered
 from kafka_transport.errors import TransportError, TransportTimeoutError
@@ -126,6 +126,23 @@ def group_config(config: Mapping[str, Any], group: str, timeouts: GroupTimeouts)
     }
 
 
+def keep_unfinished_joins(coordinator: Any) -> None:
+    """kafka-python 3.0.12 can leave a member with no partitions while the group gave it
+    some: a rejoin the leader starts because the topic's metadata changed (the first join
+    before the partitions were known, or partitions added) stops being needed once it has
+    computed the assignment, so when the poll's timeout ends the wait just as SyncGroup
+    answers, later polls never finish the join (``need_rejoin`` False, the finished join
+    never read) and the partitions go unread until the next rebalance. A join under way
+    keeps the member rejoining here: it joins again (one more rebalance) instead of
+    stalling. Its 2.x clients checked for a pending join the same way."""
+    need_rejoin = coordinator.need_rejoin
+
+    def unless_a_join_is_unfinished() -> bool:
+        return coordinator._join_task is not None or bool(need_rejoin())
+
+    coordinator.need_rejoin = unless_a_join_is_unfinished
+
+
 class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     """kafka-python's callbacks (on its I/O thread) handed to the polling thread. They are
     coroutines, so the I/O thread heartbeats while the listener works."""
@@ -199,8 +216,10 @@ class Consumer:
         timeouts = GroupTimeouts.of(session_timeout, heartbeat_interval)
         # the group id is fixed when kafka-python's consumer is made: a new one, a member
         member = _connected(group_config(self._config, group, timeouts))
+        keep_unfinished_joins(member._coordinator)
         self._consumer.close()
         self._consumer = member
+        self._timeouts = timeouts
         self._membership = membership = Membership(topic, listener)
         self._polling = polling = PollingThread("kafka-python-poll")
         with translated():
@@ -271,7 +290,10 @@ class Consumer:
         self._membership.check()
         try:
             with translated():
-                return self._polling.call(call)
+                try:
+                    return self._polling.call(call)
+                except InvalidSessionTimeoutError as exc:
+                    raise self._timeouts.refused(describe(exc)) from exc
         finally:
             self._membership.check()
 

@@ -280,7 +280,10 @@ def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every ledger table a lake lacks, as DuckLake takes them (:func:`lake_ddl`):
     each module's own ``CREATE TABLE IF NOT EXISTS`` then finds it there (the views of
     :data:`LAKE_LOG_DDL` first, so ``offsets`` and ``chain_heads`` are never tables)."""
+    from ledger.event_claims import EVENT_CLAIMS_DDL
+
     con.execute(LAKE_LOG_DDL)
+    con.execute(EVENT_CLAIMS_DDL)
     from ledger.checkpoints import CHECKPOINTS_DDL  # they build on this module
     from ledger.derived import DERIVED_DDL
     from ledger.erasure import ERASURES_DDL
@@ -354,6 +357,7 @@ class Ledger:
         self._released: set[str] = set()  # ... and those Kafka took from it since
         self._claims = threading.Lock()  # claims come from the preparing and committing threads
         self._claimer: duckdb.DuckDBPyConnection | None = None
+        self._settler: duckdb.DuckDBPyConnection | None = None  # event claims (preparing)
         if self.lake is not None:
             self.con = _open_lake(self.lake, read_only=read_only, external_access=external_access)
         else:
@@ -461,6 +465,7 @@ class Ledger:
         view._reader = None
         view._views = self._views
         view._epochs, view._claims, view._claimer = {}, threading.Lock(), None  # never claims
+        view._settler = None
         view._released = set()
         with self._views:  # views come from one root cursor, never from the owner's ``con``,
             if self._view_root is None:  # which another thread (the consumer) may be using
@@ -481,8 +486,9 @@ class Ledger:
 
     def _close_connections(self) -> None:
         try:
-            if self._claimer is not None:
-                self._claimer.close()
+            for cursor in (self._claimer, self._settler):
+                if cursor is not None:
+                    cursor.close()
             if self._reader is not None:
                 self._reader.close()
             if self._view_root is not None:
@@ -608,6 +614,34 @@ class Ledger:
         finally:
             reader.unregister("_probe_event_ids")
         return {e: (c, int(s)) for e, c, s in rows}
+
+    def settle_event_ids(
+        self, event_ids: Sequence[str], chains: Sequence[str], offsets: Sequence[int]
+    ) -> dict[str, tuple[str, int]]:
+        """On a lake, where other instances append other chains: claim these new events (each
+        at its first position in the batch), and return those another instance claimed
+        first, with the (chain, seq) of their row once it is in the lake
+        (:mod:`ledger.event_claims`). Nothing to do on a ledger file: {}."""
+        if self.lake is None or self.read_only or not event_ids:
+            return {}
+        from ledger.event_claims import claimable, settle
+
+        self.claim_chains(chains)
+        epochs = {c: self._epochs.get(c) for c in set(chains)}
+        lost = sorted(c for c, e in epochs.items() if e is None)
+        if lost:
+            raise FencedError(
+                f"chain {lost[0]} was released by this writer (Kafka gave its partition to "
+                "another instance): the batch holding its messages is not prepared"
+            )
+        if self._settler is None:
+            self._settler = cursor_of(self.con)
+        return settle(
+            self._settler,
+            claimable(event_ids, chains, offsets),
+            {c: e for c, e in epochs.items() if e is not None},
+            self.find_event_ids,
+        )
 
     def latest_watermarks(self) -> dict[tuple[str, str, int], int]:
         """The latest watermark consumed per (source, topic, partition), in epoch ms."""

@@ -413,6 +413,7 @@ def run_consume(args: argparse.Namespace) -> int:
             dead_letter_topic=dead_letter_topic(args),
             probe_every=args.probe_every,
             client=client,
+            group=load_settings().consumer_group,
         )
         final = ingestor.shutdown()  # consume returned: a clean stop
     if final is not None and ingestor.checkpointer is not None:

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_keys
 from disclosure_ledger.commands.keys import second_person
-from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.options import add_command, ledger_location, ledger_option
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
     service_client,
 )
 from disclosure_ledger.errors import DisclosureLedgerError
+from ledger.lake import LakeLocation
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -90,6 +91,17 @@ def run_migrate(args: argparse.Namespace) -> int:
     from ledger.store import Ledger
 
     started = time.monotonic()
+    location = ledger_location(args)
+    if isinstance(location, LakeLocation):
+        # a new lake's tables are created, an older lake's brought up to date, on opening
+        with Ledger(location) as ledger:
+            refresh_heavy(ledger.con)
+            notes = _migrate_checkpoint_notes(args, ledger)
+        took = time.monotonic() - started
+        print(f"{location}: tables and derived data up to date in {took:.1f} s")
+        for line in notes:
+            print(line)
+        return 0
     with Ledger(args.ledger, read_only=True) as ledger:  # refuses a file that is no ledger
         current = has_derived(ledger.con)
     with Ledger(args.ledger) as ledger:  # the writer migrates on opening, in one transaction
@@ -164,7 +176,7 @@ def run_quarantine(args: argparse.Namespace) -> int:
             "--approval reads an approved request through the service: give --server URL"
         )
     reader = getpass.getuser()
-    with Ledger(args.ledger, read_only=True) as ledger:  # a served ledger is named first
+    with Ledger(ledger_location(args), read_only=True) as ledger:  # served: named first
         approved_by = second_person(
             args.approved_by, reader, "quarantine show", "read of the bytes", "printed with them"
         )
@@ -204,7 +216,7 @@ def _run_quarantine_purge(args: argparse.Namespace) -> int:
             "--ledger PATH (a running service purges on its own, every hour)"
         )
     days = args.retention_days or load_settings().quarantine_retention_days
-    with Ledger(args.ledger) as ledger:
+    with Ledger(ledger_location(args)) as ledger:
         done = purge_quarantine(ledger, retention_days=days)
     print(
         f"purged the bytes of {done.purged} quarantined message(s) of unknown subject "

@@ -9,7 +9,7 @@ import getpass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from disclosure_ledger.commands.options import add_command, iso_date
+from disclosure_ledger.commands.options import add_command, iso_date, ledger_location
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     refuse_file_options,
@@ -77,7 +77,7 @@ def run_notices(args: argparse.Namespace) -> int:
             )
         print(answer["line"])
         return 0
-    with Ledger(args.ledger) as ledger:
+    with Ledger(ledger_location(args)) as ledger:
         notice = record_notice(
             ledger,
             erasure_id=args.erasure,

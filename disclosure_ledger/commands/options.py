@@ -85,7 +85,21 @@ def ledger_location(args: argparse.Namespace) -> Path | LakeLocation:
     return location
 
 
-LAKE_COMMANDS = frozenset({"consume", "report", "verify", "query", "prove", "erase-subject"})
+LAKE_COMMANDS = frozenset(
+    {
+        "consume",
+        "serve",
+        "migrate",
+        "status",
+        "report",
+        "verify",
+        "query",
+        "prove",
+        "erase-subject",
+        "quarantine",
+        "notices",
+    }
+)
 """The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
 
 

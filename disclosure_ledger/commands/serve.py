@@ -18,9 +18,11 @@ from disclosure_ledger.commands.options import (
     bootstrap_servers,
     kafka_client,
     kafka_options,
+    ledger_location,
     ledger_option,
 )
 from disclosure_ledger.settings import load_settings
+from ledger.lake import LakeLocation
 
 if TYPE_CHECKING:
     from disclosure_ledger.commands.options import Subcommands
@@ -102,8 +104,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     configure_logging()  # JSON lines (service/logs.py); uvicorn is given the same
     host, port = parse_listen(args.listen)
+    location = ledger_location(args)  # a file, or a lake (docs/ducklake.md, docs/scale.md)
     config = ServiceConfig(
         ledger=args.ledger,
+        location=location if isinstance(location, LakeLocation) else None,
         host=host,
         port=port,
         tls_cert=args.tls_cert,
@@ -133,6 +137,7 @@ def run_serve(args: argparse.Namespace) -> int:
             quarantine_retention_days=quarantine_retention_days(args),
             probe_every=args.probe_every,
             kafka_client=kafka_client(),  # refused at start when unknown or not installed
+            consumer_group=settings.consumer_group,
             checkpoint_file=args.checkpoint_file,
             checkpoint_every_rows=args.checkpoint_every_rows or settings.checkpoint_every_rows,
             checkpoint_every_seconds=(

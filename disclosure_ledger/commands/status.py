@@ -8,7 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.options import add_command, ledger_location
 from disclosure_ledger.commands.server_options import ledger_or_server_options, service_client
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def run_status(args: argparse.Namespace) -> int:
             document = status_document(client)
         lines = coverage_status_of(document).lines()
     else:
-        with Ledger(args.ledger, read_only=True) as ledger:
+        with Ledger(ledger_location(args), read_only=True) as ledger:
             status = coverage_status(ledger.con)
         document, lines = status.to_json(), status.lines()
     if args.format == "json":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from disclosure_ledger.errors import DisclosureLedgerError
+from ledger.lake import LakeLocation
 
 
 class ServiceConfigError(DisclosureLedgerError):
@@ -17,7 +18,8 @@ class ServiceConfigError(DisclosureLedgerError):
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    ledger: Path
+    ledger: Path  # the ledger file, or a lake's local path (the files kept beside it)
+    location: LakeLocation | None = None  # the lake, when the ledger is one
     host: str = "127.0.0.1"
     port: int = 8080
     tls_cert: Path | None = None
@@ -31,6 +33,11 @@ class ServiceConfig:
     max_page_rows: int = 1_000
     memory_limit: str = "2GB"
     max_body_bytes: int = 1_000_000
+
+    @property
+    def ledger_location(self) -> Path | LakeLocation:
+        """What the service opens: the ledger file, or the lake."""
+        return self.location if self.location is not None else self.ledger
 
     @property
     def tls(self) -> bool:

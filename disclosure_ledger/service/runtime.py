@@ -96,6 +96,7 @@ class IngestSettings:
     dead_letter_topic: str | None = None
     probe_every: float = 10.0
     kafka_client: str = "auto"  # DISCLOSURE_LEDGER_KAFKA_CLIENT
+    consumer_group: str | None = None  # DISCLOSURE_LEDGER_CONSUMER_GROUP (several services)
     checkpoint_file: Path | None = None
     checkpoint_every_rows: int = 100_000
     checkpoint_every_seconds: float = 300.0
@@ -140,7 +141,7 @@ class LedgerService:
         self._secret = subject_secret
         self._signer = signer
         self.ingestor: Ingestor | None = None
-        self.ledger = Ledger(config.ledger, external_access=False)
+        self.ledger = Ledger(config.ledger_location, external_access=False)
         try:
             # a wrong secret stops the service here, before anything is consumed or served
             self.subject_keys(KeyStoreAccess.derive, self.ledger).close()
@@ -237,6 +238,7 @@ class LedgerService:
                 probe_every=settings.probe_every,
                 stats=self.ingest_state.stats,
                 client=settings.kafka_client,
+                group=settings.consumer_group,
             )
             self.ingestor.shutdown()  # a clean stop: the final checkpoint
         except Exception as exc:  # the service keeps answering; status and /readyz say why

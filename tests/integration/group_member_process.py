@@ -3,11 +3,12 @@
 Usage: ``python -m tests.integration.group_member_process CLIENT BOOTSTRAP TOPIC GROUP
 SESSION_TIMEOUT``. Joins GROUP on TOPIC and polls until killed; prints ``assigned P,P,..``
 and ``revoked P,P,..`` as its listener is told (every partition starting at the earliest
-offset).
+offset), and logs to standard error.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ class Printing:
 
 def main(argv: Sequence[str]) -> int:
     client, bootstrap, topic, group, session_timeout = argv
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)  # the test keeps it in a file
     consumer = open_consumer(resolve_client(client), bootstrap, max_batch=100, timeout=10.0)
     consumer.subscribe(topic, group, Printing(), session_timeout=float(session_timeout))
     while True:

@@ -32,6 +32,7 @@ import psutil
 from disclosure_ledger.commands.key_material import default_key_store
 from disclosure_ledger.simulate import simulate
 from ledger.key_check import KeyStoreAccess
+from ledger.lake import LakeLocation
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import read_quarantine
 from ledger.store import Ledger
@@ -246,7 +247,7 @@ def subject_secret() -> bytes:
 
 
 def assert_ledger_holds_exactly(
-    ledger_path: Path,
+    ledger_path: Path | LakeLocation,
     topic: str,
     messages: Sequence[Sent],
     positions: Sequence[tuple[int, int]],
@@ -254,10 +255,12 @@ def assert_ledger_holds_exactly(
     bootstrap: str | None = None,
     context: str = "",
     secret: bytes | None = None,
+    key_store: Path | None = None,
 ) -> LedgerContents:
     """The ledger holds each distinct valid event once, every re-send as a duplicate
     pointing at it, every poison message in quarantine with its bytes, stored offsets at
-    the topic's end, and verifies (chains and offset accounting)."""
+    the topic's end, and verifies (chains and offset accounting). ``ledger_path`` may be a
+    lake; ``key_store``: the key store, when not the one beside the ledger."""
     with Ledger(ledger_path, read_only=True) as ledger:
         rows = ledger.con.execute(
             "SELECT event_id::VARCHAR, kafka_partition, kafka_offset, chain_id, seq, "
@@ -271,7 +274,10 @@ def assert_ledger_holds_exactly(
         ).fetchall()
         # the key store opens what is sealed under a subject's key (ledger/quarantine.py)
         with SubjectKeyStore(
-            default_key_store(ledger_path),
+            key_store
+            or default_key_store(
+                ledger_path.local_path if isinstance(ledger_path, LakeLocation) else ledger_path
+            ),
             secret or subject_secret(),
             access=KeyStoreAccess.read,
             ledger=ledger,

@@ -39,8 +39,15 @@ class ServiceProcess:
     """One ``serve`` child process over ``ledger``; ``options`` are serve's other options."""
 
     def __init__(
-        self, ledger: Path, log_path: Path, *options: str, env: dict[str, str] | None = None
+        self,
+        ledger: Path,
+        log_path: Path,
+        *options: str,
+        env: dict[str, str] | None = None,
+        location: str | None = None,
     ) -> None:
+        """``location``: what ``--ledger`` is given when not ``ledger`` (a lake, whose local
+        path ``ledger`` then is)."""
         self.ledger = ledger
         self.log_path = log_path
         self.port = free_port()
@@ -49,7 +56,7 @@ class ServiceProcess:
             str(CLI),
             "serve",
             "--ledger",
-            str(ledger),
+            location or str(ledger),
             "--listen",
             f"127.0.0.1:{self.port}",
             *options,

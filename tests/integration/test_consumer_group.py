@@ -10,11 +10,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
 
-from kafka_transport import ConsumerTransport, open_consumer
+from kafka_transport import ClientConfigError, ConsumerTransport, open_consumer
 from tests.conftest import ROOT
 from tests.integration.reliability_support import LIVE_PROCESSES
 
@@ -170,22 +171,30 @@ def test_two_members_split_the_partitions_and_the_survivor_of_a_close_gets_them_
 
 
 def test_the_partitions_of_a_sigkilled_member_go_to_the_survivor(
-    members: Callable[[str], Member], kafka_bootstrap: str, kafka_client: str, topic: str
+    members: Callable[[str], Member],
+    kafka_bootstrap: str,
+    kafka_client: str,
+    topic: str,
+    tmp_path: Path,
 ) -> None:
     group = f"test-group-{uuid.uuid4().hex[:8]}"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "tests.integration.group_member_process"),
-            *(kafka_client, kafka_bootstrap, topic, group, str(SESSION)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    told, log = tmp_path / "told.txt", tmp_path / "member.log"
+    with told.open("w") as out, log.open("w") as err:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests.integration.group_member_process"),
+                *(kafka_client, kafka_bootstrap, topic, group, str(SESSION)),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+        )
     LIVE_PROCESSES.append(process)
-    assert process.stdout is not None
-    line = process.stdout.readline()  # it owns every partition: the first member
-    assert line.split() == ["assigned", ",".join(map(str, sorted(ALL)))], line
+    first = f"assigned {','.join(map(str, sorted(ALL)))}\n"  # the first member owns them all
+    until(
+        lambda: told.read_text().startswith(first),
+        f"the member process owns every partition (its log: {log})",
+    )
     survivor = members(group)
     until(lambda: survivor.owned() not in (set(), ALL), "the survivor owns some partitions")
     process.kill()
@@ -239,3 +248,22 @@ def test_an_exception_of_the_listener_reaches_the_caller_of_poll(
         until(lambda: bool(consumer.poll(0.2, 100, lambda t, p, o, k, v: o)), "a first message")
         with pytest.raises(LookupError, match="give the partitions up"):
             consumer.close()  # revokes on close
+
+
+def test_a_session_timeout_the_broker_refuses_stops_the_consumer_naming_the_setting(
+    kafka_bootstrap: str, kafka_client: str, topic: str
+) -> None:
+    """Not an outage to ride out: the consumer loop retries only a TransportError."""
+    consumer = open_consumer(
+        kafka_client,  # type: ignore[arg-type]
+        kafka_bootstrap,
+        max_batch=100,
+        timeout=10.0,
+    )
+    group = f"test-group-{uuid.uuid4().hex[:8]}"
+    consumer.subscribe(topic, group, Failing("neither"), session_timeout=3.0)  # below 6 s
+    deadline = time.monotonic() + 30
+    with pytest.raises(ClientConfigError, match="DISCLOSURE_LEDGER_GROUP_SESSION_TIMEOUT"):
+        while time.monotonic() < deadline:
+            consumer.poll(0.2, 100, lambda t, p, o, k, v: o)
+    consumer.close()

@@ -172,6 +172,9 @@ def test_verify_report_and_query_run_on_a_lake_through_the_cli(
     assert "verified" in capsys.readouterr().out
     assert main(["report", "ccpa", "--ledger", argument, "--as-of", "2026-12-01"]) == 0
     assert "| privacy.disclosures.v1/1 | 22 |" in capsys.readouterr().out  # its chain heads
+    assert main(["status", "--ledger", argument, "--format", "json"]) == 0
+    assert '"partitions"' in capsys.readouterr().out  # the lake's coverage, not a file's
+    assert not lake.local_path.exists()
     query = ["query", "--ledger", argument, "--format", "csv"]
     assert main([*query, "SELECT count(*) AS n FROM disclosures"]) == 0
     assert capsys.readouterr().out.splitlines() == ["n", "45"]
@@ -192,6 +195,7 @@ def test_a_command_that_does_not_take_a_lake_yet_refuses_it_before_opening_anyth
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DISCLOSURE_LEDGER_LAKE_LOCAL_PATH", str(tmp_path / "ledger"))
-    assert main(["migrate", "--ledger", "ducklake:postgres:dbname=nowhere host=127.0.0.1"]) == 1
-    assert "`migrate` does not take a DuckLake ledger yet" in capsys.readouterr().err
+    lake = "ducklake:postgres:dbname=nowhere host=127.0.0.1"
+    assert main(["backup", "--to", str(tmp_path / "copy"), "--ledger", lake]) == 1
+    assert "`backup` does not take a DuckLake ledger yet" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no DuckDB file made at the local path

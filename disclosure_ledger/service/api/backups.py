@@ -62,6 +62,16 @@ def post_backup(
 ) -> BackupJson | JSONResponse:
     """Snapshot the ledger, its key store (with the suppression list), request log, users
     store, checkpoint file and key history into a directory on the service's machine."""
+    if service.config.location is not None:
+        return JSONResponse(
+            {
+                "detail": f"the ledger {service.config.location} is a DuckLake: back up its "
+                "PostgreSQL catalog (pg_dump) and its data path together, as docs/ducklake.md "
+                "says; this service's backup copies a ledger file",
+                "error": "refused",
+            },
+            status_code=422,
+        )
     destination = Path(body.to)
     try:
         prepare_destination(destination)  # refused before anything is recorded

@@ -47,7 +47,7 @@ def service_status(service: LedgerService) -> dict[str, Any]:
     state = service.ingest_state
     stats = state.stats
     return {
-        "ledger": str(service.config.ledger),
+        "ledger": str(service.config.ledger_location),
         "ingest": {
             "running": state.running,
             "error": state.error,
