@@ -15,18 +15,21 @@ What it runs, on the broker of ``DISCLOSURE_LEDGER_BROKER_PORT`` (or
   and 3 ``disclosure-ledger consume`` processes started at once, each config into a new
   lake (created by the ledger before they start, so they do not race to create its
   tables), in a consumer group of its own (``DISCLOSURE_LEDGER_CONSUMER_GROUP``), sharing one
-  key store file. Each process stops ``--until-idle`` seconds after it has read its
-  partitions to the end. The figure is events / seconds from the launch of the processes
-  until every event is a row: for a lake, the time a reader of the lake (this process,
-  polling every 0.25 s) first counts them all; for the file (whose writer's lock keeps
-  readers out) the process's exit less its idle wait, within about a second. Start-up
-  (interpreter, imports, attaching the lake) is inside both.
+  key store file. The figure is events / seconds from the launch of the processes until
+  every event is a row: for a lake, the time a reader of the lake (this process, polling
+  every 0.25 s) first counts them all (then the processes are stopped with SIGTERM); for
+  the file (whose writer's lock keeps readers out) the process stops ``--until-idle``
+  seconds after reading its partitions to the end, and the figure takes its exit less that
+  wait, within about a second. Start-up (interpreter, imports, attaching the lake, joining
+  the group) is inside both; the "steady" figure leaves it out: the rows between the first
+  and the last batch the processes logged, over that time.
 * the rebalance (``--rebalance-events`` on a new topic): 3 processes on a new lake; once
   every partition has rows and the backlog is at least a third read, one of them is sent
   SIGKILL. The rebalance time is from the kill until every partition that still had a
   backlog advances again (the killed one's partitions taken over by a survivor, which
-  first claims each chain's fence and reads its head); stated with the partitions each
-  process was seen to own.
+  first claims each chain's fence and reads its head). The group's session timeout
+  (``DISCLOSURE_LEDGER_GROUP_SESSION_TIMEOUT``, 10 s by default) bounds how soon the broker
+  notices the dead member.
 
 The machine's load average is printed at each step: on a shared machine it moves every
 figure, so medians of ``--runs`` are printed beside the individual runs.
@@ -147,8 +150,16 @@ class Catalogs:
 
 
 def launch(
-    target: Target, topic: str, bootstrap: str, keys: Path, group: str, idle: float, log: Path
+    target: Target,
+    topic: str,
+    bootstrap: str,
+    keys: Path,
+    group: str,
+    idle: float | None,
+    log: Path,
 ) -> subprocess.Popen[bytes]:
+    """A ``consume`` process; ``idle`` None: it runs until stopped (a member of a group that
+    has not been given partitions yet would otherwise count itself idle and leave)."""
     env = {
         **os.environ,
         **target.env,
@@ -163,8 +174,7 @@ def launch(
         target.ledger,
         "--topic",
         topic,
-        "--until-idle",
-        str(idle),
+        *(["--until-idle", str(idle)] if idle is not None else []),
         "--key-store",
         str(keys),
         "--no-checkpoints",
@@ -194,6 +204,18 @@ class LakeReader:
         self.con.close()
 
 
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (a clean stop: the batch in flight commits), then wait for each."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def ingest(
     target: Target,
     processes: int,
@@ -210,16 +232,15 @@ def ingest(
     reader = LakeReader(target.lake) if target.lake is not None else None
     began = time.perf_counter()
     process_logs = [logs / f"{group}-{i}.log" for i in range(processes)]
-    procs = [launch(target, topic, bootstrap, keys, group, idle, log) for log in process_logs]
+    wait = idle if reader is None else None  # a lake's reader sees the end: no idle wait
+    procs = [launch(target, topic, bootstrap, keys, group, wait, log) for log in process_logs]
     seen_all: float | None = None
     try:
         while any(p.poll() is None for p in procs):
-            if (
-                reader is not None
-                and seen_all is None
-                and sum(reader.per_partition().values()) >= events
-            ):
+            if reader is not None and sum(reader.per_partition().values()) >= events:
                 seen_all = time.perf_counter() - began
+                stop(procs)
+                break
             time.sleep(0.25)
         exited = time.perf_counter() - began
     finally:
@@ -228,7 +249,7 @@ def ingest(
                 p.kill()
         if reader is not None:
             reader.close()
-    failed = [p.returncode for p in procs if p.returncode]
+    failed = [p.returncode for p in procs if p.returncode not in (0, -signal.SIGTERM)]
     if failed:
         raise SystemExit(f"a consume process failed ({failed}): see {logs}/{group}-*.log")
     if reader is not None:
@@ -253,7 +274,7 @@ def rebalance(
     group = f"bench-rebalance-{uuid.uuid4().hex[:8]}"
     reader = LakeReader(target.lake)
     procs = [
-        launch(target, topic, bootstrap, keys, group, idle, logs / f"{group}-{i}.log")
+        launch(target, topic, bootstrap, keys, group, None, logs / f"{group}-{i}.log")
         for i in range(3)
     ]
     try:
@@ -286,13 +307,12 @@ def rebalance(
                 elif p not in stalled_since:
                     stalled_since[p] = now
             last = counts
-            if all(p.poll() is not None for p in procs[1:]):
-                break  # the survivors finished: whatever did not resume had no backlog
-            if now > 300:
-                break
+            if sum(counts.values()) >= events or now > 300:
+                break  # all in: a partition that did not resume had no backlog left
         done = {p: resumed.get(p) for p in range(PARTITIONS)}
-        for p in procs[1:]:
-            p.wait(timeout=600)
+        while sum(reader.per_partition().values()) < events and time.perf_counter() - killed < 600:
+            time.sleep(0.5)
+        stop(procs[1:])
         final = sum(reader.per_partition().values())
     finally:
         for p in procs:
