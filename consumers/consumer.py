@@ -424,7 +424,14 @@ def consume(
                 last_activity = time.monotonic()
                 continue
             if messages:
-                commits.submit(messages)
+                try:
+                    commits.submit(messages)
+                except FencedError as exc:
+                    if listener is None:
+                        raise
+                    # a batch refused (or one waiting on another instance too long): dropped
+                    log.warning("%s; leaving and rejoining the consumer group", exc)
+                    reseek = True
                 last_activity = time.monotonic()
                 caught_up = False
                 continue

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # files kept beside it as if it were a ledger file (default STATE_DIR/ducklake/ledger).
     lake_data_path: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
     lake_local_path: OptionalFile = None
+    # Seconds between two compactions of a DuckLake ledger by `serve` (ledger/compaction.py:
+    # inlined rows flushed, small files merged, through DuckLake's own functions); 0: never.
+    lake_compact_every: float = Field(default=600.0, ge=0)
     # Where the local broker's jars, data and logs and the demo's outputs live (gitignored).
     state_dir: Path = Path(".local")
     broker_port: int = 19092

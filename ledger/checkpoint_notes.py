@@ -192,13 +192,19 @@ def store_notes(
 ) -> None:
     """Insert into ``checkpoint_notes``, then write the files (each fsynced)."""
     con.execute(CHECKPOINT_NOTES_DDL)
+    insert_notes(con, notes, at)
+    write_note_files(directory, notes, at)
+
+
+def insert_notes(con: duckdb.DuckDBPyConnection, notes: Sequence[StoredNote], at: str) -> None:
+    """Insert into ``checkpoint_notes`` only (on a lake, inside the transaction that holds
+    the chains' fences; the files are written after it commits)."""
     for stored in notes:
         con.execute(
             "INSERT INTO checkpoint_notes "
             "VALUES (strptime(?, '%Y-%m-%dT%H:%M:%S.%gZ'), ?, ?, ?, ?)",
             [at, stored.kind, stored.chain_id, stored.size, stored.encoded],
         )
-    write_note_files(directory, notes, at)
 
 
 def note_paths(notes: Sequence[StoredNote], at: str) -> list[tuple[str, str, bool]]:

@@ -22,10 +22,13 @@ variable named in the settings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+import duckdb
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -42,12 +46,15 @@ from ledger.checkpoint_copy import CheckpointCopy, CopyStatus
 from ledger.checkpoint_notes import (
     StoredNote,
     default_notes_dir,
+    insert_notes,
     log_origin,
     note_paths,
     sign_notes,
     store_notes,
+    write_note_files,
 )
 from ledger.errors import LedgerError
+from ledger.fence import FencedError, hold
 from ledger.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     key_id VARCHAR NOT NULL, chains INTEGER NOT NULL, line VARCHAR NOT NULL
 );
 """
+
+CHECKPOINT_FENCES_DDL = """
+CREATE TABLE IF NOT EXISTS checkpoint_fences (
+    checkpoint_at TIMESTAMP NOT NULL, writer VARCHAR NOT NULL, chain_id VARCHAR NOT NULL,
+    epoch BIGINT NOT NULL
+);
+"""
+"""On a lake only: for each chain a checkpoint covers, the writer that stored it and the
+fence epoch it held (inserted in the same transaction). ``verify`` reads it to tell a chain
+another instance owns from one left out of a manifest (:mod:`ledger.verify.notes`)."""
 
 _HEAD = re.compile(r"(?P<chain>[^\s=]+)=(?P<length>\d+):(?P<head>[0-9a-f]{64})")
 _AT = re.compile(r"at=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")
@@ -230,13 +247,18 @@ def sign_checkpoint(
 
 
 # -- in the ledger and in the file -------------------------------------------------------
-def current_heads(ledger: Ledger) -> tuple[ChainHead, ...]:
+def current_heads(ledger: Ledger, chains: Iterable[str] | None = None) -> tuple[ChainHead, ...]:
     """Every chain's length (its highest seq) and head (the chain hash of that row): one
-    per source partition, and the access log's once it holds an entry."""
-    rows = ledger.con.execute(
-        "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
-        "GROUP BY chain_id ORDER BY chain_id"
-    ).fetchall()
+    per source partition, and the access log's once it holds an entry. ``chains`` limits
+    the source partitions' chains to those (on a lake, the chains this instance holds)."""
+    select = "SELECT chain_id, max(seq), arg_max(chain_hash, seq) FROM disclosures "
+    group = "GROUP BY chain_id ORDER BY chain_id"
+    if chains is None:
+        rows = ledger.con.execute(select + group).fetchall()
+    else:
+        rows = ledger.con.execute(
+            select + "WHERE chain_id IN (SELECT unnest(?::VARCHAR[])) " + group, [sorted(chains)]
+        ).fetchall()
     heads = [ChainHead(str(c), int(n), bytes(h)) for c, n, h in rows]
     access = access_log_head(ledger.con)
     if access is not None:
@@ -268,8 +290,13 @@ def read_checkpoint_file(path: Path) -> list[str]:
 
 def store_checkpoint(ledger: Ledger, checkpoint: Checkpoint, checkpoint_file: Path) -> None:
     """Insert into the ledger's ``checkpoints`` table, then append to the file and fsync."""
-    con = ledger.con
-    con.execute(CHECKPOINTS_DDL)
+    ledger.con.execute(CHECKPOINTS_DDL)
+    insert_checkpoint(ledger.con, checkpoint)
+    append_to_checkpoint_file(checkpoint_file, checkpoint)
+
+
+def insert_checkpoint(con: duckdb.DuckDBPyConnection, checkpoint: Checkpoint) -> None:
+    """Insert into the ledger's ``checkpoints`` table only."""
     con.execute(
         "INSERT INTO checkpoints VALUES (strptime(?, '%Y-%m-%dT%H:%M:%S.%gZ'), ?, ?, ?, ?)",
         [
@@ -280,6 +307,10 @@ def store_checkpoint(ledger: Ledger, checkpoint: Checkpoint, checkpoint_file: Pa
             checkpoint.line,
         ],
     )
+
+
+def append_to_checkpoint_file(checkpoint_file: Path, checkpoint: Checkpoint) -> None:
+    """Append the line to the checkpoint file, fsynced."""
     checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
     with checkpoint_file.open("a", encoding="utf-8") as out:
         out.write(checkpoint.line + "\n")
@@ -344,7 +375,9 @@ class Checkpointer:
         self._pending_rows = 0
         self._last_ms = self._clock_ms()
         self.last: Checkpoint | None = None
-        heads = current_heads(ledger)
+        # on a lake: who stores the checkpoints, as recorded in checkpoint_fences
+        self.writer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        heads = current_heads(ledger, self._held_chains())
         lines = ledger_checkpoint_lines(ledger)
         try:
             last_heads = parse_checkpoint(lines[-1]).heads if lines else ()
@@ -378,14 +411,13 @@ class Checkpointer:
         """Call on a clean stop: a final checkpoint, unless the last one is still current."""
         return self.checkpoint() if self._moved or self._access_log_moved() else None
 
-    def checkpoint(self) -> Checkpoint:
-        """Write a checkpoint now."""
-        now = self._clock_ms()
-        checkpoint = sign_checkpoint(
-            self._signer, current_heads(self.ledger), self.reference_version, now
-        )
-        store_checkpoint(self.ledger, checkpoint, self.checkpoint_file)
-        notes = sign_notes(
+    def _held_chains(self) -> dict[str, int] | None:
+        """On a lake, the chains this instance holds, with the fence epoch of each
+        (:meth:`Ledger.claim_chains`); None on a ledger file, whose one writer holds all."""
+        return None if self.ledger.lake is None else self.ledger.held_chains()
+
+    def _sign_notes(self, checkpoint: Checkpoint) -> list[StoredNote]:
+        return sign_notes(
             self.ledger.con,
             self._signer,
             self.origin,
@@ -393,7 +425,27 @@ class Checkpointer:
             at=checkpoint.at,
             reference_version=self.reference_version,
         )
-        store_notes(self.ledger.con, notes, checkpoint.at, self.notes_dir)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Write a checkpoint now. On a lake, of the chains this instance holds only, stored
+        under their fences (:meth:`_store_on_lake`); None if it holds none."""
+        now = self._clock_ms()
+        held = self._held_chains()
+        if held is None:
+            checkpoint = sign_checkpoint(
+                self._signer, current_heads(self.ledger), self.reference_version, now
+            )
+            store_checkpoint(self.ledger, checkpoint, self.checkpoint_file)
+            notes = self._sign_notes(checkpoint)
+            store_notes(self.ledger.con, notes, checkpoint.at, self.notes_dir)
+        elif not held:
+            log.info("no checkpoint: this instance holds no chain of the lake yet")
+            return None
+        else:
+            stored = self._store_on_lake(held, now)
+            if stored is None:
+                return None
+            checkpoint, notes = stored
         self.last_notes = notes
         if self.copy is not None:  # a failure is logged, counted and retried next time
             self.copy.copy([relative for relative, _, _ in note_paths(notes, checkpoint.at)])
@@ -409,3 +461,64 @@ class Checkpointer:
             self.checkpoint_file,
         )
         return checkpoint
+
+    def _store_on_lake(
+        self, held: dict[str, int], now: int
+    ) -> tuple[Checkpoint, list[StoredNote]] | None:
+        """One transaction that holds the fence of every chain this instance holds
+        (:func:`ledger.fence.hold`), reads their heads, and stores the signed line, its notes
+        and the epochs held; the checkpoint file and the notes directory are written, and
+        the copy made, only after it commits.
+
+        A chain another instance claimed before the transaction is left out (its hold finds
+        another epoch), and stays claimed here, so appends to it stay refused; None if
+        every chain was. A claim committed while the transaction is open makes its commit
+        fail (:class:`FencedError`): nothing is stored, written or copied, and the
+        signature made in memory is discarded."""
+        con = self.ledger.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for chain in sorted(held):
+                try:
+                    hold(con, chain, held[chain])
+                except FencedError as exc:
+                    why = str(exc).replace("; the batch is not appended", "")
+                    log.warning("the checkpoint leaves out chain %s: %s", chain, why)
+                    del held[chain]
+            if not held:
+                con.execute("ROLLBACK")
+                return None
+            checkpoint = sign_checkpoint(
+                self._signer, current_heads(self.ledger, held), self.reference_version, now
+            )
+            insert_checkpoint(con, checkpoint)
+            notes = self._sign_notes(checkpoint)
+            insert_notes(con, notes, checkpoint.at)
+            covered = [h.chain_id for h in checkpoint.heads if h.chain_id in held]
+            con.execute(
+                "INSERT INTO checkpoint_fences SELECT strptime($at, '%Y-%m-%dT%H:%M:%S.%gZ'), "
+                "$writer, unnest($chains::VARCHAR[]), unnest($epochs::BIGINT[])",
+                {
+                    "at": checkpoint.at,
+                    "writer": self.writer,
+                    "chains": covered,
+                    "epochs": [held[c] for c in covered],
+                },
+            )
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        try:
+            con.execute("COMMIT")
+        except duckdb.TransactionException as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise FencedError(
+                f"the checkpoint of {', '.join(sorted(held))} was refused: another instance "
+                f"claimed one of these chains while it was being stored ({exc}); nothing was "
+                "stored or published"
+            ) from exc
+        append_to_checkpoint_file(self.checkpoint_file, checkpoint)
+        write_note_files(self.notes_dir, notes, checkpoint.at)
+        return checkpoint, notes

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS event_claims (
 );
 """
 
-WAIT_SECONDS = 20.0
+WAIT_SECONDS = 10.0
 """How long a batch waits for an event another instance claimed first to reach the lake."""
 
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import sqlite3
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledger.errors import LedgerError, WrongSecretError
+from ledger.state_db import StateConnection, StateLocation
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -48,9 +47,11 @@ log = logging.getLogger(__name__)
 KEY_CHECK_LABEL = b"disclosure-ledger/key-check/v1"
 
 META_DDL = (
-    "CREATE TABLE IF NOT EXISTS key_store_meta (name TEXT PRIMARY KEY, value NOT NULL) "
+    "CREATE TABLE IF NOT EXISTS key_store_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) "
     "WITHOUT ROWID"
 )
+"""``value BLOB`` is SQLite's "no type" (BLOB affinity, what older stores declared), and
+``BYTEA`` on PostgreSQL (:mod:`ledger.state_db`)."""
 
 
 class KeyStoreAccess(StrEnum):
@@ -69,7 +70,7 @@ def key_check_value(secret: bytes) -> bytes:
     return hmac.new(secret, KEY_CHECK_LABEL, hashlib.sha256).digest()
 
 
-def wrong_secret(path: Path, why: str) -> WrongSecretError:
+def wrong_secret(path: StateLocation, why: str) -> WrongSecretError:
     return WrongSecretError(
         f"the subject secret does not match the one the subject key store {path} was created "
         f"with ({why}); nothing was recorded. Use the secret this ledger was created "
@@ -80,8 +81,8 @@ def wrong_secret(path: Path, why: str) -> WrongSecretError:
 
 
 def check_secret(
-    db: sqlite3.Connection,
-    path: Path,
+    db: StateConnection,
+    path: StateLocation,
     secret: bytes,
     access: KeyStoreAccess,
     ledger: Ledger | None,
@@ -127,23 +128,18 @@ def check_secret(
     )
 
 
-def _stored_value(db: sqlite3.Connection) -> bytes | None:
+def _stored_value(db: StateConnection) -> bytes | None:
     if not _has_table(db, "key_store_meta"):
         return None
     found = db.execute("SELECT value FROM key_store_meta WHERE name = 'key_check'").fetchone()
     return None if found is None else bytes(found[0])
 
 
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    return (
-        db.execute(
-            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)
-        ).fetchone()
-        is not None
-    )
+def _has_table(db: StateConnection, name: str) -> bool:
+    return db.has_table(name)
 
 
-def _has_keys(db: sqlite3.Connection) -> bool:
+def _has_keys(db: StateConnection) -> bool:
     if not _has_table(db, "subject_keys"):
         return False
     return db.execute("SELECT 1 FROM subject_keys LIMIT 1").fetchone() is not None
@@ -157,14 +153,16 @@ def _quarantine_proof(ledger: Ledger | None, secret: bytes) -> bool | None:
     return secret_opens_quarantine(ledger, secret)
 
 
-def _record(db: sqlite3.Connection, value: bytes, how: str) -> None:
-    """Record the key-check value, and how and when it came to be recorded."""
+def _record(db: StateConnection, value: bytes, how: str) -> None:
+    """Record the key-check value, and how and when it came to be recorded (as text in
+    SQLite, as its UTF-8 bytes in PostgreSQL's ``BYTEA``)."""
     db.execute(META_DDL)
+    at = datetime.now(UTC).isoformat(timespec="seconds")
     db.executemany(
         "INSERT INTO key_store_meta (name, value) VALUES (?, ?)",
         [
             ("key_check", value),
-            ("key_check_recorded", how),
-            ("key_check_recorded_at", datetime.now(UTC).isoformat(timespec="seconds")),
+            ("key_check_recorded", how.encode() if db.postgres else how),
+            ("key_check_recorded_at", at.encode() if db.postgres else at),
         ],
     )

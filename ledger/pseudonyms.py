@@ -1,8 +1,9 @@
 """Keyed pseudonyms for subjects, with per-subject keys kept outside the ledger.
 
 The ledger stores ``HMAC-SHA-256(k_s, type 0x00 id)`` where ``k_s`` is a random key for
-that subject. The keys live in a separate SQLite file with ``secure_delete`` on, looked up
-by ``HMAC-SHA-256(deployment secret, type 0x00 id)``. The same key also encrypts the
+that subject. The keys live in a separate SQLite file with ``secure_delete`` on (beside a
+DuckLake: in the lake's PostgreSQL database, :mod:`ledger.state_db`), looked up by
+``HMAC-SHA-256(deployment secret, type 0x00 id)``. The same key also encrypts the
 subject's context values (:mod:`ledger.context_crypto`).
 
 Destroying a subject's key (:func:`ledger.erasure.erase_subject`, crypto-shredding) leaves
@@ -14,23 +15,29 @@ fresh key marked ``after_erasure``.
 
 :meth:`SubjectKeyStore.derive` keeps what it derived in a bounded in-process cache, which
 erasure clears: through the same store directly, from any other connection (the
-``erase-subject`` CLI) through SQLite's ``PRAGMA data_version``.
+``erase-subject`` CLI, another instance) through SQLite's ``PRAGMA data_version``, or on
+PostgreSQL the erasure counter every erasure increments in its own transaction.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from pathlib import Path
 
 from ledger.context_crypto import context_key, context_keys, decrypt_context
 from ledger.errors import LedgerError
 from ledger.hmacs import hmac_sha256_many
 from ledger.key_check import KeyStoreAccess, check_secret
+from ledger.state_db import (
+    STATE_ERRORS,
+    SharedState,
+    StateConnection,
+    StateLocation,
+    connect_state,
+)
 from ledger.store import Ledger
 
 KEY_BYTES = 32
@@ -43,12 +50,17 @@ outside it). It names the key (the erasure journal and a quarantined message sea
 it record it) and says nothing of the subject; once the key is erased it names nothing."""
 
 
-def _add_key_columns(db: sqlite3.Connection) -> None:
+_ERASURE_COUNTER_DDL = "CREATE TABLE IF NOT EXISTS key_store_erasures (erasures BIGINT NOT NULL)"
+"""PostgreSQL only: a one-row counter every erasure increments in its own transaction, which
+other instances read to empty their caches (SQLite has ``PRAGMA data_version`` instead)."""
+
+
+def _add_key_columns(db: StateConnection) -> None:
     """Columns added to ``subject_keys`` after stores were first written: each key's id
     (random, :data:`KEY_ID_BYTES`, made with the key and indexed: a sealed quarantined
     message and the erasure journal name the key by it) and whether it was made after the
     subject's erasure; ids of older keys are filled in."""
-    present = {row[1] for row in db.execute("PRAGMA table_info(subject_keys)")}
+    present = db.columns("subject_keys")
     if "key_id" not in present:
         db.execute("ALTER TABLE subject_keys ADD COLUMN key_id BLOB")
     if "after_erasure" not in present:
@@ -84,7 +96,8 @@ class SubjectSecrets:
 
 
 class SubjectKeyStore:
-    """The per-subject key table (one SQLite file, beside but outside the ledger).
+    """The per-subject key table (one SQLite file, beside but outside the ledger; or, beside
+    a DuckLake, tables in the lake's PostgreSQL database: :class:`~ledger.state_db.SharedState`).
 
     Opening it checks the secret against the store's key-check value and raises
     :class:`~ledger.errors.WrongSecretError` on a mismatch, before anything is read or
@@ -97,7 +110,7 @@ class SubjectKeyStore:
 
     def __init__(
         self,
-        path: Path,
+        path: StateLocation,
         secret: bytes,
         *,
         access: KeyStoreAccess = KeyStoreAccess.derive,
@@ -106,16 +119,16 @@ class SubjectKeyStore:
     ) -> None:
         if cache_entries < 0:
             raise LedgerError(f"cache_entries must be 0 or more, not {cache_entries}")
-        path = Path(path)
+        shared = isinstance(path, SharedState)
         if len(secret) < 16:
             raise LedgerError(
                 f"the subject secret is shorter than 16 bytes, so it is not the one the subject "
                 f"key store {path} was created with: supply that one"
-                if path.exists()
+                if shared or path.exists()
                 else "the subject secret is shorter than 16 bytes; generate one with "
                 "`python -c 'import secrets; print(secrets.token_hex(32))'`"
             )
-        if access is not KeyStoreAccess.derive and not path.exists():
+        if access is not KeyStoreAccess.derive and not shared and not path.exists():
             raise LedgerError(
                 f"no subject key store at {path}: `consume` creates it beside the ledger; "
                 "give --key-store if it lives elsewhere"
@@ -128,17 +141,20 @@ class SubjectKeyStore:
         self._cache: dict[tuple[str, str], SubjectSecrets] = {}
         self._data_version: int | None = None
         try:
-            if access is KeyStoreAccess.read:
-                self._db = sqlite3.connect(
-                    path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None
-                )
-            else:
-                self._db = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+            self._db = connect_state(path, read_only=access is KeyStoreAccess.read)
+        except STATE_ERRORS as exc:
             raise LedgerError(f"cannot open the subject key store {path}: {exc}") from exc
         try:
+            if (
+                shared
+                and access is not KeyStoreAccess.derive
+                and not self._db.has_table("subject_keys")
+            ):
+                raise LedgerError(
+                    f"no subject key store in {path}: `consume` creates it on the lake"
+                )
             self._open(access, ledger)
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             self._db.close()
             raise LedgerError(f"cannot open the subject key store {path}: {exc}") from exc
         except BaseException:
@@ -172,6 +188,12 @@ class SubjectKeyStore:
                 "CREATE TABLE IF NOT EXISTS suppressed "
                 "(token BLOB PRIMARY KEY, erased_on TEXT NOT NULL) WITHOUT ROWID"
             )
+            if self._db.postgres:
+                self._db.execute(_ERASURE_COUNTER_DDL)
+                self._db.execute(
+                    "INSERT INTO key_store_erasures SELECT 0 "
+                    "WHERE NOT EXISTS (SELECT 1 FROM key_store_erasures)"
+                )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -254,11 +276,9 @@ class SubjectKeyStore:
         carries the list in place into the restored store); returns how many were new."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            before = self._db.total_changes
-            self._db.executemany(
+            added = self._db.executemany(
                 "INSERT OR IGNORE INTO suppressed (token, erased_on) VALUES (?, ?)", entries
-            )
-            added = self._db.total_changes - before
+            ).rowcount
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -304,7 +324,8 @@ class SubjectKeyStore:
         * :meth:`erase` on this store drops the subject's entry;
         * every call first reads SQLite's ``PRAGMA data_version``, which changes when
           another connection (the ``erase-subject`` CLI, any process) commits to the key
-          store file, and empties the whole cache if it changed.
+          store file, and empties the whole cache if it changed; on PostgreSQL, the erasure
+          counter (:data:`_ERASURE_COUNTER_DDL`), committed with every erasure.
 
         So a subject erased elsewhere is never answered from the cache once its erasure has
         committed before this call starts. An erasure that commits during a call, between
@@ -340,7 +361,13 @@ class SubjectKeyStore:
 
     def _forget_if_changed_elsewhere(self) -> None:
         """Empty the cache if another connection committed to the key store since last time."""
-        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        version = int(
+            self._db.execute(
+                "SELECT erasures FROM key_store_erasures"
+                if self._db.postgres
+                else "PRAGMA data_version"
+            ).fetchone()[0]
+        )
         if version != self._data_version:
             self._cache.clear()
             self._data_version = version
@@ -367,18 +394,7 @@ class SubjectKeyStore:
         keys: dict[bytes, bytes] = {}
         ids: dict[bytes, str] = {}
         after: set[bytes] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for lookup, key, key_id, reappeared in self._db.execute(
-                "SELECT lookup, subject_key, key_id, after_erasure FROM subject_keys "
-                f"WHERE lookup IN ({marks})",
-                chunk,
-            ):
-                keys[lookup] = key
-                ids[lookup] = bytes(key_id).hex()
-                if reappeared:
-                    after.add(lookup)
+        self._read_keys(wanted, keys, ids, after)
         missing = [i for i, lk in enumerate(wanted) if lk not in keys]
         if missing:
             # A subject on the suppression list gets a fresh key marked after_erasure: its
@@ -403,13 +419,17 @@ class SubjectKeyStore:
                 if reappeared:
                     after.add(lookup)
                 rows.append((lookup, key, key_id, int(reappeared)))
+            # Another process (another instance on a lake) may key the same new subject at
+            # once: the first insert wins, and every process reads back the key that won.
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO subject_keys (lookup, subject_key, key_id, after_erasure) "
-                "VALUES (?, ?, ?, ?)",
+            inserted = self._db.executemany(
+                "INSERT OR IGNORE INTO subject_keys (lookup, subject_key, key_id, "
+                "after_erasure) VALUES (?, ?, ?, ?)",
                 rows,
-            )
+            ).rowcount
             self._db.execute("COMMIT")
+            if inserted != len(rows):
+                self._read_keys([row[0] for row in rows], keys, ids, after)
         subject_keys = [keys[lookup] for lookup in wanted]
         key_ids = [ids[lookup] for lookup in wanted]
         return {
@@ -423,6 +443,31 @@ class SubjectKeyStore:
                 strict=True,
             )
         }
+
+    def _read_keys(
+        self,
+        lookups: Sequence[bytes],
+        keys: dict[bytes, bytes],
+        ids: dict[bytes, str],
+        after: set[bytes],
+    ) -> None:
+        """The stored keys under ``lookups`` into ``keys``, their ids and after-erasure
+        marks into ``ids`` and ``after`` (replacing what they held for those lookups)."""
+        for start in range(0, len(lookups), 500):
+            chunk = lookups[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for lookup, key, key_id, reappeared in self._db.execute(
+                "SELECT lookup, subject_key, key_id, after_erasure FROM subject_keys "
+                f"WHERE lookup IN ({marks})",
+                chunk,
+            ):
+                lookup = bytes(lookup)
+                keys[lookup] = bytes(key)
+                ids[lookup] = bytes(key_id).hex()
+                if reappeared:
+                    after.add(lookup)
+                else:
+                    after.discard(lookup)
 
     def _any_suppressed(self) -> bool:
         return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM suppressed)").fetchone()[0])
@@ -502,13 +547,17 @@ class SubjectKeyStore:
             self._db.execute(
                 "INSERT OR IGNORE INTO suppressed (token, erased_on) VALUES (?, ?)", (token, day)
             )
+            if self._db.postgres:  # other instances' caches: committed with the erasure
+                self._db.execute("UPDATE key_store_erasures SET erasures = erasures + 1")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
         if gone:
             self._cache.clear()
-            self._db.execute("VACUUM")
+            # The deleted key's row leaves the store's pages: SQLite's VACUUM (secure_delete
+            # zeroed it already), PostgreSQL's VACUUM FULL (docs/ducklake.md says what is left).
+            self._db.vacuum("subject_keys")
 
 
 def decrypt_subject_context(

@@ -284,7 +284,7 @@ def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
 
     con.execute(LAKE_LOG_DDL)
     con.execute(EVENT_CLAIMS_DDL)
-    from ledger.checkpoints import CHECKPOINTS_DDL  # they build on this module
+    from ledger.checkpoints import CHECKPOINT_FENCES_DDL, CHECKPOINTS_DDL  # they build on this
     from ledger.derived import DERIVED_DDL
     from ledger.erasure import ERASURES_DDL
 
@@ -297,6 +297,7 @@ def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
         CHECKPOINT_NOTES_DDL,
         DERIVED_DDL,
         CHECKPOINTS_DDL,
+        CHECKPOINT_FENCES_DDL,
     ):
         con.execute(lake_ddl(ddl))
 
@@ -559,6 +560,12 @@ class Ledger:
                 if chain not in self._epochs:
                     self._epochs[chain] = claim(self._claimer, chain, owner)
                     self._released.discard(chain)
+
+    def held_chains(self) -> dict[str, int]:
+        """The chains this writer claimed on a lake, each with its fence epoch (what its
+        appends and checkpoints hold); empty on a ledger file."""
+        with self._claims:
+            return dict(self._epochs)
 
     @staticmethod
     def _batch_chains(batch: Batch) -> list[str]:

@@ -4,7 +4,8 @@ Every request a report answers (``report subject``: a request to know; ``report
 recipients``: the GDPR Art. 19 list) is recorded: when it was received and how, what
 kind it was, when and how it was answered, and the basis of any denial. The log is a
 SQLite file of its own (default ``LEDGER.requests.sqlite``): reports open the ledger
-read-only, and the consumer may hold the ledger itself.
+read-only, and the consumer may hold the ledger itself. Beside a DuckLake it is tables in
+the lake's PostgreSQL database instead, shared by every instance (:mod:`ledger.state_db`).
 
 Retention: 11 CCR 7101 requires these records for at least 24 months. Nothing here ever
 deletes an entry; :meth:`RequestLog.prune` refuses any cutoff less than 24 months ago.
@@ -38,19 +39,22 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.context_crypto import decrypt_context, encrypt_context
 from ledger.errors import LedgerError
+from ledger.state_db import STATE_ERRORS, StateLocation, connect_state, state_location
 from reports.errors import ReportError
 from reports.window import months_before
+
+if TYPE_CHECKING:
+    from ledger.lake import LakeLocation
 
 RETENTION_MONTHS = 24
 STATUTORY_REQUESTS_PER_12_MONTHS = 2
@@ -176,29 +180,34 @@ def _moment(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def default_request_log(ledger_path: Path) -> Path:
-    """The request log lives beside the ledger: ``LEDGER.requests.sqlite``."""
-    return ledger_path.with_name(ledger_path.name + ".requests.sqlite")
+def default_request_log(ledger: Path | LakeLocation) -> StateLocation:
+    """The request log lives beside the ledger: ``LEDGER.requests.sqlite``, or beside a
+    lake in the lake's PostgreSQL database (:mod:`ledger.state_db`)."""
+    return state_location(ledger, ".requests.sqlite", "requests")
 
 
 class RequestLog:
-    """The request log (one SQLite file). ``secret`` is the deployment's subject secret."""
+    """The request log (one SQLite file, or tables in a lake's PostgreSQL database).
+    ``secret`` is the deployment's subject secret."""
 
-    def __init__(self, path: Path, secret: bytes) -> None:
+    def __init__(self, path: StateLocation, secret: bytes) -> None:
         if len(secret) < 16:
             raise ReportError("the subject secret is shorter than 16 bytes")
-        self.path = Path(path)
+        self.path = path
         self._secret = secret
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            if isinstance(path, Path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = connect_state(path)
             self._db.execute("PRAGMA journal_mode = DELETE")
             self._db.executescript(_SCHEMA)
-            present = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+            present = self._db.columns("requests")
             for column, kind in _ADDED_COLUMNS.items():
                 if column not in present:
                     self._db.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
+            raise ReportError(f"cannot open the request log {self.path}: {exc}") from exc
+        except STATE_ERRORS as exc:
             raise ReportError(f"cannot open the request log {self.path}: {exc}") from exc
 
     def close(self) -> None:
@@ -295,7 +304,7 @@ class RequestLog:
             if watch is not None:
                 self._watch(logged.request_id, watch)
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ReportError(f"cannot record the request in {self.path}: {exc}") from exc
@@ -344,8 +353,10 @@ class RequestLog:
         sealed = encrypt_context(
             self._seal_key(), request_id, {"pseudonym": watch.subject_pseudonym}
         )
+        # what INSERT OR REPLACE does, on either backend: the request's one watch replaced
+        self._db.execute("DELETE FROM answer_watch WHERE request_id = ?", (request_id,))
         self._db.execute(
-            "INSERT OR REPLACE INTO answer_watch VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO answer_watch VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 request_id,
                 self._watch_token(watch.subject_pseudonym),
@@ -447,7 +458,7 @@ class RequestLog:
             if watch is not None:
                 self._watch(request_id, watch)
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ReportError(f"cannot record the re-issue in {self.path}: {exc}") from exc
@@ -465,28 +476,22 @@ class RequestLog:
         random value of its own per row. The rows stay (11 CCR 7101); someone holding the
         subject secret can no longer find them from the id. Returns the rows changed."""
         token = self.requester(subject_type, subject_id)
-        tables = [
-            name
-            for (name,) in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name IN ('requests', 'register')"
-            )
-        ]
+        tables = [name for name in ("register", "requests") if self._db.has_table(name)]
         changed = 0
         try:
             self._db.execute("BEGIN IMMEDIATE")
             for table in sorted(tables):
                 rows = self._db.execute(
-                    f"SELECT rowid FROM {table} WHERE requester = ?", (token,)
+                    f"SELECT request_id FROM {table} WHERE requester = ?", (token,)
                 ).fetchall()
-                for (rowid,) in rows:
+                for (request_id,) in rows:
                     self._db.execute(
-                        f"UPDATE {table} SET requester = ? WHERE rowid = ?",
-                        ("forgotten:" + secrets.token_hex(32), rowid),
+                        f"UPDATE {table} SET requester = ? WHERE request_id = ?",
+                        ("forgotten:" + secrets.token_hex(32), request_id),
                     )
                 changed += len(rows)
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ReportError(f"cannot forget the subject in {self.path}: {exc}") from exc
@@ -495,7 +500,7 @@ class RequestLog:
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         try:
             return self._db.execute(sql, params).rowcount
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             raise ReportError(f"cannot update the request log {self.path}: {exc}") from exc
 
     def prune(self, before: date, *, today: date) -> int:
@@ -555,7 +560,7 @@ class RequestLog:
                     json.dumps(statement, sort_keys=True),
                 ),
             )
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             raise ReportError(
                 f"cannot keep the erasure's statement in the request log {self.path}: {exc}"
             ) from exc
@@ -569,7 +574,7 @@ class RequestLog:
                 "SELECT statement_json FROM erasure_statements WHERE erasure_id = ?",
                 (erasure_id,),
             ).fetchone()
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             raise ReportError(f"cannot read the request log {self.path}: {exc}") from exc
         if found is None:
             return None

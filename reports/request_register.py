@@ -28,7 +28,6 @@ Re-issues: an answer a late event changed (``reissue_due_since`` in the log,
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +37,7 @@ from typing import Final
 
 from dateutil.relativedelta import relativedelta
 
+from ledger.state_db import STATE_ERRORS, StateLocation
 from reports.errors import ReportError
 from reports.request_log import (
     STATUTORY_REQUESTS_PER_12_MONTHS,
@@ -226,11 +226,11 @@ def _now() -> datetime:
 class RequestRegister(RequestLog):
     """The request log with its register of requests handled as a workflow."""
 
-    def __init__(self, path: Path, secret: bytes) -> None:
+    def __init__(self, path: StateLocation, secret: bytes) -> None:
         super().__init__(path, secret)
         try:
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             raise ReportError(f"cannot open the request register in {self.path}: {exc}") from exc
 
     def __enter__(self) -> RequestRegister:
@@ -462,7 +462,7 @@ class RequestRegister(RequestLog):
                 (status.value, closed_by, *extra, entry.request_id),
             )
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ReportError(f"cannot record the response in {self.path}: {exc}") from exc
@@ -510,7 +510,7 @@ class RequestRegister(RequestLog):
             if watch is not None:
                 self._watch(request_id, watch)
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ReportError(f"cannot record the answer in {self.path}: {exc}") from exc
@@ -649,7 +649,7 @@ class RequestRegister(RequestLog):
     def _change(self, sql: str, params: tuple[object, ...]) -> None:
         try:
             self._db.execute(sql, params)
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             raise ReportError(f"cannot update the request register {self.path}: {exc}") from exc
 
 

@@ -392,7 +392,7 @@ def run_consume(args: argparse.Namespace) -> int:
         Ledger(ledger_location(args)) as ledger,  # a file, or a lake (docs/ducklake.md)
         # checks the secret first: a wrong one stops here, before any offset is consumed
         subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.derive, ledger=ledger
+            ledger_location(args), args.key_store, access=KeyStoreAccess.derive, ledger=ledger
         ) as keys,
     ):
         ingestor = Ingestor(

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.settings import load_settings
 from ledger.key_check import KeyStoreAccess
+from ledger.lake import LakeLocation
 from ledger.pseudonyms import SubjectKeyStore
+from ledger.state_db import StateLocation, state_location
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,13 +25,14 @@ if TYPE_CHECKING:
 __all__ = ["default_key_store", "signing_key", "subject_keys", "subject_secret"]
 
 
-def default_key_store(ledger_path: Path) -> Path:
-    """The per-subject keys live beside, never inside, the ledger file."""
-    return ledger_path.with_name(ledger_path.name + ".keys.sqlite")
+def default_key_store(ledger: Path | LakeLocation) -> StateLocation:
+    """The per-subject keys live beside, never inside, the ledger: ``LEDGER.keys.sqlite``
+    beside a file, the lake's PostgreSQL database beside a lake (:mod:`ledger.state_db`)."""
+    return state_location(ledger, ".keys.sqlite", "subject_keys")
 
 
 def subject_keys(
-    ledger_path: Path,
+    ledger_path: Path | LakeLocation,
     key_store: Path | None,
     *,
     access: KeyStoreAccess,
@@ -43,9 +46,8 @@ def subject_keys(
     created before key stores kept a check value.
     """
     path = key_store or default_key_store(ledger_path)
-    return SubjectKeyStore(
-        path, subject_secret(ledger_path, key_store), access=access, ledger=ledger
-    )
+    local = ledger_path.local_path if isinstance(ledger_path, LakeLocation) else ledger_path
+    return SubjectKeyStore(path, subject_secret(local, key_store), access=access, ledger=ledger)
 
 
 def subject_secret(ledger_path: Path | None = None, key_store: Path | None = None) -> bytes:
@@ -90,7 +92,7 @@ def _existing_ledger_file(ledger_path: Path | None, key_store: Path | None) -> s
     if ledger_path is None:
         return "this ledger"
     store = key_store or default_key_store(ledger_path)
-    if store.exists():
+    if isinstance(store, Path) and store.exists():
         return f"the subject key store {store}"
     if ledger_path.exists():
         return f"the ledger {ledger_path}"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from disclosure_ledger.commands.key_material import subject_keys, subject_secret
-from disclosure_ledger.commands.options import add_command
+from disclosure_ledger.commands.options import add_command, ledger_location
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     reason_option,
@@ -305,7 +305,7 @@ def _read(path: Path) -> bytes:
 
 
 def run_erase_subject(args: argparse.Namespace) -> int:
-    from disclosure_ledger.commands.options import bootstrap_servers, ledger_location
+    from disclosure_ledger.commands.options import bootstrap_servers
     from disclosure_ledger.commands.via_service import erase_subject as erase_through_service
     from disclosure_ledger.erasure_reach import outside_reach, subject_footprint
     from disclosure_ledger.service.answers.erasure import ErasureOutcome, erasure_lines
@@ -325,7 +325,7 @@ def run_erase_subject(args: argparse.Namespace) -> int:
             args.approved_by, actor, "erase-subject", "erasure", "recorded in the journal"
         )
         with subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.erase, ledger=ledger
+            ledger_location(args), args.key_store, access=KeyStoreAccess.erase, ledger=ledger
         ) as keys:
             held = keys.secrets_for(args.subject_type, args.subject_id)
             # read before the key is destroyed: the newest of its rows, its sealed quarantine
@@ -374,7 +374,7 @@ def _after_erasure_in_request_log(
     only to keep the statement of a journalled erasure."""
     from reports.request_log import RequestLog, default_request_log
 
-    log_path = default_request_log(args.ledger)
+    log_path = default_request_log(ledger_location(args))
     if erasure.erasure_id is None and not log_path.exists():
         return 0
     with RequestLog(log_path, subject_secret(args.ledger)) as log:

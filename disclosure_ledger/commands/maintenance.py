@@ -181,7 +181,7 @@ def run_quarantine(args: argparse.Namespace) -> int:
             args.approved_by, reader, "quarantine show", "read of the bytes", "printed with them"
         )
         with subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+            ledger_location(args), args.key_store, access=KeyStoreAccess.read, ledger=ledger
         ) as keys:
             held = read_quarantine(ledger, keys, topic=args.topic, partition=args.partition)
     for q in held:

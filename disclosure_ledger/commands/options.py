@@ -89,6 +89,7 @@ LAKE_COMMANDS = frozenset(
     {
         "consume",
         "serve",
+        "service",
         "migrate",
         "status",
         "report",
@@ -98,9 +99,12 @@ LAKE_COMMANDS = frozenset(
         "erase-subject",
         "quarantine",
         "notices",
+        "users",
+        "requests",
     }
 )
-"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet")."""
+"""The commands that open a DuckLake ledger so far (docs/ducklake.md, "Not yet"); ``users``
+opens only the lake's shared account store (in its PostgreSQL database)."""
 
 
 def split_ledger_location(args: argparse.Namespace) -> None:

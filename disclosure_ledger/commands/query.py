@@ -131,7 +131,7 @@ def _timeline_pseudonym(args: argparse.Namespace) -> str | None:
     with (
         Ledger(ledger_location(args), read_only=True) as ledger,
         subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+            ledger_location(args), args.key_store, access=KeyStoreAccess.read, ledger=ledger
         ) as keys,
     ):
         return keys.pseudonym(args.subject_type, args.subject_id)

@@ -283,13 +283,13 @@ def _subject_request(args: argparse.Namespace, ledger: Ledger) -> str:
         subject_report,
     )
 
-    log_path = args.request_log or default_request_log(args.ledger)
+    log_path = args.request_log or default_request_log(ledger_location(args))
     subject = {"subject_type": args.subject_type, "subject_id": args.subject_id}
     # The key store checks the secret before the request log is opened: a wrong secret
     # records no request (:mod:`ledger.key_check`).
     with (
         subject_keys(
-            args.ledger, args.key_store, access=KeyStoreAccess.read, ledger=ledger
+            ledger_location(args), args.key_store, access=KeyStoreAccess.read, ledger=ledger
         ) as keys,
         RequestLog(log_path, subject_secret(args.ledger, args.key_store)) as log,
     ):
@@ -397,7 +397,7 @@ def _requests_report(args: argparse.Namespace) -> str:
     from reports.request_log import RequestLog, default_request_log
     from reports.request_metrics import render_requests, requests_report
 
-    log_path = args.request_log or default_request_log(args.ledger)
+    log_path = args.request_log or default_request_log(ledger_location(args))
     if not log_path.exists():
         raise DisclosureLedgerError(
             f"no request log at {log_path}: requests are logged by `report subject` and "

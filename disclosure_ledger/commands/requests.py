@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from disclosure_ledger.commands.key_material import subject_secret
-from disclosure_ledger.commands.options import add_command, iso_date
+from disclosure_ledger.commands.options import add_command, iso_date, ledger_location
 from disclosure_ledger.commands.server_options import (
     ledger_or_server_options,
     refuse_file_options,
@@ -189,7 +189,7 @@ def _on_file(args: argparse.Namespace) -> dict[str, Any]:
     from disclosure_ledger.errors import DisclosureLedgerError
     from reports.request_log import default_request_log
 
-    path = args.request_log or default_request_log(args.ledger)
+    path = args.request_log or default_request_log(ledger_location(args))
     if args.action != "open" and not path.exists():
         if args.action == "list":
             return listing_json([], args.as_of or _today())

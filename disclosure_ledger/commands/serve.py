@@ -76,12 +76,12 @@ def register(commands: Subcommands) -> None:
     ingest_options(sub)
 
 
-def _say_if_nobody_can_sign_in(ledger: Path) -> None:
+def _say_if_nobody_can_sign_in(ledger: Path | LakeLocation) -> None:
     """A service without an enabled user says so at start, with the command that fixes it
     (``users add`` works while the service runs)."""
     from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 
-    if not ledger.parent.is_dir():
+    if isinstance(ledger, Path) and not ledger.parent.is_dir():
         return  # the ledger's own error follows, naming the directory
     store = default_account_store(ledger)
     if not any(not user.disabled for user in AccountStore(store).users()):
@@ -116,9 +116,10 @@ def run_serve(args: argparse.Namespace) -> int:
         query_time_limit=args.query_time_limit,
         max_concurrent_queries=args.max_concurrent_queries,
         memory_limit=args.memory_limit,
+        lake_compact_every=load_settings().lake_compact_every,
     )
     config.check()  # before anything is opened
-    _say_if_nobody_can_sign_in(args.ledger)
+    _say_if_nobody_can_sign_in(location)
     settings = load_settings()
     if settings.checkpoint_copy_to is not None and not args.no_ingest:
         from ledger.checkpoint_copy import check_target
@@ -153,8 +154,8 @@ def run_serve(args: argparse.Namespace) -> int:
         config,
         reference=load_reference(args.reference),
         subject_secret=secret,
-        key_store=args.key_store or default_key_store(args.ledger),
+        key_store=args.key_store or default_key_store(ledger_location(args)),
         ingest=ingest,
         signer=signer,
     )
-    return serve(service, AccountStore(default_account_store(args.ledger)))
+    return serve(service, AccountStore(default_account_store(ledger_location(args))))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from disclosure_ledger.commands.options import add_command, ledger_option
+from disclosure_ledger.commands.options import add_command, ledger_location, ledger_option
 from disclosure_ledger.errors import DisclosureLedgerError
 from disclosure_ledger.service.auth.roles import Role
 
@@ -110,7 +110,7 @@ def _format_option(sub: argparse.ArgumentParser) -> None:
 def run_users(args: argparse.Namespace) -> int:
     from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 
-    path = default_account_store(args.ledger)
+    path = default_account_store(ledger_location(args))
     new = not path.exists()
     creates = args.users_action == "add" or getattr(args, "token_action", None) == "issue"
     if new and not creates:

@@ -37,19 +37,28 @@ import hmac
 import json
 import os
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from disclosure_ledger.errors import DisclosureLedgerError
+from ledger.state_db import (
+    STATE_ERRORS,
+    StateConnection,
+    StateLocation,
+    connect_state,
+    state_location,
+)
+
+if TYPE_CHECKING:
+    from ledger.lake import LakeLocation
 
 __all__ = [
     "APPROVED_READ_WINDOW",
@@ -155,8 +164,10 @@ def _text(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def default_approval_store(ledger_path: Path) -> Path:
-    return ledger_path.with_name(ledger_path.name + ".approvals.sqlite")
+def default_approval_store(ledger: Path | LakeLocation) -> StateLocation:
+    """``LEDGER.approvals.sqlite`` beside a file; beside a lake, the lake's PostgreSQL
+    database (:mod:`ledger.state_db`), so an approval made on one instance is seen by all."""
+    return state_location(ledger, ".approvals.sqlite", "approvals")
 
 
 _KEY_LABEL = b"disclosure-ledger/approval-key/v1"
@@ -197,30 +208,35 @@ class ApprovalStore:
     """
 
     def __init__(
-        self, path: Path, secret: bytes, *, clock: Callable[[], datetime] | None = None
+        self, path: StateLocation, secret: bytes, *, clock: Callable[[], datetime] | None = None
     ) -> None:
-        self.path = Path(path)
+        self.path = path
         self._key = hmac.new(secret, _KEY_LABEL, hashlib.sha256).digest()
         self._clock = clock
-        if not self.path.parent.is_dir():
-            raise ApprovalError(
-                f"cannot create the approval store {self.path}: the directory "
-                f"{self.path.parent} does not exist (check --ledger)"
-            )
-        try:  # it holds sealed subject ids: readable by its owner only
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise ApprovalError(f"cannot open the approval store {self.path}: {exc}") from exc
+        if isinstance(path, Path):
+            self._create_private_file(path)
         with self._db() as db:
             db.executescript(_DDL)
 
+    @staticmethod
+    def _create_private_file(path: Path) -> None:
+        if not path.parent.is_dir():
+            raise ApprovalError(
+                f"cannot create the approval store {path}: the directory "
+                f"{path.parent} does not exist (check --ledger)"
+            )
+        try:  # it holds sealed subject ids: readable by its owner only
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise ApprovalError(f"cannot open the approval store {path}: {exc}") from exc
+
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[StateConnection]:
         try:
-            with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
+            with closing(connect_state(self.path, autocommit=False, timeout=10)) as db, db:
                 db.execute("PRAGMA secure_delete = ON")  # deleted parameters are zeroed
                 yield db
-        except sqlite3.Error as exc:
+        except STATE_ERRORS as exc:
             raise ApprovalError(f"the approval store {self.path}: {exc}") from exc
 
     def __enter__(self) -> ApprovalStore:

@@ -32,6 +32,7 @@ class ServiceConfig:
     query_slot_wait: float = 5.0  # how long a query waits for a slot before a 429
     max_page_rows: int = 1_000
     memory_limit: str = "2GB"
+    lake_compact_every: float = 600.0  # seconds between compactions of a lake; 0: never
     max_body_bytes: int = 1_000_000
 
     @property

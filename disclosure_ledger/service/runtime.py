@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from consumers.consumer import ConsumeStats, consume
 from consumers.pipeline import Ingestor
 from disclosure_ledger.service.approvals import ApprovalStore, default_approval_store
+from disclosure_ledger.service.compaction_job import CompactionJob
 from disclosure_ledger.service.config import ServiceConfig
 from disclosure_ledger.service.jobs import VerifyJobs
 from disclosure_ledger.service.metrics import TimedIngestor
@@ -31,6 +32,7 @@ from ledger.access_log import AccessEntry, AccessLog, AccessRecord
 from ledger.key_check import KeyStoreAccess
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import DEFAULT_RETENTION_DAYS
+from ledger.state_db import StateLocation
 from ledger.store import Ledger
 from reports.request_log import RequestLog, default_request_log
 
@@ -129,7 +131,7 @@ class LedgerService:
         *,
         reference: ReferenceData,
         subject_secret: bytes,
-        key_store: Path,
+        key_store: StateLocation,
         ingest: IngestSettings | None,
         signer: Ed25519PrivateKey | None,
     ) -> None:
@@ -137,7 +139,7 @@ class LedgerService:
         self.reference = reference
         self.ingest_settings = ingest
         self.key_store_path = key_store
-        self.request_log_path = default_request_log(config.ledger)
+        self.request_log_path = default_request_log(config.ledger_location)
         self._secret = subject_secret
         self._signer = signer
         self.ingestor: Ingestor | None = None
@@ -162,6 +164,7 @@ class LedgerService:
         self._prepare_gate = threading.Lock()  # ... and while it prepares (new subject keys)
         self._access_con = self.ledger.view(writable=True)
         self.verify_jobs = VerifyJobs(self)
+        self.compaction = CompactionJob.for_ledger(self.ledger, config.lake_compact_every)
 
     def _set_memory_limit(self) -> None:
         """The instance's one memory limit, shared by ingest, reports and queries (the
@@ -202,6 +205,9 @@ class LedgerService:
 
     # -- ingest --------------------------------------------------------------------------
     def start_ingest(self) -> None:
+        """Start the ingest thread (if the service ingests), and the lake's compaction."""
+        if self.compaction is not None:
+            self.compaction.start()
         if self.ingest_settings is None or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._ingest, name="ingest", daemon=True)
@@ -262,6 +268,8 @@ class LedgerService:
         is unsafe; the batch's transaction commits whole or not at all, so a process that
         exits now loses nothing that a restart would not read again)."""
         self._stop.set()
+        if self.compaction is not None:
+            self.compaction.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -323,7 +331,7 @@ class LedgerService:
 
     def approvals(self) -> ApprovalStore:
         """The pending approvals (``LEDGER.approvals.sqlite``), opened for one request."""
-        return ApprovalStore(default_approval_store(self.config.ledger), self._secret)
+        return ApprovalStore(default_approval_store(self.config.ledger_location), self._secret)
 
     @property
     def quarantine_retention_days(self) -> int:

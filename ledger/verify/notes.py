@@ -15,7 +15,9 @@
   - each manifest: every entry's root (or, for the access log, its chain head) likewise; and
     every chain that had rows at its time is listed. A chain had rows at the manifest's time
     if the one-line checkpoint of that time or before names it, or an earlier manifest
-    lists it: a chain left out of a manifest is noticed.
+    lists it: a chain left out of a manifest is noticed. On a lake, where each instance
+    checkpoints the chains it holds, a manifest must list the chains its writer still holds
+    (:class:`_Fences`).
 
 Failures are reported as the other checks' are (:mod:`ledger.verify.result`).
 """
@@ -39,6 +41,7 @@ from ledger.checkpoint_notes import (
 )
 from ledger.checkpoints import Checkpoint, parse_checkpoint
 from ledger.errors import LedgerError
+from ledger.fence import owner_of
 from ledger.key_history import KeyHistory
 from ledger.merkle import MissingNodes, root
 from ledger.notes import Note, NoteError, Verifier, parse_checkpoint_text, parse_note
@@ -364,6 +367,7 @@ def _check_manifests_complete(
             if not signatures.trusts_line(checkpoint):
                 continue  # a line with a bad signature says nothing (reported there)
             named.append((checkpoint.at, {h.chain_id for h in checkpoint.heads if h.length}))
+    fences = _Fences(con)
     reported: set[tuple[str, str]] = set()
     ordered = sorted(manifests, key=lambda m: m[0].at)
     for manifest, where in ordered:
@@ -380,6 +384,8 @@ def _check_manifests_complete(
                         expected.setdefault(
                             entry.chain_id, f"the manifest of {earlier.at} lists it"
                         )
+        if fences.writers_of(manifest.at, listed):
+            expected = fences.expected(manifest.at, listed, expected)
         for chain in sorted(set(expected) - listed):
             if (chain, manifest.at) in reported:
                 continue
@@ -394,6 +400,51 @@ def _check_manifests_complete(
                     f"its time: {expected[chain]}",
                 ),
             )
+
+
+class _Fences:
+    """A lake's ``checkpoint_fences``: which writer stored each chain of each checkpoint, at
+    which fence epoch, and each chain's epoch now (:mod:`ledger.fence`).
+
+    On a lake several instances each checkpoint the chains they hold, so a manifest lists
+    its writer's chains only. Such a manifest must list every chain its writer checkpointed
+    at or before its time at an epoch that is still the chain's epoch now: epochs only grow,
+    so that writer held the chain from that checkpoint until now, this manifest's time
+    included. A chain claimed by another instance since is that instance's to list. Besides,
+    the access log: every manifest lists it once any checkpoint named it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.records: list[tuple[str, str, str, int]] = []  # (at, writer, chain, epoch)
+        self.current: dict[str, int] = {}
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "checkpoint_fences" not in tables:
+            return
+        self.records = [
+            (str(at), str(writer), str(chain), int(epoch))
+            for at, writer, chain, epoch in con.execute(
+                "SELECT strftime(checkpoint_at, '%Y-%m-%dT%H:%M:%S.%gZ'), writer, chain_id, "
+                "epoch FROM checkpoint_fences"
+            ).fetchall()
+        ]
+        for chain in {r[2] for r in self.records}:
+            owner = owner_of(con, chain)
+            if owner is not None:
+                self.current[chain] = owner[0]
+
+    def writers_of(self, at: str, listed: set[str]) -> set[str]:
+        return {w for a, w, chain, _ in self.records if a == at and chain in listed}
+
+    def expected(self, at: str, listed: set[str], named: dict[str, str]) -> dict[str, str]:
+        writers = self.writers_of(at, listed)
+        expected = {ACCESS_CHAIN: named[ACCESS_CHAIN]} if ACCESS_CHAIN in named else {}
+        for a, writer, chain, epoch in sorted(self.records):
+            if writer in writers and a <= at and self.current.get(chain) == epoch:
+                expected.setdefault(
+                    chain,
+                    f"its writer {writer} checkpointed it at {a} under fence epoch {epoch}, "
+                    "which is still the chain's",
+                )
+        return expected
 
 
 class _Signatures:

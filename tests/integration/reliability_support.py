@@ -35,6 +35,7 @@ from ledger.key_check import KeyStoreAccess
 from ledger.lake import LakeLocation
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.quarantine import read_quarantine
+from ledger.state_db import StateLocation
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from producers.publisher import DisclosurePublisher
@@ -255,7 +256,7 @@ def assert_ledger_holds_exactly(
     bootstrap: str | None = None,
     context: str = "",
     secret: bytes | None = None,
-    key_store: Path | None = None,
+    key_store: StateLocation | None = None,
 ) -> LedgerContents:
     """The ledger holds each distinct valid event once, every re-send as a duplicate
     pointing at it, every poison message in quarantine with its bytes, stored offsets at
@@ -274,10 +275,7 @@ def assert_ledger_holds_exactly(
         ).fetchall()
         # the key store opens what is sealed under a subject's key (ledger/quarantine.py)
         with SubjectKeyStore(
-            key_store
-            or default_key_store(
-                ledger_path.local_path if isinstance(ledger_path, LakeLocation) else ledger_path
-            ),
+            key_store or default_key_store(ledger_path),
             secret or subject_secret(),
             access=KeyStoreAccess.read,
             ledger=ledger,

@@ -20,6 +20,7 @@ from typing import Any
 from disclosure_ledger.service.auth.accounts import AccountStore, default_account_store
 from disclosure_ledger.service.auth.roles import Role
 from disclosure_ledger.service.background import log_tail, wait_until_ready
+from ledger.lake import LakeLocation
 from tests.integration.reliability_support import CLI, LIVE_PROCESSES
 
 
@@ -29,8 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def issue_token(ledger: Path, role: Role) -> str:
-    """An API token of ``role`` for the service of ``ledger`` (its account store)."""
+def issue_token(ledger: Path | LakeLocation, role: Role) -> str:
+    """An API token of ``role`` for the service of ``ledger`` (its account store; a lake's is
+    in its PostgreSQL database, shared by every instance)."""
     accounts = AccountStore(default_account_store(ledger))
     return accounts.issue_token(role, label=f"test-{role.value}", created_by="tests").token
 

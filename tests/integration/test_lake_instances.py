@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from disclosure_ledger.cli import main
+from disclosure_ledger.service.auth.roles import Role
 from ledger.store import Ledger
 from tests.conftest import LakeLocation, LedgerLocation, cli_argument
 from tests.integration.reliability_support import (
@@ -33,7 +34,7 @@ from tests.integration.reliability_support import (
     send,
     traffic,
 )
-from tests.integration.service_process import ServiceProcess
+from tests.integration.service_process import ServiceProcess, issue_token
 
 pytestmark = [
     pytest.mark.integration,
@@ -101,8 +102,6 @@ class _Instances:
             "--no-checkpoints",
             "--batch-size",
             "200",
-            "--key-store",
-            str(self.tmp_path / "shared.keys.sqlite"),  # one machine: one key store file
             env={**self.env, "DISCLOSURE_LEDGER_LAKE_LOCAL_PATH": str(local)},
             location=cli_argument(self.lake),
         )
@@ -191,6 +190,12 @@ def test_three_services_killed_and_scaled_ingest_every_event_exactly_once(
     assert publisher.error is None, publisher.error
     assert len(publisher.positions) == total
     _wait_for("caught up", lambda: _ingested(lake, topic) == total, instances, timeout=180)
+    # every instance answers for the whole lake, to a token made once in its shared accounts
+    auditor = issue_token(lake, Role.auditor)
+    rows = {
+        service.port: service.json("/api/v1/status", auditor)["rows"] for service in (a2, b2, c2)
+    }
+    assert set(rows.values()) == {DISTINCT}, rows
     for service in instances.running():
         service.process.send_signal(signal.SIGTERM)
     for service in (b2, c2, a2):
@@ -210,5 +215,4 @@ def test_three_services_killed_and_scaled_ingest_every_event_exactly_once(
         publisher.positions,
         bootstrap=kafka_bootstrap,
         context="three instances, SIGKILLed and scaled 3 -> 2 -> 3",
-        key_store=tmp_path / "shared.keys.sqlite",
     )

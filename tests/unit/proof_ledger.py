@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.pipeline import Ingestor, SourceMessage
+from disclosure_ledger.commands.key_material import default_key_store
 from ledger.checkpoints import Checkpointer
 from ledger.lake import LakeLocation
 from ledger.notes import verifier_key
@@ -68,7 +69,7 @@ def build_proof_ledger(
         return batch
 
     path = location.local_path if isinstance(location, LakeLocation) else location
-    keys_path = path.with_name(path.name + ".keys.sqlite")
+    keys_path = default_key_store(location)  # beside a lake: in its PostgreSQL
     with Ledger(location) as ledger, SubjectKeyStore(keys_path, secret) as keys:
         checkpointer = Checkpointer(
             ledger,

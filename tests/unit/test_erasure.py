@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.pipeline import Ingestor, SourceMessage
 from disclosure_ledger.cli import main
+from disclosure_ledger.commands.key_material import default_key_store
 from ledger.checkpoints import Checkpointer
 from ledger.context_crypto import context_key, decrypt_context
 from ledger.erasure import erase_subject
@@ -182,7 +183,7 @@ def test_erase_subject_cli_records_the_os_user_and_prints_neither_id_nor_pseudon
     secret = "cli-secret-" + "x" * 24
     monkeypatch.setenv("DISCLOSURE_LEDGER_SUBJECT_SECRET", secret)
     monkeypatch.setattr("getpass.getuser", lambda: "auditor-os-user")
-    keys_path = ledger_path.with_name(ledger_path.name + ".keys.sqlite")
+    keys_path = default_key_store(ledger_location)  # beside a lake: in its PostgreSQL
     with SubjectKeyStore(keys_path, secret.encode()) as keys:
         _ingest(ledger_location, keys, reference)
         pseudonym = keys.pseudonym(*ERASED)

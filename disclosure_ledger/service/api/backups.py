@@ -47,9 +47,15 @@ class BackupJson(BaseModel):
 def service_sources(service: LedgerService) -> BackupSources:
     """The files of the served ledger: the ones the service itself uses."""
     settings = service.ingest_settings
+    key_store = service.key_store_path
+    if not isinstance(key_store, Path):
+        raise BackupError(
+            f"a backup copies a one-file ledger and the files beside it; the key store here is "
+            f"{key_store}: back a lake's PostgreSQL database up with PostgreSQL's own tools"
+        )
     return BackupSources.beside(
         service.config.ledger,
-        key_store=service.key_store_path,
+        key_store=key_store,
         checkpoints=settings.checkpoint_file if settings is not None else None,
     )
 

@@ -13,6 +13,8 @@
 The store is SQLite, not the DuckDB ledger, so ``disclosure-ledger users ...`` works while
 the service holds the ledger, and the service sees the change at the next request (nothing
 is cached). The file holds password hashes: it is created readable by its owner only.
+Beside a DuckLake, the same tables live in the lake's PostgreSQL database
+(:mod:`ledger.state_db`), so a user or token made through one instance signs in on all.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -38,6 +39,17 @@ from disclosure_ledger.service.auth.passwords import (
     check_user_name,
 )
 from disclosure_ledger.service.auth.roles import Role
+from ledger.state_db import (
+    STATE_INTEGRITY_ERRORS,
+    STATE_OPERATIONAL_ERRORS,
+    StateConnection,
+    StateLocation,
+    connect_state,
+    state_location,
+)
+
+if TYPE_CHECKING:
+    from ledger.lake import LakeLocation
 
 __all__ = [
     "SESSION_IDLE_TIMEOUT",
@@ -121,8 +133,10 @@ class TokenInfo:
     revoked_at: str | None
 
 
-def default_account_store(ledger_path: Path) -> Path:
-    return ledger_path.with_name(ledger_path.name + ".users.sqlite")
+def default_account_store(ledger: Path | LakeLocation) -> StateLocation:
+    """``LEDGER.users.sqlite`` beside a file; beside a lake, the lake's PostgreSQL database
+    (:mod:`ledger.state_db`), so every instance knows the same users and tokens."""
+    return state_location(ledger, ".users.sqlite", "users")
 
 
 def _digest(secret: str) -> str:
@@ -148,41 +162,43 @@ class AccountStore:
 
     def __init__(
         self,
-        path: Path,
+        path: StateLocation,
         *,
         clock: Callable[[], datetime] = _utc_now,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.path = path
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        self._create_private_file()
+        if isinstance(path, Path):
+            self._create_private_file(path)
         with self._db() as db:
             db.executescript(_DDL)
             for (table, column), alter in _ADDED_COLUMNS.items():
-                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
+                if column not in db.columns(table):
                     db.execute(alter)
 
-    def _create_private_file(self) -> None:
-        if not self.path.parent.is_dir():
+    @staticmethod
+    def _create_private_file(path: Path) -> None:
+        if not path.parent.is_dir():
             raise AccountError(
-                f"cannot create the account store {self.path}: the directory "
-                f"{self.path.parent} does not exist (check --ledger)"
+                f"cannot create the account store {path}: the directory "
+                f"{path.parent} does not exist (check --ledger)"
             )
         try:
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            if self.path.stat().st_mode & 0o077:
-                self.path.chmod(0o600)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
         except OSError as exc:
-            raise AccountError(f"cannot open the account store {self.path}: {exc}") from exc
+            raise AccountError(f"cannot open the account store {path}: {exc}") from exc
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[StateConnection]:
+        """One transaction, committed at the end of the block (a connection per call)."""
         try:
-            with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
+            with closing(connect_state(self.path, autocommit=False, timeout=10)) as db, db:
                 yield db
-        except sqlite3.OperationalError as exc:
+        except STATE_OPERATIONAL_ERRORS as exc:
             raise AccountError(f"the account store {self.path}: {exc}") from exc
 
     def _now(self) -> datetime:
@@ -198,7 +214,7 @@ class AccountStore:
                     "INSERT INTO users VALUES (?, ?, ?, 0, ?)",
                     [name, role.value, self._hasher.hash(password), _iso(self._now())],
                 )
-        except sqlite3.IntegrityError as exc:
+        except STATE_INTEGRITY_ERRORS as exc:
             raise AccountError(
                 f"user {name!r} exists already; use `users reset-password {name}` to change "
                 "the password"
