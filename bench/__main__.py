@@ -15,6 +15,10 @@ BENCHMARKS = (
     "bench.bench_after_erasure",
     "bench.bench_service",
     "bench.bench_second_client",  # prints how to install confluent-kafka when it is absent
+    # issue 21, a DuckLake beside the file: PostgreSQL's server binaries and the ducklake extra
+    "bench.bench_lake_reports",
+    "bench.bench_lake_ingest",
+    "bench.bench_lake_commits",
 )
 
 
