@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ledger.checkpoints
-from consumers.pipeline import Ingestor, SourceMessage
+from consumers.pipeline import Ingestor
 from ledger.checkpoints import Checkpointer, parse_checkpoint, read_checkpoint_file
 from ledger.fence import FencedError
 from ledger.pseudonyms import SubjectKeyStore
@@ -21,28 +21,12 @@ from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from ledger.verify.result import CheckpointSource
 from reference import ReferenceData
-from schemas.codec import EventCodec
 from tests.conftest import LedgerLocation
-from tests.unit.events import make_event
+from tests.lake.support import TOPIC, messages
 from tests.unit.test_go_verifier import GO_VERIFIER, run_go
 
-TOPIC = "t.disclosures"
-CODEC = EventCodec()
 SIGNER = Ed25519PrivateKey.generate()
 pytestmark = pytest.mark.parametrize("ledger_backend", ["ducklake"], indirect=True)
-
-
-def _messages(first: int, count: int, partition: int) -> list[SourceMessage]:
-    return [
-        SourceMessage(
-            TOPIC,
-            partition,
-            offset,
-            b"key",
-            CODEC.encode(make_event(subject={"id": f"m-{offset}", "type": "member"}).to_avro()),
-        )
-        for offset in range(first, first + count)
-    ]
 
 
 def _checkpointer(ledger: Ledger, place: Path, reference: ReferenceData) -> Checkpointer:
@@ -103,7 +87,7 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         at_a, at_b = tmp_path / "a", tmp_path / "b"
         checkpoints_a = _checkpointer(a, at_a, reference)
-        Ingestor(a, key_store, reference).ingest(_messages(0, 3, 0) + _messages(0, 4, 1))
+        Ingestor(a, key_store, reference).ingest(messages(0, 3, 0) + messages(0, 4, 1))
         first = checkpoints_a.checkpoint()  # A holds both chains: its checkpoint has both
         assert first is not None
         assert [h.chain_id for h in first.heads] == [f"{TOPIC}/0", f"{TOPIC}/1"]
@@ -118,7 +102,7 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
                 b.claim_partitions(TOPIC, [1])  # B's claim commits while A's is open
 
         monkeypatch.setattr(ledger.checkpoints, "hold", hold_then_rebalance)
-        Ingestor(a, key_store, reference).ingest(_messages(3, 1, 0))
+        Ingestor(a, key_store, reference).ingest(messages(3, 1, 0))
         with pytest.raises(FencedError, match=r"checkpoint .* was refused"):
             checkpoints_a.checkpoint()
         monkeypatch.undo()
@@ -127,7 +111,7 @@ def test_a_fenced_instance_cannot_store_a_checkpoint_and_the_new_owners_verify(
 
         # B appends to chain 1 and checkpoints it; A's next checkpoint leaves chain 1 out
         checkpoints_b = _checkpointer(b, at_b, reference)
-        Ingestor(b, key_store, reference).ingest(_messages(4, 1, 1))
+        Ingestor(b, key_store, reference).ingest(messages(4, 1, 1))
         second = checkpoints_b.checkpoint()
         assert second is not None
         assert [(h.chain_id, h.length) for h in second.heads] == [(f"{TOPIC}/1", 5)]

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ledger.store
-from consumers.pipeline import Ingestor, SourceMessage
+from consumers.pipeline import Ingestor
 from disclosure_ledger.service.compaction_job import CompactionJob
 from ledger.checkpoints import Checkpointer
 from ledger.compaction import CompactionStats, compact
@@ -24,27 +24,11 @@ from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from reference import ReferenceData
-from schemas.codec import EventCodec
 from tests.conftest import LedgerLocation
-from tests.unit.events import make_event
+from tests.lake.support import TOPIC, messages
 
-TOPIC = "t.disclosures"
-CODEC = EventCodec()
 SIGNER = Ed25519PrivateKey.generate()
 pytestmark = pytest.mark.parametrize("ledger_backend", ["ducklake"], indirect=True)
-
-
-def _messages(first: int, count: int, partition: int) -> list[SourceMessage]:
-    return [
-        SourceMessage(
-            TOPIC,
-            partition,
-            offset,
-            b"key",
-            CODEC.encode(make_event(subject={"id": f"m-{offset}", "type": "member"}).to_avro()),
-        )
-        for offset in range(first, first + count)
-    ]
 
 
 def _evidence(con: duckdb.DuckDBPyConnection) -> tuple[list[Any], list[Any]]:
@@ -93,7 +77,7 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
         first = 0
         for batch in range(4):  # small batches: 4 rows inlined in the catalog, 12 a file
             size = 2 if batch % 2 else 6
-            ingest.ingest(_messages(first, size, 0) + _messages(first, size, 1))
+            ingest.ingest(messages(first, size, 0) + messages(first, size, 1))
             first += size
             if batch in (1, 3):  # chains of 8 and 16 rows
                 checkpoints.checkpoint()
@@ -115,7 +99,7 @@ def test_compaction_keeps_every_leaf_link_and_proof_while_another_instance_appen
             compacted.append(compact(a))
 
         monkeypatch.setattr(ledger.store, "append_derived", insert_then_compact)
-        Ingestor(b, key_store, reference).ingest(_messages(16, 3, 1))  # commits
+        Ingestor(b, key_store, reference).ingest(messages(16, 3, 1))  # commits
         monkeypatch.undo()
         assert len(compacted) == 1  # B's append committed at its first attempt
         stats = compacted[0]

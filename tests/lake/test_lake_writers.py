@@ -12,32 +12,16 @@ from typing import Any
 import pytest
 
 import ledger.store
-from consumers.pipeline import Ingestor, SourceMessage
+from consumers.pipeline import Ingestor
 from ledger.fence import FencedError, owner_of
 from ledger.pseudonyms import SubjectKeyStore
 from ledger.store import Ledger
 from ledger.verify import verify_ledger
 from reference import ReferenceData
-from schemas.codec import EventCodec
 from tests.conftest import LedgerLocation
-from tests.unit.events import make_event
+from tests.lake.support import TOPIC, messages
 
-TOPIC = "t.disclosures"
-CODEC = EventCodec()
 pytestmark = pytest.mark.parametrize("ledger_backend", ["ducklake"], indirect=True)
-
-
-def _messages(first: int, count: int, partition: int = 0) -> list[SourceMessage]:
-    return [
-        SourceMessage(
-            TOPIC,
-            partition,
-            offset,
-            b"key",
-            CODEC.encode(make_event(subject={"id": f"m-{offset}", "type": "member"}).to_avro()),
-        )
-        for offset in range(first, first + count)
-    ]
 
 
 def _ingestor(ledger: Ledger, keys: SubjectKeyStore, reference: ReferenceData) -> Ingestor:
@@ -57,13 +41,13 @@ def test_a_batch_prepared_before_a_claim_and_committed_after_it_is_refused(
 ) -> None:
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         ingest_a = _ingestor(a, key_store, reference)
-        ingest_a.ingest(_messages(0, 3))
-        held_back = ingest_a.prepare(_messages(3, 2))  # A's next batch, its commit held back
+        ingest_a.ingest(messages(0, 3))
+        held_back = ingest_a.prepare(messages(3, 2))  # A's next batch, its commit held back
         # the partition moves to B: B claims the chain, reads its head and offset, appends
         ingest_b = _ingestor(b, key_store, reference)
         b.claim_partitions(TOPIC, [0])
         assert b.stored_offsets(TOPIC) == {0: 3}
-        ingest_b.ingest(_messages(3, 2))
+        ingest_b.ingest(messages(3, 2))
         with pytest.raises(FencedError, match="claimed by"):
             ingest_a.commit(held_back)
         assert _chain(b) == [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)]  # nothing doubled
@@ -78,13 +62,13 @@ def test_the_old_owner_cannot_append_after_the_claim_and_other_chains_go_on(
 ) -> None:
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         ingest_a = _ingestor(a, key_store, reference)
-        ingest_a.ingest(_messages(0, 2, partition=0) + _messages(0, 2, partition=1))
+        ingest_a.ingest(messages(0, 2, partition=0) + messages(0, 2, partition=1))
         b.claim_partitions(TOPIC, [1])  # only partition 1 moves
         with pytest.raises(FencedError):
-            ingest_a.ingest(_messages(2, 1, partition=1))
+            ingest_a.ingest(messages(2, 1, partition=1))
         assert _chain(b, 1) == [(1, 0), (2, 1)]
         # A still owns partition 0, in a fresh ingestor (a restarted consumer): it appends
-        _ingestor(a, key_store, reference).ingest(_messages(2, 1, partition=0))
+        _ingestor(a, key_store, reference).ingest(messages(2, 1, partition=0))
         assert _chain(b, 0) == [(1, 0), (2, 1), (3, 2)]
         assert verify_ledger(b).ok
 
@@ -97,7 +81,7 @@ def test_a_claim_landing_while_the_append_is_open_makes_its_commit_fail(
 ) -> None:
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         ingest_a = _ingestor(a, key_store, reference)
-        ingest_a.ingest(_messages(0, 2))
+        ingest_a.ingest(messages(0, 2))
         real_hold = ledger.store.hold
 
         def hold_then_rebalance(con: object, chain: str, epoch: int) -> None:
@@ -106,11 +90,11 @@ def test_a_claim_landing_while_the_append_is_open_makes_its_commit_fail(
 
         monkeypatch.setattr(ledger.store, "hold", hold_then_rebalance)
         with pytest.raises(FencedError, match="refused"):
-            ingest_a.ingest(_messages(2, 2))
+            ingest_a.ingest(messages(2, 2))
         monkeypatch.undo()
         assert _chain(b) == [(1, 0), (2, 1)]
         assert b.stored_offsets(TOPIC) == {0: 2}
-        _ingestor(b, key_store, reference).ingest(_messages(2, 2))
+        _ingestor(b, key_store, reference).ingest(messages(2, 2))
         assert _chain(b) == [(1, 0), (2, 1), (3, 2), (4, 3)]
         assert verify_ledger(b).ok
 
@@ -157,10 +141,10 @@ def test_writers_of_other_chains_commit_across_each_other_without_conflict(
     append is open neither refuses nor delays it (offsets and heads are per-chain rows)."""
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         ingest_a, ingest_b = _ingestor(a, key_store, reference), _ingestor(b, key_store, reference)
-        ingest_a.ingest(_messages(0, 2, partition=0))
-        ingest_b.ingest(_messages(0, 2, partition=1))
-        attempts = _open_across(monkeypatch, a, lambda: ingest_b.ingest(_messages(2, 3, 1)))
-        ingest_a.ingest(_messages(2, 2, partition=0))
+        ingest_a.ingest(messages(0, 2, partition=0))
+        ingest_b.ingest(messages(0, 2, partition=1))
+        attempts = _open_across(monkeypatch, a, lambda: ingest_b.ingest(messages(2, 3, 1)))
+        ingest_a.ingest(messages(2, 2, partition=0))
         monkeypatch.undo()
         assert attempts == [1]  # A's commit went through at the first attempt
         assert _chain(a, 0) == [(1, 0), (2, 1), (3, 2), (4, 3)]
@@ -183,10 +167,10 @@ def test_two_writers_storing_the_reference_at_once_store_it_once(
     with Ledger(ledger_location) as a, Ledger(ledger_location) as b:
         # the lake holds an older version already (its tables exist: no DDL to conflict on)
         older = dataclasses.replace(reference, version="2025.01.0+older")
-        _ingestor(a, key_store, older).ingest(_messages(0, 1, partition=2))
+        _ingestor(a, key_store, older).ingest(messages(0, 1, partition=2))
         ingest_a, ingest_b = _ingestor(a, key_store, reference), _ingestor(b, key_store, reference)
-        attempts = _open_across(monkeypatch, a, lambda: ingest_b.ingest(_messages(0, 1, 1)))
-        ingest_a.ingest(_messages(0, 1, partition=0))
+        attempts = _open_across(monkeypatch, a, lambda: ingest_b.ingest(messages(0, 1, 1)))
+        ingest_a.ingest(messages(0, 1, partition=0))
         monkeypatch.undo()
         assert len(attempts) == 2  # refused once, then appended without the reference
         [(copies,)] = a.con.execute(
