@@ -181,12 +181,19 @@ class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
             self._consumer.pause(*tps)
             return
         # before kafka-python fetches (it would start at the group's committed offsets)
-        for tp in tps:
-            start = starts[tp.partition]
-            if start is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, start)
+        _seek(self._consumer, tps, starts)
+
+
+def _seek(
+    consumer: KafkaConsumer, tps: list[TopicPartition], starts: dict[int, int | None]
+) -> None:
+    """Each partition to its start (None: its earliest offset)."""
+    for tp in tps:
+        start = starts[tp.partition]
+        if start is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, start)
 
 
 class Consumer:
@@ -245,12 +252,7 @@ class Consumer:
         tps = [TopicPartition(topic, p) for p in sorted(starts)]
         with translated():
             self._consumer.assign(tps)
-            for tp in tps:
-                start = starts[tp.partition]
-                if start is None:
-                    self._consumer.seek_to_beginning(tp)
-                else:
-                    self._consumer.seek(tp, start)
+            _seek(self._consumer, tps, starts)
 
     def position(self, topic: str, partition: int, timeout: float) -> int:
         with translated():
