@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import tenacity
 
 from ledger.chain import GENESIS, LEAF_PREFIX, encode_value, link_hash
 from ledger.errors import LedgerError
@@ -113,11 +114,22 @@ def access_log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, bytes] | None:
     return None if head is None else (int(head[0]), bytes(head[1]))
 
 
-class AccessLog:
-    """Appends entries to one ledger's access log, one at a time (the chain is sequential)."""
+SHARED_APPEND_ATTEMPTS = 8
+"""How often an append to a lake's access log is tried when another instance's append
+committed first (:class:`AccessLog` with ``shared``)."""
 
-    def __init__(self) -> None:
+
+class AccessLog:
+    """Appends entries to one ledger's access log, one at a time (the chain is sequential).
+
+    ``shared``: the ledger is a lake, where other instances append to the same log. Each
+    append then updates the one-row ``access_log_fence`` in its transaction, so that of two
+    instances appending at once the later commit is refused by DuckLake (both wrote that
+    row), and is tried again from the new head: the chain never forks."""
+
+    def __init__(self, *, shared: bool = False) -> None:
         self._lock = threading.Lock()
+        self.shared = shared
 
     @contextmanager
     def appending(self) -> Iterator[None]:
@@ -132,40 +144,57 @@ class AccessLog:
             raise LedgerError("a read of personal data needs a stated reason (a case number)")
         with self._lock:
             try:
-                con.execute("BEGIN TRANSACTION")
-                head = con.execute(
-                    "SELECT seq, chain_hash FROM access_log ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, previous = (int(head[0]) + 1, bytes(head[1])) if head else (1, GENESIS)
-                now = datetime.now(UTC)
-                now_ms = int(now.timestamp() * 1000)
-                fields = {**asdict(entry), "seq": seq, "accessed_at_ms": now_ms}
-                leaf = access_leaf(fields)
-                chained = link_hash(previous, leaf)
-                con.execute(
-                    "INSERT INTO access_log VALUES (?, make_timestamp(? * 1000), ?, ?, ?, ?, ?, "
-                    "?, ?, ?, ?, ?)",
-                    [
-                        seq,
-                        now_ms,
-                        entry.actor,
-                        entry.role,
-                        entry.action,
-                        entry.reason,
-                        entry.subject_pseudonym,
-                        entry.query_text,
-                        entry.detail,
-                        entry.rows_returned,
-                        leaf,
-                        chained,
-                    ],
+                if not self.shared:
+                    return self._append_once(con, entry)
+                # another instance's append committed first: read the new head, link again
+                retrying = tenacity.Retrying(
+                    retry=tenacity.retry_if_exception_type(duckdb.TransactionException),
+                    stop=tenacity.stop_after_attempt(SHARED_APPEND_ATTEMPTS),
+                    wait=tenacity.wait_random_exponential(multiplier=0.02, max=0.5),
+                    reraise=True,
                 )
-                con.execute("COMMIT")
+                return retrying(self._append_once, con, entry)
             except duckdb.Error as exc:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
                 raise LedgerError(
                     f"cannot write the access log entry for {entry.action} by {entry.actor}: "
                     f"{exc}; the read is refused"
                 ) from exc
+
+    def _append_once(self, con: duckdb.DuckDBPyConnection, entry: AccessEntry) -> AccessRecord:
+        try:
+            con.execute("BEGIN TRANSACTION")
+            if self.shared:  # two instances' appends conflict here: one link at a time
+                con.execute("UPDATE access_log_fence SET appended = appended + 1")
+            head = con.execute(
+                "SELECT seq, chain_hash FROM access_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, previous = (int(head[0]) + 1, bytes(head[1])) if head else (1, GENESIS)
+            now = datetime.now(UTC)
+            now_ms = int(now.timestamp() * 1000)
+            fields = {**asdict(entry), "seq": seq, "accessed_at_ms": now_ms}
+            leaf = access_leaf(fields)
+            chained = link_hash(previous, leaf)
+            con.execute(
+                "INSERT INTO access_log VALUES (?, make_timestamp(? * 1000), ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?, ?)",
+                [
+                    seq,
+                    now_ms,
+                    entry.actor,
+                    entry.role,
+                    entry.action,
+                    entry.reason,
+                    entry.subject_pseudonym,
+                    entry.query_text,
+                    entry.detail,
+                    entry.rows_returned,
+                    leaf,
+                    chained,
+                ],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
         return AccessRecord(seq, datetime.fromtimestamp(now_ms / 1000, UTC), chained)

@@ -264,6 +264,8 @@ CREATE VIEW IF NOT EXISTS chain_heads AS
     FROM chain_head_log GROUP BY chain_id;
 CREATE TABLE IF NOT EXISTS reference_fence (stored BIGINT NOT NULL);
 INSERT INTO reference_fence SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM reference_fence);
+CREATE TABLE IF NOT EXISTS access_log_fence (appended BIGINT NOT NULL);
+INSERT INTO access_log_fence SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM access_log_fence);
 """
 """On a lake, where several writers append at once (docs/scale.md): the next offset of each
 partition and the head of each chain are *appended* to a log by the batch that moves them,
@@ -273,7 +275,8 @@ MERGE into one shared table would make every two writers' commits conflict (Duck
 an UPDATE as a delete), while inserts never do. Only the chain's owner appends its rows
 (ledger/fence.py). ``reference_fence`` is the one row every batch that stores a reference
 version updates: two writers storing the same version at once conflict, and the retried
-one then finds it stored."""
+one then finds it stored. ``access_log_fence`` is the same for the access log's chain
+(:class:`ledger.access_log.AccessLog`)."""
 
 
 def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:

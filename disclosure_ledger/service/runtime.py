@@ -154,7 +154,7 @@ class LedgerService:
             raise
         if ingest is not None:
             _yield_engine_threads()
-        self.access_log = AccessLog()
+        self.access_log = AccessLog(shared=self.ledger.lake is not None)
         self.query_slots = threading.BoundedSemaphore(config.max_concurrent_queries)
         self.ingest_state = IngestState()
         self._stop = threading.Event()
