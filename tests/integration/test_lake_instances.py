@@ -44,7 +44,7 @@ pytestmark = [
     pytest.mark.parametrize("kafka_client", ["confluent-kafka"], indirect=True),
 ]
 
-DISTINCT, DUPLICATES, POISON = 6_000, 120, 30
+DISTINCT, DUPLICATES, POISON = 3_000, 60, 15
 PARTITIONS = 6
 SESSION_TIMEOUT = "6"  # seconds: the broker's group.min.session.timeout.ms allows it
 
@@ -153,7 +153,7 @@ def test_three_services_killed_and_scaled_ingest_every_event_exactly_once(
     instances = _Instances(lake, tmp_path, kafka_bootstrap, topic, env)
     # the lake's tables are made before the services start
     assert main(["migrate", "--ledger", cli_argument(lake)]) == 0
-    publisher = _Traffic(kafka_bootstrap, topic, messages, seconds=20.0)
+    publisher = _Traffic(kafka_bootstrap, topic, messages, seconds=12.0)
     publisher.start()
 
     a, b, c = (instances.start(n) for n in ("a", "b", "c"))
@@ -172,15 +172,15 @@ def test_three_services_killed_and_scaled_ingest_every_event_exactly_once(
 
     b.process.kill()  # SIGKILL, mid-batch or mid-commit: its partitions move on
     b.process.wait(30)
-    moves_on(300)
+    moves_on(150)
     b2 = instances.start("b2")
     b2.wait_ready()
     c.process.kill()  # 3 -> 2: a and b2 take c's partitions
     c.process.wait(30)
-    moves_on(300)
+    moves_on(150)
     c2 = instances.start("c2")  # 2 -> 3
     c2.wait_ready()
-    moves_on(300)
+    moves_on(150)
     a.process.kill()
     a.process.wait(30)
     a2 = instances.start("a2")

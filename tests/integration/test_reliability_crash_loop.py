@@ -2,7 +2,7 @@
 caught up; the ledger still holds each distinct valid event exactly once. Run with each
 Kafka client (fixture ``kafka_client``); smaller with librdkafka, see ``SIZES``.
 
-About 60,000 distinct events, 2% re-sent (a fifth of those under another key, so on
+About 40,000 distinct events, 2% re-sent (a fifth of those under another key, so on
 another partition) and 0.5% poison of every kind, on 4 partitions. The consumer runs as
 ``disclosure-ledger consume`` in a child process with small batches, so kills land in
 start-up, mid-batch and mid-commit alike. The kill times come from the run's seed.
@@ -32,8 +32,8 @@ pytestmark = pytest.mark.integration
 # (distinct events, duplicates, poison, kills) per client: the full run with the design's
 # client, half of it with librdkafka (the same code paths, to keep CI time in check)
 SIZES = {
-    "kafka-python": (60_000, 1_200, 300, 20),
-    "confluent-kafka": (30_000, 600, 150, 12),
+    "kafka-python": (40_000, 800, 200, 20),
+    "confluent-kafka": (20_000, 400, 100, 12),
 }
 
 
