@@ -283,26 +283,32 @@ def create_lake_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every ledger table a lake lacks, as DuckLake takes them (:func:`lake_ddl`):
     each module's own ``CREATE TABLE IF NOT EXISTS`` then finds it there (the views of
     :data:`LAKE_LOG_DDL` first, so ``offsets`` and ``chain_heads`` are never tables)."""
-    from ledger.event_claims import EVENT_CLAIMS_DDL
-
-    con.execute(LAKE_LOG_DDL)
-    con.execute(EVENT_CLAIMS_DDL)
     from ledger.checkpoints import CHECKPOINT_FENCES_DDL, CHECKPOINTS_DDL  # they build on this
     from ledger.derived import DERIVED_DDL
     from ledger.erasure import ERASURES_DDL
+    from ledger.event_claims import EVENT_CLAIMS_DDL
 
-    for ddl in (
-        _DDL,
-        WATERMARKS_DDL,
-        ACCESS_LOG_DDL,
-        ERASURES_DDL,
-        MERKLE_DDL,
-        CHECKPOINT_NOTES_DDL,
-        DERIVED_DDL,
-        CHECKPOINTS_DDL,
-        CHECKPOINT_FENCES_DDL,
-    ):
-        con.execute(lake_ddl(ddl))
+    # one transaction: one catalog commit for the whole schema, not one per statement
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(LAKE_LOG_DDL)
+        con.execute(EVENT_CLAIMS_DDL)
+        for ddl in (
+            _DDL,
+            WATERMARKS_DDL,
+            ACCESS_LOG_DDL,
+            ERASURES_DDL,
+            MERKLE_DDL,
+            CHECKPOINT_NOTES_DDL,
+            DERIVED_DDL,
+            CHECKPOINTS_DDL,
+            CHECKPOINT_FENCES_DDL,
+        ):
+            con.execute(lake_ddl(ddl))
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def chain_id_for(topic: str, partition: int) -> str:
